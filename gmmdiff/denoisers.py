@@ -1,0 +1,196 @@
+"""Closed-form Gaussian-mixture denoisers (SPEC section 4).
+
+For theta = (mu_1..mu_M, s) with uniform weights and isotropic variance s >= 0:
+
+    v_t   = alpha_t^2 s + sigma_t^2
+    l_m   = -|x_t - alpha_t mu_m|^2 / (2 v_t)
+    w     = softmax(l)
+    x0hat = (alpha_t s / v_t) x_t + (sigma_t^2 / v_t) sum_m w_m mu_m
+
+The x0 prediction is written once (:func:`gmm_x0`); eps, v and score come from the
+one conversion :func:`convert`. Since v_t >= sigma_t^2 > 0 for t in (0, 1), s = 0 is
+handled exactly: the softmax then sharpens towards the nearest-neighbour rule.
+
+Squared distances use the expansion |x|^2 - 2 alpha x.mu + alpha^2 |mu|^2 (matrix
+products), always accumulated in float64: in float32 that expansion loses every digit
+at t = 0.001 (|x|^2 ~ 2d against distances ~ d t^2). Inputs in float32 therefore get
+float64 distances and float32 everything else; tests show the float64 expansion equals
+the direct difference.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import array_namespace
+from .data import memorized_subset
+from .process import check_process, check_target, check_times, coefficients, target_coefficients
+
+
+@dataclass(frozen=True)
+class GMMParams:
+    """Parameters of a GMM denoiser: ``means (M, d)`` and the variance ``var`` >= 0."""
+    means: object
+    var: float
+
+
+def generalizing(mixture):
+    """theta*: the K true means and the true variance s*."""
+    return GMMParams(mixture.means, float(mixture.var))
+
+
+def memorizing(X):
+    """theta_mem: every training point ``X (N, d)`` as a component, variance 0."""
+    return GMMParams(X, 0.0)
+
+
+def partially_memorizing(X, M, seed):
+    """theta_pmem,M: M distinct training points (seeded random subset), variance 0.
+
+    Returns ``(params, subset)`` with ``subset (M,)`` the host indices into ``X``.
+    """
+    subset = memorized_subset(X.shape[0], M, seed)
+    xp = array_namespace(X)
+    return GMMParams(X[xp.asarray(subset)], 0.0), subset
+
+
+# ---------------------------------------------------------------------------------
+# batched internals: leading axes "..." index independent models (J models in training)
+# ---------------------------------------------------------------------------------
+
+def _sq_dist(x_t, means, alpha, xp):
+    """|x_t - alpha mu_m|^2 in float64 via matrix products.
+
+    x_t: (..., B, d), means: (..., M, d), alpha: (..., B) -> (..., B, M) float64, >= 0.
+    """
+    x = x_t.astype(xp.float64, copy=False)
+    mu = means.astype(xp.float64, copy=False)
+    a = alpha.astype(xp.float64, copy=False)[..., None]                 # (..., B, 1)
+    xx = xp.sum(x * x, axis=-1)[..., None]                               # (..., B, 1)
+    mm = xp.sum(mu * mu, axis=-1)[..., None, :]                          # (..., 1, M)
+    cross = xp.matmul(x, xp.swapaxes(mu, -1, -2))                        # (..., B, M)
+    D = xx - (2.0 * a) * cross + (a * a) * mm
+    return xp.maximum(D, 0.0, out=D)
+
+
+def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
+    """Posterior weights over components and their mean.
+
+    x_t: (..., B, d); alpha, sigma: (..., B); means: (..., M, d); var: (...) or scalar;
+    mask: (..., M) bool or None (False = padding component, weight 0).
+
+    Returns ``(W (..., B, M), mubar (..., B, d), D (..., B, M) float64, v (..., B))``
+    with W and mubar in the dtype of ``means`` and v in float64.
+    """
+    var = xp.asarray(var, dtype=xp.float64)[..., None]                   # (..., 1)
+    a64 = alpha.astype(xp.float64, copy=False)
+    s64 = sigma.astype(xp.float64, copy=False)
+    v = a64 * a64 * var + s64 * s64                                      # (..., B)
+    D = _sq_dist(x_t, means, alpha, xp)                                  # (..., B, M)
+    logits = D / (-2.0 * v[..., None])
+    if mask is not None:
+        logits = xp.where(mask[..., None, :], logits, -xp.inf)
+    logits -= xp.max(logits, axis=-1, keepdims=True)
+    W = xp.exp(logits, out=logits)
+    W /= xp.sum(W, axis=-1, keepdims=True)
+    W = W.astype(means.dtype, copy=False)
+    mubar = xp.matmul(W, means)                                          # (..., B, d)
+    return W, mubar, D, v
+
+
+def _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp):
+    """x0hat = (alpha s / v) x_t + (sigma^2 / v) mubar; all (..., B, d)."""
+    var = xp.asarray(var, dtype=xp.float64)[..., None]
+    a = (alpha * var / v).astype(x_t.dtype, copy=False)[..., None]       # (..., B, 1)
+    b = (sigma * sigma / v).astype(x_t.dtype, copy=False)[..., None]     # (..., B, 1)
+    return a * x_t + b * mubar
+
+
+# ---------------------------------------------------------------------------------
+# public API
+# ---------------------------------------------------------------------------------
+
+def _check_denoiser_inputs(x_t, t, means, var):
+    if getattr(x_t, "ndim", None) != 2:
+        raise ValueError(f"x_t must have shape (B, d); got shape {getattr(x_t, 'shape', None)}")
+    if getattr(means, "ndim", None) != 2:
+        raise ValueError(f"means must have shape (M, d); got shape {getattr(means, 'shape', None)}")
+    if x_t.shape[1] != means.shape[1]:
+        raise ValueError(f"dimension mismatch: x_t has d = {x_t.shape[1]} but means have "
+                         f"d = {means.shape[1]}")
+    if means.shape[0] < 1:
+        raise ValueError("means must hold at least one component (M >= 1)")
+    var_f = float(var)
+    if not (np.isfinite(var_f) and var_f >= 0.0):
+        raise ValueError(f"variance var = {var!r} must be finite and >= 0")
+    xp = array_namespace(x_t, means)
+    tt = xp.asarray(t, dtype=xp.float64)
+    if tt.ndim not in (0, 1) or (tt.ndim == 1 and tt.shape[0] != x_t.shape[0]):
+        raise ValueError(f"t must be a scalar or have shape (B,) = ({x_t.shape[0]},); "
+                         f"got shape {tt.shape}")
+    check_times(tt)
+    return xp, xp.broadcast_to(tt, (x_t.shape[0],)), var_f
+
+
+def gmm_x0(x_t, t, means, var, *, process="vp"):
+    """Posterior mean E[x_0 | x_t] under the GMM (means, var): the x0 denoiser.
+
+    Parameters
+    ----------
+    x_t : (B, d) noisy points
+    t : scalar or (B,) times in (0, 1)
+    means : (M, d) component means
+    var : scalar >= 0, the isotropic component variance
+    process : "vp" or "fm"
+
+    Returns
+    -------
+    (B, d) array on the backend of the inputs.
+    """
+    check_process(process)
+    xp, t, var = _check_denoiser_inputs(x_t, t, means, var)
+    c = coefficients(t, process)
+    _, mubar, _, v = _posterior(x_t, c.alpha, c.sigma, means, var, xp)
+    return _x0_from_posterior(x_t, c.alpha, c.sigma, var, mubar, v, xp)
+
+
+def convert(x0hat, x_t, t, *, process="vp", target="eps"):
+    """Turn an x0 prediction into the ``target`` parametrization.
+
+    x0hat, x_t: (B, d); t: scalar or (B,). target in {"x0", "eps", "v", "score"}:
+    eps = (x_t - alpha x0)/sigma, v = alpha' x0 + sigma' eps, score = -eps/sigma.
+    """
+    check_target(target)
+    xp = array_namespace(x0hat, x_t)
+    cx, c0 = target_coefficients(xp.asarray(t, dtype=xp.float64), process, target)
+    cx = xp.asarray(cx, dtype=x0hat.dtype)[..., None]
+    c0 = xp.asarray(c0, dtype=x0hat.dtype)[..., None]
+    return cx * x_t + c0 * x0hat
+
+
+def to_x0(pred, x_t, t, *, process="vp", target="eps"):
+    """Inverse of :func:`convert`: recover the x0 prediction from ``target``'s. (B, d)."""
+    check_target(target)
+    xp = array_namespace(pred, x_t)
+    cx, c0 = target_coefficients(xp.asarray(t, dtype=xp.float64), process, target)
+    cx = xp.asarray(cx, dtype=pred.dtype)[..., None]
+    c0 = xp.asarray(c0, dtype=pred.dtype)[..., None]
+    return (pred - cx * x_t) / c0
+
+
+def gmm_denoise(x_t, t, means, var, *, process="vp", target="x0"):
+    """The GMM denoiser in any parametrization.
+
+    Parameters
+    ----------
+    x_t : (B, d);  t : scalar or (B,) in (0, 1);  means : (M, d);  var : scalar >= 0
+    process : "vp" | "fm";  target : "x0" | "eps" | "v" | "score"
+
+    Returns
+    -------
+    (B, d) array, on the backend and in the dtype of the inputs.
+    """
+    check_target(target)
+    x0hat = gmm_x0(x_t, t, means, var, process=process)
+    if target == "x0":
+        return x0hat
+    return convert(x0hat, x_t, t, process=process, target=target)

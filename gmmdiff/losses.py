@@ -1,0 +1,177 @@
+"""Denoising losses, their Monte Carlo estimates and hand-derived gradients (SPEC 5).
+
+Per sample and time, for target y in {eps, x0, v}:
+
+    loss(theta; x0, t) = E_eps |F_theta(alpha_t x0 + sigma_t eps, t) - y|^2
+                       = w_t E_eps |x0hat - x0|^2                 (w_t: loss_scale)
+
+Gradients with respect to the means and the standard deviation (variance = std^2) are
+derived by hand; with r = dLoss/dx0hat, a = alpha s / v, b = sigma^2 / v,
+mubar = sum_m w_m mu_m and g_j = w_j (r.mu_j - r.mubar):
+
+    dLoss/dmu_j = sum_rows b [ w_j r + g_j alpha (x_t - alpha mu_j) / v ]
+    dLoss/ds    = sum_rows (alpha sigma^2 / v^2)(r.x_t - alpha r.mubar)
+                  + b sum_j g_j alpha^2 |x_t - alpha mu_j|^2 / (2 v^2)
+
+Every term is a matrix product over the (rows x components) block.
+"""
+import numpy as np
+
+from .backend import array_namespace
+from .denoisers import _posterior, _x0_from_posterior
+from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
+
+
+def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True):
+    """Loss and gradients for J independent models at once.
+
+    means: (J, M, d); std: (J,); x0: (J, B, d) or (B, d); eps: (J, B, d);
+    alpha, sigma: (J, B) or (B,) float64; wt: (J, B) or (B,) row weights (the
+    loss scale times any time weighting); mask: (J, M) bool or None.
+
+    Returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``; loss is the mean over
+    the B rows of wt |x0hat - x0|^2. With ``grad=False`` the gradients are None.
+    """
+    dt = means.dtype
+    B = eps.shape[-2]
+    var = std.astype(xp.float64) ** 2                                   # (J,)
+    x_t = alpha.astype(dt)[..., None] * x0 + sigma.astype(dt)[..., None] * eps  # (J, B, d)
+    W, mubar, D, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
+    err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp) - x0  # (J, B, d)
+    sq = xp.sum(err * err, axis=-1)                                      # (J, B)
+    loss = xp.sum(wt.astype(dt) * sq, axis=-1) / B                       # (J,)
+    if not grad:
+        return loss, None, None
+    R = ((2.0 / B) * wt).astype(dt)[..., None] * err                     # (J, B, d) dL/dx0hat
+    b = sigma * sigma / v                                                # (J, B) float64
+    RM = xp.matmul(R, xp.swapaxes(means, -1, -2))                        # (J, B, M)
+    rmbar = xp.sum(R * mubar, axis=-1)                                   # (J, B)
+    G = W * (RM - rmbar[..., None])                                      # (J, B, M)
+    c1 = (b * alpha / v).astype(dt)                                      # (J, B)
+    Gc = G * c1[..., None]                                               # (J, B, M)
+    bW = W * b.astype(dt)[..., None]                                     # (J, B, M)
+    GcT = xp.swapaxes(Gc, -1, -2)                                        # (J, M, B)
+    grad_means = (xp.matmul(xp.swapaxes(bW, -1, -2), R)
+                  + xp.matmul(GcT, x_t)
+                  - xp.sum(GcT * alpha.astype(dt)[..., None, :], axis=-1)[..., None] * means)
+    # d/ds through a and b (weights fixed), then through the weights
+    rx = xp.sum(R * x_t, axis=-1)                                        # (J, B)
+    ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
+    GD = xp.sum(G * D, axis=-1)                                          # (J, B) float64
+    ds2 = xp.sum(b * alpha * alpha / (2.0 * v * v) * GD, axis=-1)
+    grad_std = (2.0 * std.astype(xp.float64) * (ds1 + ds2)).astype(dt)   # (J,)
+    return loss, grad_means, grad_std
+
+
+def _check_loss_inputs(means, x0, t, eps):
+    if getattr(means, "ndim", None) != 2:
+        raise ValueError(f"means must have shape (M, d); got shape {getattr(means, 'shape', None)}")
+    for name, a in (("x0", x0), ("eps", eps)):
+        if getattr(a, "ndim", None) != 2:
+            raise ValueError(f"{name} must have shape (B, d); got shape {getattr(a, 'shape', None)}")
+    if x0.shape != eps.shape:
+        raise ValueError(f"x0 and eps must have the same shape; got {x0.shape} and {eps.shape}")
+    if x0.shape[1] != means.shape[1]:
+        raise ValueError(f"dimension mismatch: x0 has d = {x0.shape[1]} but means have "
+                         f"d = {means.shape[1]}")
+    xp = array_namespace(means, x0, eps)
+    t = xp.asarray(t, dtype=xp.float64)
+    if t.ndim == 0:
+        t = xp.full((x0.shape[0],), float(t))
+    if t.shape != (x0.shape[0],):
+        raise ValueError(f"t must have shape (B,) = ({x0.shape[0]},); got shape {t.shape}")
+    check_times(t)
+    return xp, t
+
+
+def loss_and_grad(means, std, x0, t, eps, *, process="vp", target="eps"):
+    """Denoising loss and its gradients with respect to the means and the std.
+
+    Parameters
+    ----------
+    means : (M, d);  std : scalar (variance = std^2)
+    x0, eps : (B, d) clean points and noise; x_t = alpha_t x0 + sigma_t eps
+    t : (B,) times in (0, 1) (a scalar is broadcast)
+    process : "vp" | "fm";  target : "eps" | "x0" | "v"
+
+    Returns
+    -------
+    loss : 0-d array, the mean over the B rows of |F_theta(x_t, t) - y|^2 summed over dims
+    grad_means : (M, d)
+    grad_std : 0-d array
+    """
+    check_process(process)
+    check_target(target, TRAIN_TARGETS)
+    xp, t = _check_loss_inputs(means, x0, t, eps)
+    std = xp.asarray(std, dtype=means.dtype)
+    if not bool(xp.isfinite(std)):
+        raise ValueError(f"std = {std!r} must be finite")
+    c = coefficients(t, process)
+    wt = loss_scale(t, process, target)
+    loss, gm, gs = _batched_loss_and_grad(means[None], std[None], x0, eps[None],
+                                          c.alpha, c.sigma, wt, xp)
+    return loss[0], gm[0], gs[0]
+
+
+def denoising_loss(means, var, x0, t, eps, *, process="vp", target="eps"):
+    """The loss of :func:`loss_and_grad` alone, for a variance ``var`` >= 0. 0-d array."""
+    check_process(process)
+    check_target(target, TRAIN_TARGETS)
+    xp, t = _check_loss_inputs(means, x0, t, eps)
+    if not (np.isfinite(float(var)) and float(var) >= 0):
+        raise ValueError(f"variance var = {var!r} must be finite and >= 0")
+    std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
+    c = coefficients(t, process)
+    loss, _, _ = _batched_loss_and_grad(means[None], std, x0, eps[None], c.alpha, c.sigma,
+                                        loss_scale(t, process, target), xp, grad=False)
+    return loss[0]
+
+
+def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
+                    target="eps", max_rows=200_000):
+    """Monte Carlo per-time losses L_t(theta) on a sample set.
+
+    Each entry is the mean over the samples and ``n_noise`` noise draws at a fixed t.
+    The draws come from ``numpy.random.default_rng(seed)`` on the host, so models
+    evaluated with the same seed share their noise (common random numbers, which makes
+    differences between models far less noisy).
+
+    Parameters
+    ----------
+    means : (M, d);  var : scalar >= 0;  X : (N, d);  times : (T,) in (0, 1)
+
+    Returns
+    -------
+    (T,) float64 array on the backend of ``means``.
+    """
+    check_process(process)
+    check_target(target, TRAIN_TARGETS)
+    xp = array_namespace(means, X)
+    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    check_times(times)
+    if int(n_noise) != n_noise or n_noise < 1:
+        raise ValueError(f"n_noise = {n_noise!r} must be an integer >= 1")
+    if X.ndim != 2 or means.ndim != 2 or X.shape[1] != means.shape[1]:
+        raise ValueError(f"X (N, d) and means (M, d) must share d; got shapes {X.shape} and "
+                         f"{means.shape}")
+    N, d = X.shape
+    rng = np.random.default_rng(seed)
+    std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
+    per_chunk = max(1, int(max_rows) // N)
+    out = np.empty(times.shape[0])
+    for k, t in enumerate(times):
+        c = coefficients(float(t), process)
+        wt = float(loss_scale(float(t), process, target))
+        total, done = 0.0, 0
+        while done < n_noise:
+            n = min(per_chunk, n_noise - done)
+            eps = xp.asarray(rng.standard_normal((n * N, d)), dtype=means.dtype)
+            x0 = xp.tile(X, (n, 1))                                      # (n N, d)
+            ones = xp.ones(n * N, dtype=xp.float64)
+            loss, _, _ = _batched_loss_and_grad(means[None], std, x0, eps[None],
+                                                float(c.alpha) * ones, float(c.sigma) * ones,
+                                                wt * ones, xp, grad=False)
+            total += float(loss[0]) * n
+            done += n
+        out[k] = total / n_noise
+    return xp.asarray(out)

@@ -1,0 +1,283 @@
+"""Closed-form loss approximations and the predicted memorization transition (SPEC 6-7).
+
+Excess losses are measured against the memorizing model theta_mem, per grid time, in
+the training target's scale (the x0-scale forms times w_t = :func:`loss_scale`):
+
+- generalizing:   L_{N,t}(theta*) - L_{N,t}(theta_mem) ~= w_t d s* / (1 + SNR_t s*)
+- partially memorizing, three forms of L_{N,t}(theta_pmem,M) - L_{N,t}(theta_mem):
+
+  "simple"    w_t d s* (1 - M/N)                      (the released reference code)
+  "nearest"   w_t (1/N) sum_{i not in S} min_{j in S} |x_i - x_j|^2   (needs the data)
+  "expected"  the expectation of "nearest" under the data model (needs K)
+
+Where each holds is stated in :data:`VALIDITY`; :func:`compare_with_monte_carlo`
+measures each form's error against Monte Carlo on a concrete data set.
+"""
+import functools
+
+import numpy as np
+from scipy import stats
+
+from .backend import array_namespace, to_host
+from .process import check_process, check_target, TRAIN_TARGETS, loss_scale, snr
+
+METHODS = ("simple", "nearest", "expected")
+
+VALIDITY = {
+    "generalizing": (
+        "Theorem 3.1 form; accurate (about 1% against Monte Carlo at d = 50, K = 12, N = 200) "
+        "for t up to about 0.88 when the clusters are well separated and N >> K; fails as "
+        "t -> 1, where both losses are large and the eps-scale weight w_t tends to 0."),
+    "simple": (
+        "d s* (1 - M/N): treats every non-memorized point as costing its full variance; "
+        "too small whenever the nearest memorized point lies farther than one variance "
+        "(typically 30-50% low for M/N in [0.5, 0.8]); a rough guide only."),
+    "nearest": (
+        "low-noise regime (sigma_t^2 well below the squared nearest-neighbour gaps, in "
+        "practice t <~ 0.5 at d = 50): the memorizing model's posterior then picks the "
+        "nearest memorized point; needs the actual data and subset."),
+    "expected": (
+        "the expectation of 'nearest' under the data model, with the memorized count per "
+        "cluster Binomial(M, 1/K) and other clusters ignored (well-separated means); same "
+        "low-noise regime as 'nearest'; needs K, not the data."),
+}
+
+
+def _check_common(d, var_star, target, process):
+    if isinstance(d, bool) or int(d) != d or d < 1:
+        raise ValueError(f"dim d = {d!r} must be an integer >= 1")
+    if not (np.isfinite(var_star) and var_star > 0):
+        raise ValueError(f"variance var_star = {var_star!r} must be finite and > 0")
+    check_target(target, TRAIN_TARGETS)
+    check_process(process)
+
+
+def generalizing_excess_loss(t, d, var_star, *, target="eps", process="vp"):
+    """w_t d s* / (1 + SNR_t s*): generalizing minus memorizing training loss.
+
+    t : scalar or (T,) in (0, 1). Returns the shape of ``t`` on its backend.
+    """
+    _check_common(d, var_star, target, process)
+    return loss_scale(t, process, target) * d * var_star / (1.0 + snr(t, process) * var_star)
+
+
+def partial_memorizing_excess_loss(t, d, var_star, M, N, *, target="eps", process="vp",
+                                   method="simple", X=None, subset=None, K=None):
+    """Partially memorizing minus memorizing training loss, in the target's scale.
+
+    Parameters
+    ----------
+    t : scalar or (T,) in (0, 1);  d, var_star : the data model;  M, N : model and
+    training-set size;  method : "simple" | "nearest" | "expected"
+    X : (N, d) training set and subset : (M,) memorized indices, for "nearest"
+    K : number of mixture components, for "expected"
+
+    Returns
+    -------
+    The shape of ``t``, on the backend of ``t`` (numpy for Python scalars).
+    """
+    _check_common(d, var_star, target, process)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+    if isinstance(N, bool) or int(N) != N or N < 1:
+        raise ValueError(f"samples N = {N!r} must be an integer >= 1")
+    if isinstance(M, bool) or int(M) != M or not 1 <= M <= N:
+        raise ValueError(f"model size M = {M!r} must be an integer in [1, N = {N}]")
+    w = loss_scale(t, process, target)
+    if method == "simple":
+        return w * d * var_star * (1.0 - M / N)
+    if method == "nearest":
+        if X is None or subset is None:
+            raise ValueError("method 'nearest' needs the training set X (N, d) and the "
+                             "memorized subset indices (M,)")
+        return w * nearest_excess(X, subset)
+    if K is None:
+        raise ValueError("method 'expected' needs the number of components K (keyword K=)")
+    return w * expected_nearest_excess(d, var_star, M, N, K)
+
+
+def nearest_excess(X, subset):
+    """(1/N) sum_{i not in S} min_{j in S} |x_i - x_j|^2 on the x0 scale. Python float.
+
+    X : (N, d) on any backend; subset : (M,) distinct indices. Distances are the direct
+    differences in float64 on the host.
+    """
+    X = np.asarray(to_host(X), dtype=np.float64)
+    subset = np.asarray(to_host(subset)).astype(np.int64).reshape(-1)
+    N = X.shape[0]
+    if subset.size == 0 or subset.min() < 0 or subset.max() >= N or np.unique(subset).size != subset.size:
+        raise ValueError(f"subset must hold distinct indices in [0, {N}); got {subset.size} "
+                         f"indices in [{subset.min() if subset.size else None}, "
+                         f"{subset.max() if subset.size else None}]")
+    rest = np.setdiff1d(np.arange(N), subset)
+    S = X[subset]
+    total = 0.0
+    for start in range(0, rest.size, 256):
+        diff = X[rest[start:start + 256], None, :] - S[None, :, :]      # (b, M, d)
+        total += float(np.sum(np.min(np.sum(diff * diff, axis=-1), axis=1)))
+    return total / N
+
+
+@functools.lru_cache(maxsize=64)
+def _expected_min_table(d, m_max, lam_shift, n_nodes=48, n_grid=3000):
+    """E_lam E[min of m iid ncx2(d, lam + lam_shift)] for m = 0..m_max (entry 0 unused).
+
+    lam ~ chi2(d) (a fresh point's scaled distance to its own cluster mean). Gauss-
+    Legendre nodes in probability space for lam; trapezoid in u for
+    E[min] = int_0^inf sf(u)^m du. Returns a read-only (m_max + 1,) array (cached).
+    """
+    xg, wg = np.polynomial.legendre.leggauss(n_nodes)
+    p = 0.5 * (xg + 1.0)                                                 # (Q,) in (0, 1)
+    lam = stats.chi2.ppf(p, d) + lam_shift                               # (Q,)
+    u_max = stats.ncx2.ppf(1.0 - 1e-12, d, lam.max())
+    u = np.linspace(0.0, u_max, n_grid)                                  # (G,)
+    du = np.full(n_grid, u[1] - u[0])
+    du[[0, -1]] *= 0.5                                                   # trapezoid weights
+    logsf = np.log(np.clip(stats.ncx2.sf(u[None, :], d, lam[:, None]), 1e-300, 1.0))  # (Q, G)
+    table = np.full(m_max + 1, np.nan)
+    for start in range(1, m_max + 1, 32):
+        m = np.arange(start, min(start + 32, m_max + 1), dtype=np.float64)
+        emin = np.exp(m[:, None, None] * logsf[None]) @ du                # (c, Q)
+        table[start:start + m.size] = emin @ (0.5 * wg)
+    table.setflags(write=False)
+    return table
+
+
+def expected_nearest_excess(d, var_star, M, N, K):
+    """Expectation of :func:`nearest_excess` under the data model. Python float.
+
+    Given a non-memorized x_i in cluster k, its squared distance to a memorized point of
+    the same cluster is s* ncx2(d, |x_i - mu_k|^2 / s*), independently across those
+    points; the number m of memorized points in the cluster is exactly Binomial(M, 1/K)
+    (labels are i.i.d. and the subset ignores them). The expected minimum is averaged
+    over both, then multiplied by 1 - M/N. For m = 0 the nearest memorized point sits in
+    another cluster, approximated by an extra noncentrality of 2d / s* (the mean squared
+    gap of means on the sphere of radius sqrt(d)).
+    """
+    if isinstance(K, bool) or int(K) != K or K < 1:
+        raise ValueError(f"components K = {K!r} must be an integer >= 1")
+    if M >= N:
+        return 0.0
+    M, d = int(M), int(d)
+    pmf = stats.binom.pmf(np.arange(1, M + 1), M, 1.0 / K)              # m = 1..M
+    size = 1 << (M - 1).bit_length()        # tables of 2^k entries, reused across M
+    total = float(pmf @ _expected_min_table(d, size, 0.0)[1:M + 1])
+    p0 = (1.0 - 1.0 / K) ** M
+    if p0 > 1e-13 and K > 1:
+        total += p0 * float(_expected_min_table(d, size, 2.0 * d / var_star)[M])
+    return var_star * total * (1.0 - M / N)
+
+
+def crossover(M_values, gen, pmem, weights=None):
+    """Model size where Delta(M) = sum_t lam_t [gen_t - pmem_t(M)] changes sign.
+
+    Parameters
+    ----------
+    M_values : (J,) increasing model sizes
+    gen : (T,) generalizing losses (absolute, or excess over theta_mem)
+    pmem : (J, T) partially memorizing losses on the same footing as ``gen``
+    weights : (T,) nonnegative time weights (default uniform)
+
+    Returns
+    -------
+    (M_star, delta) with M_star the linear interpolation of the first sign change from
+    negative to nonnegative, or ``nan`` when Delta never changes sign on the grid
+    (never extrapolated); delta : (J,) the values of Delta.
+    """
+    M_values = np.asarray(to_host(M_values), dtype=np.float64)
+    gen = np.asarray(to_host(gen), dtype=np.float64)
+    pmem = np.asarray(to_host(pmem), dtype=np.float64)
+    if pmem.shape != (M_values.size, gen.size):
+        raise ValueError(f"pmem must have shape (J, T) = ({M_values.size}, {gen.size}); "
+                         f"got {pmem.shape}")
+    weights = np.full(gen.size, 1.0 / gen.size) if weights is None else np.asarray(to_host(weights), dtype=np.float64)
+    if weights.shape != gen.shape or np.any(weights < 0):
+        raise ValueError(f"weights must be nonnegative with shape {gen.shape}")
+    delta = (gen[None, :] - pmem) @ weights                              # (J,)
+    for j in range(1, delta.size):
+        if delta[j - 1] < 0 <= delta[j]:
+            f = -delta[j - 1] / (delta[j] - delta[j - 1])
+            return float(M_values[j - 1] + f * (M_values[j] - M_values[j - 1])), delta
+    return float("nan"), delta
+
+
+def simple_transition_ratio(times, d, var_star, weights=None, *, target="eps", process="vp"):
+    """M*/N = 1 - [sum lam w d s*/(1 + SNR s*)] / [sum lam w d s*]: the crossover of the
+    generalizing and "simple" approximations (independent of N). Python float.
+
+    times : (T,);  weights : (T,) nonnegative (default uniform).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    weights = np.full(times.size, 1.0 / times.size) if weights is None else np.asarray(weights, dtype=np.float64)
+    gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
+    full = loss_scale(times, process, target) * d * var_star
+    return float(1.0 - (weights @ gen) / (weights @ full))
+
+
+def predict_transition(N, d, K, var_star=1.0, *, times, weights=None, method="expected",
+                       target="eps", process="vp", X=None, seed=0):
+    """Predicted transition M* (and M*/N) from the approximations, no training.
+
+    Evaluates Delta(M) for M = 1..N with the generalizing approximation and the
+    partially memorizing ``method`` ("nearest" draws the subsets with ``seed`` from
+    ``X``), and returns ``(M_star, M_star / N)`` (nan where Delta never changes sign).
+    """
+    times = np.asarray(times, dtype=np.float64)
+    gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
+    if method == "simple":
+        ratio = simple_transition_ratio(times, d, var_star, weights, target=target, process=process)
+        return ratio * N, ratio
+    from .data import memorized_subset
+    Ms = np.arange(1, N + 1)
+    w = loss_scale(times, process, target)
+    if method == "nearest":
+        if X is None:
+            raise ValueError("method 'nearest' needs the training set X")
+        x0 = np.array([nearest_excess(X, memorized_subset(N, M, seed)) for M in Ms])
+    elif method == "expected":
+        x0 = np.array([expected_nearest_excess(d, var_star, M, N, K) for M in Ms])
+    else:
+        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+    M_star, _ = crossover(Ms, gen, x0[:, None] * w[None, :], weights)
+    return M_star, M_star / N
+
+
+def compare_with_monte_carlo(dataset, M, times, *, n_noise=20, seed=0, subset_seed=0,
+                             target="eps", process="vp"):
+    """Monte Carlo excess losses on the training set beside each approximation.
+
+    Parameters
+    ----------
+    dataset : :class:`gmmdiff.data.Dataset`;  M : model size of theta_pmem,M
+    times : (T,) in (0, 1);  n_noise : draws per sample and time
+
+    Returns
+    -------
+    dict of (T,) float64 numpy arrays: ``mc_gen``, ``mc_pmem`` (Monte Carlo excess over
+    theta_mem, common noise for all three models), ``gen``, ``simple``, ``nearest``,
+    ``expected`` (approximations), and ``rel_err_<name>`` = approx / MC - 1.
+    """
+    from .denoisers import generalizing, memorizing, partially_memorizing
+    from .losses import per_time_losses
+    times = np.asarray(times, dtype=np.float64)
+    X = dataset.X
+    N, d = X.shape
+    K = dataset.mixture.n_components
+    s = dataset.mixture.var
+    kw = dict(n_noise=n_noise, seed=seed, process=process, target=target)
+    gen_p, mem_p = generalizing(dataset.mixture), memorizing(X)
+    pmem_p, subset = partially_memorizing(X, M, subset_seed)
+    L_mem = to_host(per_time_losses(mem_p.means, mem_p.var, X, times, **kw))
+    out = {
+        "mc_gen": to_host(per_time_losses(gen_p.means, gen_p.var, X, times, **kw)) - L_mem,
+        "mc_pmem": to_host(per_time_losses(pmem_p.means, pmem_p.var, X, times, **kw)) - L_mem,
+        "gen": generalizing_excess_loss(times, d, s, target=target, process=process),
+    }
+    for method in METHODS:
+        out[method] = partial_memorizing_excess_loss(times, d, s, M, N, target=target,
+                                                     process=process, method=method, X=X,
+                                                     subset=subset, K=K)
+    out["rel_err_gen"] = out["gen"] / out["mc_gen"] - 1.0
+    for method in METHODS:
+        out[f"rel_err_{method}"] = out[method] / out["mc_pmem"] - 1.0
+    return out

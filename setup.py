@@ -1,0 +1,33 @@
+"""Installation script for gmmdiff."""
+import os
+import re
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_version():
+    with open(os.path.join(HERE, "gmmdiff", "__init__.py"), encoding="utf-8") as fh:
+        return re.search(r'^__version__ = "([^"]+)"', fh.read(), re.M).group(1)
+
+
+setup(
+    name="gmmdiff",
+    version=read_version(),
+    description=("Memorization and generalization of Gaussian-mixture diffusion "
+                 "denoisers: a NumPy/CuPy laboratory"),
+    long_description=open(os.path.join(HERE, "README.rst"), encoding="utf-8").read(),
+    long_description_content_type="text/x-rst",
+    packages=find_packages(exclude=("tests", "benchmarks")),
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.22", "scipy>=1.8", "click>=8.0", "matplotlib>=3.5"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.50"],
+        "cuda12": ["cupy-cuda12x"],
+        "cuda13": ["cupy-cuda13x"],
+    },
+    scripts=[os.path.join("bin", name) for name in sorted(os.listdir(os.path.join(HERE, "bin")))
+             if name.startswith("gmmdiff-")],
+    license="MIT",
+)

@@ -1,0 +1,78 @@
+"""Backend switch, processes and the time grid, the data model."""
+import numpy as np
+import pytest
+
+from gmmdiff import backend
+from gmmdiff.data import make_dataset, make_mixture, memorized_subset
+from gmmdiff.process import coefficients, loss_scale, snr, time_grid
+
+
+def test_backend_by_name_and_errors():
+    assert backend.get_xp("numpy") is np
+    with pytest.raises(ValueError, match="unknown backend 'jax'"):
+        backend.get_xp("jax")
+    if not backend.cupy_available():
+        with pytest.raises(ValueError, match="pip install gmmdiff\\[cuda12\\].*'numpy', which works everywhere"):
+            backend.get_xp("cupy")
+    with pytest.raises(ValueError, match="unknown dtype 'float16'"):
+        backend.get_dtype("float16")
+    assert backend.array_namespace(np.zeros(2), 1.0, None) is np
+
+
+def test_time_grid_defaults():
+    g = time_grid()
+    assert g.shape == (26,) and g[0] == 0.999 and g[-1] == 0.001
+    assert np.all(np.diff(g) < 0)
+    np.testing.assert_allclose(np.diff(g), -(0.998 / 25))
+    with pytest.raises(ValueError, match="t_min = 0.5, t_max = 0.4"):
+        time_grid(26, 0.5, 0.4)
+
+
+@pytest.mark.parametrize("process", ["vp", "fm"])
+def test_process_derivatives_by_finite_differences(process):
+    t = np.linspace(0.01, 0.98, 17)
+    h = 1e-6
+    c, cp, cm = coefficients(t, process), coefficients(t + h, process), coefficients(t - h, process)
+    np.testing.assert_allclose(c.dalpha, (cp.alpha - cm.alpha) / (2 * h), rtol=1e-6)
+    np.testing.assert_allclose(c.dsigma, (cp.sigma - cm.sigma) / (2 * h), rtol=1e-6)
+    np.testing.assert_allclose(snr(t, process), c.alpha ** 2 / c.sigma ** 2)
+    if process == "vp":
+        np.testing.assert_allclose(c.alpha ** 2 + c.sigma ** 2, 1.0)
+    np.testing.assert_allclose(loss_scale(t, process, "eps"), snr(t, process), rtol=1e-12)
+    np.testing.assert_array_equal(loss_scale(t, process, "x0"), 1.0)
+
+
+def test_mixture_means_on_sphere_and_seeded():
+    m = make_mixture(30, 7, seed=4)
+    np.testing.assert_allclose(np.linalg.norm(m.means, axis=1), np.sqrt(30))
+    np.testing.assert_array_equal(m.means, make_mixture(30, 7, seed=4).means)
+    assert not np.allclose(m.means, make_mixture(30, 7, seed=5).means)
+
+
+def test_dataset_statistics_and_labels():
+    ds = make_dataset(20, 3, 3000, var=0.5, seed=1)
+    resid = ds.X - ds.mixture.means[ds.labels]
+    assert abs(resid.var() - 0.5) < 0.02              # 60,000 coordinates: se ~ 0.003
+    counts = np.bincount(ds.labels, minlength=3) / 3000
+    np.testing.assert_allclose(counts, 1 / 3, atol=0.03)
+    assert ds.X_test.shape == (100, 20) and ds.labels_test.shape == (100,)
+    assert not np.allclose(ds.X[:100], ds.X_test)
+
+
+def test_same_seed_same_data_on_every_backend(xp):
+    a = make_dataset(5, 2, 10, seed=9)
+    b = make_dataset(5, 2, 10, seed=9, xp=xp)
+    np.testing.assert_array_equal(backend.to_host(b.X), a.X)
+    np.testing.assert_array_equal(backend.to_host(b.labels), a.labels)
+
+
+def test_subset_and_validation():
+    s = memorized_subset(50, 20, seed=0)
+    assert len(np.unique(s)) == 20 and s.max() < 50
+    np.testing.assert_array_equal(s, memorized_subset(50, 20, seed=0))
+    with pytest.raises(ValueError, match="samples = 0"):
+        make_dataset(3, 2, 0)
+    with pytest.raises(ValueError, match="dim = 2.5"):
+        make_mixture(2.5, 2)
+    with pytest.raises(ValueError, match="seed = -1"):
+        make_dataset(3, 2, 5, seed=-1)
