@@ -12,6 +12,10 @@ def read_version():
         return re.search(r'^__version__ = "([^"]+)"', fh.read(), re.M).group(1)
 
 
+BIN = os.path.join(HERE, "bin")
+SCRIPTS = [os.path.join("bin", name) for name in sorted(os.listdir(BIN))
+           if name.startswith("gmmdiff-")] if os.path.isdir(BIN) else []
+
 setup(
     name="gmmdiff",
     version=read_version(),
@@ -27,7 +31,6 @@ setup(
         "cuda12": ["cupy-cuda12x"],
         "cuda13": ["cupy-cuda13x"],
     },
-    scripts=[os.path.join("bin", name) for name in sorted(os.listdir(os.path.join(HERE, "bin")))
-             if name.startswith("gmmdiff-")],
+    scripts=SCRIPTS,
     license="MIT",
 )
