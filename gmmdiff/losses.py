@@ -18,7 +18,7 @@ Every term is a matrix product over the (rows x components) block.
 import numpy as np
 
 from .backend import array_namespace
-from .denoisers import _posterior, _x0_from_posterior
+from .denoisers import _posterior, _rowdot, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
 
 
@@ -35,30 +35,30 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     dt = means.dtype
     B = eps.shape[-2]
     var = std.astype(xp.float64) ** 2                                   # (J,)
-    x_t = alpha.astype(dt)[..., None] * x0 + sigma.astype(dt)[..., None] * eps  # (J, B, d)
-    W, mubar, D, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
+    x_t = (alpha.astype(dt, copy=False)[..., None] * x0
+           + sigma.astype(dt, copy=False)[..., None] * eps)              # (J, B, d)
+    Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
     err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp) - x0  # (J, B, d)
-    sq = xp.sum(err * err, axis=-1)                                      # (J, B)
-    loss = xp.sum(wt.astype(dt) * sq, axis=-1) / B                       # (J,)
+    loss = _rowdot(wt.astype(dt, copy=False), _rowdot(err, err, xp), xp) / B  # (J,)
     if not grad:
         return loss, None, None
-    R = ((2.0 / B) * wt).astype(dt)[..., None] * err                     # (J, B, d) dL/dx0hat
+    R = ((2.0 / B) * wt).astype(dt, copy=False)[..., None] * err                     # (J, B, d) dL/dx0hat
     b = sigma * sigma / v                                                # (J, B) float64
-    RM = xp.matmul(R, xp.swapaxes(means, -1, -2))                        # (J, B, M)
-    rmbar = xp.sum(R * mubar, axis=-1)                                   # (J, B)
-    G = W * (RM - rmbar[..., None])                                      # (J, B, M)
-    c1 = (b * alpha / v).astype(dt)                                      # (J, B)
-    Gc = G * c1[..., None]                                               # (J, B, M)
-    bW = W * b.astype(dt)[..., None]                                     # (J, B, M)
-    GcT = xp.swapaxes(Gc, -1, -2)                                        # (J, M, B)
-    grad_means = (xp.matmul(xp.swapaxes(bW, -1, -2), R)
-                  + xp.matmul(GcT, x_t)
-                  - xp.sum(GcT * alpha.astype(dt)[..., None, :], axis=-1)[..., None] * means)
-    # d/ds through a and b (weights fixed), then through the weights
-    rx = xp.sum(R * x_t, axis=-1)                                        # (J, B)
+    c1 = b * alpha / v                                                   # (J, B)
+    rmbar = _rowdot(R, mubar, xp)                                        # (J, B)
+    # G_jb = w_jb (r_b.mu_j - r_b.mubar_b), built in place on R mu^T   (components x rows)
+    Gt = xp.matmul(means, xp.swapaxes(R, -1, -2))                        # (J, M, B)
+    Gt -= rmbar[..., None, :]
+    Gt *= Wt
+    grad_means = (xp.matmul(Wt, b.astype(dt, copy=False)[..., None] * R)
+                  + xp.matmul(Gt, c1.astype(dt, copy=False)[..., None] * x_t)
+                  - xp.matmul(Gt, (c1 * alpha).astype(dt, copy=False)[..., None]) * means)  # (J, M, d)
+    # d/ds through a and b (weights fixed), then through the weights: with
+    # sum_m G_m = 0, sum_m G_m D_m = sum_m G_m (D_m - D_min) = -2 v sum_m G_m S_m
+    rx = _rowdot(R, x_t, xp)                                             # (J, B)
     ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
-    GD = xp.sum(G * D, axis=-1)                                          # (J, B) float64
-    ds2 = xp.sum(b * alpha * alpha / (2.0 * v * v) * GD, axis=-1)
+    GS = xp.einsum("...mb,...mb->...b", Gt, S)                           # (J, B) float64
+    ds2 = -xp.sum(b * alpha * alpha / v * GS, axis=-1)
     grad_std = (2.0 * std.astype(xp.float64) * (ds1 + ds2)).astype(dt)   # (J,)
     return loss, grad_means, grad_std
 

@@ -6,7 +6,7 @@ from scipy import special, stats
 
 from gmmdiff import denoisers as dn
 from gmmdiff.data import make_dataset
-from gmmdiff.denoisers import _sq_dist, convert, gmm_denoise, gmm_x0, to_x0
+from gmmdiff.denoisers import LOGIT_FLOOR, _posterior, convert, gmm_denoise, gmm_x0, to_x0
 from gmmdiff.process import coefficients, target_coefficients, time_grid
 
 from helpers import assert_close
@@ -83,17 +83,23 @@ def test_zero_variance_small_t_is_nearest_neighbour(seed, M, d):
 
 
 @pytest.mark.parametrize("t", [0.001, 0.04, 0.5, 0.999])
-def test_expanded_distances_equal_direct_difference_float64(t, rng):
+@pytest.mark.parametrize("var", [0.0, 1e-6, 1.0])
+def test_expanded_logits_equal_direct_difference_float64(t, var, rng):
+    """The matrix-product expansion of the logits against -(D - D_min) / (2v) from
+    direct differences, on realistic shapes where |x|^2 ~ 100 >> D ~ d t^2."""
     ds = make_dataset(50, 12, 200, seed=3)
     means = ds.X[:160]
     c = coefficients(t, "vp")
     x_t = c.alpha * ds.X + c.sigma * rng.standard_normal(ds.X.shape)
-    D = _sq_dist(x_t, means, np.full(x_t.shape[0], float(c.alpha)), np)
-    direct = ((x_t[:, None, :] - c.alpha * means[None]) ** 2).sum(-1)
-    # absolute error of the expansion is ~ eps_64 * (|x|^2 + |mu|^2) ~ 1e-16 * 200
-    np.testing.assert_allclose(D, direct, rtol=1e-9, atol=1e-11)
-    # what matters downstream: the logits -D / (2v) at the smallest variance (v = sigma^2)
-    np.testing.assert_allclose(D / (2 * c.sigma ** 2), direct / (2 * c.sigma ** 2), rtol=1e-9, atol=1e-5)
+    n = x_t.shape[0]
+    _, _, S, v = _posterior(x_t, np.full(n, float(c.alpha)), np.full(n, float(c.sigma)), means, var, np)
+    D = ((x_t[:, None, :] - c.alpha * means[None]) ** 2).sum(-1)        # (B, M)
+    direct = -(D - D.min(axis=1, keepdims=True)) / (2 * v[:, None])
+    direct = np.maximum(direct, LOGIT_FLOOR).T                                # (M, B) as returned
+    # expansion error ~ eps_64 (|x|^2 + |mu|^2) / (2v) in logit units: at most ~2e-9 * 5e5
+    tol = 1e-14 * (np.abs(x_t) ** 2).sum(1).max() * 4 / (2 * v.min())
+    np.testing.assert_allclose(S, direct, rtol=1e-9, atol=max(tol, 1e-12))
+    assert tol < 1e-3      # far below the logit gaps that decide any weight
 
 
 # Measured (d = 50, M = 160, B = 2000, all 26 grid times, var in {0, 1e-6, 1}): the

@@ -1,0 +1,54 @@
+"""Samplers over the descending time grid (SPEC 9): deterministic DDIM, stochastic DDPM."""
+import numpy as np
+
+from .backend import array_namespace
+from .denoisers import _posterior, _x0_from_posterior
+from .process import check_process, coefficients
+
+
+def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
+    """Generate samples by walking the descending ``grid`` from ``x_T`` at grid[0].
+
+    Parameters
+    ----------
+    means : (M, d);  var : scalar >= 0;  grid : (L,) descending times in (0, 1)
+    x_T : (n, d) starting points (N(0, I) draws at t_max)
+    method : "ddim" (deterministic) or "ddpm" (needs ``rng``, a numpy Generator; its
+        draws are made on the host so numpy and cupy give the same samples)
+
+    Returns
+    -------
+    (n, d): the state at the last grid time (t_min).
+
+    DDIM:  x' = (sigma'/sigma) x + alpha' (1 - alpha sigma'/(alpha' sigma)) x0hat(x, t)
+    DDPM:  r11 = (alpha/alpha')(sigma'/sigma), r12 = r11 sigma'/sigma,
+           r22 = (alpha/alpha') r12,
+           x' = r12 x + alpha' (1 - r22) x0hat + sigma' sqrt(1 - r11^2) z
+    """
+    check_process(process)
+    if method not in ("ddim", "ddpm"):
+        raise ValueError(f"unknown sampler {method!r}; accepted: ddim, ddpm")
+    if method == "ddpm" and rng is None:
+        raise ValueError("the ddpm sampler needs rng (a numpy Generator)")
+    grid = np.asarray(grid, dtype=np.float64)
+    if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) >= 0):
+        raise ValueError("grid must be a descending (L,) array with L >= 2")
+    xp = array_namespace(means, x_T)
+    x = x_T
+    n = x.shape[0]
+    for t, tn in zip(grid[:-1], grid[1:]):
+        c, cn = coefficients(float(t), process), coefficients(float(tn), process)
+        a, s, an, sn = float(c.alpha), float(c.sigma), float(cn.alpha), float(cn.sigma)
+        alpha = xp.full(n, a)
+        sigma = xp.full(n, s)
+        _, mubar, _, v = _posterior(x, alpha, sigma, means, var, xp)
+        x0hat = _x0_from_posterior(x, alpha, sigma, var, mubar, v, xp)
+        if method == "ddim":
+            x = (sn / s) * x + an * (1.0 - a * sn / (an * s)) * x0hat
+        else:
+            r11 = (a / an) * (sn / s)
+            r12 = r11 * sn / s
+            r22 = (a / an) * r12
+            z = xp.asarray(rng.standard_normal(x.shape), dtype=x.dtype)
+            x = r12 * x + an * (1.0 - r22) * x0hat + sn * np.sqrt(max(1.0 - r11 * r11, 0.0)) * z
+    return x

@@ -1,0 +1,387 @@
+"""Full-batch training of GMM denoisers, all model sizes of a run in one array program.
+
+Models of sizes M_1..M_J are packed into ``means (J, Mmax, d)`` with a component mask
+``(J, Mmax)``; padding components get weight 0 and zero gradient, so each model trains
+exactly as it would alone. Each model draws its own times and noise from its own
+numpy Generator, keyed by (seed, M): a model's draws do not depend on which other
+sizes share the batch. The draws are made on the host (the same on numpy and cupy).
+
+Draws are stateless: the times and noise of steps [c S, (c + 1) S) of model M come
+from the Generator of (seed, M, c) (S = :func:`draw_chunk_steps`), so a run resumes
+from any step without saving generator state, and one call draws S steps at once.
+
+One optimizer step (SPEC 8): every training sample gets one time drawn uniformly from
+the grid and ``noise_draws`` noise draws; the loss is the mean over the N * noise_draws
+rows of the target-scale squared error; gradients are the hand-derived ones of
+:mod:`gmmdiff.losses`; the update is :func:`gmmdiff.optim.step`.
+"""
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import optim
+from .backend import backend_name, get_dtype, to_host
+from .data import Dataset, check_positive_int, make_dataset, rng_for
+from .denoisers import generalizing, memorizing, partially_memorizing
+from .losses import _batched_loss_and_grad, per_time_losses
+from .metrics import learned_means_stats, memorization, wasserstein2
+from .process import (PROCESSES, TRAIN_TARGETS, check_process, check_target, coefficients,
+                      loss_scale, time_grid)
+from .sampling import sample
+from .storage import RunDir, read_npz, write_npz
+from .theory import METHODS, generalizing_excess_loss, partial_memorizing_excess_loss
+
+INITS = ("pmem", "prior", "gaussian")
+# random streams of one seed (data streams 0-4 live in gmmdiff.data)
+STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE, STREAM_FRESH, STREAM_EVAL = 10, 11, 12, 13, 14
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that determines a run's results (model sizes aside: each size's
+    result does not depend on the others). Defaults: the built-in CPU configuration."""
+    dim: int = 10
+    components: int = 2
+    samples: int = 20
+    steps: int = 50_000
+    noise_draws: int = 10
+    eval_samples: int = 50
+    eval_noise_draws: int = 20
+    seed: int = 0
+    dtype: str = "float64"
+    init: str = "pmem"
+    init_var: float = 1e-6
+    init_noise_var: float = 0.0
+    gaussian_scale: float = 1.0
+    target: str = "eps"
+    process: str = "vp"
+    data_var: float = 1.0
+    test_samples: int = 100
+    grid_size: int = 26
+    t_min: float = 0.001
+    t_max: float = 0.999
+    lr_peak: float = 1e-3
+    lr_final: float = 1e-6
+    warmup_frac: float = 0.1
+    sampler: str = "ddim"
+
+    def validate(self):
+        """Raise ValueError naming the first bad setting."""
+        check_positive_int("dim", self.dim)
+        check_positive_int("components", self.components)
+        check_positive_int("samples", self.samples, minimum=2)
+        check_positive_int("steps", self.steps)
+        check_positive_int("noise draws", self.noise_draws)
+        check_positive_int("eval samples", self.eval_samples)
+        check_positive_int("eval noise draws", self.eval_noise_draws)
+        check_positive_int("test samples", self.test_samples)
+        get_dtype(self.dtype)
+        check_target(self.target, TRAIN_TARGETS)
+        check_process(self.process)
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; accepted: {', '.join(INITS)}")
+        if self.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"unknown sampler {self.sampler!r}; accepted: ddim, ddpm")
+        for name in ("init_var", "init_noise_var", "data_var", "gaussian_scale"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} = {v!r} must be finite and >= 0")
+        if self.data_var <= 0:
+            raise ValueError(f"data_var = {self.data_var!r} must be > 0")
+        time_grid(self.grid_size, self.t_min, self.t_max)
+        self.optim().validate()
+        return self
+
+    def optim(self):
+        return optim.OptimConfig(lr_peak=self.lr_peak, lr_final=self.lr_final,
+                                 warmup_frac=self.warmup_frac)
+
+    def grid(self):
+        return time_grid(self.grid_size, self.t_min, self.t_max)
+
+    def dataset(self, xp=np):
+        return make_dataset(self.dim, self.components, self.samples, var=self.data_var,
+                            seed=self.seed, n_test=self.test_samples, xp=xp,
+                            dtype=get_dtype(self.dtype))
+
+
+def parse_model_sizes(spec, N):
+    """Model sizes from "20,40,200" (explicit) or "0.1:1.0:0.1" (fractions of N,
+    start:stop:step inclusive, rounded to the nearest integer). Sorted, distinct."""
+    spec = str(spec).strip()
+    try:
+        if ":" in spec:
+            parts = [float(p) for p in spec.split(":")]
+            if len(parts) != 3 or parts[2] <= 0 or parts[0] <= 0 or parts[1] < parts[0]:
+                raise ValueError
+            n = int(np.floor((parts[1] - parts[0]) / parts[2] + 1e-9)) + 1
+            sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(n)]
+        else:
+            sizes = [int(p) for p in spec.split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"model sizes {spec!r} not understood; accepted: a list such as "
+                         "'20,40,200' or fractions of N as 'start:stop:step' such as "
+                         "'0.1:1.0:0.1'") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"model sizes {spec!r} must all be integers >= 1")
+    return sorted(set(sizes))
+
+
+def check_sizes(sizes, N, init):
+    """Raise ValueError for a size the init cannot provide (prior/gaussian: any M)."""
+    for M in sizes:
+        check_positive_int("model size", M)
+    if init == "pmem":
+        # pmem repeats training points beyond N (SPEC 8), which only makes sense up to 2N
+        big = [M for M in sizes if M > 2 * N]
+        if big:
+            raise ValueError(f"model size M = {big[0]} is above 2N = {2 * N}: init 'pmem' "
+                             "takes training points (all N, then repeats); use init 'prior' "
+                             "or 'gaussian' for larger models")
+
+
+def init_means(dataset, M, cfg):
+    """Initial (means (M, d) float64 host array, variance) for one model size."""
+    rng = rng_for(cfg.seed, STREAM_INIT, M)
+    X = to_host(dataset.X).astype(np.float64)
+    N, d = X.shape
+    if cfg.init == "pmem":
+        perm = rng.permutation(N)
+        idx = perm[:M] if M <= N else np.concatenate([perm, rng.integers(0, N, M - N)])
+        means = X[idx] + np.sqrt(cfg.init_noise_var) * rng.standard_normal((M, d))
+        return means, cfg.init_var
+    if cfg.init == "prior":
+        means, _ = dataset.mixture.sample(M, rng, xp=np)
+        return np.asarray(means, dtype=np.float64), cfg.data_var
+    return cfg.gaussian_scale / np.sqrt(d) * rng.standard_normal((M, d)), cfg.init_var
+
+
+def draw_chunk_steps(N, n, d, budget=1 << 20):
+    """Steps per draw chunk: as many as keep one chunk of noise under ``budget``
+    numbers (at most 64). Depends only on the data shape, never on the batch."""
+    return int(max(1, min(64, budget // (N * n * d))))
+
+
+def draw_chunk(seed, M, chunk, steps, N, n, d, L):
+    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, d))``
+    as float64 host arrays; rows of eps are sample-major (row = i n + k)."""
+    g = rng_for(seed, STREAM_NOISE, M, chunk)
+    return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n, d))
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training bit for bit.
+
+    means : (J, Mmax, d);  std : (J,);  mask : (J, Mmax) bool;  opt : optimizer state;
+    step : steps done;
+    sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host).
+    """
+    sizes: list
+    means: object
+    std: object
+    mask: object
+    opt: dict
+    step: int
+    loss_steps: list
+    losses: list
+
+    def save(self, path):
+        arrays = {"means": to_host(self.means), "std": to_host(self.std),
+                  "mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
+                  "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
+                  "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
+                  "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes))}
+        for k, v in self.opt.items():
+            if k != "count":
+                arrays["opt_" + k] = to_host(v)
+        write_npz(path, arrays)
+
+    @classmethod
+    def load(cls, path, xp):
+        z = read_npz(path)
+        opt = {"count": int(z["opt_count"])}
+        opt.update({k[4:]: xp.asarray(v) for k, v in z.items()
+                    if k.startswith("opt_") and k != "opt_count"})
+        return cls(sizes=[int(m) for m in z["sizes"]], means=xp.asarray(z["means"]),
+                   std=xp.asarray(z["std"]), mask=xp.asarray(z["mask"]), opt=opt,
+                   step=int(z["step"]),
+                   loss_steps=[int(s) for s in z["loss_steps"]],
+                   losses=[list(r) for r in z["losses"]])
+
+
+def initial_state(dataset, sizes, cfg, xp):
+    """Packed initial parameters, fresh optimizer state and per-model generators."""
+    dtype = get_dtype(cfg.dtype)
+    J, Mmax, d = len(sizes), max(sizes), dataset.X.shape[1]
+    means = np.zeros((J, Mmax, d))
+    mask = np.zeros((J, Mmax), dtype=bool)
+    std = np.empty(J)
+    for j, M in enumerate(sizes):
+        m, var = init_means(dataset, M, cfg)
+        means[j, :M], mask[j, :M], std[j] = m, True, np.sqrt(var)
+    params = {"means": xp.asarray(means, dtype=dtype), "std": xp.asarray(std, dtype=dtype)}
+    return TrainState(list(sizes), params["means"], params["std"], xp.asarray(mask),
+                      optim.init_state(params), 0, [], [])
+
+
+def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
+          checkpoint_every=0):
+    """Run the optimizer from ``state.step`` to ``cfg.steps``; returns the final state.
+
+    Parameters
+    ----------
+    dataset : :class:`gmmdiff.data.Dataset` (on backend ``xp``, dtype of cfg)
+    state : :class:`TrainState` (initial or loaded from a checkpoint)
+    callback : called as ``callback(step, losses (J,) host array)`` at log intervals
+    log_every : steps between logged losses (default: steps // 200, at least 1); the
+        only host-device synchronizations of the loop happen there
+    checkpoint : path; the state is saved there every ``checkpoint_every`` steps and
+        at the end (0 = only at the end)
+    """
+    dtype = get_dtype(cfg.dtype)
+    ocfg = cfg.optim()
+    N, d = dataset.X.shape
+    n = cfg.noise_draws
+    L = cfg.grid_size
+    grid = cfg.grid()
+    c = coefficients(grid, cfg.process)
+    alpha_g = xp.asarray(c.alpha)                                        # (L,) float64
+    sigma_g = xp.asarray(c.sigma)
+    wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
+    x0 = xp.repeat(dataset.X.astype(dtype), n, axis=0)                   # (B, d) row = i n + k
+    J = len(state.sizes)
+    S = draw_chunk_steps(N, n, d)
+    t_chunk = np.empty((J, S, N), dtype=np.int64)
+    eps_chunk = np.empty((J, S, N * n, d))
+    log_every = log_every or max(1, cfg.steps // 200)
+    params = {"means": state.means, "std": state.std}
+    opt = state.opt
+    for k in range(state.step, cfg.steps):
+        chunk, offset = divmod(k, S)
+        if offset == 0 or k == state.step:
+            for j, M in enumerate(state.sizes):
+                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, d, L)
+        rows = xp.asarray(np.repeat(t_chunk[:, offset], n, axis=1))      # (J, B)
+        loss, gm, gs = _batched_loss_and_grad(
+            params["means"], params["std"], x0, xp.asarray(eps_chunk[:, offset], dtype=dtype),
+            alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
+        params, opt = optim.step(params, {"means": gm, "std": gs}, opt,
+                                 optim.learning_rate(k, cfg.steps, ocfg), ocfg)
+        done = k + 1
+        if done % log_every == 0 or done == cfg.steps:
+            host = to_host(loss).astype(np.float64)
+            state.loss_steps.append(done)
+            state.losses.append(host.tolist())
+            if not np.all(np.isfinite(host)):
+                raise FloatingPointError(f"training loss became non-finite at step {done}")
+            if callback is not None:
+                callback(done, host)
+        if checkpoint and ((checkpoint_every and done % checkpoint_every == 0) or done == cfg.steps):
+            state.means, state.std, state.opt, state.step = params["means"], params["std"], opt, done
+            state.save(checkpoint)
+    state.means, state.std, state.opt, state.step = params["means"], params["std"], opt, cfg.steps
+    return state
+
+
+def baseline_losses(dataset, cfg, xp):
+    """Per-time train/test losses of theta* and theta_mem, (T,) host arrays each."""
+    grid = cfg.grid()
+    kw = dict(n_noise=cfg.eval_noise_draws, process=cfg.process, target=cfg.target)
+    out = {}
+    for name, p in (("generalizing", generalizing(dataset.mixture)), ("memorizing", memorizing(dataset.X))):
+        for split, S, key in (("train", dataset.X, 0), ("test", dataset.X_test, 1)):
+            seed = int(rng_for(cfg.seed, STREAM_EVAL, key).integers(2**63))
+            out[f"{name}_{split}"] = to_host(per_time_losses(p.means, p.var, S, grid, seed=seed, **kw))
+    return out
+
+
+def evaluate(dataset, M, means, var, cfg, xp, baselines):
+    """Metrics of one trained model ``means (M, d)``, variance ``var``: a JSON-able dict.
+
+    Per-time losses use common random numbers across models (the same eval seed), so
+    the trained model and every baseline see the same noise.
+    """
+    grid = cfg.grid()
+    X = dataset.X
+    x_T = xp.asarray(rng_for(cfg.seed, STREAM_SAMPLE, M).standard_normal((cfg.eval_samples, X.shape[1])),
+                     dtype=means.dtype)
+    srng = rng_for(cfg.seed, STREAM_SAMPLE, M, 1)
+    gen = sample(means, var, grid, x_T, process=cfg.process, method=cfg.sampler, rng=srng)
+    fresh, _ = dataset.mixture.sample(cfg.eval_samples, rng_for(cfg.seed, STREAM_FRESH, M), xp=xp)
+    kw = dict(n_noise=cfg.eval_noise_draws, process=cfg.process, target=cfg.target)
+    losses = {}
+    M_pm = min(M, X.shape[0])
+    pmem, subset = partially_memorizing(X, M_pm, cfg.seed)
+    for split, S, key in (("train", X, 0), ("test", dataset.X_test, 1)):
+        seed = int(rng_for(cfg.seed, STREAM_EVAL, key).integers(2**63))
+        losses[f"model_{split}"] = to_host(per_time_losses(means, var, S, grid, seed=seed, **kw))
+        losses[f"pmem_{split}"] = to_host(per_time_losses(pmem.means, 0.0, S, grid, seed=seed, **kw))
+    losses.update(baselines)
+    d, N = X.shape[1], X.shape[0]
+    approx = {"generalizing": generalizing_excess_loss(grid, d, cfg.data_var, target=cfg.target,
+                                                       process=cfg.process)}
+    for method in METHODS:
+        approx[method] = partial_memorizing_excess_loss(
+            grid, d, cfg.data_var, M_pm, N, target=cfg.target, process=cfg.process,
+            method=method, X=X, subset=subset, K=cfg.components)
+    mem = memorization(gen, X)
+    return {
+        "M": int(M), "M_over_N": M / N,
+        "memorization": mem,
+        "learned_variance": float(var),
+        "learned_means": learned_means_stats(means, dataset.mixture.means, X),
+        "final_train_loss": float(np.mean(losses["model_train"])),
+        "final_test_loss": float(np.mean(losses["model_test"])),
+        "w2": wasserstein2(gen, fresh),
+        "times": grid.tolist(),
+        "per_time_losses": {k: np.asarray(v).tolist() for k, v in losses.items()},
+        "approximations_excess_over_memorizing": {k: np.asarray(v).tolist() for k, v in approx.items()},
+        "pmem_subset": subset.tolist(),
+    }, {"generated": to_host(gen)}
+
+
+def identity(cfg, backend):
+    """The settings a run directory is tied to."""
+    return dict(dataclasses.asdict(cfg), backend=backend)
+
+
+def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None):
+    """Train and evaluate every model size not yet complete in run directory ``out``.
+
+    Returns the list of per-size metric dicts of all requested sizes (finished earlier
+    or now), in increasing M. Resumes from ``out/checkpoint.npz`` when it holds the
+    same pending sizes; otherwise the pending sizes start from scratch.
+    """
+    cfg.validate()
+    check_sizes(sizes, cfg.samples, cfg.init)
+    backend = backend_name(xp)
+    rd = RunDir(out, identity(cfg, backend))
+    dataset = cfg.dataset(xp)
+    pending = [M for M in sizes if M not in set(rd.completed())]
+    if pending:
+        ckpt = rd.file("checkpoint.npz")
+        state = None
+        if os.path.exists(ckpt):
+            loaded = TrainState.load(ckpt, xp)
+            if loaded.sizes == pending:
+                state = loaded
+        if state is None:
+            state = initial_state(dataset, pending, cfg, xp)
+        if state.step < cfg.steps:
+            state = train(dataset, state, cfg, xp, callback=callback, log_every=log_every,
+                          checkpoint=ckpt, checkpoint_every=checkpoint_every)
+        baselines = baseline_losses(dataset, cfg, xp)
+        for j, M in enumerate(state.sizes):
+            means = state.means[j, :M]
+            var = float(to_host(state.std[j]).astype(np.float64) ** 2)
+            metrics, extra = evaluate(dataset, M, means, var, cfg, xp, baselines)
+            metrics["training_loss"] = {"steps": list(state.loss_steps),
+                                        "loss": [row[j] for row in state.losses]}
+            rd.write_result(M, metrics, {"means": to_host(means),
+                                         "std": to_host(state.std[j]),
+                                         "generated": extra["generated"]})
+        os.unlink(ckpt)
+    return [rd.read_result(M)[0] for M in sizes]
