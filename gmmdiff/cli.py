@@ -1,0 +1,153 @@
+"""Shared pieces of the click scripts in ``bin/``: options, parameter types, errors.
+
+The scripts only parse options and call library functions; every library ValueError
+surfaces as one line on stderr with exit code 2 (never a traceback).
+"""
+import functools
+import sys
+
+import click
+import numpy as np
+
+from .backend import BACKENDS, DTYPES, get_xp
+from .process import PROCESSES, TRAIN_TARGETS
+from .train import INITS, TrainConfig
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user; exit code 2 like click's usage errors."""
+    exit_code = 2
+
+    def show(self, file=None):
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+def handle_errors(func):
+    """Turn library ValueErrors (bad input, foreign or corrupt run directories) into
+    :class:`UserError`, and an interrupt into a short message."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (ValueError, OSError) as exc:
+            raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        except KeyboardInterrupt:  # pragma: no cover - interactive
+            click.echo("interrupted; completed model sizes are saved, re-run to resume", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def positive(minimum=1):
+    def check(ctx, param, value):
+        if value is not None and value < minimum:
+            raise click.BadParameter(f"{value} is below {minimum}")
+        return value
+    return check
+
+
+def _defaults():
+    return TrainConfig()
+
+
+D = _defaults()
+
+
+def data_options(f):
+    """--dim, --components, --samples, --seed (SPEC 2)."""
+    for opt in reversed([
+        click.option("--dim", "-d", type=int, default=D.dim, show_default=True,
+                     callback=positive(1), help="data dimension d"),
+        click.option("--components", "-K", type=int, default=D.components, show_default=True,
+                     callback=positive(1), help="number of mixture components K"),
+        click.option("--samples", "-N", type=int, default=D.samples, show_default=True,
+                     callback=positive(2), help="number of training samples N"),
+        click.option("--seed", type=int, default=D.seed, show_default=True,
+                     callback=positive(0), help="seed of data, initialization and noise"),
+    ]):
+        f = opt(f)
+    return f
+
+
+def training_options(f):
+    """Everything of :class:`gmmdiff.train.TrainConfig` beyond the data options."""
+    for opt in reversed([
+        click.option("--model-sizes", "-M", default="0.1:1.0:0.1", show_default=True,
+                     help="model sizes: a list such as '20,40,200', or fractions of N as "
+                          "'start:stop:step'"),
+        click.option("--steps", type=int, default=D.steps, show_default=True,
+                     callback=positive(1), help="optimizer steps (full batch: one step = one epoch)"),
+        click.option("--noise-draws", type=int, default=D.noise_draws, show_default=True,
+                     callback=positive(1), help="noise draws per sample and step"),
+        click.option("--eval-samples", type=int, default=D.eval_samples, show_default=True,
+                     callback=positive(1), help="generated samples for the memorization ratio and W2"),
+        click.option("--eval-noise-draws", type=int, default=D.eval_noise_draws, show_default=True,
+                     callback=positive(1), help="noise draws per sample for the per-time losses"),
+        click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True),
+        click.option("--dtype", type=click.Choice(DTYPES), default=D.dtype, show_default=True),
+        click.option("--init", type=click.Choice(INITS), default=D.init, show_default=True),
+        click.option("--init-var", type=float, default=D.init_var, show_default=True,
+                     help="initial variance for inits pmem and gaussian"),
+        click.option("--target", type=click.Choice(TRAIN_TARGETS), default=D.target, show_default=True),
+        click.option("--process", type=click.Choice(PROCESSES), default=D.process, show_default=True),
+        click.option("--data-var", type=float, default=D.data_var, show_default=True,
+                     help="variance s* of the data mixture"),
+        click.option("--lr", "lr_peak", type=float, default=D.lr_peak, show_default=True,
+                     help="peak learning rate"),
+        click.option("--lr-final", type=float, default=D.lr_final, show_default=True),
+        click.option("--warmup", "warmup_frac", type=float, default=D.warmup_frac, show_default=True,
+                     help="fraction of steps of linear warm-up"),
+        click.option("--t-min", type=float, default=D.t_min, show_default=True),
+        click.option("--t-max", type=float, default=D.t_max, show_default=True),
+        click.option("--grid-size", type=int, default=D.grid_size, show_default=True),
+        click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default=D.sampler, show_default=True),
+        click.option("--checkpoint-every", type=int, default=1000, show_default=True,
+                     callback=positive(0), help="steps between checkpoints (0: only at the end)"),
+        click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
+                     help="run directory (default: runs/d{dim}-K{K}-N{N}-s{seed})"),
+        click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
+    ]):
+        f = opt(f)
+    return f
+
+
+CONFIG_FIELDS = {f for f in TrainConfig.__dataclass_fields__}
+
+
+def config_from_options(opts):
+    """(TrainConfig, remaining options) from a click options dict."""
+    fields = {k: v for k, v in opts.items() if k in CONFIG_FIELDS}
+    rest = {k: v for k, v in opts.items() if k not in CONFIG_FIELDS}
+    return TrainConfig(**fields).validate(), rest
+
+
+def backend_from_name(name):
+    """The array module, or a UserError that says how to get CuPy."""
+    return get_xp(name)
+
+
+def progress_callback(steps, quiet, label):
+    """(callback, close) drawing click's progress bar with the mean loss over models."""
+    if quiet:
+        return None, lambda: None
+    bar = click.progressbar(length=steps, label=label, file=sys.stderr, show_eta=True,
+                            show_pos=True, item_show_func=lambda s: s)
+    state = {"done": 0}
+    bar.__enter__()
+
+    def callback(step, losses):
+        bar.update(step - state["done"], f"loss {np.mean(losses):.4g}")
+        state["done"] = step
+
+    return callback, lambda: bar.__exit__(None, None, None)
+
+
+def format_table(rows):
+    """The per-model-size table printed by gmmdiff-train."""
+    head = f"{'M':>6} {'M/N':>6} {'mem. ratio':>10} {'95% interval':>15} {'variance':>10} {'train loss':>11} {'test loss':>11}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lo, hi = r["memorization"]["interval"]
+        lines.append(f"{r['M']:>6d} {r['M_over_N']:>6.2f} {r['memorization']['ratio']:>10.2f} "
+                     f"{f'[{lo:.2f}, {hi:.2f}]':>15} {r['learned_variance']:>10.3g} "
+                     f"{r['final_train_loss']:>11.4g} {r['final_test_loss']:>11.4g}")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Training: batching, determinism, convergence, the transition, kill-and-resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from gmmdiff.backend import to_host
+from gmmdiff.data import make_dataset
+from gmmdiff.sampling import sample
+from gmmdiff.storage import read_npz
+from gmmdiff.train import (TrainConfig, initial_state, parse_model_sizes, run, train)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN_SCRIPT = os.path.join(ROOT, "bin", "gmmdiff-train")
+
+
+def trained(cfg, sizes, xp=np):
+    ds = cfg.dataset(xp)
+    return train(ds, initial_state(ds, sizes, cfg, xp), cfg, xp)
+
+
+@pytest.mark.parametrize("target", ["eps", "x0", "v"])
+def test_batched_training_equals_training_each_size_alone(target):
+    cfg = TrainConfig(dim=4, components=2, samples=12, steps=40, noise_draws=3,
+                      lr_peak=1e-2, target=target)
+    sizes = [3, 7, 12]
+    together = trained(cfg, sizes)
+    for j, M in enumerate(sizes):
+        alone = trained(cfg, [M])
+        np.testing.assert_allclose(together.means[j, :M], alone.means[0], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(together.std[j], alone.std[0], rtol=1e-10)
+        np.testing.assert_array_equal(together.means[j, M:], 0.0)   # padding never moves
+
+
+def test_training_is_deterministic_and_seed_dependent():
+    cfg = TrainConfig(dim=3, components=2, samples=10, steps=30, noise_draws=2, lr_peak=1e-2)
+    a, b = trained(cfg, [4, 8]), trained(cfg, [4, 8])
+    np.testing.assert_array_equal(a.means, b.means)
+    c = trained(TrainConfig(**{**cfg.__dict__, "seed": 1}), [4, 8])
+    assert not np.allclose(a.means, c.means)
+
+
+def test_m_equals_k_converges_to_the_true_mixture():
+    """d = 20, K = 2 (means 6.3 apart, s* = 1), N = 400, gaussian init near 0.
+
+    Tolerances: the learned means are compared with the true means, which the training
+    set only pins down to sqrt(d / (N/K)) = 0.32 per cluster; 0.6 allows that, while a
+    wrong mean gradient leaves them near the init (distance ~4.5). The variance estimate
+    has sd ~ sqrt(2 / (N d)) = 0.016; 0.1 allows optimizer bias, while a wrong std
+    gradient leaves it at the 0.1 init or drives it to 0.
+    """
+    cfg = TrainConfig(dim=20, components=2, samples=400, steps=1500, noise_draws=4,
+                      lr_peak=3e-2, lr_final=1e-4, init="gaussian", init_var=0.1)
+    st = trained(cfg, [2])
+    ds = cfg.dataset()
+    D = np.linalg.norm(st.means[0][:, None] - ds.mixture.means[None], axis=-1)
+    assert sorted(D.argmin(axis=1)) == [0, 1]                 # one learned mean per cluster
+    assert D.min(axis=1).max() < 0.6, D
+    assert abs(st.std[0] ** 2 - 1.0) < 0.1, st.std[0] ** 2
+    losses = np.array(st.losses)[:, 0]
+    assert losses[-10:].mean() < 0.5 * losses[:10].mean()
+
+
+@pytest.mark.slow
+def test_default_configuration_at_reduced_size_shows_the_transition(tmp_path):
+    """The built-in configuration with three sizes and 20,000 steps (the full default
+    uses ten sizes and 50,000): memorization ratio <= 0.2 at M = 2, >= 0.8 at M = N."""
+    cfg = TrainConfig(steps=20_000)
+    rows = run(cfg, [2, 10, 20], str(tmp_path / "run"), np)
+    ratio = [r["memorization"]["ratio"] for r in rows]
+    assert ratio[0] <= 0.2 and ratio[-1] >= 0.8, ratio
+    assert ratio[0] <= ratio[1] <= ratio[2], ratio
+    var = [r["learned_variance"] for r in rows]
+    assert var[0] > var[-1] * 100, var                       # memorizing model collapses
+
+
+def test_model_size_parsing():
+    assert parse_model_sizes("0.1:1.0:0.1", 200) == list(range(20, 201, 20))
+    assert parse_model_sizes("40, 20,200", 200) == [20, 40, 200]
+    assert parse_model_sizes("0.5:1:0.25", 20) == [10, 15, 20]
+    for bad in ("0:1:0.1", "a,b", "1:0.5:0.1", "0.1:1", "0,5"):
+        with pytest.raises(ValueError):
+            parse_model_sizes(bad, 20)
+
+
+def test_samplers_reach_training_points_under_a_memorizing_model():
+    ds = make_dataset(5, 2, 8, seed=0)
+    grid = TrainConfig().grid()
+    x_T = np.random.default_rng(0).standard_normal((16, 5))
+    for method in ("ddim", "ddpm"):
+        out = sample(ds.X, 0.0, grid, x_T, method=method, rng=np.random.default_rng(1))
+        d = np.linalg.norm(out[:, None] - ds.X[None], axis=-1).min(axis=1)
+        assert d.max() < 0.01, (method, d.max())        # sigma(t_min) = 1e-3 per coordinate
+    # DDIM is deterministic; under the generalizing model it does not collapse to X
+    g = sample(ds.mixture.means, 1.0, grid, x_T)
+    np.testing.assert_array_equal(g, sample(ds.mixture.means, 1.0, grid, x_T))
+    assert np.linalg.norm(g[:, None] - ds.X[None], axis=-1).min(axis=1).mean() > 0.5
+
+
+def _train_cmd(out, steps, every):
+    return [sys.executable, TRAIN_SCRIPT, "--dim", "4", "--components", "2", "--samples", "10",
+            "--model-sizes", "2,5,10", "--steps", str(steps), "--noise-draws", "3",
+            "--checkpoint-every", str(every), "--quiet", "--out", str(out)]
+
+
+@pytest.mark.slow
+def test_kill_and_resume_gives_bitwise_identical_results(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    steps = 6000
+    ref = tmp_path / "ref"
+    subprocess.run(_train_cmd(ref, steps, 0), check=True, env=env, capture_output=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(_train_cmd(out, steps, 250), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = out / "checkpoint.npz"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if ckpt.exists() and 1000 <= int(read_npz(str(ckpt))["step"]) < steps - 1000:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("no mid-run checkpoint appeared")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = int(read_npz(str(ckpt))["step"])
+    assert killed_at < steps
+    # nothing half-written is visible as complete
+    assert not (out / "index.json").exists()
+    subprocess.run(_train_cmd(out, steps, 250), check=True, env=env, capture_output=True)
+    for M in (2, 5, 10):
+        a = read_npz(str(ref / f"model_M{M:05d}.npz"))
+        b = read_npz(str(out / f"model_M{M:05d}.npz"))
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+        ja = json.loads((ref / f"model_M{M:05d}.json").read_text())
+        jb = json.loads((out / f"model_M{M:05d}.json").read_text())
+        assert ja == jb
+    assert not ckpt.exists()
