@@ -68,46 +68,48 @@ def data_options(f):
     return f
 
 
-def training_options(f):
-    """Everything of :class:`gmmdiff.train.TrainConfig` beyond the data options."""
-    for opt in reversed([
-        click.option("--model-sizes", "-M", default="0.1:1.0:0.1", show_default=True,
-                     help="model sizes: a list such as '20,40,200', or fractions of N as "
-                          "'start:stop:step'"),
-        click.option("--steps", type=int, default=D.steps, show_default=True,
-                     callback=positive(1), help="optimizer steps (full batch: one step = one epoch)"),
-        click.option("--noise-draws", type=int, default=D.noise_draws, show_default=True,
-                     callback=positive(1), help="noise draws per sample and step"),
-        click.option("--eval-samples", type=int, default=D.eval_samples, show_default=True,
-                     callback=positive(1), help="generated samples for the memorization ratio and W2"),
-        click.option("--eval-noise-draws", type=int, default=D.eval_noise_draws, show_default=True,
-                     callback=positive(1), help="noise draws per sample for the per-time losses"),
-        click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True),
-        click.option("--dtype", type=click.Choice(DTYPES), default=D.dtype, show_default=True),
-        click.option("--init", type=click.Choice(INITS), default=D.init, show_default=True),
-        click.option("--init-var", type=float, default=D.init_var, show_default=True,
-                     help="initial variance for inits pmem and gaussian"),
-        click.option("--target", type=click.Choice(TRAIN_TARGETS), default=D.target, show_default=True),
-        click.option("--process", type=click.Choice(PROCESSES), default=D.process, show_default=True),
-        click.option("--data-var", type=float, default=D.data_var, show_default=True,
-                     help="variance s* of the data mixture"),
-        click.option("--lr", "lr_peak", type=float, default=D.lr_peak, show_default=True,
-                     help="peak learning rate"),
-        click.option("--lr-final", type=float, default=D.lr_final, show_default=True),
-        click.option("--warmup", "warmup_frac", type=float, default=D.warmup_frac, show_default=True,
-                     help="fraction of steps of linear warm-up"),
-        click.option("--t-min", type=float, default=D.t_min, show_default=True),
-        click.option("--t-max", type=float, default=D.t_max, show_default=True),
-        click.option("--grid-size", type=int, default=D.grid_size, show_default=True),
-        click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default=D.sampler, show_default=True),
-        click.option("--checkpoint-every", type=int, default=1000, show_default=True,
-                     callback=positive(0), help="steps between checkpoints (0: only at the end)"),
-        click.option("--out", "-o", type=click.Path(file_okay=False), default=None,
-                     help="run directory (default: runs/d{dim}-K{K}-N{N}-s{seed})"),
-        click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
-    ]):
-        f = opt(f)
-    return f
+def optimization_options(defaults=D):
+    """The settings of :class:`gmmdiff.train.TrainConfig` beyond the data options, with
+    the given defaults (the CPU default for gmmdiff-train, the paper's for sweeps)."""
+    def decorate(f):
+        for opt in reversed([
+            click.option("--steps", type=int, default=defaults.steps, show_default=True,
+                         callback=positive(1), help="optimizer steps (full batch: one step = one epoch)"),
+            click.option("--noise-draws", type=int, default=defaults.noise_draws, show_default=True,
+                         callback=positive(1), help="noise draws per sample and step"),
+            click.option("--eval-samples", type=int, default=defaults.eval_samples, show_default=True,
+                         callback=positive(1), help="generated samples for the memorization ratio and W2"),
+            click.option("--eval-noise-draws", type=int, default=defaults.eval_noise_draws,
+                         show_default=True, callback=positive(1),
+                         help="noise draws per sample for the per-time losses"),
+            click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True),
+            click.option("--dtype", type=click.Choice(DTYPES), default=defaults.dtype, show_default=True),
+            click.option("--init", type=click.Choice(INITS), default=defaults.init, show_default=True),
+            click.option("--init-var", type=float, default=defaults.init_var, show_default=True,
+                         help="initial variance for inits pmem and gaussian"),
+            click.option("--target", type=click.Choice(TRAIN_TARGETS), default=defaults.target,
+                         show_default=True),
+            click.option("--process", type=click.Choice(PROCESSES), default=defaults.process,
+                         show_default=True),
+            click.option("--data-var", type=float, default=defaults.data_var, show_default=True,
+                         help="variance s* of the data mixture"),
+            click.option("--lr", "lr_peak", type=float, default=defaults.lr_peak, show_default=True,
+                         help="peak learning rate"),
+            click.option("--lr-final", type=float, default=defaults.lr_final, show_default=True),
+            click.option("--warmup", "warmup_frac", type=float, default=defaults.warmup_frac,
+                         show_default=True, help="fraction of steps of linear warm-up"),
+            click.option("--t-min", type=float, default=defaults.t_min, show_default=True),
+            click.option("--t-max", type=float, default=defaults.t_max, show_default=True),
+            click.option("--grid-size", type=int, default=defaults.grid_size, show_default=True),
+            click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default=defaults.sampler,
+                         show_default=True),
+            click.option("--checkpoint-every", type=int, default=1000, show_default=True,
+                         callback=positive(0), help="steps between checkpoints (0: only at the end)"),
+            click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
+        ]):
+            f = opt(f)
+        return f
+    return decorate
 
 
 CONFIG_FIELDS = {f for f in TrainConfig.__dataclass_fields__}

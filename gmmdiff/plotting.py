@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .storage import StorageError, atomic_write_bytes, read_json
+from .storage import atomic_write_bytes, load_run
 
 
 def _plt():
@@ -24,21 +24,6 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
-
-
-def load_run(run_dir):
-    """(config dict, list of per-size metric dicts in increasing M) of a run directory."""
-    cfg_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(cfg_path):
-        raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
-    cfg = read_json(cfg_path)
-    index = read_json(os.path.join(run_dir, "index.json")) if os.path.exists(
-        os.path.join(run_dir, "index.json")) else {"complete": []}
-    rows = [read_json(os.path.join(run_dir, f"model_M{int(M):05d}.json"))
-            for M in sorted(index.get("complete", []))]
-    if not rows:
-        raise StorageError(f"{run_dir} holds no completed model sizes yet")
-    return cfg, rows
 
 
 def _save(fig, path):
@@ -101,4 +86,95 @@ def figure2(run_dir):
     paths.append(os.path.join(run_dir, "fig2_per_time.png"))
     _save(fig, paths[-1])
     plt.close(fig)
+    return paths
+
+
+def figure1(run_dir, path=None, n_sizes=3):
+    """Per-time excess training losses (over theta_mem) of theta* and theta_pmem,M from
+    Monte Carlo, against the approximations, for one configuration (run directory)."""
+    plt = _plt()
+    cfg, rows = load_run(run_dir)
+    below_n = [r for r in rows if r["M"] < cfg["identity"]["samples"]] or rows   # pmem(N) = mem
+    picks = [below_n[int(i)] for i in
+             np.unique(np.linspace(0, len(below_n) - 1, min(n_sizes, len(below_n))).round())]
+    t = np.array(picks[0]["times"])
+    pl = picks[0]["per_time_losses"]
+    mem = np.array(pl["memorizing_train"])
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    ax.plot(t, np.array(pl["generalizing_train"]) - mem, "k-", lw=2, label="generalizing (MC)")
+    ax.plot(t, picks[0]["approximations_excess_over_memorizing"]["generalizing"], "k--",
+            label="generalizing (approx.)")
+    for i, r in enumerate(picks):
+        c = f"C{i}"
+        ax.plot(t, np.array(r["per_time_losses"]["pmem_train"]) - mem, "-", color=c, lw=2,
+                label=f"pmem M={r['M']} (MC)")
+        ap = r["approximations_excess_over_memorizing"]
+        for method, style in (("simple", ":"), ("nearest", "--"), ("expected", "-.")):
+            ax.plot(t, ap[method], style, color=c, lw=1, label=f"{method}" if i == 0 else None)
+    ax.set(xlabel="t", ylabel="training loss minus memorizing loss", yscale="log")
+    ax.legend(fontsize=6, ncol=2)
+    path = path or os.path.join(run_dir, "fig1_losses_vs_approximations.png")
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def figure3(fit, path):
+    """Predicted against measured M_pt/N, train and test configurations marked."""
+    plt = _plt()
+    pred, meas = np.array(fit["predicted"]), np.array(fit["measured"])
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    ax.plot([0, 1], [0, 1], color="gray", lw=1)
+    ax.scatter(meas[fit["train"]], pred[fit["train"]], label=f"train (MSE {fit['mse_train']:.2g})")
+    ax.scatter(meas[fit["test"]], pred[fit["test"]], marker="s",
+               label=f"test (MSE {fit['mse_test']:.2g}; trivial {fit['trivial_mse_test']:.2g})")
+    ax.set(xlabel="measured M_pt / N", ylabel=f"predicted M* / N ({fit['source']})",
+           xlim=(0, 1.02), ylim=(0, 1.02))
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def figure7(curves, path):
+    """Memorization ratio against M/N for several seeds of one setting: the mean and a
+    min/max band. ``curves``: dict name -> list of (M/N array, ratio array) per seed."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for i, (name, seeds) in enumerate(sorted(curves.items())):
+        grid = np.unique(np.concatenate([x for x, _ in seeds]))
+        ys = np.array([np.interp(grid, x, y) for x, y in seeds])
+        ax.fill_between(grid, ys.min(0), ys.max(0), color=f"C{i}", alpha=0.25)
+        ax.plot(grid, ys.mean(0), color=f"C{i}", label=f"{name} ({len(seeds)} seeds)")
+    ax.set(xlabel="M / N", ylabel="memorization ratio", ylim=(-0.03, 1.03))
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def sweep_figures(sweep_dir):
+    """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
+    several seeds) of a sweep directory; returns the paths written."""
+    from .storage import read_json
+    from .sweep import results_of, run_name, spec_from_identity
+    spec = spec_from_identity(read_json(os.path.join(sweep_dir, "sweep.json"))["identity"])
+    paths, by_setting = [], {}
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        if not os.path.exists(os.path.join(rd, "transition.json")):
+            continue
+        if not paths:
+            paths.append(figure1(rd, os.path.join(sweep_dir, "fig1_losses_vs_approximations.png")))
+        rows = results_of(rd)
+        key = f"N={cfg.samples} d={cfg.dim} K={cfg.components}"
+        by_setting.setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
+                                               np.array([r["memorization"]["ratio"] for r in rows])))
+    for name in sorted(os.listdir(sweep_dir)):
+        if name.startswith("fit_") and name.endswith(".json"):
+            paths.append(figure3(read_json(os.path.join(sweep_dir, name)),
+                                 os.path.join(sweep_dir, name[:-5].replace("fit_", "fig3_") + ".png")))
+    multi = {k: v for k, v in by_setting.items() if len(v) > 1}
+    if multi:
+        paths.append(figure7(multi, os.path.join(sweep_dir, "fig7_seeds.png")))
     return paths

@@ -166,3 +166,17 @@ class RunDir:
         """(metrics dict, arrays dict) of a completed model size."""
         stem = self.model_stem(M)
         return read_json(self.file(stem + ".json")), read_npz(self.file(stem + ".npz"))
+
+
+def load_run(run_dir):
+    """(config dict, list of per-size metric dicts in increasing M) of a run directory."""
+    cfg_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
+    cfg = read_json(cfg_path)
+    index_path = os.path.join(run_dir, "index.json")
+    complete = read_json(index_path).get("complete", []) if os.path.exists(index_path) else []
+    rows = [read_json(os.path.join(run_dir, f"{RunDir.model_stem(M)}.json")) for M in sorted(complete)]
+    if not rows:
+        raise StorageError(f"{run_dir} holds no completed model sizes yet")
+    return cfg, rows

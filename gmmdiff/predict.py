@@ -1,0 +1,169 @@
+"""Predicting the memorization transition, and fitting the time weights (SPEC 7).
+
+For one configuration, a *source* gives per-time curves on a common footing:
+``gen (T,)`` for the generalizing model and ``pmem (J, T)`` for the partially
+memorizing models of sizes ``M (J,)``:
+
+- ``"mc"``: Monte Carlo training losses stored by training (absolute; the memorizing
+  loss cancels in the difference), at the trained sizes;
+- ``"simple"``, ``"nearest"``, ``"expected"``: the approximations of
+  :mod:`gmmdiff.theory` (excess over the memorizing model), at every M = 1..N.
+
+The predicted transition is the sign change of Delta(M) = sum_t lam_t [gen_t - pmem_t(M)]
+(:func:`gmmdiff.theory.crossover`). For fitting, a curve without a sign change is
+clamped to the end of the size grid it points to (Delta >= 0 everywhere: the smallest
+size; Delta < 0 everywhere: N), so that the objective stays defined; reports mark
+those configurations.
+
+:func:`fit_weights` fits lam on the probability simplex by minimizing the mean squared
+error of the predicted M*/N over a training split of configurations.
+"""
+import numpy as np
+from scipy.optimize import minimize
+
+from .data import memorized_subset
+from .process import loss_scale
+from .theory import crossover, expected_nearest_excess, generalizing_excess_loss, nearest_excess
+
+SOURCES = ("mc", "simple", "nearest", "expected")
+
+
+def curves_from_results(rows, source, *, config, X=None):
+    """(M (J,), gen (T,), pmem (J, T)) of one configuration for a ``source``.
+
+    rows : per-size metric dicts of a run directory (as stored by training)
+    config : dict with dim, components, samples, data_var, seed, target, process
+    X : (N, d) training set, needed for "nearest"
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    t = np.asarray(rows[0]["times"], dtype=np.float64)
+    if source == "mc":
+        M = np.array([r["M"] for r in rows if r["M"] <= config["samples"]], dtype=np.float64)
+        gen = np.asarray(rows[0]["per_time_losses"]["generalizing_train"])
+        pmem = np.array([r["per_time_losses"]["pmem_train"] for r in rows
+                         if r["M"] <= config["samples"]])
+        return M, gen, pmem
+    return approximation_curves(t, config, source, X=X)
+
+
+def approximation_curves(times, config, source, *, X=None):
+    """(M = 1..N, gen (T,), pmem (N, T)) from the approximations, target scale."""
+    d, K, N = int(config["dim"]), int(config["components"]), int(config["samples"])
+    s = float(config.get("data_var", 1.0))
+    target, process = config.get("target", "eps"), config.get("process", "vp")
+    times = np.asarray(times, dtype=np.float64)
+    w = loss_scale(times, process, target)
+    gen = generalizing_excess_loss(times, d, s, target=target, process=process)
+    Ms = np.arange(1, N + 1)
+    if source == "simple":
+        x0 = d * s * (1.0 - Ms / N)
+    elif source == "expected":
+        x0 = np.array([expected_nearest_excess(d, s, M, N, K) for M in Ms])
+    elif source == "nearest":
+        if X is None:
+            raise ValueError("source 'nearest' needs the training set X")
+        x0 = np.array([nearest_excess(X, memorized_subset(N, M, int(config.get("seed", 0))))
+                       for M in Ms])
+    else:
+        raise ValueError(f"unknown approximation source {source!r}; accepted: simple, nearest, expected")
+    return Ms.astype(np.float64), gen, x0[:, None] * w[None, :]
+
+
+def predicted_ratio(M, gen, pmem, weights, N, *, clamp=True):
+    """Predicted M*/N; with ``clamp`` a missing sign change goes to the grid end it
+    points to (see module docstring), else it is nan. Returns (ratio, crossed)."""
+    M_star, delta = crossover(M, gen, pmem, weights)
+    if np.isfinite(M_star):
+        return M_star / N, True
+    if not clamp:
+        return float("nan"), False
+    return (M[0] / N if delta[0] >= 0 else 1.0), False
+
+
+def _time_scales(curves):
+    """Per-time scales making the curves comparable across times (fitting only)."""
+    mags = np.array([np.abs(gen) + np.abs(pmem).mean(axis=0) for _, gen, pmem, _ in curves])
+    scale = mags.mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def fit_weights(curves, measured, *, n_restarts=4, seed=0):
+    """Time weights on the simplex minimizing the mean squared error of M*/N.
+
+    Parameters
+    ----------
+    curves : list of (M (J,), gen (T,), pmem (J, T), N) per configuration
+    measured : (C,) measured M_pt / N of the same configurations
+    Returns
+    -------
+    weights : (T,) nonnegative, summing to 1, for the curves as given.
+
+    The optimization runs in per-time normalized units (the eps-scale weight spans six
+    orders of magnitude over the grid) with SLSQP on the simplex from the uniform start
+    and ``n_restarts`` seeded random starts; the best is kept.
+    """
+    measured = np.asarray(measured, dtype=np.float64)
+    if len(curves) != measured.size or measured.size == 0:
+        raise ValueError("need one measured ratio per configuration, at least one")
+    scale = _time_scales(curves)
+    scaled = [(M, gen / scale, pmem / scale[None, :], N) for M, gen, pmem, N in curves]
+    T = scale.size
+
+    def loss(lam):
+        lam = np.maximum(lam, 0.0)
+        if lam.sum() <= 0:
+            return 1.0
+        pred = np.array([predicted_ratio(M, g, p, lam, N)[0] for M, g, p, N in scaled])
+        return float(np.mean((pred - measured) ** 2))
+
+    rng = np.random.default_rng(seed)
+    starts = [np.full(T, 1.0 / T)] + [rng.dirichlet(np.full(T, 0.5)) for _ in range(n_restarts)]
+    best = None
+    for x0 in starts:
+        res = minimize(loss, x0, method="SLSQP", bounds=[(0.0, 1.0)] * T,
+                       constraints=[{"type": "eq", "fun": lambda l: np.sum(l) - 1.0}],
+                       options={"maxiter": 200, "ftol": 1e-12, "eps": 1e-4})
+        cand = np.maximum(res.x, 0.0)
+        cand /= cand.sum()
+        value = loss(cand)
+        if best is None or value < best[0]:
+            best = (value, cand)
+    lam = best[1] / scale
+    return lam / lam.sum()
+
+
+def split_configurations(n, *, test_fraction=0.25, seed=0):
+    """Seeded split of ``n`` configurations: (train indices, test indices), sorted."""
+    if n < 2:
+        raise ValueError(f"need at least 2 configurations to split; got {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = min(n - 1, max(1, int(round(test_fraction * n))))
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def fit_and_score(curves, measured, *, test_fraction=0.25, seed=0):
+    """Fit on a seeded training split, score on held-out configurations.
+
+    Returns a dict with ``weights``, ``train``/``test`` index lists, per-configuration
+    ``predicted`` ratios, and mean squared errors of the fit and of the trivial
+    predictor (mean measured ratio of the training split) on both splits.
+    """
+    measured = np.asarray(measured, dtype=np.float64)
+    tr, te = split_configurations(len(curves), test_fraction=test_fraction, seed=seed)
+    lam = fit_weights([curves[i] for i in tr], measured[tr], seed=seed)
+    pred = np.array([predicted_ratio(M, g, p, lam, N)[0] for M, g, p, N in curves])
+    trivial = float(measured[tr].mean())
+
+    def mse(idx, values):
+        return float(np.mean((values[idx] - measured[idx]) ** 2))
+
+    return {
+        "weights": lam.tolist(), "train": tr.tolist(), "test": te.tolist(),
+        "predicted": pred.tolist(), "measured": measured.tolist(),
+        "mse_train": mse(tr, pred), "mse_test": mse(te, pred),
+        "trivial_prediction": trivial,
+        "trivial_mse_train": mse(tr, np.full_like(measured, trivial)),
+        "trivial_mse_test": mse(te, np.full_like(measured, trivial)),
+        "beats_trivial_on_test": mse(te, pred) < mse(te, np.full_like(measured, trivial)),
+    }

@@ -1,0 +1,304 @@
+"""Sweeps over configurations (N, d, K, seed), each a run directory of its own.
+
+A sweep directory holds ``sweep.json`` (the sweep's identity: the grids and every
+training setting) and one run directory per configuration, named
+``N{N}-d{d}-K{K}-s{seed}``, in the format of :mod:`gmmdiff.train` (atomic files,
+resume, refusal of foreign configurations). Per configuration:
+
+1. train the coarse grid M = N/10, 2N/10, ..., N;
+2. detect the transition on it and train about ten more sizes evenly between the
+   coarse start (last size below 0.1) and end (first size at or above 0.9);
+3. write ``baselines.json`` (per-time Monte Carlo losses of theta*, theta_mem and
+   theta_pmem,M at every trained size, the three approximations and their relative
+   error against Monte Carlo) and, last, ``transition.json`` -- its presence marks the
+   configuration complete.
+
+``--shard i/n`` takes configurations i, i + n, i + 2n, ... (0-based) of the canonical
+order, so n processes (a Slurm array, several GPUs) split a sweep with no overlap.
+"""
+import csv
+import dataclasses
+import io
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backend import backend_name
+from .data import check_positive_int
+from .predict import SOURCES, curves_from_results, predicted_ratio
+from .storage import StorageError, _jsonable, atomic_write_bytes, load_run, read_json, write_json
+from .train import TrainConfig, run
+from .transition import detect
+
+SWEEP_FIELDS = ("samples", "dim", "components", "seed")
+
+
+def parse_int_list(spec, name, minimum=1):
+    """'50,100,150' -> [50, 100, 150] (sorted, distinct); ValueError names the value."""
+    try:
+        values = sorted({int(p) for p in str(spec).split(",") if p.strip()})
+    except ValueError:
+        raise ValueError(f"{name} {spec!r} must be a comma-separated list of integers") from None
+    if not values or values[0] < minimum:
+        raise ValueError(f"{name} {spec!r} must be integers >= {minimum}")
+    return values
+
+
+def parse_shard(spec):
+    """'i/n' -> (i, n) with 0 <= i < n."""
+    try:
+        i, n = (int(p) for p in str(spec).split("/"))
+    except ValueError:
+        raise ValueError(f"shard {spec!r} not understood; accepted: 'i/n' with 0 <= i < n") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ValueError(f"shard {spec!r} must satisfy 0 <= i < n")
+    return i, n
+
+
+def shard(items, i, n):
+    """The i-th of n disjoint parts of ``items`` (round robin, 0-based)."""
+    return list(items)[i::n]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """The grids of a sweep and the training settings shared by its configurations."""
+    samples: tuple = (50, 100, 150, 200)
+    dims: tuple = (30, 40, 50, 60)
+    components: tuple = (3, 6, 9, 12)
+    seeds: tuple = (0,)
+    base: TrainConfig = field(default_factory=lambda: TrainConfig(noise_draws=100))
+    coarse: int = 10
+    refine: int = 10
+
+    def validate(self):
+        check_positive_int("coarse grid points", self.coarse, minimum=2)
+        check_positive_int("refinement points", self.refine, minimum=0)
+        for cfg in self.configurations():
+            cfg.validate()
+        return self
+
+    def configurations(self):
+        """Every configuration, in the canonical order (N, d, K, seed)."""
+        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, seed=s)
+                for N in self.samples for d in self.dims for K in self.components
+                for s in self.seeds]
+
+    def identity(self, backend):
+        base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
+        return {"samples": list(self.samples), "dims": list(self.dims),
+                "components": list(self.components), "seeds": list(self.seeds),
+                "coarse": self.coarse, "refine": self.refine, "base": base,
+                "backend": backend}
+
+
+def run_name(cfg):
+    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}-s{cfg.seed}"
+
+
+def coarse_sizes(N, points):
+    """M = N/points, 2N/points, ..., N, rounded (distinct, >= 1)."""
+    return sorted({max(1, int(round(N * k / points))) for k in range(1, points + 1)})
+
+
+def refine_sizes(M, ratio, N, points):
+    """About ``points`` new sizes evenly between the coarse start and end (SPEC 9)."""
+    M = np.asarray(M)
+    r = np.asarray(ratio)
+    below = np.nonzero(r < 0.1)[0]
+    above = np.nonzero(r >= 0.9)[0]
+    if points == 0 or below.size == 0 or above.size == 0:
+        return []
+    hi_idx = above[0]
+    lo_candidates = below[below < hi_idx]
+    if lo_candidates.size == 0:
+        return []
+    lo, hi = M[lo_candidates[-1]], M[hi_idx]
+    new = {int(round(v)) for v in np.linspace(lo, hi, points + 2)[1:-1]}
+    return sorted(new - set(int(m) for m in M))
+
+
+def open_sweep(sweep_dir, spec, backend):
+    """Create or check ``sweep_dir/sweep.json``; refuses a different sweep."""
+    os.makedirs(sweep_dir, exist_ok=True)
+    path = os.path.join(sweep_dir, "sweep.json")
+    ident = _jsonable(spec.identity(backend))
+    if os.path.exists(path):
+        found = read_json(path).get("identity")
+        if found != ident:
+            diff = sorted(k for k in set(found or {}) | set(ident) if (found or {}).get(k) != ident.get(k))
+            raise StorageError(f"{sweep_dir} holds a different sweep (differs in: {', '.join(diff)}); "
+                               "choose another directory")
+    else:
+        write_json(path, {"identity": ident})
+
+
+def results_of(run_dir):
+    return load_run(run_dir)[1]
+
+
+def run_configuration(cfg, run_dir, xp, *, coarse=10, refine=10, callback=None,
+                      checkpoint_every=1000):
+    """Coarse grid, adaptive refinement, baselines and transition of one configuration."""
+    N = cfg.samples
+    rows = run(cfg, coarse_sizes(N, coarse), run_dir, xp, callback=callback,
+               checkpoint_every=checkpoint_every)
+    M = [r["M"] for r in rows]
+    extra = refine_sizes(M, [r["memorization"]["ratio"] for r in rows], N, refine)
+    if extra:
+        run(cfg, extra, run_dir, xp, callback=callback, checkpoint_every=checkpoint_every)
+    rows = results_of(run_dir)
+    write_json(os.path.join(run_dir, "baselines.json"), baselines_table(rows))
+    write_json(os.path.join(run_dir, "transition.json"), transition_of(rows))
+
+
+def transition_of(rows):
+    M = np.array([r["M"] for r in rows], dtype=np.float64)
+    ratio = [r["memorization"]["ratio"] for r in rows]
+    lo = [r["memorization"]["interval"][0] for r in rows]
+    hi = [r["memorization"]["interval"][1] for r in rows]
+    return dict(detect(M, ratio, lo, hi), M=M.tolist(), ratio=ratio)
+
+
+def baselines_table(rows):
+    """Per-time Monte Carlo baselines over the trained sizes, with the approximations
+    and their relative error against Monte Carlo (excess over theta_mem)."""
+    pl = rows[0]["per_time_losses"]
+    mem_train = np.asarray(pl["memorizing_train"])
+    mc_gen = np.asarray(pl["generalizing_train"]) - mem_train
+    out = {"times": rows[0]["times"], "M": [r["M"] for r in rows],
+           "generalizing_train": pl["generalizing_train"], "generalizing_test": pl["generalizing_test"],
+           "memorizing_train": pl["memorizing_train"], "memorizing_test": pl["memorizing_test"],
+           "pmem_train": [r["per_time_losses"]["pmem_train"] for r in rows],
+           "pmem_test": [r["per_time_losses"]["pmem_test"] for r in rows]}
+    approx = [r["approximations_excess_over_memorizing"] for r in rows]
+    out["approx_generalizing"] = approx[0]["generalizing"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["rel_err_generalizing"] = (np.asarray(approx[0]["generalizing"]) / mc_gen - 1).tolist()
+        for method in ("simple", "nearest", "expected"):
+            a = np.array([ap[method] for ap in approx])
+            mc = np.array(out["pmem_train"]) - mem_train[None, :]
+            out[f"approx_{method}"] = a.tolist()
+            out[f"rel_err_{method}"] = (a / mc - 1).tolist()
+    return out
+
+
+def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback_for=None, echo=print,
+              checkpoint_every=1000):
+    """Run (or resume) this shard's configurations; finished ones are skipped."""
+    spec.validate()
+    open_sweep(sweep_dir, spec, backend_name(xp))
+    mine = shard(spec.configurations(), *shard_spec)
+    for k, cfg in enumerate(mine):
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        if os.path.exists(os.path.join(rd, "transition.json")):
+            echo(f"[{k + 1}/{len(mine)}] {run_name(cfg)}: done")
+            continue
+        echo(f"[{k + 1}/{len(mine)}] {run_name(cfg)}: training")
+        run_configuration(cfg, rd, xp, coarse=spec.coarse, refine=spec.refine,
+                          callback=callback_for(cfg) if callback_for else None,
+                          checkpoint_every=checkpoint_every)
+
+
+SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
+                   "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
+
+
+def summarize(sweep_dir, *, weights=None):
+    """One row per configuration of the sweep (missing ones included, marked).
+
+    Predicted M*/N use the naive (uniform, i.e. training) weighting unless ``weights``
+    (T,) is given; a prediction without a sign change is left empty. Writes
+    ``summary.csv`` atomically and returns (rows, csv text).
+    """
+    ident = read_json(os.path.join(sweep_dir, "sweep.json"))["identity"]
+    spec = spec_from_identity(ident)
+    rows = []
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        row = {"N": cfg.samples, "d": cfg.dim, "K": cfg.components, "seed": cfg.seed}
+        if not os.path.isdir(rd):
+            row["status"] = "missing"
+        elif not os.path.exists(os.path.join(rd, "transition.json")):
+            row["status"] = "incomplete"
+        else:
+            tr = read_json(os.path.join(rd, "transition.json"))
+            N = cfg.samples
+            scale = lambda v: None if v is None else v / N  # noqa: E731
+            row.update(status=tr["status"], M_pt_over_N=scale(tr["M_pt"]["value"]),
+                       M_pt_lo=scale(tr["M_pt"]["interval"][0]),
+                       M_pt_hi=scale(tr["M_pt"]["interval"][1]),
+                       start_over_N=scale(tr["start"]["value"]),
+                       end_over_N=scale(tr["end"]["value"]), n_sizes=len(tr["M"]))
+            results = results_of(rd)
+            X = cfg.dataset().X
+            conf = dataclasses.asdict(cfg)
+            for source in SOURCES:
+                M, gen, pmem = curves_from_results(results, source, config=conf, X=X)
+                w = weights if weights is not None else np.full(gen.size, 1.0 / gen.size)
+                r, ok = predicted_ratio(M, gen, pmem, w, N, clamp=False)
+                row[f"pred_{source}"] = r if ok else None
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in SUMMARY_COLUMNS})
+    text = buf.getvalue()
+    atomic_write_bytes(os.path.join(sweep_dir, "summary.csv"), text.encode())
+    return rows, text
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def spec_from_identity(ident):
+    base = TrainConfig(**ident["base"])
+    return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
+                     components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
+                     base=base, coarse=ident["coarse"], refine=ident["refine"])
+
+
+def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
+    """Fit the time weights on a seeded split of the sweep's configurations.
+
+    Uses every complete configuration whose measured curve crosses 1/2; the others are
+    listed under ``excluded`` with their status. Writes ``fit_<source>.json``
+    atomically and returns its content.
+    """
+    from .predict import fit_and_score
+    ident = read_json(os.path.join(sweep_dir, "sweep.json"))["identity"]
+    spec = spec_from_identity(ident)
+    names, curves, measured, excluded, times = [], [], [], [], None
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        tpath = os.path.join(rd, "transition.json")
+        if not os.path.exists(tpath):
+            excluded.append({"config": run_name(cfg), "status": "missing or incomplete"})
+            continue
+        tr = read_json(tpath)
+        if tr["M_pt"]["value"] is None:
+            excluded.append({"config": run_name(cfg), "status": tr["status"]})
+            continue
+        results = results_of(rd)
+        times = results[0]["times"]
+        X = cfg.dataset().X if source == "nearest" else None
+        M, gen, pmem = curves_from_results(results, source, config=dataclasses.asdict(cfg), X=X)
+        names.append(run_name(cfg))
+        curves.append((M, gen, pmem, cfg.samples))
+        measured.append(tr["M_pt"]["value"] / cfg.samples)
+    if len(curves) < 2:
+        raise ValueError(f"{sweep_dir}: {len(curves)} configuration(s) with a measured transition; "
+                         "a fit needs at least 2")
+    result = fit_and_score(curves, measured, test_fraction=test_fraction, seed=seed)
+    result.update(source=source, times=times, configs=names, excluded=excluded,
+                  split_seed=seed, test_fraction=test_fraction,
+                  target=spec.base.target, process=spec.base.process)
+    write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)
+    return result

@@ -1,0 +1,209 @@
+"""Sweeps: transition detection, the weight fit, shards, resume, end to end."""
+import importlib.machinery
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gmmdiff.predict import fit_and_score, fit_weights, predicted_ratio, split_configurations
+from gmmdiff.sweep import coarse_sizes, parse_shard, refine_sizes, shard
+from gmmdiff.transition import crossing, detect
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_script(name):
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), os.path.join(ROOT, "bin", name))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module.main
+
+
+# ---------------------------------------------------------------- transition detection
+
+def test_monotone_curve_interpolates_each_level():
+    M = [10, 20, 30, 40]
+    r = [0.0, 0.2, 0.8, 1.0]
+    out = detect(M, r)
+    assert out["M_pt"]["value"] == pytest.approx(25.0)          # 0.2 -> 0.8 between 20 and 30
+    assert out["start"]["value"] == pytest.approx(15.0)         # 0.0 -> 0.2
+    assert out["end"]["value"] == pytest.approx(35.0)           # 0.8 -> 1.0
+    assert out["status"] == "ok"
+
+
+def test_interval_from_bound_curves():
+    M = [10, 20, 30, 40]
+    r, lo, hi = [0.0, 0.3, 0.7, 1.0], [0.0, 0.1, 0.5, 0.9], [0.2, 0.5, 0.9, 1.0]
+    out = detect(M, r, lo, hi)
+    assert out["M_pt"]["value"] == pytest.approx(25.0)
+    assert out["M_pt"]["interval"] == [pytest.approx(20.0), pytest.approx(30.0)]
+    assert out["M_pt"]["interval"][0] <= out["M_pt"]["value"] <= out["M_pt"]["interval"][1]
+
+
+def test_never_crossing_is_not_interpolated():
+    assert crossing([1, 2, 3], [0.0, 0.2, 0.4], 0.5) == (None, "never crosses")
+    assert crossing([1, 2, 3], [0.6, 0.8, 1.0], 0.5) == (None, "above at smallest M")
+    out = detect([1, 2, 3], [0.0, 0.2, 0.4])
+    assert out["M_pt"]["value"] is None and out["status"] == "never crosses"
+
+
+def test_noisy_curve_crossing_twice_reports_first_and_flags():
+    value, status = crossing([10, 20, 30, 40, 50], [0.1, 0.6, 0.4, 0.9, 1.0], 0.5)
+    assert value == pytest.approx(18.0) and status == "multiple crossings"
+
+
+def test_bad_curves_rejected():
+    with pytest.raises(ValueError, match="strictly increasing"):
+        crossing([1, 1, 2], [0, 0.5, 1], 0.5)
+    with pytest.raises(ValueError, match="equal length"):
+        crossing([1, 2], [0.1], 0.5)
+
+
+# ------------------------------------------------------------------------- the fit
+
+def synthetic(n_configs, weights, seed=0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    T = len(weights)
+    scales = np.logspace(-1, 2, T)                 # times on very different scales
+    curves, measured = [], []
+    for _ in range(n_configs):
+        N = int(rng.integers(50, 200))
+        M = np.arange(1, N + 1, dtype=float)
+        gen = rng.uniform(0.3, 1.5, T) * scales
+        pmem = (rng.uniform(2, 4, T) * scales)[None] * (1 - M / N)[:, None]
+        r, ok = predicted_ratio(M, gen, pmem, weights, N)
+        assert ok
+        curves.append((M, gen, pmem, N))
+        measured.append(r + noise * rng.standard_normal())
+    return curves, np.array(measured)
+
+
+def test_fit_recovers_known_weights():
+    true = np.array([0.4, 0.05, 0.25, 0.3])
+    curves, measured = synthetic(40, true)
+    lam = fit_weights(curves, measured)
+    np.testing.assert_allclose(lam, true, atol=0.02)
+    assert lam.min() >= 0 and lam.sum() == pytest.approx(1.0)
+
+
+def test_test_error_uses_only_held_out_configurations():
+    true = np.array([0.4, 0.05, 0.25, 0.3])
+    curves, measured = synthetic(20, true, seed=1)
+    base = fit_and_score(curves, measured, seed=3)
+    tr, te = split_configurations(20, seed=3)
+    assert base["train"] == tr.tolist() and base["test"] == te.tolist()
+    assert not set(base["train"]) & set(base["test"])
+    spoiled = measured.copy()
+    spoiled[te] = 0.01                             # corrupt only held-out measurements
+    again = fit_and_score(curves, spoiled, seed=3)
+    np.testing.assert_allclose(again["weights"], base["weights"], rtol=1e-9)
+    assert again["mse_train"] == pytest.approx(base["mse_train"])
+    assert again["mse_test"] > 100 * max(base["mse_test"], 1e-8)
+    assert base["mse_test"] < base["trivial_mse_test"]
+    assert again["trivial_prediction"] == pytest.approx(measured[tr].mean())
+
+
+# ------------------------------------------------------------------- shards, grids
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 64, 70])
+def test_shards_partition_exactly(n):
+    items = list(range(64))
+    parts = [shard(items, i, n) for i in range(n)]
+    flat = [x for p in parts for x in p]
+    assert sorted(flat) == items and len(flat) == len(set(flat))
+
+
+def test_shard_parsing_and_grids():
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "-1/3", "a/b", "3"):
+        with pytest.raises(ValueError, match="shard"):
+            parse_shard(bad)
+    assert coarse_sizes(200, 10) == list(range(20, 201, 20))
+    assert coarse_sizes(12, 4) == [3, 6, 9, 12]
+    new = refine_sizes([20, 40, 60, 80, 100], [0.0, 0.05, 0.5, 0.95, 1.0], 100, 10)
+    assert new and min(new) > 40 and max(new) < 80 and 60 not in new
+    assert refine_sizes([1, 2], [0.0, 0.0], 2, 10) == []
+
+
+# --------------------------------------------------------------------- end to end
+
+TINY = ["-N", "12,16", "-d", "4", "-K", "2", "--seeds", "0,1", "--coarse", "4", "--refine", "3",
+        "--steps", "3000", "--noise-draws", "4", "--target", "x0", "--lr", "1e-2",
+        "--eval-samples", "40", "--eval-noise-draws", "4", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "sw"
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), TINY + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.slow
+def test_small_sweep_end_to_end(tiny_sweep):
+    out = tiny_sweep
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = (out / "summary.csv").read_text().splitlines()
+    assert lines[0].startswith("N,d,K,seed,status,M_pt_over_N")
+    assert len(lines) == 5
+    rows = [ln.split(",") for ln in lines[1:]]
+    measured = [float(r[5]) for r in rows if r[5]]
+    assert len(measured) >= 3 and all(0 < m < 1 for m in measured)
+    assert "0 missing or incomplete" in result.output
+    result = CliRunner().invoke(load_script("gmmdiff-predict"), ["--fit", str(out), "--source", "mc"])
+    assert result.exit_code == 0, result.output
+    assert "trivial predictor" in result.output and (out / "fit_mc.json").exists()
+    result = CliRunner().invoke(load_script("gmmdiff-plot"), [str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("fig1_losses_vs_approximations.png", "fig3_mc.png", "fig7_seeds.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG", name
+    result = CliRunner().invoke(load_script("gmmdiff-predict"),
+                                ["-N", "16", "-d", "4", "-K", "2", "--target", "x0",
+                                 "--fit-file", str(out / "fit_mc.json")])
+    assert result.exit_code == 0 and "fitted" in result.output, result.output
+
+
+def test_foreign_sweep_refused(tiny_sweep):
+    args = [a if a != "3000" else "3001" for a in TINY]
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), args + ["--out", str(tiny_sweep)])
+    assert result.exit_code == 2 and "different sweep" in result.output
+
+
+def test_summary_lists_missing_configurations(tmp_path, tiny_sweep):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "sweep.json").write_bytes((tiny_sweep / "sweep.json").read_bytes())
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), ["--summary", str(partial)])
+    assert result.exit_code == 0
+    assert result.output.count(",missing,") == 4 and "4 missing or incomplete" in result.output
+
+
+@pytest.mark.slow
+def test_killed_sweep_resumes_to_the_same_summary(tmp_path, tiny_sweep):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *TINY,
+           "--checkpoint-every", "100", "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # kill inside the second configuration: the first is complete, the second mid-training
+    second = out / "N12-d4-K2-s1"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (second / "checkpoint.npz").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (out / "N12-d4-K2-s0" / "transition.json").exists()
+    assert not (second / "transition.json").exists()
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    runner = CliRunner()
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
+    assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
