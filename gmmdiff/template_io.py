@@ -1,0 +1,117 @@
+"""Template sets for the image-like model: IDX (MNIST / Fashion-MNIST) and NumPy files,
+seeded selection, bicubic resizing, min-max normalization, and the shipped default set.
+
+The default set (``gmmdiff/assets/default_templates.npy``, 8 x 28 x 28 uint8) is drawn
+by :func:`draw_default_templates` in this module -- simple clothing-like silhouettes
+(shirt, trousers, dress, bag, shoe, coat, sneaker, hat), our own work under the
+package's MIT licence, so that nothing is downloaded at run time. Any Fashion-MNIST or
+MNIST IDX file given by path can replace it.
+"""
+import gzip
+import os
+import struct
+
+import numpy as np
+from scipy import ndimage
+
+from .data import check_positive_int, rng_for
+
+DEFAULT_TEMPLATES = os.path.join(os.path.dirname(__file__), "assets", "default_templates.npy")
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+class TemplateFileError(ValueError):
+    """A missing, truncated or malformed template file (the message names it)."""
+
+
+def read_idx(path):
+    """Read an IDX file (optionally gzipped) into a numpy array of its declared shape."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise TemplateFileError(f"cannot read template file {path}: {exc.strerror}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise TemplateFileError(f"{path}: corrupt gzip data ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise TemplateFileError(f"{path} is not an IDX file (bad magic number)")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise TemplateFileError(f"{path}: truncated IDX header")
+    shape = struct.unpack(f">{ndim}I", raw[4:header])
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    need = int(np.prod(shape)) * dtype.itemsize
+    if len(raw) - header != need:
+        raise TemplateFileError(f"{path}: IDX data holds {len(raw) - header} bytes, its header "
+                                f"declares {need} (truncated or corrupt)")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path, array):
+    """Write a uint8 array as an (uncompressed) IDX file (used by tests and tools)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    with open(path, "wb") as fh:
+        fh.write(bytes([0, 0, 0x08, array.ndim]))
+        fh.write(struct.pack(f">{array.ndim}I", *array.shape))
+        fh.write(array.tobytes())
+
+
+def read_images(path=None):
+    """Images (n, H, W) from an IDX, .npy or .npz file (default: the shipped set)."""
+    path = path or DEFAULT_TEMPLATES
+    if path.endswith((".npy", ".npz")):
+        try:
+            data = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise TemplateFileError(f"cannot read template file {path}: {exc}") from None
+        if isinstance(data, np.lib.npyio.NpzFile):
+            with data:
+                if not data.files:
+                    raise TemplateFileError(f"{path} holds no arrays")
+                data = data[data.files[0]]
+    else:
+        data = read_idx(path)
+    if data.ndim != 3 or min(data.shape) < 1:
+        raise TemplateFileError(f"{path}: expected images of shape (n, H, W); got {data.shape}")
+    return np.asarray(data, dtype=np.float64)
+
+
+def load_templates(path=None, K=8, size=15, seed=0):
+    """K templates (K, size * size), seeded choice among the file's images, bicubic
+    resize to size x size, min-max normalized to [0, 1] over the chosen set."""
+    K = check_positive_int("templates", K)
+    size = check_positive_int("image size", size, minimum=2)
+    images = read_images(path)
+    if K > images.shape[0]:
+        raise ValueError(f"asked for K = {K} templates but {path or 'the default set'} holds "
+                         f"{images.shape[0]} images")
+    pick = np.sort(rng_for(seed, 20).choice(images.shape[0], size=K, replace=False))
+    chosen = images[pick]
+    H, W = chosen.shape[1:]
+    out = np.stack([ndimage.zoom(im, (size / H, size / W), order=3) for im in chosen])
+    lo, hi = out.min(), out.max()
+    if hi <= lo:
+        raise TemplateFileError(f"{path or 'the default set'}: the chosen templates are constant")
+    return ((out - lo) / (hi - lo)).reshape(K, size * size)
+
+
+def draw_default_templates(size=28):
+    """The shipped default set: 8 silhouettes (8, size, size) uint8, drawn procedurally."""
+    yy, xx = np.mgrid[0:size, 0:size] / (size - 1)                      # in [0, 1]
+    rect = lambda x0, x1, y0, y1: (xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)  # noqa: E731
+    ell = lambda cx, cy, rx, ry: ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1  # noqa: E731
+    shirt = rect(.3, .7, .2, .9) | rect(.1, .9, .2, .4)
+    trousers = rect(.3, .48, .1, .95) | rect(.52, .7, .1, .95) | rect(.3, .7, .1, .3)
+    dress = (np.abs(xx - .5) <= .12 + .3 * yy) & (yy >= .1) & (yy <= .95)
+    bag = rect(.15, .85, .4, .9) | (ell(.5, .4, .2, .2) & ~ell(.5, .4, .13, .13) & (yy <= .4))
+    shoe = rect(.1, .9, .6, .8) | rect(.1, .45, .35, .8)
+    coat = rect(.25, .75, .1, .95) | rect(.05, .95, .1, .3) | rect(.05, .2, .1, .8) | rect(.8, .95, .1, .8)
+    sneaker = ell(.55, .7, .4, .12) | rect(.15, .5, .45, .7)
+    hat = ell(.5, .65, .45, .1) | (ell(.5, .55, .25, .3) & (yy <= .6))
+    shapes = [shirt, trousers, dress, bag, shoe, coat, sneaker, hat]
+    shade = 0.55 + 0.45 * (1 - yy)                                      # vertical shading
+    return np.stack([np.round(255 * s * shade).astype(np.uint8) for s in shapes])

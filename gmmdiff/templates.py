@@ -1,0 +1,258 @@
+"""The low-rank "colored template" model of image-like data (SPEC 11).
+
+A sample picks template k uniformly, draws a color c ~ N(m_k, s_c I_C) and forms the
+image x = c (outer) a_k: channel i is c_i a_k, with a_k in R^P a grayscale template.
+Component k is Gaussian with mean m_k (outer) a_k and covariance s_c I_C (kron) a_k a_k^T
+(rank C), so each channel y_i of x_t is, given k, N(alpha m_{k,i} a_k,
+alpha^2 s_c a_k a_k^T + sigma^2 I_P), independently across channels. With Woodbury
+(never a dense P C x P C matrix), per component and channel:
+
+    z_{k,i}   = a_k . y_i - alpha m_{k,i} |a_k|^2          (= a_k . ybar_i)
+    den_k     = sigma^2 + alpha^2 s_c |a_k|^2
+    chat_{k,i} = m_{k,i} + alpha s_c z_{k,i} / den_k
+    log p_k   = sum_i [ (alpha m_{k,i} a_k.y_i - alpha^2 m_{k,i}^2 |a_k|^2 / 2) / sigma^2
+                        + alpha^2 s_c z_{k,i}^2 / (2 sigma^2 den_k) ]
+                - (C / 2) log den_k + (terms equal for every k)
+    x0hat     = sum_k softmax_k(log p_k) chat_k (outer) a_k
+
+The factor C on the log-determinant term is where the authors' released code is wrong
+(it applies it once); tests compare with a dense Gaussian computation.
+
+Gradients of the denoising loss with respect to templates, color means and the color
+std are derived by hand (see :func:`_batched_loss_and_grad`); with r the gradient of
+the loss at x0hat, E_k = sum_i (r_i . a_k) chat_{k,i} and G_k = w_k (E_k - sum_j w_j E_j):
+
+    dlogp_k/dm_{k,i} = alpha z_{k,i} / den_k
+    dlogp_k/da_k     = (alpha / sigma^2) sum_i chat_{k,i} (y_i - alpha chat_{k,i} a_k)
+                       - C alpha^2 s_c a_k / den_k
+    dlogp_k/ds_c     = alpha^2 / (2 den_k^2) sum_i z_{k,i}^2 - C alpha^2 |a_k|^2 / (2 den_k)
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import array_namespace, to_host
+from .data import check_positive_int, rng_for
+from .denoisers import LOGIT_FLOOR, _PAD, convert
+from .process import check_process, check_target, check_times, coefficients, loss_scale, TRAIN_TARGETS
+
+
+@dataclass(frozen=True)
+class TemplateMixture:
+    """Colored-template data model.
+
+    templates : (K, P) grayscale templates (flattened H x W images)
+    color_means : (K, C);  color_var : scalar s_c >= 0;  shape : (H, W)
+    """
+    templates: object
+    color_means: object
+    color_var: float
+    shape: tuple
+
+    def sample(self, n, rng, *, xp=None):
+        """``(X (n, C, P), labels (n,))``; draws on the host with numpy Generator ``rng``."""
+        xp = array_namespace(self.templates) if xp is None else xp
+        A = to_host(self.templates).astype(np.float64)
+        Mu = to_host(self.color_means).astype(np.float64)
+        labels = rng.integers(0, A.shape[0], size=n)
+        c = Mu[labels] + np.sqrt(self.color_var) * rng.standard_normal((n, Mu.shape[1]))
+        X = c[:, :, None] * A[labels][:, None, :]                         # (n, C, P)
+        return xp.asarray(X, dtype=self.templates.dtype), xp.asarray(labels)
+
+
+# ------------------------------------------------------------------------- internals
+
+def _coeffs(alpha, sigma, A, var, xp):
+    """|a_k|^2 (..., M) and den = sigma^2 + alpha^2 s |a|^2 (..., B, M), float64."""
+    n = xp.einsum("...kp,...kp->...k", A, A)                             # (..., M)
+    a2 = (alpha * alpha)[..., None]                                      # (..., B, 1)
+    den = (sigma * sigma)[..., None] + a2 * xp.asarray(var)[..., None, None] * n[..., None, :]
+    return n, den
+
+
+def _forward(x_t, alpha, sigma, A, Mu, var, xp, mask=None):
+    """Posterior pieces for rows ``x_t (..., B, C, P)``; ``A (..., M, P)``,
+    ``Mu (..., M, C)``, ``var (...)``; alpha, sigma (..., B) float64.
+
+    Returns dict with Q = a.y (..., B, C, M), z, chat (..., B, C, M), den (..., B, M),
+    W (..., B, M) posterior weights and x0hat (..., B, C, P). float64 throughout.
+    """
+    f64 = xp.float64
+    x_t, A, Mu = (a.astype(f64, copy=False) for a in (x_t, A, Mu))
+    var = xp.asarray(var, dtype=f64)
+    C = x_t.shape[-2]
+    n, den = _coeffs(alpha, sigma, A, var, xp)                           # (.., M), (.., B, M)
+    al = alpha[..., None, None]                                          # (..., B, 1, 1)
+    s2 = (sigma * sigma)[..., None]                                      # (..., B, 1)
+    Q = xp.matmul(x_t, xp.swapaxes(A, -1, -2)[..., None, :, :])          # (..., B, C, M)
+    mT = xp.swapaxes(Mu, -1, -2)[..., None, :, :]                        # (..., 1, C, M)
+    z = Q - al * mT * n[..., None, None, :]                              # (..., B, C, M)
+    sv = var[..., None, None, None]
+    chat = mT + al * sv * z / den[..., None, :]                          # (..., B, C, M)
+    lin = xp.sum(al * mT * Q - 0.5 * al * al * mT * mT * n[..., None, None, :], axis=-2) / s2
+    quad = (alpha * alpha)[..., None] * var[..., None, None] * xp.sum(z * z, axis=-2) / (2 * s2 * den)
+    logits = lin + quad - 0.5 * C * xp.log(den)                         # (..., B, M)
+    if mask is not None:
+        logits = logits + xp.where(mask, 0.0, _PAD)[..., None, :]
+    logits -= xp.max(logits, axis=-1, keepdims=True)
+    xp.maximum(logits, LOGIT_FLOOR, out=logits)
+    W = xp.exp(logits)
+    if mask is not None:
+        W *= mask[..., None, :]
+    W /= xp.sum(W, axis=-1, keepdims=True)
+    x0hat = xp.matmul(W[..., None, :] * chat, A[..., None, :, :])        # (..., B, C, P)
+    return {"Q": Q, "z": z, "chat": chat, "den": den, "n": n, "W": W, "x0hat": x0hat}
+
+
+def _batched_loss_and_grad(A, Mu, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True):
+    """Loss and gradients for J template models at once.
+
+    A: (J, M, P); Mu: (J, M, C); std: (J,); x0: (J, B, C, P) or (B, C, P);
+    eps: (J, B, C, P); alpha, sigma, wt: (J, B) float64; mask: (J, M) or None.
+    Returns ``(loss (J,), grad_A (J, M, P), grad_Mu (J, M, C), grad_std (J,))``.
+    Computed in float64; results cast to the dtype of ``A``.
+    """
+    dt = A.dtype
+    f64 = xp.float64
+    var = std.astype(f64) ** 2
+    x0_ = x0.astype(f64, copy=False)
+    y = alpha[..., None, None] * x0_ + sigma[..., None, None] * eps.astype(f64, copy=False)
+    f = _forward(y, alpha, sigma, A, Mu, var, xp, mask)
+    B = eps.shape[-3]
+    err = f["x0hat"] - x0_
+    loss = xp.sum(wt * xp.sum(err * err, axis=(-2, -1)), axis=-1) / B    # (J,)
+    if not grad:
+        return loss.astype(dt), None, None, None
+    A64, Mu64 = A.astype(f64, copy=False), Mu.astype(f64, copy=False)
+    R = (2.0 / B) * wt[..., None, None] * err                            # (J, B, C, P)
+    W, z, chat, den, n = f["W"], f["z"], f["chat"], f["den"], f["n"]
+    C = y.shape[-2]
+    al = alpha[..., None, None]                                          # (J, B, 1, 1)
+    s2 = (sigma * sigma)[..., None, None]
+    sv = var[..., None, None, None]
+    d3 = den[..., None, :]                                               # (J, B, 1, M)
+    W3 = W[..., None, :]
+    RA = xp.matmul(R, xp.swapaxes(A64, -1, -2)[..., None, :, :])         # (J, B, C, M)
+    E = xp.sum(RA * chat, axis=-2)                                       # (J, B, M)
+    G = W * (E - xp.sum(W * E, axis=-1, keepdims=True))                  # (J, B, M) dL/dlogit
+    G3 = G[..., None, :]
+    # color means: chat depends on m with slope sigma^2/den; logits with alpha z / den
+    grad_mT = xp.sum(W3 * RA * s2 / d3 + G3 * al * z / d3, axis=-3)      # (J, C, M)
+    # templates
+    K1 = W3 * RA * al * sv / d3 + G3 * al * chat / s2                    # (J, B, C, M)
+    K2 = W3 * chat
+    scal = (xp.sum(W3 * RA * al * sv * (2 * al * xp.swapaxes(Mu64, -1, -2)[..., None, :, :] / d3
+                                       + 2 * al * al * sv * z / (d3 * d3)), axis=(-3, -2))
+            + xp.sum(G * ((alpha * alpha)[..., None] / (sigma * sigma)[..., None]
+                          * xp.sum(chat * chat, axis=-2)
+                          + C * (alpha * alpha)[..., None] * var[..., None, None] / den), axis=-2))
+    K1f = K1.reshape(K1.shape[:-3] + (-1, K1.shape[-1]))                 # (J, B C, M)
+    K2f = K2.reshape(K2.shape[:-3] + (-1, K2.shape[-1]))
+    yf = y.reshape(y.shape[:-3] + (-1, y.shape[-1]))                     # (J, B C, P)
+    Rf = R.reshape(R.shape[:-3] + (-1, R.shape[-1]))
+    grad_A = (xp.matmul(xp.swapaxes(K1f, -1, -2), yf) + xp.matmul(xp.swapaxes(K2f, -1, -2), Rf)
+              - scal[..., None] * A64)                                   # (J, M, P)
+    # color variance
+    a2 = (alpha * alpha)[..., None]
+    ds = (xp.sum(W3 * RA * al * z * s2 / (d3 * d3), axis=(-3, -2, -1))
+          + xp.sum(G * (a2 / (2 * den * den) * xp.sum(z * z, axis=-2)
+                        - C * a2 * n[..., None, :] / (2 * den)), axis=(-2, -1)))
+    grad_std = 2.0 * std.astype(f64) * ds
+    return (loss.astype(dt), grad_A.astype(dt), xp.swapaxes(grad_mT, -1, -2).astype(dt),
+            grad_std.astype(dt))
+
+
+# -------------------------------------------------------------------------- public
+
+def _check(x_t, templates, color_means, color_var):
+    if getattr(x_t, "ndim", None) != 3:
+        raise ValueError(f"x_t must have shape (B, C, P); got shape {getattr(x_t, 'shape', None)}")
+    if getattr(templates, "ndim", None) != 2 or templates.shape[1] != x_t.shape[2]:
+        raise ValueError(f"templates must have shape (M, P) with P = {x_t.shape[2]}; got "
+                         f"shape {getattr(templates, 'shape', None)}")
+    if getattr(color_means, "ndim", None) != 2 or color_means.shape != (templates.shape[0], x_t.shape[1]):
+        raise ValueError(f"color_means must have shape (M, C) = ({templates.shape[0]}, {x_t.shape[1]}); "
+                         f"got shape {getattr(color_means, 'shape', None)}")
+    v = float(color_var)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"color variance color_var = {color_var!r} must be finite and >= 0")
+    return v
+
+
+def template_denoise(x_t, t, templates, color_means, color_var, *, process="vp", target="x0"):
+    """Posterior mean of the colored-template mixture, in any parametrization.
+
+    Parameters
+    ----------
+    x_t : (B, C, P);  t : scalar or (B,) in (0, 1);  templates : (M, P);
+    color_means : (M, C);  color_var : scalar >= 0
+    process : "vp" | "fm";  target : "x0" | "eps" | "v" | "score"
+
+    Returns
+    -------
+    (B, C, P) on the backend of the inputs (computed in float64, returned in the
+    inputs' dtype).
+    """
+    check_process(process)
+    check_target(target)
+    var = _check(x_t, templates, color_means, color_var)
+    xp = array_namespace(x_t, templates, color_means)
+    B = x_t.shape[0]
+    tt = xp.asarray(t, dtype=xp.float64)
+    if tt.ndim not in (0, 1) or (tt.ndim == 1 and tt.shape[0] != B):
+        raise ValueError(f"t must be a scalar or have shape (B,) = ({B},); got shape {tt.shape}")
+    check_times(tt)
+    tt = xp.broadcast_to(tt, (B,))
+    c = coefficients(tt, process)
+    f = _forward(x_t, c.alpha, c.sigma, templates, color_means, xp.asarray(var), xp)
+    x0hat = f["x0hat"].astype(x_t.dtype, copy=False)
+    if target == "x0":
+        return x0hat
+    flat = convert(x0hat.reshape(B, -1), x_t.reshape(B, -1), tt, process=process, target=target)
+    return flat.reshape(x_t.shape)
+
+
+def loss_and_grad(templates, color_means, std, x0, t, eps, *, process="vp", target="eps"):
+    """Denoising loss of the template model and its hand-derived gradients.
+
+    templates : (M, P);  color_means : (M, C);  std : scalar (color variance = std^2)
+    x0, eps : (B, C, P);  t : (B,) or scalar in (0, 1)
+
+    Returns ``(loss, grad_templates (M, P), grad_color_means (M, C), grad_std)``; the
+    loss is the mean over rows of the squared error summed over channels and pixels.
+    """
+    check_process(process)
+    check_target(target, TRAIN_TARGETS)
+    _check(x0, templates, color_means, 0.0)
+    if x0.shape != eps.shape:
+        raise ValueError(f"x0 and eps must have the same shape; got {x0.shape} and {eps.shape}")
+    xp = array_namespace(templates, color_means, x0, eps)
+    tt = xp.asarray(t, dtype=xp.float64)
+    if tt.ndim == 0:
+        tt = xp.full((x0.shape[0],), float(tt))
+    check_times(tt)
+    c = coefficients(tt, process)
+    std = xp.asarray(std, dtype=templates.dtype)
+    out = _batched_loss_and_grad(templates[None], color_means[None], std[None], x0, eps[None],
+                                 c.alpha[None], c.sigma[None], loss_scale(tt, process, target)[None], xp)
+    return tuple(o[0] for o in out)
+
+
+def make_template_mixture(templates, n_colors=3, *, color_var=1.0, seed=0, xp=np, dtype=np.float64,
+                          shape=None):
+    """Data model over ``templates (K, P)``: color means m_k = 0 (SPEC 11 default)."""
+    templates = np.asarray(to_host(templates), dtype=np.float64)
+    if templates.ndim != 2:
+        raise ValueError(f"templates must have shape (K, P); got {templates.shape}")
+    check_positive_int("colors", n_colors)
+    K, P = templates.shape
+    side = int(round(np.sqrt(P)))
+    return TemplateMixture(xp.asarray(templates, dtype=dtype), xp.zeros((K, n_colors), dtype=dtype),
+                           float(color_var), shape or (side, P // side))
+
+
+def sample_dataset(mixture, N, *, seed=0, n_test=100, xp=np):
+    """(X (N, C, P), labels, X_test, labels_test) from the template mixture, seeded."""
+    X, y = mixture.sample(N, rng_for(seed, 1), xp=xp)
+    Xt, yt = mixture.sample(n_test, rng_for(seed, 2), xp=xp)
+    return X, y, Xt, yt
