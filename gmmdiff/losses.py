@@ -147,17 +147,36 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
     check_process(process)
     check_target(target, TRAIN_TARGETS)
     xp = array_namespace(means, X)
+    if X.ndim != 2 or means.ndim != 2 or X.shape[1] != means.shape[1]:
+        raise ValueError(f"X (N, d) and means (M, d) must share d; got shapes {X.shape} and "
+                         f"{means.shape}")
+    std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
+
+    def rows_loss(x0, eps, alpha, sigma, wt):
+        return _batched_loss_and_grad(means[None], std, x0, eps[None], alpha, sigma, wt, xp,
+                                      grad=False)[0][0]
+
+    return monte_carlo_per_time(rows_loss, X, times, n_noise=n_noise, seed=seed, process=process,
+                                target=target, max_rows=max_rows)
+
+
+def monte_carlo_per_time(rows_loss, X, times, *, n_noise=100, seed=0, process="vp", target="eps",
+                         max_rows=200_000):
+    """Per-time Monte Carlo losses of any model given ``rows_loss(x0, eps, alpha, sigma,
+    wt) -> mean loss over rows`` (rows shaped like ``X (N, ...)`` stacked n times).
+
+    The draws come from ``numpy.random.default_rng(seed)`` on the host, so models
+    evaluated with the same seed share their noise. Returns (T,) on X's backend.
+    """
+    xp = array_namespace(X)
     times = np.asarray(times, dtype=np.float64).reshape(-1)
     check_times(times)
     if int(n_noise) != n_noise or n_noise < 1:
         raise ValueError(f"n_noise = {n_noise!r} must be an integer >= 1")
-    if X.ndim != 2 or means.ndim != 2 or X.shape[1] != means.shape[1]:
-        raise ValueError(f"X (N, d) and means (M, d) must share d; got shapes {X.shape} and "
-                         f"{means.shape}")
-    N, d = X.shape
+    N = X.shape[0]
     rng = np.random.default_rng(seed)
-    std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
     per_chunk = max(1, int(max_rows) // N)
+    reps = (1,) * (X.ndim - 1)
     out = np.empty(times.shape[0])
     for k, t in enumerate(times):
         c = coefficients(float(t), process)
@@ -165,13 +184,11 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
         total, done = 0.0, 0
         while done < n_noise:
             n = min(per_chunk, n_noise - done)
-            eps = xp.asarray(rng.standard_normal((n * N, d)), dtype=means.dtype)
-            x0 = xp.tile(X, (n, 1))                                      # (n N, d)
+            eps = xp.asarray(rng.standard_normal((n * N,) + X.shape[1:]), dtype=X.dtype)
+            x0 = xp.tile(X, (n,) + reps)                                 # (n N, ...)
             ones = xp.ones(n * N, dtype=xp.float64)
-            loss, _, _ = _batched_loss_and_grad(means[None], std, x0, eps[None],
-                                                float(c.alpha) * ones, float(c.sigma) * ones,
-                                                wt * ones, xp, grad=False)
-            total += float(loss[0]) * n
+            loss = rows_loss(x0, eps, float(c.alpha) * ones, float(c.sigma) * ones, wt * ones)
+            total += float(loss) * n
             done += n
         out[k] = total / n_noise
     return xp.asarray(out)

@@ -25,6 +25,20 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
            r22 = (alpha/alpha') r12,
            x' = r12 x + alpha' (1 - r22) x0hat + sigma' sqrt(1 - r11^2) z
     """
+    xp = array_namespace(means, x_T)
+
+    def x0_fn(x, t):
+        n, c = x.shape[0], coefficients(t, process)
+        alpha, sigma = xp.full(n, float(c.alpha)), xp.full(n, float(c.sigma))
+        _, mubar, _, v = _posterior(x, alpha, sigma, means, var, xp)
+        return _x0_from_posterior(x, alpha, sigma, var, mubar, v, xp)
+
+    return sample_with(x0_fn, grid, x_T, process=process, method=method, rng=rng)
+
+
+def sample_with(x0_fn, grid, x_T, *, process="vp", method="ddim", rng=None):
+    """The samplers of :func:`sample` for any denoiser ``x0_fn(x (n, ...), t) -> x0hat``
+    (x may have any trailing shape, e.g. (n, C, P) images)."""
     check_process(process)
     if method not in ("ddim", "ddpm"):
         raise ValueError(f"unknown sampler {method!r}; accepted: ddim, ddpm")
@@ -33,16 +47,12 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
     grid = np.asarray(grid, dtype=np.float64)
     if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) >= 0):
         raise ValueError("grid must be a descending (L,) array with L >= 2")
-    xp = array_namespace(means, x_T)
+    xp = array_namespace(x_T)
     x = x_T
-    n = x.shape[0]
     for t, tn in zip(grid[:-1], grid[1:]):
         c, cn = coefficients(float(t), process), coefficients(float(tn), process)
         a, s, an, sn = float(c.alpha), float(c.sigma), float(cn.alpha), float(cn.sigma)
-        alpha = xp.full(n, a)
-        sigma = xp.full(n, s)
-        _, mubar, _, v = _posterior(x, alpha, sigma, means, var, xp)
-        x0hat = _x0_from_posterior(x, alpha, sigma, var, mubar, v, xp)
+        x0hat = x0_fn(x, float(t))
         if method == "ddim":
             x = (sn / s) * x + an * (1.0 - a * sn / (an * s)) * x0hat
         else:

@@ -256,3 +256,140 @@ def sample_dataset(mixture, N, *, seed=0, n_test=100, xp=np):
     X, y = mixture.sample(N, rng_for(seed, 1), xp=xp)
     Xt, yt = mixture.sample(n_test, rng_for(seed, 2), xp=xp)
     return X, y, Xt, yt
+
+
+# -------------------------------------------------------------- training integration
+
+@dataclass(frozen=True)
+class TemplateDataset:
+    """Training and held-out images of a template mixture, with their generating
+    template labels and color vectors (the pmem initialization uses both).
+
+    X : (N, C, P);  labels : (N,);  colors : (N, C);  X_test : (n_test, C, P)
+    """
+    mixture: TemplateMixture
+    X: object
+    labels: object
+    colors: object
+    X_test: object
+    labels_test: object
+    seed: int
+
+
+def _draw(mixture, n, rng, xp, dtype):
+    A = to_host(mixture.templates).astype(np.float64)
+    Mu = to_host(mixture.color_means).astype(np.float64)
+    labels = rng.integers(0, A.shape[0], size=n)
+    c = Mu[labels] + np.sqrt(mixture.color_var) * rng.standard_normal((n, Mu.shape[1]))
+    X = c[:, :, None] * A[labels][:, None, :]
+    return xp.asarray(X, dtype=dtype), labels, c
+
+
+def make_template_dataset(cfg, xp=np):
+    """Templates from ``cfg.template_file`` (default: the shipped set), K =
+    ``cfg.components`` of them at ``cfg.image_size``^2 pixels, ``cfg.colors`` channels,
+    color variance ``cfg.data_var``; N training and ``cfg.test_samples`` held-out images."""
+    from .backend import get_dtype
+    from .template_io import load_templates
+    dtype = get_dtype(cfg.dtype)
+    A = load_templates(cfg.template_file, K=cfg.components, size=cfg.image_size, seed=cfg.seed)
+    mix = make_template_mixture(A, cfg.colors, color_var=cfg.data_var, xp=xp, dtype=dtype,
+                                shape=(cfg.image_size, cfg.image_size))
+    X, y, c = _draw(mix, cfg.samples, rng_for(cfg.seed, 1), xp, dtype)
+    Xt, yt, _ = _draw(mix, cfg.test_samples, rng_for(cfg.seed, 2), xp, dtype)
+    return TemplateDataset(mix, X, y, c, Xt, yt, int(cfg.seed))
+
+
+def init_template_params(ds, M, cfg, rng):
+    """Initial {"templates" (M, P), "colors" (M, C), "std"} as float64 host arrays.
+
+    pmem: templates and color vectors of M training samples (all N, then repeats),
+    color variance ``cfg.init_var``; prior: M draws of the data model with the true color
+    variance; gaussian: templates ~ N(0, scale^2 / P), colors ~ N(0, 1)."""
+    A = to_host(ds.mixture.templates).astype(np.float64)
+    K, P = A.shape
+    N = ds.labels.shape[0]
+    if cfg.init == "pmem":
+        perm = rng.permutation(N)
+        idx = perm[:M] if M <= N else np.concatenate([perm, rng.integers(0, N, M - N)])
+        colors = ds.colors[idx] + np.sqrt(cfg.init_noise_var) * rng.standard_normal((M, ds.colors.shape[1]))
+        return {"templates": A[ds.labels[idx]], "colors": colors, "std": np.sqrt(cfg.init_var)}
+    if cfg.init == "prior":
+        lab = rng.integers(0, K, size=M)
+        Mu = to_host(ds.mixture.color_means).astype(np.float64)
+        colors = Mu[lab] + np.sqrt(ds.mixture.color_var) * rng.standard_normal((M, Mu.shape[1]))
+        return {"templates": A[lab], "colors": colors, "std": np.sqrt(ds.mixture.color_var)}
+    return {"templates": cfg.gaussian_scale / np.sqrt(P) * rng.standard_normal((M, P)),
+            "colors": rng.standard_normal((M, ds.colors.shape[1])), "std": np.sqrt(cfg.init_var)}
+
+
+def _per_time(A, Mu, var, S, cfg, seed, xp):
+    from .losses import monte_carlo_per_time
+    std = xp.asarray([np.sqrt(float(var))])
+
+    def rows_loss(x0, eps, alpha, sigma, wt):
+        return _batched_loss_and_grad(A[None], Mu[None], std, x0, eps[None], alpha[None], sigma[None],
+                                      wt[None], xp, grad=False)[0][0]
+
+    return to_host(monte_carlo_per_time(rows_loss, S, cfg.grid(), n_noise=cfg.eval_noise_draws,
+                                        seed=seed, process=cfg.process, target=cfg.target))
+
+
+def _eval_seed(cfg, split):
+    return int(rng_for(cfg.seed, 14, split).integers(2**63))
+
+
+def _memorizing_params(ds, idx, xp):
+    A = ds.mixture.templates[xp.asarray(ds.labels[idx])]
+    return A, xp.asarray(ds.colors[idx], dtype=A.dtype)
+
+
+def template_baselines(ds, cfg, xp):
+    """Per-time train/test losses of the true model and of the memorizing model."""
+    out = {}
+    mem = _memorizing_params(ds, np.arange(ds.labels.shape[0]), xp)
+    for name, (A, Mu, var) in (("generalizing", (ds.mixture.templates, ds.mixture.color_means,
+                                                 ds.mixture.color_var)),
+                               ("memorizing", (mem[0], mem[1], 0.0))):
+        for split, S in ((0, ds.X), (1, ds.X_test)):
+            out[f"{name}_{('train', 'test')[split]}"] = _per_time(A, Mu, var, S, cfg, _eval_seed(cfg, split), xp)
+    return out
+
+
+def evaluate_templates(ds, M, params, cfg, xp, baselines):
+    """Metrics of one trained template model (memorization ratio on the flattened
+    images, learned color variance, per-time losses beside the baselines)."""
+    from .data import memorized_subset
+    from .metrics import memorization
+    from .sampling import sample_with
+    A, Mu = params["templates"], params["colors"]
+    var = float(to_host(params["std"]).astype(np.float64) ** 2)
+    C, P = ds.X.shape[1:]
+    x_T = xp.asarray(rng_for(cfg.seed, 12, M).standard_normal((cfg.eval_samples, C, P)), dtype=A.dtype)
+
+    def x0_fn(x, t):
+        c = coefficients(t, cfg.process)
+        n = x.shape[0]
+        return _forward(x, xp.full(n, float(c.alpha)), xp.full(n, float(c.sigma)), A, Mu,
+                        xp.asarray(var), xp)["x0hat"].astype(A.dtype)
+
+    gen = sample_with(x0_fn, cfg.grid(), x_T, process=cfg.process, method=cfg.sampler,
+                      rng=rng_for(cfg.seed, 12, M, 1))
+    N = ds.X.shape[0]
+    subset = memorized_subset(N, min(M, N), cfg.seed)
+    pA, pMu = _memorizing_params(ds, subset, xp)
+    losses = dict(baselines)
+    for split, S in ((0, ds.X), (1, ds.X_test)):
+        name = ("train", "test")[split]
+        losses[f"model_{name}"] = _per_time(A, Mu, var, S, cfg, _eval_seed(cfg, split), xp)
+        losses[f"pmem_{name}"] = _per_time(pA, pMu, 0.0, S, cfg, _eval_seed(cfg, split), xp)
+    return {
+        "M": int(M), "M_over_N": M / N, "model": "templates",
+        "memorization": memorization(gen.reshape(gen.shape[0], -1), ds.X.reshape(N, -1)),
+        "learned_variance": var,
+        "final_train_loss": float(np.mean(losses["model_train"])),
+        "final_test_loss": float(np.mean(losses["model_test"])),
+        "times": cfg.grid().tolist(),
+        "per_time_losses": {k: np.asarray(v).tolist() for k, v in losses.items()},
+        "pmem_subset": subset.tolist(),
+    }, {"generated": to_host(gen)}

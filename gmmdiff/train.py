@@ -34,6 +34,7 @@ from .storage import RunDir, read_npz, write_npz
 from .theory import METHODS, generalizing_excess_loss, partial_memorizing_excess_loss
 
 INITS = ("pmem", "prior", "gaussian")
+MODELS = ("gmm", "templates")
 # random streams of one seed (data streams 0-4 live in gmmdiff.data)
 STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE, STREAM_FRESH, STREAM_EVAL = 10, 11, 12, 13, 14
 
@@ -66,6 +67,10 @@ class TrainConfig:
     lr_final: float = 1e-6
     warmup_frac: float = 0.1
     sampler: str = "ddim"
+    model: str = "gmm"
+    template_file: object = None
+    image_size: int = 15
+    colors: int = 3
 
     def validate(self):
         """Raise ValueError naming the first bad setting."""
@@ -92,6 +97,10 @@ class TrainConfig:
             raise ValueError(f"data_var = {self.data_var!r} must be > 0")
         time_grid(self.grid_size, self.t_min, self.t_max)
         self.optim().validate()
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; accepted: {', '.join(MODELS)}")
+        check_positive_int("image size", self.image_size, minimum=2)
+        check_positive_int("colors", self.colors)
         return self
 
     def optim(self):
@@ -102,6 +111,10 @@ class TrainConfig:
         return time_grid(self.grid_size, self.t_min, self.t_max)
 
     def dataset(self, xp=np):
+        """The seeded data set of this configuration on backend ``xp``."""
+        if self.model == "templates":
+            from .templates import make_template_dataset
+            return make_template_dataset(self, xp)
         return make_dataset(self.dim, self.components, self.samples, var=self.data_var,
                             seed=self.seed, n_test=self.test_samples, xp=xp,
                             dtype=get_dtype(self.dtype))
@@ -142,6 +155,16 @@ def check_sizes(sizes, N, init):
                              "or 'gaussian' for larger models")
 
 
+def init_params(dataset, M, cfg):
+    """Initial parameters of one model size as float64 host arrays: a dict with
+    per-component arrays (first axis M) and the scalar "std"."""
+    if cfg.model == "templates":
+        from .templates import init_template_params
+        return init_template_params(dataset, M, cfg, rng_for(cfg.seed, STREAM_INIT, M))
+    means, var = init_means(dataset, M, cfg)
+    return {"means": means, "std": np.sqrt(var)}
+
+
 def init_means(dataset, M, cfg):
     """Initial (means (M, d) float64 host array, variance) for one model size."""
     rng = rng_for(cfg.seed, STREAM_INIT, M)
@@ -158,45 +181,53 @@ def init_means(dataset, M, cfg):
     return cfg.gaussian_scale / np.sqrt(d) * rng.standard_normal((M, d)), cfg.init_var
 
 
-def draw_chunk_steps(N, n, d, budget=1 << 20):
+def draw_chunk_steps(N, n, size, budget=1 << 20):
     """Steps per draw chunk: as many as keep one chunk of noise under ``budget``
-    numbers (at most 64). Depends only on the data shape, never on the batch."""
-    return int(max(1, min(64, budget // (N * n * d))))
+    numbers (at most 64); ``size`` numbers per sample. Depends only on the data shape,
+    never on the batch."""
+    return int(max(1, min(64, budget // (N * n * size))))
 
 
-def draw_chunk(seed, M, chunk, steps, N, n, d, L):
-    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, d))``
+def draw_chunk(seed, M, chunk, steps, N, n, shape, L):
+    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, *shape))``
     as float64 host arrays; rows of eps are sample-major (row = i n + k)."""
     g = rng_for(seed, STREAM_NOISE, M, chunk)
-    return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n, d))
+    return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n) + tuple(shape))
 
 
 @dataclass
 class TrainState:
     """Everything needed to continue training bit for bit.
 
-    means : (J, Mmax, d);  std : (J,);  mask : (J, Mmax) bool;  opt : optimizer state;
-    step : steps done;
+    params : dict name -> (J, Mmax, ...) per-component arrays and "std" (J,);
+    mask : (J, Mmax) bool;  opt : optimizer state;  step : steps done;
     sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host).
     """
     sizes: list
-    means: object
-    std: object
+    params: dict
     mask: object
     opt: dict
     step: int
     loss_steps: list
     losses: list
 
+    @property
+    def means(self):
+        """GMM means (J, Mmax, d)."""
+        return self.params["means"]
+
+    @property
+    def std(self):
+        """Standard deviations (J,)."""
+        return self.params["std"]
+
     def save(self, path):
-        arrays = {"means": to_host(self.means), "std": to_host(self.std),
-                  "mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
+        arrays = {"mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
                   "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
                   "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
                   "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes))}
-        for k, v in self.opt.items():
-            if k != "count":
-                arrays["opt_" + k] = to_host(v)
+        arrays.update({"param_" + k: to_host(v) for k, v in self.params.items()})
+        arrays.update({"opt_" + k: to_host(v) for k, v in self.opt.items() if k != "count"})
         write_npz(path, arrays)
 
     @classmethod
@@ -205,26 +236,50 @@ class TrainState:
         opt = {"count": int(z["opt_count"])}
         opt.update({k[4:]: xp.asarray(v) for k, v in z.items()
                     if k.startswith("opt_") and k != "opt_count"})
-        return cls(sizes=[int(m) for m in z["sizes"]], means=xp.asarray(z["means"]),
-                   std=xp.asarray(z["std"]), mask=xp.asarray(z["mask"]), opt=opt,
-                   step=int(z["step"]),
-                   loss_steps=[int(s) for s in z["loss_steps"]],
+        params = {k[6:]: xp.asarray(v) for k, v in z.items() if k.startswith("param_")}
+        return cls(sizes=[int(m) for m in z["sizes"]], params=params, mask=xp.asarray(z["mask"]),
+                   opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
                    losses=[list(r) for r in z["losses"]])
 
 
 def initial_state(dataset, sizes, cfg, xp):
-    """Packed initial parameters, fresh optimizer state and per-model generators."""
+    """Packed initial parameters (padding components zero and masked out) and a fresh
+    optimizer state."""
     dtype = get_dtype(cfg.dtype)
-    J, Mmax, d = len(sizes), max(sizes), dataset.X.shape[1]
-    means = np.zeros((J, Mmax, d))
+    J, Mmax = len(sizes), max(sizes)
+    inits = [init_params(dataset, M, cfg) for M in sizes]
     mask = np.zeros((J, Mmax), dtype=bool)
-    std = np.empty(J)
+    params = {}
+    for name, first in inits[0].items():
+        if np.ndim(first) == 0:
+            packed = np.array([p[name] for p in inits], dtype=np.float64)
+        else:
+            packed = np.zeros((J, Mmax) + np.shape(first)[1:])
+            for j, p in enumerate(inits):
+                packed[j, :sizes[j]] = p[name]
+        params[name] = xp.asarray(packed, dtype=dtype)
     for j, M in enumerate(sizes):
-        m, var = init_means(dataset, M, cfg)
-        means[j, :M], mask[j, :M], std[j] = m, True, np.sqrt(var)
-    params = {"means": xp.asarray(means, dtype=dtype), "std": xp.asarray(std, dtype=dtype)}
-    return TrainState(list(sizes), params["means"], params["std"], xp.asarray(mask),
-                      optim.init_state(params), 0, [], [])
+        mask[j, :M] = True
+    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [])
+
+
+def family_loss(cfg):
+    """``loss_and_grad(params, x0, eps, alpha, sigma, wt, xp, mask) -> (loss (J,), grads)``
+    of the model family of ``cfg`` (GMM or colored templates)."""
+    if cfg.model == "templates":
+        from .templates import _batched_loss_and_grad as tpl
+
+        def loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+            l, gA, gM, gs = tpl(params["templates"], params["colors"], params["std"], x0, eps,
+                                alpha, sigma, wt, xp, mask)
+            return l, {"templates": gA, "colors": gM, "std": gs}
+        return loss
+
+    def loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+        l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha, sigma,
+                                           wt, xp, mask)
+        return l, {"means": gm, "std": gs}
+    return loss
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
@@ -243,7 +298,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     """
     dtype = get_dtype(cfg.dtype)
     ocfg = cfg.optim()
-    N, d = dataset.X.shape
+    N, shape = dataset.X.shape[0], dataset.X.shape[1:]
     n = cfg.noise_draws
     L = cfg.grid_size
     grid = cfg.grid()
@@ -251,25 +306,24 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     alpha_g = xp.asarray(c.alpha)                                        # (L,) float64
     sigma_g = xp.asarray(c.sigma)
     wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
-    x0 = xp.repeat(dataset.X.astype(dtype), n, axis=0)                   # (B, d) row = i n + k
+    x0 = xp.repeat(dataset.X.astype(dtype), n, axis=0)                   # (B, ...) row = i n + k
     J = len(state.sizes)
-    S = draw_chunk_steps(N, n, d)
+    S = draw_chunk_steps(N, n, int(np.prod(shape)))
     t_chunk = np.empty((J, S, N), dtype=np.int64)
-    eps_chunk = np.empty((J, S, N * n, d))
+    eps_chunk = np.empty((J, S, N * n) + shape)
+    loss_fn = family_loss(cfg)
     log_every = log_every or max(1, cfg.steps // 200)
-    params = {"means": state.means, "std": state.std}
+    params = state.params
     opt = state.opt
     for k in range(state.step, cfg.steps):
         chunk, offset = divmod(k, S)
         if offset == 0 or k == state.step:
             for j, M in enumerate(state.sizes):
-                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, d, L)
+                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, shape, L)
         rows = xp.asarray(np.repeat(t_chunk[:, offset], n, axis=1))      # (J, B)
-        loss, gm, gs = _batched_loss_and_grad(
-            params["means"], params["std"], x0, xp.asarray(eps_chunk[:, offset], dtype=dtype),
-            alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
-        params, opt = optim.step(params, {"means": gm, "std": gs}, opt,
-                                 optim.learning_rate(k, cfg.steps, ocfg), ocfg)
+        loss, grads = loss_fn(params, x0, xp.asarray(eps_chunk[:, offset], dtype=dtype),
+                              alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
+        params, opt = optim.step(params, grads, opt, optim.learning_rate(k, cfg.steps, ocfg), ocfg)
         done = k + 1
         if done % log_every == 0 or done == cfg.steps:
             host = to_host(loss).astype(np.float64)
@@ -280,9 +334,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
             if callback is not None:
                 callback(done, host)
         if checkpoint and ((checkpoint_every and done % checkpoint_every == 0) or done == cfg.steps):
-            state.means, state.std, state.opt, state.step = params["means"], params["std"], opt, done
+            state.params, state.opt, state.step = params, opt, done
             state.save(checkpoint)
-    state.means, state.std, state.opt, state.step = params["means"], params["std"], opt, cfg.steps
+    state.params, state.opt, state.step = params, opt, cfg.steps
     return state
 
 
@@ -343,6 +397,12 @@ def evaluate(dataset, M, means, var, cfg, xp, baselines):
     }, {"generated": to_host(gen)}
 
 
+def evaluate_gmm(dataset, M, params, cfg, xp, baselines):
+    """:func:`evaluate` for a parameter dict {"means": (M, d), "std": ()}."""
+    var = float(to_host(params["std"]).astype(np.float64) ** 2)
+    return evaluate(dataset, M, params["means"], var, cfg, xp, baselines)
+
+
 def identity(cfg, backend):
     """The settings a run directory is tied to."""
     return dict(dataclasses.asdict(cfg), backend=backend)
@@ -373,15 +433,17 @@ def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=Non
         if state.step < cfg.steps:
             state = train(dataset, state, cfg, xp, callback=callback, log_every=log_every,
                           checkpoint=ckpt, checkpoint_every=checkpoint_every)
-        baselines = baseline_losses(dataset, cfg, xp)
+        if cfg.model == "templates":
+            from .templates import evaluate_templates as evaluator, template_baselines as baseline_fn
+        else:
+            evaluator, baseline_fn = evaluate_gmm, baseline_losses
+        baselines = baseline_fn(dataset, cfg, xp)
         for j, M in enumerate(state.sizes):
-            means = state.means[j, :M]
-            var = float(to_host(state.std[j]).astype(np.float64) ** 2)
-            metrics, extra = evaluate(dataset, M, means, var, cfg, xp, baselines)
+            params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
+            metrics, extra = evaluator(dataset, M, params, cfg, xp, baselines)
             metrics["training_loss"] = {"steps": list(state.loss_steps),
                                         "loss": [row[j] for row in state.losses]}
-            rd.write_result(M, metrics, {"means": to_host(means),
-                                         "std": to_host(state.std[j]),
+            rd.write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
                                          "generated": extra["generated"]})
         os.unlink(ckpt)
     return [rd.read_result(M)[0] for M in sizes]

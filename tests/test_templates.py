@@ -170,3 +170,64 @@ def test_default_set_ships_and_matches_its_generator():
     assert T.shape == (8, 225)
     norms = np.linalg.norm(T, axis=1)
     assert norms.max() / norms.min() > 1.2          # templates of different norms
+
+
+# ---------------------------------------------------------------------------- training
+
+def test_batched_template_training_equals_each_size_alone():
+    from gmmdiff.train import TrainConfig, initial_state, train
+    cfg = TrainConfig(model="templates", components=2, samples=6, image_size=3, colors=2,
+                      steps=25, noise_draws=2, lr_peak=1e-2, target="eps")
+    ds = cfg.dataset()
+
+    def trained(sizes):
+        return train(ds, initial_state(ds, sizes, cfg, np), cfg, np)
+
+    together = trained([2, 6])
+    for j, M in enumerate([2, 6]):
+        alone = trained([M])
+        for name in ("templates", "colors"):
+            np.testing.assert_allclose(together.params[name][j, :M], alone.params[name][0],
+                                       rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(together.std[j], alone.std[0], rtol=1e-10)
+
+
+def test_template_dataset_and_pmem_init_reproduce_training_samples():
+    from gmmdiff.train import TrainConfig, init_params
+    cfg = TrainConfig(model="templates", components=3, samples=5, image_size=4, colors=3)
+    ds = cfg.dataset()
+    assert ds.X.shape == (5, 3, 16)
+    np.testing.assert_allclose(ds.X, ds.colors[:, :, None] * ds.mixture.templates[ds.labels][:, None, :])
+    p = init_params(ds, 5, cfg)
+    rebuilt = p["colors"][:, :, None] * p["templates"][:, None, :]
+    assert sorted(map(tuple, rebuilt.reshape(5, -1).round(12))) == sorted(map(tuple, ds.X.reshape(5, -1).round(12)))
+
+
+@pytest.mark.slow
+def test_template_model_shows_the_transition(tmp_path):
+    from gmmdiff.train import TrainConfig, run
+    cfg = TrainConfig(model="templates", components=4, samples=16, image_size=8, steps=3000,
+                      lr_peak=1e-2, target="x0", noise_draws=4, eval_samples=40, eval_noise_draws=4)
+    rows = run(cfg, [4, 16], str(tmp_path / "run"), np)
+    ratio = [r["memorization"]["ratio"] for r in rows]
+    assert ratio[0] <= 0.2 and ratio[1] >= 0.8, ratio
+    assert rows[0]["learned_variance"] > 10 * rows[1]["learned_variance"]
+
+
+def test_cli_template_model(tmp_path):
+    from click.testing import CliRunner
+    from test_cli import load_script
+    out = tmp_path / "t"
+    args = ["--model", "templates", "--components", "2", "--samples", "6", "--image-size", "4",
+            "--steps", "50", "--model-sizes", "2,6", "--eval-samples", "8", "--quiet", "--out", str(out)]
+    result = CliRunner().invoke(load_script("gmmdiff-train"), args)
+    assert result.exit_code == 0, result.output
+    assert (out / "model_M00006.npz").exists() and "results in" in result.output
+    import json
+    ident = json.loads((out / "config.json").read_text())["identity"]
+    assert ident["model"] == "templates" and ident["target"] == "x0" and ident["image_size"] == 4
+    result = CliRunner().invoke(load_script("gmmdiff-plot"), [str(out)])
+    assert result.exit_code == 0 and (out / "fig5_templates.png").exists(), result.output
+    bad = CliRunner().invoke(load_script("gmmdiff-train"),
+                             args[:-1] + [str(tmp_path / "u"), "--template-file", str(tmp_path / "none.idx")])
+    assert bad.exit_code == 2 and "none.idx" in bad.output and "Traceback" not in bad.output
