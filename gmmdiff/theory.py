@@ -18,7 +18,7 @@ import functools
 import numpy as np
 from scipy import stats
 
-from .backend import array_namespace, to_host
+from .backend import to_host
 from .process import check_process, check_target, TRAIN_TARGETS, loss_scale, snr
 
 METHODS = ("simple", "nearest", "expected")

@@ -7,8 +7,10 @@ numpy Generator, keyed by (seed, M): a model's draws do not depend on which othe
 sizes share the batch. The draws are made on the host (the same on numpy and cupy).
 
 Draws are stateless: the times and noise of steps [c S, (c + 1) S) of model M come
-from the Generator of (seed, M, c) (S = :func:`draw_chunk_steps`), so a run resumes
-from any step without saving generator state, and one call draws S steps at once.
+from the stream (seed, M, c) (S = :func:`draw_chunk_steps`), so a run resumes from any
+step without saving generator state, and one call draws S steps at once. On numpy they
+come from numpy's PCG64 on the host; on cupy from the counter-based generator of
+:mod:`gmmdiff.rng` on the device (see :func:`draw_chunk`).
 
 One optimizer step (SPEC 8): every training sample gets one time drawn uniformly from
 the grid and ``noise_draws`` noise draws; the loss is the mean over the N * noise_draws
@@ -22,12 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import optim
+from . import rng as counter_rng
 from .backend import backend_name, get_dtype, to_host
-from .data import Dataset, check_positive_int, make_dataset, rng_for
+from .data import check_positive_int, make_dataset, rng_for
 from .denoisers import generalizing, memorizing, partially_memorizing
 from .losses import _batched_loss_and_grad, per_time_losses
 from .metrics import learned_means_stats, memorization, wasserstein2
-from .process import (PROCESSES, TRAIN_TARGETS, check_process, check_target, coefficients,
+from .process import (TRAIN_TARGETS, check_process, check_target, coefficients,
                       loss_scale, time_grid)
 from .sampling import sample
 from .storage import RunDir, read_npz, write_npz
@@ -188,9 +191,25 @@ def draw_chunk_steps(N, n, size, budget=1 << 20):
     return int(max(1, min(64, budget // (N * n * size))))
 
 
-def draw_chunk(seed, M, chunk, steps, N, n, shape, L):
-    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, *shape))``
-    as float64 host arrays; rows of eps are sample-major (row = i n + k)."""
+NOISE_SOURCES = ("pcg", "hash")
+
+
+def draw_chunk(seed, M, chunk, steps, N, n, shape, L, *, xp=np, source="pcg"):
+    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, *shape))``,
+    float64; rows of eps are sample-major (row = i n + k).
+
+    source "pcg": numpy's PCG64 on the host (the numpy default: fastest on a CPU);
+    "hash": the counter-based generator of :mod:`gmmdiff.rng`, drawn on backend ``xp``
+    (the cupy default: nothing crosses the bus, and numpy with "hash" gives the same
+    draws bit for bit).
+    """
+    if source == "hash":
+        key_t = counter_rng.stream_key(seed, STREAM_NOISE, M, chunk, 0)
+        key_eps = counter_rng.stream_key(seed, STREAM_NOISE, M, chunk, 1)
+        return (counter_rng.integers(key_t, L, (steps, N), xp),
+                counter_rng.normals(key_eps, (steps, N * n) + tuple(shape), xp))
+    if source != "pcg":
+        raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
     g = rng_for(seed, STREAM_NOISE, M, chunk)
     return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n) + tuple(shape))
 
@@ -283,7 +302,7 @@ def family_loss(cfg):
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
-          checkpoint_every=0):
+          checkpoint_every=0, noise_source=None):
     """Run the optimizer from ``state.step`` to ``cfg.steps``; returns the final state.
 
     Parameters
@@ -295,6 +314,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         only host-device synchronizations of the loop happen there
     checkpoint : path; the state is saved there every ``checkpoint_every`` steps and
         at the end (0 = only at the end)
+    noise_source : "pcg" or "hash" (:func:`draw_chunk`); default "pcg" on numpy and
+        "hash" on cupy
     """
     dtype = get_dtype(cfg.dtype)
     ocfg = cfg.optim()
@@ -309,8 +330,10 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     x0 = xp.repeat(dataset.X.astype(dtype), n, axis=0)                   # (B, ...) row = i n + k
     J = len(state.sizes)
     S = draw_chunk_steps(N, n, int(np.prod(shape)))
-    t_chunk = np.empty((J, S, N), dtype=np.int64)
-    eps_chunk = np.empty((J, S, N * n) + shape)
+    source = noise_source or ("pcg" if xp is np else "hash")
+    dev = xp if source == "hash" else np                                 # where draws live
+    t_chunk = dev.empty((J, S, N), dtype=dev.int64)
+    eps_chunk = dev.empty((J, S, N * n) + shape)
     loss_fn = family_loss(cfg)
     log_every = log_every or max(1, cfg.steps // 200)
     params = state.params
@@ -319,8 +342,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         chunk, offset = divmod(k, S)
         if offset == 0 or k == state.step:
             for j, M in enumerate(state.sizes):
-                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, shape, L)
-        rows = xp.asarray(np.repeat(t_chunk[:, offset], n, axis=1))      # (J, B)
+                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, shape, L,
+                                                      xp=dev, source=source)
+        rows = xp.asarray(dev.repeat(t_chunk[:, offset], n, axis=1))     # (J, B)
         loss, grads = loss_fn(params, x0, xp.asarray(eps_chunk[:, offset], dtype=dtype),
                               alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
         params, opt = optim.step(params, grads, opt, optim.learning_rate(k, cfg.steps, ocfg), ocfg)

@@ -6,7 +6,7 @@ from scipy import special, stats
 
 from gmmdiff import denoisers as dn
 from gmmdiff.data import make_dataset
-from gmmdiff.denoisers import LOGIT_FLOOR, _posterior, convert, gmm_denoise, gmm_x0, to_x0
+from gmmdiff.denoisers import LOGIT_FLOOR, _posterior, gmm_denoise, gmm_x0, to_x0
 from gmmdiff.process import coefficients, target_coefficients, time_grid
 
 from helpers import assert_close

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from gmmdiff.data import make_dataset, memorized_subset
-from gmmdiff.denoisers import generalizing, memorizing, partially_memorizing
+from gmmdiff.denoisers import generalizing, memorizing
 from gmmdiff.losses import per_time_losses
 from gmmdiff.process import loss_scale, time_grid
 from gmmdiff.theory import (compare_with_monte_carlo, crossover, expected_nearest_excess,

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 
-from gmmdiff.backend import to_host
 from gmmdiff.data import make_dataset
 from gmmdiff.sampling import sample
 from gmmdiff.storage import read_npz
