@@ -103,6 +103,9 @@ def optimization_options(defaults=D):
             click.option("--grid-size", type=int, default=defaults.grid_size, show_default=True),
             click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default=defaults.sampler,
                          show_default=True),
+            click.option("--common-noise", is_flag=True,
+                         help="all models of a batch share one stream of times and noise "
+                              "(default: each model its own)"),
             click.option("--checkpoint-every", type=int, default=1000, show_default=True,
                          callback=positive(0), help="steps between checkpoints (0: only at the end)"),
             click.option("--quiet", "-q", is_flag=True, help="no progress bar"),

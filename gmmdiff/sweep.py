@@ -15,6 +15,9 @@ resume, refusal of foreign configurations). Per configuration:
 
 ``--shard i/n`` takes configurations i, i + n, i + 2n, ... (0-based) of the canonical
 order, so n processes (a Slurm array, several GPUs) split a sweep with no overlap.
+Within a shard, unfinished configurations that share N and d (several seeds and K)
+train together in one array program per phase, each model with its own draws; the
+phase's checkpoint lives in the sweep directory.
 """
 import csv
 import dataclasses
@@ -28,7 +31,7 @@ from .backend import backend_name
 from .data import check_positive_int
 from .predict import SOURCES, curves_from_results, predicted_ratio
 from .storage import StorageError, _jsonable, atomic_write_bytes, load_run, read_json, write_json
-from .train import TrainConfig, run
+from .train import TrainConfig, run_batch
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -138,19 +141,27 @@ def results_of(run_dir):
     return load_run(run_dir)[1]
 
 
-def run_configuration(cfg, run_dir, xp, *, coarse=10, refine=10, callback=None,
-                      checkpoint_every=1000):
-    """Coarse grid, adaptive refinement, baselines and transition of one configuration."""
-    N = cfg.samples
-    rows = run(cfg, coarse_sizes(N, coarse), run_dir, xp, callback=callback,
-               checkpoint_every=checkpoint_every)
-    M = [r["M"] for r in rows]
-    extra = refine_sizes(M, [r["memorization"]["ratio"] for r in rows], N, refine)
+def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callback=None,
+              checkpoint_every=1000):
+    """Coarse grid, adaptive refinement, baselines and transition of configurations that
+    share N and d, each phase training all of them in one array program
+    (:func:`gmmdiff.train.run_batch`); checkpoints live in ``sweep_dir``."""
+    items = [(c, os.path.join(sweep_dir, run_name(c)), coarse_sizes(c.samples, coarse)) for c in cfgs]
+    kw = dict(callback=callback, checkpoint_every=checkpoint_every)
+    run_batch(items, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
+    extra = []
+    for c, rd, _ in items:
+        rows = results_of(rd)
+        new = refine_sizes([r["M"] for r in rows], [r["memorization"]["ratio"] for r in rows],
+                           c.samples, refine)
+        if new:
+            extra.append((c, rd, new))
     if extra:
-        run(cfg, extra, run_dir, xp, callback=callback, checkpoint_every=checkpoint_every)
-    rows = results_of(run_dir)
-    write_json(os.path.join(run_dir, "baselines.json"), baselines_table(rows))
-    write_json(os.path.join(run_dir, "transition.json"), transition_of(rows))
+        run_batch(extra, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-refine.npz"), **kw)
+    for _, rd, _ in items:
+        rows = results_of(rd)
+        write_json(os.path.join(rd, "baselines.json"), baselines_table(rows))
+        write_json(os.path.join(rd, "transition.json"), transition_of(rows))
 
 
 def transition_of(rows):
@@ -184,21 +195,33 @@ def baselines_table(rows):
     return out
 
 
-def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback_for=None, echo=print,
-              checkpoint_every=1000):
-    """Run (or resume) this shard's configurations; finished ones are skipped."""
+def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=print,
+              checkpoint_every=1000, group=True):
+    """Run (or resume) this shard's configurations; finished ones are skipped.
+
+    With ``group`` the shard's unfinished configurations that share N and d (different
+    seeds and K) train together in one array program per phase; without it, one
+    configuration at a time. Results are the same either way (each model keeps its own
+    draws), up to floating-point rounding.
+    """
     spec.validate()
     open_sweep(sweep_dir, spec, backend_name(xp))
-    mine = shard(spec.configurations(), *shard_spec)
-    for k, cfg in enumerate(mine):
-        rd = os.path.join(sweep_dir, run_name(cfg))
-        if os.path.exists(os.path.join(rd, "transition.json")):
-            echo(f"[{k + 1}/{len(mine)}] {run_name(cfg)}: done")
-            continue
-        echo(f"[{k + 1}/{len(mine)}] {run_name(cfg)}: training")
-        run_configuration(cfg, rd, xp, coarse=spec.coarse, refine=spec.refine,
-                          callback=callback_for(cfg) if callback_for else None,
-                          checkpoint_every=checkpoint_every)
+    i, n = shard_spec
+    mine = shard(spec.configurations(), i, n)
+    todo = []
+    for cfg in mine:
+        done = os.path.exists(os.path.join(sweep_dir, run_name(cfg), "transition.json"))
+        echo(f"{run_name(cfg)}: {'done' if done else 'to train'}")
+        if not done:
+            todo.append(cfg)
+    groups = {}
+    for cfg in todo:
+        groups.setdefault((cfg.samples, cfg.dim) if group else run_name(cfg), []).append(cfg)
+    for k, (key, cfgs) in enumerate(groups.items()):
+        tag = (f"N{key[0]}-d{key[1]}-shard{i}of{n}" if group else key)
+        echo(f"[{k + 1}/{len(groups)}] training {', '.join(run_name(c) for c in cfgs)}")
+        run_group(cfgs, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=tag,
+                  callback=callback, checkpoint_every=checkpoint_every)
 
 
 SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",

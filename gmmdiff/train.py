@@ -25,7 +25,7 @@ import numpy as np
 
 from . import optim
 from . import rng as counter_rng
-from .backend import backend_name, get_dtype, to_host
+from .backend import array_namespace, backend_name, get_dtype, to_host
 from .data import check_positive_int, make_dataset, rng_for
 from .denoisers import generalizing, memorizing, partially_memorizing
 from .losses import _batched_loss_and_grad, per_time_losses
@@ -74,6 +74,7 @@ class TrainConfig:
     template_file: object = None
     image_size: int = 15
     colors: int = 3
+    common_noise: bool = False
 
     def validate(self):
         """Raise ValueError naming the first bad setting."""
@@ -194,23 +195,34 @@ def draw_chunk_steps(N, n, size, budget=1 << 20):
 NOISE_SOURCES = ("pcg", "hash")
 
 
-def draw_chunk(seed, M, chunk, steps, N, n, shape, L, *, xp=np, source="pcg"):
-    """Times and noise of one model for one chunk: ``(t_idx (S, N), eps (S, N n, *shape))``,
-    float64; rows of eps are sample-major (row = i n + k).
+def noise_stream(cfg, M):
+    """The key of model size M's times and noise: (seed, N, d, K, M), so models of
+    different configurations draw independently; with ``cfg.common_noise`` every model
+    of the same (N, d) shares one stream (0, N, d)."""
+    if cfg.common_noise:
+        return (0, cfg.samples, cfg.dim)
+    return (cfg.seed, cfg.samples, cfg.dim, cfg.components, M)
+
+
+def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg"):
+    """Times and noise of one stream (:func:`noise_stream`) for one chunk:
+    ``(t_idx (S, N), eps (S, N n, *shape))``, float64; rows of eps are sample-major
+    (row = i n + k).
 
     source "pcg": numpy's PCG64 on the host (the numpy default: fastest on a CPU);
     "hash": the counter-based generator of :mod:`gmmdiff.rng`, drawn on backend ``xp``
     (the cupy default: nothing crosses the bus, and numpy with "hash" gives the same
     draws bit for bit).
     """
+    seed, rest = stream[0], tuple(stream[1:])
     if source == "hash":
-        key_t = counter_rng.stream_key(seed, STREAM_NOISE, M, chunk, 0)
-        key_eps = counter_rng.stream_key(seed, STREAM_NOISE, M, chunk, 1)
+        key_t = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 0)
+        key_eps = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 1)
         return (counter_rng.integers(key_t, L, (steps, N), xp),
                 counter_rng.normals(key_eps, (steps, N * n) + tuple(shape), xp))
     if source != "pcg":
         raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
-    g = rng_for(seed, STREAM_NOISE, M, chunk)
+    g = rng_for(seed, STREAM_NOISE, *rest, chunk)
     return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n) + tuple(shape))
 
 
@@ -220,7 +232,9 @@ class TrainState:
 
     params : dict name -> (J, Mmax, ...) per-component arrays and "std" (J,);
     mask : (J, Mmax) bool;  opt : optimizer state;  step : steps done;
-    sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host).
+    sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host);
+    owners : (J,) index of each model's configuration in a multi-configuration batch
+    (all 0 for one configuration);  labels : (J,) names checked when resuming.
     """
     sizes: list
     params: dict
@@ -229,6 +243,12 @@ class TrainState:
     step: int
     loss_steps: list
     losses: list
+    owners: list = None
+    labels: list = None
+
+    def __post_init__(self):
+        self.owners = list(self.owners) if self.owners is not None else [0] * len(self.sizes)
+        self.labels = list(self.labels) if self.labels is not None else [f"M={M}" for M in self.sizes]
 
     @property
     def means(self):
@@ -244,10 +264,29 @@ class TrainState:
         arrays = {"mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
                   "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
                   "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
-                  "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes))}
+                  "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes)),
+                  "owners": np.asarray(self.owners, dtype=np.int64), "labels": np.asarray(self.labels)}
         arrays.update({"param_" + k: to_host(v) for k, v in self.params.items()})
         arrays.update({"opt_" + k: to_host(v) for k, v in self.opt.items() if k != "count"})
         write_npz(path, arrays)
+
+    def select(self, idx, owners, sizes):
+        """The models ``idx`` of this state (each trains independently of the others),
+        relabelled with the caller's ``owners`` and checked against ``sizes``."""
+        if [self.sizes[i] for i in idx] != list(sizes):
+            raise ValueError("checkpoint sizes do not match its labels")
+        if list(idx) == list(range(len(self.sizes))):
+            return dataclasses.replace(self, owners=list(owners))
+        xp = array_namespace(self.mask)
+        ix = xp.asarray(np.asarray(idx))
+        Mmax = max(sizes)
+        pick = lambda a: a[ix] if a.ndim == 1 else a[ix, :Mmax]  # noqa: E731
+        return TrainState(list(sizes), {k: pick(v) for k, v in self.params.items()},
+                          self.mask[ix, :Mmax],
+                          {k: (v if k == "count" else pick(v)) for k, v in self.opt.items()},
+                          self.step, list(self.loss_steps),
+                          [[row[i] for i in idx] for row in self.losses], list(owners),
+                          [self.labels[i] for i in idx])
 
     @classmethod
     def load(cls, path, xp):
@@ -258,15 +297,21 @@ class TrainState:
         params = {k[6:]: xp.asarray(v) for k, v in z.items() if k.startswith("param_")}
         return cls(sizes=[int(m) for m in z["sizes"]], params=params, mask=xp.asarray(z["mask"]),
                    opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
-                   losses=[list(r) for r in z["losses"]])
+                   losses=[list(r) for r in z["losses"]], owners=[int(o) for o in z["owners"]],
+                   labels=[str(v) for v in z["labels"]])
 
 
-def initial_state(dataset, sizes, cfg, xp):
+def initial_state(dataset, sizes, cfg, xp, *, owners=None, labels=None):
     """Packed initial parameters (padding components zero and masked out) and a fresh
-    optimizer state."""
-    dtype = get_dtype(cfg.dtype)
+    optimizer state.
+
+    For a multi-configuration batch, ``dataset`` and ``cfg`` are lists and ``owners``
+    (J,) gives each size's configuration index."""
+    datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
+    owners = list(owners) if owners is not None else [0] * len(sizes)
+    dtype = get_dtype(cfgs[0].dtype)
     J, Mmax = len(sizes), max(sizes)
-    inits = [init_params(dataset, M, cfg) for M in sizes]
+    inits = [init_params(datasets[o], M, cfgs[o]) for M, o in zip(sizes, owners)]
     mask = np.zeros((J, Mmax), dtype=bool)
     params = {}
     for name, first in inits[0].items():
@@ -279,7 +324,22 @@ def initial_state(dataset, sizes, cfg, xp):
         params[name] = xp.asarray(packed, dtype=dtype)
     for j, M in enumerate(sizes):
         mask[j, :M] = True
-    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [])
+    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [],
+                      owners, labels)
+
+
+BATCH_FREE = ("seed", "components")
+
+
+def check_batchable(cfgs):
+    """Configurations can train in one array program when they differ only in seed and
+    K (N, d and every optimization setting shared). Raises ValueError otherwise."""
+    first = dataclasses.asdict(cfgs[0])
+    for c in cfgs[1:]:
+        diff = [k for k, v in dataclasses.asdict(c).items() if k not in BATCH_FREE and v != first[k]]
+        if diff:
+            raise ValueError(f"configurations differ in {', '.join(diff)}; one batch may differ "
+                             f"only in {', '.join(BATCH_FREE)}")
 
 
 def family_loss(cfg):
@@ -317,9 +377,12 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     noise_source : "pcg" or "hash" (:func:`draw_chunk`); default "pcg" on numpy and
         "hash" on cupy
     """
+    datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
+    check_batchable(cfgs)
+    cfg = cfgs[0]
     dtype = get_dtype(cfg.dtype)
     ocfg = cfg.optim()
-    N, shape = dataset.X.shape[0], dataset.X.shape[1:]
+    N, shape = datasets[0].X.shape[0], datasets[0].X.shape[1:]
     n = cfg.noise_draws
     L = cfg.grid_size
     grid = cfg.grid()
@@ -327,13 +390,19 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     alpha_g = xp.asarray(c.alpha)                                        # (L,) float64
     sigma_g = xp.asarray(c.sigma)
     wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
-    x0 = xp.repeat(dataset.X.astype(dtype), n, axis=0)                   # (B, ...) row = i n + k
+    x0s = [xp.repeat(ds.X.astype(dtype), n, axis=0) for ds in datasets]  # (B, ...) row = i n + k
+    used = sorted(set(state.owners))
+    x0 = x0s[used[0]] if len(used) == 1 else xp.stack([x0s[o] for o in state.owners])  # (J, B, ...)
     J = len(state.sizes)
     S = draw_chunk_steps(N, n, int(np.prod(shape)))
     source = noise_source or ("pcg" if xp is np else "hash")
     dev = xp if source == "hash" else np                                 # where draws live
-    t_chunk = dev.empty((J, S, N), dtype=dev.int64)
-    eps_chunk = dev.empty((J, S, N * n) + shape)
+    streams = [noise_stream(cfgs[o], M) for M, o in zip(state.sizes, state.owners)]
+    unique = sorted(set(streams))
+    which = [unique.index(st) for st in streams]                         # model -> stream
+    U = len(unique)
+    t_chunk = dev.empty((U, S, N), dtype=dev.int64)
+    eps_chunk = dev.empty((U, S, N * n) + shape)
     loss_fn = family_loss(cfg)
     log_every = log_every or max(1, cfg.steps // 200)
     params = state.params
@@ -341,11 +410,15 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     for k in range(state.step, cfg.steps):
         chunk, offset = divmod(k, S)
         if offset == 0 or k == state.step:
-            for j, M in enumerate(state.sizes):
-                t_chunk[j], eps_chunk[j] = draw_chunk(cfg.seed, M, chunk, S, N, n, shape, L,
+            for u, st in enumerate(unique):
+                t_chunk[u], eps_chunk[u] = draw_chunk(st, chunk, S, N, n, shape, L,
                                                       xp=dev, source=source)
-        rows = xp.asarray(dev.repeat(t_chunk[:, offset], n, axis=1))     # (J, B)
-        loss, grads = loss_fn(params, x0, xp.asarray(eps_chunk[:, offset], dtype=dtype),
+        if U == J:
+            t_now, eps_now = t_chunk[:, offset], eps_chunk[:, offset]
+        else:                                                            # shared streams
+            t_now, eps_now = t_chunk[which, offset], eps_chunk[which, offset]
+        rows = xp.asarray(dev.repeat(t_now, n, axis=1))                  # (J, B)
+        loss, grads = loss_fn(params, x0, xp.asarray(eps_now, dtype=dtype),
                               alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
         params, opt = optim.step(params, grads, opt, optim.learning_rate(k, cfg.steps, ocfg), ocfg)
         done = k + 1
@@ -437,37 +510,72 @@ def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=Non
 
     Returns the list of per-size metric dicts of all requested sizes (finished earlier
     or now), in increasing M. Resumes from ``out/checkpoint.npz`` when it holds the
-    same pending sizes; otherwise the pending sizes start from scratch.
+    pending sizes; otherwise the pending sizes start from scratch.
     """
-    cfg.validate()
-    check_sizes(sizes, cfg.samples, cfg.init)
+    return run_batch([(cfg, out, sizes)], xp, checkpoint_every=checkpoint_every,
+                     callback=callback, log_every=log_every)[0]
+
+
+def _resume(path, labels, owners, sizes, xp):
+    """The checkpointed state restricted to ``labels`` (None when it lacks any)."""
+    if not os.path.exists(path):
+        return None
+    loaded = TrainState.load(path, xp)
+    if not set(labels) <= set(loaded.labels):
+        return None
+    return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+
+
+def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None):
+    """Train several configurations in one array program and write each one's results
+    into its own run directory.
+
+    Parameters
+    ----------
+    items : list of (TrainConfig, run directory, model sizes); the configurations may
+        differ only in seed and K (:func:`check_batchable`)
+    checkpoint : path of the batch's checkpoint (default: the first run directory's
+        ``checkpoint.npz``); a checkpoint holding every pending model resumes them
+
+    Returns, per item, the list of per-size metric dicts in increasing M.
+    """
+    cfgs = [c.validate() for c, _, _ in items]
+    check_batchable(cfgs)
+    for c, _, sz in items:
+        check_sizes(sz, c.samples, c.init)
     backend = backend_name(xp)
-    rd = RunDir(out, identity(cfg, backend))
-    dataset = cfg.dataset(xp)
-    pending = [M for M in sizes if M not in set(rd.completed())]
-    if pending:
-        ckpt = rd.file("checkpoint.npz")
-        state = None
-        if os.path.exists(ckpt):
-            loaded = TrainState.load(ckpt, xp)
-            if loaded.sizes == pending:
-                state = loaded
+    rds = [RunDir(out, identity(c, backend)) for c, out, _ in items]
+    sizes, owners, labels = [], [], []
+    for o, ((_, _, sz), rd) in enumerate(zip(items, rds)):
+        done = set(rd.completed())
+        for M in sz:
+            if M not in done:
+                sizes.append(M)
+                owners.append(o)
+                labels.append(f"{os.path.basename(rd.path)}:M={M}")
+    if sizes:
+        datasets = [c.dataset(xp) for c in cfgs]
+        ckpt = checkpoint or rds[0].file("checkpoint.npz")
+        state = _resume(ckpt, labels, owners, sizes, xp)
         if state is None:
-            state = initial_state(dataset, pending, cfg, xp)
-        if state.step < cfg.steps:
-            state = train(dataset, state, cfg, xp, callback=callback, log_every=log_every,
+            state = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
+        if state.step < cfgs[0].steps:
+            state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
                           checkpoint=ckpt, checkpoint_every=checkpoint_every)
-        if cfg.model == "templates":
-            from .templates import evaluate_templates as evaluator, template_baselines as baseline_fn
-        else:
-            evaluator, baseline_fn = evaluate_gmm, baseline_losses
-        baselines = baseline_fn(dataset, cfg, xp)
-        for j, M in enumerate(state.sizes):
+        baselines = {}
+        for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
+            cfg, ds = cfgs[o], datasets[o]
+            if cfg.model == "templates":
+                from .templates import evaluate_templates as evaluator, template_baselines as baseline_fn
+            else:
+                evaluator, baseline_fn = evaluate_gmm, baseline_losses
+            if o not in baselines:
+                baselines[o] = baseline_fn(ds, cfg, xp)
             params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
-            metrics, extra = evaluator(dataset, M, params, cfg, xp, baselines)
+            metrics, extra = evaluator(ds, M, params, cfg, xp, baselines[o])
             metrics["training_loss"] = {"steps": list(state.loss_steps),
                                         "loss": [row[j] for row in state.losses]}
-            rd.write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
-                                         "generated": extra["generated"]})
+            rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
+                                             "generated": extra["generated"]})
         os.unlink(ckpt)
-    return [rd.read_result(M)[0] for M in sizes]
+    return [[rd.read_result(M)[0] for M in sz] for rd, (_, _, sz) in zip(rds, items)]

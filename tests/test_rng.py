@@ -43,7 +43,7 @@ def test_hash_noise_source_trains_deterministically_and_differs_from_pcg():
     np.testing.assert_array_equal(a.means, b.means)
     assert not np.allclose(a.means, c.means)
     with pytest.raises(ValueError, match="noise source 'x'"):
-        draw_chunk(0, 3, 0, 1, 8, 2, (3,), 26, source="x")
+        draw_chunk((0, 3), 0, 1, 8, 2, (3,), 26, source="x")
 
 
 def test_device_draws_equal_numpy_bit_for_bit(xp):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from gmmdiff.storage import read_npz
 from gmmdiff.predict import fit_and_score, fit_weights, predicted_ratio, split_configurations
 from gmmdiff.sweep import coarse_sizes, parse_shard, refine_sizes, shard
 from gmmdiff.transition import crossing, detect
@@ -188,22 +189,40 @@ def test_summary_lists_missing_configurations(tmp_path, tiny_sweep):
 
 @pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_summary(tmp_path, tiny_sweep):
+    """Killed inside the second group (N = 16), after the first (N = 12, two seeds trained
+    together) finished: the restart loses nothing and ends with the same summary."""
     out = tmp_path / "killed"
     cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *TINY,
            "--checkpoint-every", "100", "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    # kill inside the second configuration: the first is complete, the second mid-training
-    second = out / "N12-d4-K2-s1"
+    ckpt = out / "checkpoint-N16-d4-shard0of1-coarse.npz"
     deadline = time.time() + 120
-    while time.time() < deadline and not (second / "checkpoint.npz").exists():
+    while time.time() < deadline and not ckpt.exists():
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert (out / "N12-d4-K2-s0" / "transition.json").exists()
-    assert not (second / "transition.json").exists()
+    assert (out / "N12-d4-K2-s1" / "transition.json").exists()
+    assert not (out / "N16-d4-K2-s0" / "transition.json").exists()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
+    assert not list(out.glob("checkpoint-*"))
     runner = CliRunner()
     runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
     runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
     assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
+
+
+@pytest.mark.slow
+def test_grouped_sweep_equals_one_configuration_at_a_time(tmp_path, tiny_sweep):
+    out = tmp_path / "ungrouped"
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), TINY + ["--no-group", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    runner = CliRunner()
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
+    assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
+    for name in ("N12-d4-K2-s1", "N16-d4-K2-s0"):
+        for f in sorted((out / name).glob("model_M*.npz")):
+            a, b = read_npz(str(f)), read_npz(str(tiny_sweep / name / f.name))
+            np.testing.assert_allclose(a["means"], b["means"], rtol=1e-10, atol=1e-12)
