@@ -226,3 +226,17 @@ def test_grouped_sweep_equals_one_configuration_at_a_time(tmp_path, tiny_sweep):
         for f in sorted((out / name).glob("model_M*.npz")):
             a, b = read_npz(str(f)), read_npz(str(tiny_sweep / name / f.name))
             np.testing.assert_allclose(a["means"], b["means"], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.slow
+def test_devices_run_one_worker_per_device_and_cover_the_sweep(tmp_path, tiny_sweep):
+    """--devices starts one worker per listed device with its own shard (numpy backend
+    here, so no GPU is needed to check the orchestration)."""
+    out = tmp_path / "workers"
+    cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *TINY,
+           "--devices", "0,1", "--out", str(out)]
+    subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=ROOT), check=True, capture_output=True)
+    runner = CliRunner()
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
+    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
+    assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
