@@ -90,6 +90,11 @@ def main():
                       f"{sec * 1e3:>10.2f} {rate:>14.1f} {gflops:>8.2f} {sweep_h:>8.1f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# peak host memory {peak:.0f} MiB")
+    if args.backend == "cupy":  # pragma: no cover
+        import cupy
+        pool = cupy.get_default_memory_pool()
+        print(f"# GPU memory pool: {pool.total_bytes() / 2**30:.2f} GiB held "
+              f"({pool.used_bytes() / 2**30:.2f} GiB in use at the end)")
 
 
 if __name__ == "__main__":
