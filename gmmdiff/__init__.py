@@ -8,5 +8,18 @@ Modules (one concept each):
 - :mod:`gmmdiff.denoisers` -- closed-form GMM denoisers and target conversions
 - :mod:`gmmdiff.losses`    -- denoising losses, Monte Carlo estimates, hand-derived gradients
 - :mod:`gmmdiff.theory`    -- closed-form loss approximations and the predicted transition
+- :mod:`gmmdiff.optim`     -- clip + Adam + warmup-decay schedule + averaged updates
+- :mod:`gmmdiff.rng`       -- counter-based draws, identical on numpy and cupy
+- :mod:`gmmdiff.train`     -- batched training, evaluation, run directories
+- :mod:`gmmdiff.sampling`  -- DDIM and DDPM samplers
+- :mod:`gmmdiff.metrics`   -- memorization ratio, learned-means statistics, W2
+- :mod:`gmmdiff.storage`   -- atomic JSON/NPZ results
+- :mod:`gmmdiff.transition`-- phase-transition detection
+- :mod:`gmmdiff.predict`   -- predicted transitions and the fitted time weights
+- :mod:`gmmdiff.sweep`     -- sweeps over configurations, shards, summaries
+- :mod:`gmmdiff.templates` -- the colored-template (image-like) model
+- :mod:`gmmdiff.template_io` -- template files (IDX, NumPy) and the shipped set
+- :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
+- :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/
 """
 __version__ = "0.1.0"

@@ -103,8 +103,9 @@ class Dataset:
 def make_dataset(d, K, N, *, var=1.0, seed=0, n_test=100, xp=np, dtype=np.float64):
     """Seeded mixture, N training samples and ``n_test`` held-out samples.
 
-    The same seed gives the same data on every backend and for every N' >= N the first
-    N samples of a larger training set are not guaranteed equal (streams are per set).
+    Returns a :class:`Dataset` with X (N, d), labels (N,), X_test (n_test, d) and
+    labels_test (n_test,) on backend ``xp``; the same seed gives bit-identical data on
+    every backend (draws are made on the host).
     """
     N = check_positive_int("samples", N)
     n_test = check_positive_int("test samples", n_test)

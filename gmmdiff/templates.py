@@ -335,10 +335,6 @@ def _per_time(A, Mu, var, S, cfg, seed, xp):
                                         seed=seed, process=cfg.process, target=cfg.target))
 
 
-def _eval_seed(cfg, split):
-    return int(rng_for(cfg.seed, 14, split).integers(2**63))
-
-
 def _memorizing_params(ds, idx, xp):
     A = ds.mixture.templates[xp.asarray(ds.labels[idx])]
     return A, xp.asarray(ds.colors[idx], dtype=A.dtype)
@@ -346,13 +342,14 @@ def _memorizing_params(ds, idx, xp):
 
 def template_baselines(ds, cfg, xp):
     """Per-time train/test losses of the true model and of the memorizing model."""
+    from .train import eval_seed
     out = {}
     mem = _memorizing_params(ds, np.arange(ds.labels.shape[0]), xp)
     for name, (A, Mu, var) in (("generalizing", (ds.mixture.templates, ds.mixture.color_means,
                                                  ds.mixture.color_var)),
                                ("memorizing", (mem[0], mem[1], 0.0))):
         for split, S in ((0, ds.X), (1, ds.X_test)):
-            out[f"{name}_{('train', 'test')[split]}"] = _per_time(A, Mu, var, S, cfg, _eval_seed(cfg, split), xp)
+            out[f"{name}_{('train', 'test')[split]}"] = _per_time(A, Mu, var, S, cfg, eval_seed(cfg, split), xp)
     return out
 
 
@@ -362,10 +359,11 @@ def evaluate_templates(ds, M, params, cfg, xp, baselines):
     from .data import memorized_subset
     from .metrics import memorization
     from .sampling import sample_with
+    from .train import STREAM_SAMPLE, eval_seed
     A, Mu = params["templates"], params["colors"]
     var = float(to_host(params["std"]).astype(np.float64) ** 2)
     C, P = ds.X.shape[1:]
-    x_T = xp.asarray(rng_for(cfg.seed, 12, M).standard_normal((cfg.eval_samples, C, P)), dtype=A.dtype)
+    x_T = xp.asarray(rng_for(cfg.seed, STREAM_SAMPLE, M).standard_normal((cfg.eval_samples, C, P)), dtype=A.dtype)
 
     def x0_fn(x, t):
         c = coefficients(t, cfg.process)
@@ -374,15 +372,15 @@ def evaluate_templates(ds, M, params, cfg, xp, baselines):
                         xp.asarray(var), xp)["x0hat"].astype(A.dtype)
 
     gen = sample_with(x0_fn, cfg.grid(), x_T, process=cfg.process, method=cfg.sampler,
-                      rng=rng_for(cfg.seed, 12, M, 1))
+                      rng=rng_for(cfg.seed, STREAM_SAMPLE, M, 1))
     N = ds.X.shape[0]
     subset = memorized_subset(N, min(M, N), cfg.seed)
     pA, pMu = _memorizing_params(ds, subset, xp)
     losses = dict(baselines)
     for split, S in ((0, ds.X), (1, ds.X_test)):
         name = ("train", "test")[split]
-        losses[f"model_{name}"] = _per_time(A, Mu, var, S, cfg, _eval_seed(cfg, split), xp)
-        losses[f"pmem_{name}"] = _per_time(pA, pMu, 0.0, S, cfg, _eval_seed(cfg, split), xp)
+        losses[f"model_{name}"] = _per_time(A, Mu, var, S, cfg, eval_seed(cfg, split), xp)
+        losses[f"pmem_{name}"] = _per_time(pA, pMu, 0.0, S, cfg, eval_seed(cfg, split), xp)
     return {
         "M": int(M), "M_over_N": M / N, "model": "templates",
         "memorization": memorization(gen.reshape(gen.shape[0], -1), ds.X.reshape(N, -1)),

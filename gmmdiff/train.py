@@ -437,6 +437,12 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     return state
 
 
+def eval_seed(cfg, split):
+    """Seed of the evaluation noise for a split (0 train, 1 test): shared by every model
+    and baseline of a configuration (common random numbers)."""
+    return int(rng_for(cfg.seed, STREAM_EVAL, split).integers(2**63))
+
+
 def baseline_losses(dataset, cfg, xp):
     """Per-time train/test losses of theta* and theta_mem, (T,) host arrays each."""
     grid = cfg.grid()
@@ -444,7 +450,7 @@ def baseline_losses(dataset, cfg, xp):
     out = {}
     for name, p in (("generalizing", generalizing(dataset.mixture)), ("memorizing", memorizing(dataset.X))):
         for split, S, key in (("train", dataset.X, 0), ("test", dataset.X_test, 1)):
-            seed = int(rng_for(cfg.seed, STREAM_EVAL, key).integers(2**63))
+            seed = eval_seed(cfg, key)
             out[f"{name}_{split}"] = to_host(per_time_losses(p.means, p.var, S, grid, seed=seed, **kw))
     return out
 
@@ -467,7 +473,7 @@ def evaluate(dataset, M, means, var, cfg, xp, baselines):
     M_pm = min(M, X.shape[0])
     pmem, subset = partially_memorizing(X, M_pm, cfg.seed)
     for split, S, key in (("train", X, 0), ("test", dataset.X_test, 1)):
-        seed = int(rng_for(cfg.seed, STREAM_EVAL, key).integers(2**63))
+        seed = eval_seed(cfg, key)
         losses[f"model_{split}"] = to_host(per_time_losses(means, var, S, grid, seed=seed, **kw))
         losses[f"pmem_{split}"] = to_host(per_time_losses(pmem.means, 0.0, S, grid, seed=seed, **kw))
     losses.update(baselines)
