@@ -106,7 +106,8 @@ def test_test_error_uses_only_held_out_configurations():
     np.testing.assert_allclose(again["weights"], base["weights"], rtol=1e-9)
     assert again["mse_train"] == pytest.approx(base["mse_train"])
     assert again["mse_test"] > 100 * max(base["mse_test"], 1e-8)
-    assert base["mse_test"] < base["trivial_mse_test"]
+    assert base["mse_test"] < base["trivial_mse_test"] and base["beats_trivial_on_test"]
+    assert not again["beats_trivial_on_test"]
     assert again["trivial_prediction"] == pytest.approx(measured[tr].mean())
 
 
@@ -240,3 +241,15 @@ def test_devices_run_one_worker_per_device_and_cover_the_sweep(tmp_path, tiny_sw
     runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
     runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
     assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
+
+
+def test_a_constant_predictor_does_not_beat_the_trivial_one():
+    """Curves whose crossing is the same for every configuration (like the "simple"
+    source) can only reproduce the training mean: reported as not beating it."""
+    rng = np.random.default_rng(4)
+    curves, measured = [], rng.uniform(0.5, 0.9, 12)
+    for _ in range(12):
+        M = np.arange(1, 101, dtype=float)
+        curves.append((M, np.array([1.0, 2.0]), np.array([4.0, 8.0])[None] * (1 - M / 100)[:, None], 100))
+    res = fit_and_score(curves, measured, seed=0)
+    assert not res["beats_trivial_on_test"]
