@@ -390,17 +390,18 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     alpha_g = xp.asarray(c.alpha)                                        # (L,) float64
     sigma_g = xp.asarray(c.sigma)
     wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
+    J = len(state.sizes)
     x0s = [xp.repeat(ds.X.astype(dtype), n, axis=0) for ds in datasets]  # (B, ...) row = i n + k
     used = sorted(set(state.owners))
     x0 = x0s[used[0]] if len(used) == 1 else xp.stack([x0s[o] for o in state.owners])  # (J, B, ...)
-    J = len(state.sizes)
     S = draw_chunk_steps(N, n, int(np.prod(shape)))
     source = noise_source or ("pcg" if xp is np else "hash")
     dev = xp if source == "hash" else np                                 # where draws live
     streams = [noise_stream(cfgs[o], M) for M, o in zip(state.sizes, state.owners)]
-    unique = sorted(set(streams))
+    unique = list(dict.fromkeys(streams))                                # first-appearance order
     which = [unique.index(st) for st in streams]                         # model -> stream
     U = len(unique)
+    identity = which == list(range(J))
     t_chunk = dev.empty((U, S, N), dtype=dev.int64)
     eps_chunk = dev.empty((U, S, N * n) + shape)
     loss_fn = family_loss(cfg)
@@ -413,7 +414,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
             for u, st in enumerate(unique):
                 t_chunk[u], eps_chunk[u] = draw_chunk(st, chunk, S, N, n, shape, L,
                                                       xp=dev, source=source)
-        if U == J:
+        if identity:
             t_now, eps_now = t_chunk[:, offset], eps_chunk[:, offset]
         else:                                                            # shared streams
             t_now, eps_now = t_chunk[which, offset], eps_chunk[which, offset]

@@ -150,8 +150,9 @@ def test_configurations_batched_together_equal_each_alone(tmp_path):
     from gmmdiff.train import run_batch
     base = TrainConfig(dim=3, samples=10, steps=60, noise_draws=2, lr_peak=1e-2, eval_samples=8,
                        eval_noise_draws=2)
-    a = TrainConfig(**{**base.__dict__, "components": 2, "seed": 0})
-    b = TrainConfig(**{**base.__dict__, "components": 3, "seed": 1})
+    # the first configuration has the larger seed: stream order must follow the models
+    a = TrainConfig(**{**base.__dict__, "components": 2, "seed": 1})
+    b = TrainConfig(**{**base.__dict__, "components": 3, "seed": 0})
     run_batch([(a, str(tmp_path / "a"), [2, 10]), (b, str(tmp_path / "b"), [5])], np)
     run(a, [2, 10], str(tmp_path / "a1"), np)
     run(b, [5], str(tmp_path / "b1"), np)
