@@ -126,6 +126,7 @@ class RunDir:
             raise StorageError(f"run directory {path} is not writable")
         cfg_path = os.path.join(self.path, "config.json")
         if os.path.exists(cfg_path):
+            self._remove_stale_temporaries()
             found = read_json(cfg_path).get("identity")
             if found != self.identity:
                 diff = sorted(k for k in set(found or {}) | set(self.identity)
@@ -139,6 +140,17 @@ class RunDir:
                                    "choose an empty or new --out")
             write_json(cfg_path, {"identity": self.identity,
                                   "meta": dict(meta or {}, gmmdiff_version=__version__)})
+
+    def _remove_stale_temporaries(self):
+        """Delete temporary files a killed writer left behind (never visible under a
+        final name). A run directory has one writer at a time: a sweep gives each
+        configuration to exactly one shard."""
+        for name in os.listdir(self.path):
+            if name.startswith(".tmp-"):
+                try:
+                    os.unlink(os.path.join(self.path, name))
+                except OSError:  # pragma: no cover - raced with another cleanup
+                    pass
 
     def file(self, name):
         return os.path.join(self.path, name)

@@ -142,3 +142,12 @@ def test_plot_writes_figure_2(small_run):
     for name in ("fig2_memorization.png", "fig2_losses.png", "fig2_per_time.png"):
         data = (out / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_stale_temporary_files_are_cleaned_on_resume(small_run):
+    out, _ = small_run
+    stale = out / ".tmp-abc123checkpoint.npz"
+    stale.write_bytes(b"partial")
+    result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
