@@ -173,3 +173,28 @@ def test_common_noise_shares_draws_across_models():
     other = TrainConfig(**{**cfg.__dict__, "common_noise": False})
     assert noise_stream(other, 2) != noise_stream(other, 8)
     trained(cfg, [2, 8])            # runs with one shared stream
+
+
+def test_bucket_plan_minimizes_padded_work():
+    from gmmdiff.train import plan_buckets
+    assert [list(b) for b in plan_buckets([2, 4, 6], 10, overhead=10**9)] == [[0, 1, 2]]
+    one_each = plan_buckets([40, 10, 30, 20], 1000, overhead=0)
+    assert sorted(int(b[0]) for b in one_each) == [0, 1, 2, 3] and all(len(b) == 1 for b in one_each)
+    # two clusters of sizes: small ones together, large ones together
+    plan = plan_buckets([2, 3, 100, 4, 98], 100, overhead=1000)
+    assert sorted(sorted(map(int, b)) for b in plan) == [[0, 1, 3], [2, 4]]
+
+
+@pytest.mark.parametrize("model", ["gmm", "templates"])
+def test_bucketed_training_equals_one_padded_batch(model):
+    """Bucket by bucket (each padded only to its own largest size) against one batch
+    padded to the largest size: the same models to 1e-10."""
+    cfg = TrainConfig(model=model, dim=3, components=2, samples=12, image_size=3, colors=2,
+                      steps=30, noise_draws=2, lr_peak=1e-2)
+    ds = cfg.dataset()
+    sizes = [2, 3, 11, 12]
+    one = train(ds, initial_state(ds, sizes, cfg, np), cfg, np, bucket_overhead=10**12)
+    many = train(ds, initial_state(ds, sizes, cfg, np), cfg, np, bucket_overhead=0)
+    for name in one.params:
+        np.testing.assert_allclose(many.params[name], one.params[name], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.array(many.losses), np.array(one.losses), rtol=1e-10)
