@@ -45,11 +45,7 @@ def positive(minimum=1):
     return check
 
 
-def _defaults():
-    return TrainConfig()
-
-
-D = _defaults()
+D = TrainConfig()
 
 
 def data_options(f):

@@ -157,8 +157,8 @@ def sweep_figures(sweep_dir):
     """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
     several seeds) of a sweep directory; returns the paths written."""
     from .storage import read_json
-    from .sweep import results_of, run_name, spec_from_identity
-    spec = spec_from_identity(read_json(os.path.join(sweep_dir, "sweep.json"))["identity"])
+    from .sweep import read_sweep, results_of, run_name
+    spec = read_sweep(sweep_dir)
     paths, by_setting = [], {}
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))

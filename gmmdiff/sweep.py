@@ -235,8 +235,7 @@ def summarize(sweep_dir, *, weights=None):
     (T,) is given; a prediction without a sign change is left empty. Writes
     ``summary.csv`` atomically and returns (rows, csv text).
     """
-    ident = read_json(os.path.join(sweep_dir, "sweep.json"))["identity"]
-    spec = spec_from_identity(ident)
+    spec = read_sweep(sweep_dir)
     rows = []
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
@@ -281,6 +280,14 @@ def _fmt(v):
     return str(v)
 
 
+def read_sweep(sweep_dir):
+    """The :class:`SweepSpec` stored in ``sweep_dir/sweep.json``."""
+    path = os.path.join(sweep_dir, "sweep.json")
+    if not os.path.isfile(path):
+        raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json)")
+    return spec_from_identity(read_json(path)["identity"])
+
+
 def spec_from_identity(ident):
     base = TrainConfig(**ident["base"])
     return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
@@ -296,8 +303,7 @@ def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
     atomically and returns its content.
     """
     from .predict import fit_and_score
-    ident = read_json(os.path.join(sweep_dir, "sweep.json"))["identity"]
-    spec = spec_from_identity(ident)
+    spec = read_sweep(sweep_dir)
     names, curves, measured, excluded, times = [], [], [], [], None
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
