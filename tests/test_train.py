@@ -215,3 +215,21 @@ def test_float32_training_keeps_ratios_and_final_losses(tmp_path):
         for key in ("final_train_loss", "final_test_loss"):
             assert b[key] == pytest.approx(a[key], rel=0.01), (a["M"], key)
     assert rows["float64"][-1]["memorization"]["ratio"] == 1.0
+
+
+def test_samplers_reproduce_a_gaussian():
+    """One Gaussian N(2, 0.5), exact denoiser, 200-point grid. DDPM forgets its start:
+    mean 2 and variance 0.5 (up to discretization). DDIM is a deterministic map, affine
+    for a Gaussian: from x_T ~ N(0, 1) instead of the true N(alpha_T mu, v_T) its mean
+    is mu + sqrt(s / v_T) (0 - alpha_T mu)."""
+    from gmmdiff.process import coefficients, time_grid
+    mu, s = 2.0, 0.5
+    grid = time_grid(200)
+    x_T = np.random.default_rng(0).standard_normal((200_000, 1))
+    ddpm = sample(np.array([[mu]]), s, grid, x_T, method="ddpm", rng=np.random.default_rng(1))
+    assert abs(ddpm.mean() - mu) < 0.01 and abs(ddpm.var() - s) < 0.02
+    ddim = sample(np.array([[mu]]), s, grid, x_T)
+    c = coefficients(grid[0])
+    v_T = c.alpha ** 2 * s + c.sigma ** 2
+    assert abs(ddim.mean() - (mu - np.sqrt(s / v_T) * c.alpha * mu)) < 0.005
+    assert abs(ddim.var() - s / v_T) < 0.02
