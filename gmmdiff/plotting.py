@@ -219,3 +219,33 @@ def figure5(run_dir, path=None, n_show=8):
     _save(fig, path)
     plt.close(fig)
     return path
+
+
+def figure1_theory(dataset, model_sizes, times, path, *, n_noise=20, seed=0, target="x0",
+                   process="vp"):
+    """Figure 1 without training: Monte Carlo excess training losses (over theta_mem) of
+    theta* and theta_pmem,M for each M in ``model_sizes`` against the approximations, per
+    grid time, on ``dataset`` (:func:`gmmdiff.theory.compare_with_monte_carlo`).
+    Returns ``(path, {M: comparison dict})``."""
+    from .theory import compare_with_monte_carlo
+    plt = _plt()
+    t = np.asarray(times, dtype=np.float64)
+    results = {M: compare_with_monte_carlo(dataset, M, t, n_noise=n_noise, seed=seed,
+                                           target=target, process=process)
+               for M in model_sizes}
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    first = results[model_sizes[0]]
+    ax.plot(t, first["mc_gen"], "k-", lw=2, label="generalizing (MC)")
+    ax.plot(t, first["gen"], "k--", label="generalizing (approx.)")
+    for i, (M, r) in enumerate(results.items()):
+        c = f"C{i}"
+        ax.plot(t, r["mc_pmem"], "-", color=c, lw=2, label=f"pmem M={M} (MC)")
+        for method, style in (("simple", ":"), ("nearest", "--"), ("expected", "-.")):
+            ax.plot(t, r[method], style, color=c, lw=1, label=method if i == 0 else None)
+    N, d = dataset.X.shape
+    ax.set(xlabel="t", ylabel=f"training loss minus memorizing loss ({target} scale)",
+           yscale="log", title=f"d = {d}, K = {dataset.mixture.n_components}, N = {N}")
+    ax.legend(fontsize=6, ncol=2)
+    _save(fig, path)
+    plt.close(fig)
+    return path, results

@@ -151,3 +151,15 @@ def test_stale_temporary_files_are_cleaned_on_resume(small_run):
     result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
     assert result.exit_code == 0, result.output
     assert not stale.exists()
+
+
+def test_figure1_from_theory_without_training(tmp_path):
+    out = tmp_path / "fig1.png"
+    result = CliRunner().invoke(plot_cli, ["--figure1", "-d", "20", "-K", "3", "-N", "40",
+                                           "-M", "20,32", "--noise-draws", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "M = 20: worst relative error" in result.output and "M = 32" in result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    bad = CliRunner().invoke(plot_cli, ["--figure1", "-N", "40", "-M", "40"])
+    assert bad.exit_code == 2 and "below N = 40" in bad.output
+    assert CliRunner().invoke(plot_cli, []).exit_code == 2
