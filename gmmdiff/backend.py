@@ -89,14 +89,6 @@ def get_dtype(name):
     return np.dtype(name)
 
 
-def result_dtype(*arrays):
-    """float32 if every floating array argument is float32, else float64."""
-    dts = [np.dtype(a.dtype) for a in arrays if hasattr(a, "dtype")]
-    if dts and all(dt == np.float32 for dt in dts):
-        return np.dtype(np.float32)
-    return np.dtype(np.float64)
-
-
 def to_host(a):
     """Return a numpy copy/view of ``a`` (numpy, cupy, or scalar)."""
     if _cupy is not None and isinstance(a, _cupy.ndarray):  # pragma: no cover

@@ -52,12 +52,8 @@ class TemplateMixture:
     def sample(self, n, rng, *, xp=None):
         """``(X (n, C, P), labels (n,))``; draws on the host with numpy Generator ``rng``."""
         xp = array_namespace(self.templates) if xp is None else xp
-        A = to_host(self.templates).astype(np.float64)
-        Mu = to_host(self.color_means).astype(np.float64)
-        labels = rng.integers(0, A.shape[0], size=n)
-        c = Mu[labels] + np.sqrt(self.color_var) * rng.standard_normal((n, Mu.shape[1]))
-        X = c[:, :, None] * A[labels][:, None, :]                         # (n, C, P)
-        return xp.asarray(X, dtype=self.templates.dtype), xp.asarray(labels)
+        X, labels, _ = _draw(self, n, rng, xp, self.templates.dtype)
+        return X, xp.asarray(labels)
 
 
 # ------------------------------------------------------------------------- internals
@@ -251,13 +247,6 @@ def make_template_mixture(templates, n_colors=3, *, color_var=1.0, seed=0, xp=np
                            float(color_var), shape or (side, P // side))
 
 
-def sample_dataset(mixture, N, *, seed=0, n_test=100, xp=np):
-    """(X (N, C, P), labels, X_test, labels_test) from the template mixture, seeded."""
-    X, y = mixture.sample(N, rng_for(seed, 1), xp=xp)
-    Xt, yt = mixture.sample(n_test, rng_for(seed, 2), xp=xp)
-    return X, y, Xt, yt
-
-
 # -------------------------------------------------------------- training integration
 
 @dataclass(frozen=True)
@@ -277,11 +266,12 @@ class TemplateDataset:
 
 
 def _draw(mixture, n, rng, xp, dtype):
+    """``(X (n, C, P) on xp, labels (n,), colors (n, C))`` -- labels and colors on the host."""
     A = to_host(mixture.templates).astype(np.float64)
     Mu = to_host(mixture.color_means).astype(np.float64)
     labels = rng.integers(0, A.shape[0], size=n)
     c = Mu[labels] + np.sqrt(mixture.color_var) * rng.standard_normal((n, Mu.shape[1]))
-    X = c[:, :, None] * A[labels][:, None, :]
+    X = c[:, :, None] * A[labels][:, None, :]                             # (n, C, P)
     return xp.asarray(X, dtype=dtype), labels, c
 
 
