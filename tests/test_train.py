@@ -233,3 +233,33 @@ def test_samplers_reproduce_a_gaussian():
     v_T = c.alpha ** 2 * s + c.sigma ** 2
     assert abs(ddim.mean() - (mu - np.sqrt(s / v_T) * c.alpha * mu)) < 0.005
     assert abs(ddim.var() - s / v_T) < 0.02
+
+
+def test_failure_during_evaluation_keeps_the_trained_batch(tmp_path, monkeypatch):
+    """The final checkpoint outlives a crash in evaluation; the rerun evaluates the
+    remaining size from it (no retraining) and matches an uninterrupted run bitwise."""
+    import gmmdiff.train as tr
+    cfg = TrainConfig(dim=3, components=2, samples=8, steps=40, noise_draws=2, lr_peak=1e-2,
+                      eval_samples=6, eval_noise_draws=2)
+    ref = tmp_path / "ref"
+    run(cfg, [2, 8], str(ref), np)
+    real = tr.evaluate_gmm
+
+    def flaky(dataset, M, *args, **kwargs):
+        if M == 8:
+            raise RuntimeError("simulated crash while evaluating M = 8")
+        return real(dataset, M, *args, **kwargs)
+
+    out = tmp_path / "crash"
+    monkeypatch.setattr(tr, "evaluate_gmm", flaky)
+    with pytest.raises(RuntimeError):
+        run(cfg, [2, 8], str(out), np)
+    assert (out / "checkpoint.npz").exists() and (out / "model_M00002.json").exists()
+    monkeypatch.setattr(tr, "evaluate_gmm", real)
+    calls = []
+    monkeypatch.setattr(tr, "train", lambda *a, **k: calls.append(1))   # must not retrain
+    run(cfg, [2, 8], str(out), np)
+    assert not calls and not (out / "checkpoint.npz").exists()
+    for M in (2, 8):
+        a, b = read_npz(str(ref / f"model_M{M:05d}.npz")), read_npz(str(out / f"model_M{M:05d}.npz"))
+        np.testing.assert_array_equal(a["means"], b["means"])
