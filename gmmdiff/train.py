@@ -482,7 +482,10 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
                                                       xp=dev, source=source)
         if identity:
             t_now, eps_now = t_chunk[:, offset], eps_chunk[:, offset]
-        else:                                                            # shared streams
+        elif U == 1:                                                     # --common-noise: no copies
+            t_now = dev.broadcast_to(t_chunk[0, offset], (J, N))
+            eps_now = dev.broadcast_to(eps_chunk[0, offset], (J, N * n) + shape)
+        else:                                                            # some streams shared
             t_now, eps_now = t_chunk[which, offset], eps_chunk[which, offset]
         rows = xp.asarray(dev.repeat(t_now, n, axis=1))                  # (J, B)
         loss, grads = loss_fn(params, x0, xp.asarray(eps_now, dtype=dtype),

@@ -172,7 +172,10 @@ def test_common_noise_shares_draws_across_models():
     assert noise_stream(cfg, 2) == noise_stream(cfg, 8)
     other = TrainConfig(**{**cfg.__dict__, "common_noise": False})
     assert noise_stream(other, 2) != noise_stream(other, 8)
-    trained(cfg, [2, 8])            # runs with one shared stream
+    shared = trained(cfg, [2, 8])   # one stream, broadcast to both models
+    for j, M in enumerate([2, 8]):
+        alone = trained(cfg, [M])
+        np.testing.assert_allclose(shared.means[j, :M], alone.means[0], rtol=1e-10, atol=1e-12)
 
 
 def test_bucket_plan_minimizes_padded_work():
