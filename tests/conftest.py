@@ -1,4 +1,6 @@
 """Shared fixtures: the array backends available here, hypothesis settings."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -7,7 +9,10 @@ from gmmdiff.backend import cupy_available, get_xp
 
 settings.register_profile("gmmdiff", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("gmmdiff")
+# HYPOTHESIS_PROFILE=stress: ten times the examples, to look for rare failures
+settings.register_profile("stress", deadline=None, max_examples=400,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gmmdiff"))
 
 BACKENDS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
 
