@@ -83,6 +83,12 @@ def optimization_options(defaults=D):
             click.option("--init", type=click.Choice(INITS), default=defaults.init, show_default=True),
             click.option("--init-var", type=float, default=defaults.init_var, show_default=True,
                          help="initial variance for inits pmem and gaussian"),
+            click.option("--init-noise-var", type=float, default=defaults.init_noise_var,
+                         show_default=True, help="pmem: variance of the noise added to the "
+                                                 "training points taken as means"),
+            click.option("--init-scale", "gaussian_scale", type=float,
+                         default=defaults.gaussian_scale, show_default=True,
+                         help="gaussian: means ~ N(0, scale^2 / d I)"),
             click.option("--target", type=click.Choice(TRAIN_TARGETS), default=defaults.target,
                          show_default=True),
             click.option("--process", type=click.Choice(PROCESSES), default=defaults.process,

@@ -86,6 +86,8 @@ def test_foreign_configuration_is_refused_and_nothing_changes(small_run):
     (["--backend", "tpu"], "'tpu' is not one of"),
     (["--lr", "-1"], "lr_peak = -1.0"),
     (["--data-var", "0"], "data_var = 0.0"),
+    (["--init-noise-var", "-1"], "init_noise_var = -1.0"),
+    (["--init", "gaussian", "--init-scale", "-2"], "gaussian_scale = -2.0"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, match, tmp_path):
     result = CliRunner().invoke(train_cli, SMALL + args + ["--out", str(tmp_path / "r")])
