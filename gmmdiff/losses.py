@@ -42,7 +42,7 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     loss = _rowdot(wt.astype(dt, copy=False), _rowdot(err, err, xp), xp) / B  # (J,)
     if not grad:
         return loss, None, None
-    R = ((2.0 / B) * wt).astype(dt, copy=False)[..., None] * err                     # (J, B, d) dL/dx0hat
+    R = ((2.0 / B) * wt).astype(dt, copy=False)[..., None] * err         # (J, B, d) dL/dx0hat
     b = sigma * sigma / v                                                # (J, B) float64
     c1 = b * alpha / v                                                   # (J, B)
     rmbar = _rowdot(R, mubar, xp)                                        # (J, B)

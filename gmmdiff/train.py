@@ -162,11 +162,7 @@ def check_sizes(sizes, N, init):
 def init_params(dataset, M, cfg):
     """Initial parameters of one model size as float64 host arrays: a dict with
     per-component arrays (first axis M) and the scalar "std"."""
-    if cfg.model == "templates":
-        from .templates import init_template_params
-        return init_template_params(dataset, M, cfg, rng_for(cfg.seed, STREAM_INIT, M))
-    means, var = init_means(dataset, M, cfg)
-    return {"means": means, "std": np.sqrt(var)}
+    return family(cfg).init(dataset, M, cfg)
 
 
 def init_means(dataset, M, cfg):
@@ -403,23 +399,46 @@ def bucketed(loss_fn, buckets, sizes, xp):
     return loss
 
 
-def family_loss(cfg):
-    """``loss_and_grad(params, x0, eps, alpha, sigma, wt, xp, mask) -> (loss (J,), grads)``
-    of the model family of ``cfg`` (GMM or colored templates)."""
+@dataclass(frozen=True)
+class Family:
+    """What training needs of a model family (GMM or colored templates).
+
+    init(dataset, M, cfg) -> dict of host arrays (per-component, first axis M; "std")
+    loss(params, x0, eps, alpha, sigma, wt, xp, mask) -> (loss (J,), grads dict)
+    evaluate(dataset, M, params, cfg, xp, baselines) -> (metrics dict, {"generated": ...})
+    baselines(dataset, cfg, xp) -> dict of per-time baseline losses
+    """
+    init: object
+    loss: object
+    evaluate: object
+    baselines: object
+
+
+def _gmm_init(dataset, M, cfg):
+    means, var = init_means(dataset, M, cfg)
+    return {"means": means, "std": np.sqrt(var)}
+
+
+def _gmm_loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+    l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha, sigma,
+                                       wt, xp, mask)
+    return l, {"means": gm, "std": gs}
+
+
+def _template_loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+    from .templates import _batched_loss_and_grad as tpl
+    l, gA, gM, gs = tpl(params["templates"], params["colors"], params["std"], x0, eps,
+                        alpha, sigma, wt, xp, mask)
+    return l, {"templates": gA, "colors": gM, "std": gs}
+
+
+def family(cfg):
+    """The :class:`Family` of ``cfg.model`` (its data set: :meth:`TrainConfig.dataset`)."""
     if cfg.model == "templates":
-        from .templates import _batched_loss_and_grad as tpl
-
-        def loss(params, x0, eps, alpha, sigma, wt, xp, mask):
-            l, gA, gM, gs = tpl(params["templates"], params["colors"], params["std"], x0, eps,
-                                alpha, sigma, wt, xp, mask)
-            return l, {"templates": gA, "colors": gM, "std": gs}
-        return loss
-
-    def loss(params, x0, eps, alpha, sigma, wt, xp, mask):
-        l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha, sigma,
-                                           wt, xp, mask)
-        return l, {"means": gm, "std": gs}
-    return loss
+        from . import templates as tm
+        return Family(lambda ds, M, c: tm.init_template_params(ds, M, c, rng_for(c.seed, STREAM_INIT, M)),
+                      _template_loss, tm.evaluate_templates, tm.template_baselines)
+    return Family(_gmm_init, _gmm_loss, evaluate_gmm, baseline_losses)
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
@@ -469,7 +488,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     eps_chunk = dev.empty((U, S, N * n) + shape)
     if bucket_overhead is None:
         bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
-    loss_fn = bucketed(family_loss(cfg), plan_buckets(state.sizes, N * n, bucket_overhead),
+    loss_fn = bucketed(family(cfg).loss, plan_buckets(state.sizes, N * n, bucket_overhead),
                        state.sizes, xp)
     log_every = log_every or max(1, cfg.steps // 200)
     params = state.params
@@ -638,17 +657,14 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
         if state.step < cfgs[0].steps:
             state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
                           checkpoint=ckpt, checkpoint_every=checkpoint_every)
+        fam = family(cfgs[0])                                            # shared by the batch
         baselines = {}
         for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
             cfg, ds = cfgs[o], datasets[o]
-            if cfg.model == "templates":
-                from .templates import evaluate_templates as evaluator, template_baselines as baseline_fn
-            else:
-                evaluator, baseline_fn = evaluate_gmm, baseline_losses
             if o not in baselines:
-                baselines[o] = baseline_fn(ds, cfg, xp)
+                baselines[o] = fam.baselines(ds, cfg, xp)
             params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
-            metrics, extra = evaluator(ds, M, params, cfg, xp, baselines[o])
+            metrics, extra = fam.evaluate(ds, M, params, cfg, xp, baselines[o])
             metrics["training_loss"] = {"steps": list(state.loss_steps),
                                         "loss": [row[j] for row in state.losses]}
             rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
