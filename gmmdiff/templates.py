@@ -70,8 +70,9 @@ def _forward(x_t, alpha, sigma, A, Mu, var, xp, mask=None):
     """Posterior pieces for rows ``x_t (..., B, C, P)``; ``A (..., M, P)``,
     ``Mu (..., M, C)``, ``var (...)``; alpha, sigma (..., B) float64.
 
-    Returns dict with Q = a.y (..., B, C, M), z, chat (..., B, C, M), den (..., B, M),
-    W (..., B, M) posterior weights and x0hat (..., B, C, P). float64 throughout.
+    Returns dict with z, chat (..., B, C, M), zz = sum_i z_i^2 and den (..., B, M),
+    n = |a|^2 (..., M), mT (..., 1, C, M) the color means, W (..., B, M) posterior
+    weights and x0hat (..., B, C, P). float64 throughout.
     """
     f64 = xp.float64
     x_t, A, Mu = (a.astype(f64, copy=False) for a in (x_t, A, Mu))
@@ -86,7 +87,8 @@ def _forward(x_t, alpha, sigma, A, Mu, var, xp, mask=None):
     sv = var[..., None, None, None]
     chat = mT + al * sv * z / den[..., None, :]                          # (..., B, C, M)
     lin = xp.sum(al * mT * Q - 0.5 * al * al * mT * mT * n[..., None, None, :], axis=-2) / s2
-    quad = (alpha * alpha)[..., None] * var[..., None, None] * xp.sum(z * z, axis=-2) / (2 * s2 * den)
+    zz = xp.sum(z * z, axis=-2)                                          # (..., B, M)
+    quad = (alpha * alpha)[..., None] * var[..., None, None] * zz / (2 * s2 * den)
     logits = lin + quad - 0.5 * C * xp.log(den)                         # (..., B, M)
     if mask is not None:
         logits = logits + xp.where(mask, 0.0, _PAD)[..., None, :]
@@ -97,7 +99,7 @@ def _forward(x_t, alpha, sigma, A, Mu, var, xp, mask=None):
         W *= mask[..., None, :]
     W /= xp.sum(W, axis=-1, keepdims=True)
     x0hat = xp.matmul(W[..., None, :] * chat, A[..., None, :, :])        # (..., B, C, P)
-    return {"Q": Q, "z": z, "chat": chat, "den": den, "n": n, "W": W, "x0hat": x0hat}
+    return {"z": z, "zz": zz, "chat": chat, "den": den, "n": n, "mT": mT, "W": W, "x0hat": x0hat}
 
 
 def _batched_loss_and_grad(A, Mu, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True):
@@ -119,9 +121,9 @@ def _batched_loss_and_grad(A, Mu, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     loss = xp.sum(wt * xp.sum(err * err, axis=(-2, -1)), axis=-1) / B    # (J,)
     if not grad:
         return loss.astype(dt), None, None, None
-    A64, Mu64 = A.astype(f64, copy=False), Mu.astype(f64, copy=False)
+    A64 = A.astype(f64, copy=False)
     R = (2.0 / B) * wt[..., None, None] * err                            # (J, B, C, P)
-    W, z, chat, den, n = f["W"], f["z"], f["chat"], f["den"], f["n"]
+    W, z, zz, chat, den, n, mT = (f[k] for k in ("W", "z", "zz", "chat", "den", "n", "mT"))
     C = y.shape[-2]
     al = alpha[..., None, None]                                          # (J, B, 1, 1)
     s2 = (sigma * sigma)[..., None, None]
@@ -132,13 +134,14 @@ def _batched_loss_and_grad(A, Mu, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     E = xp.sum(RA * chat, axis=-2)                                       # (J, B, M)
     G = W * (E - xp.sum(W * E, axis=-1, keepdims=True))                  # (J, B, M) dL/dlogit
     G3 = G[..., None, :]
+    WRA = W3 * RA                                                        # (J, B, C, M)
     # color means: chat depends on m with slope sigma^2/den; logits with alpha z / den
-    grad_mT = xp.sum(W3 * RA * s2 / d3 + G3 * al * z / d3, axis=-3)      # (J, C, M)
+    grad_mT = xp.sum(WRA * s2 / d3 + G3 * al * z / d3, axis=-3)          # (J, C, M)
     # templates
-    K1 = W3 * RA * al * sv / d3 + G3 * al * chat / s2                    # (J, B, C, M)
+    K1 = WRA * al * sv / d3 + G3 * al * chat / s2                        # (J, B, C, M)
     K2 = W3 * chat
-    scal = (xp.sum(W3 * RA * al * sv * (2 * al * xp.swapaxes(Mu64, -1, -2)[..., None, :, :] / d3
-                                       + 2 * al * al * sv * z / (d3 * d3)), axis=(-3, -2))
+    scal = (xp.sum(WRA * al * sv * (2 * al * mT / d3 + 2 * al * al * sv * z / (d3 * d3)),
+                   axis=(-3, -2))
             + xp.sum(G * ((alpha * alpha)[..., None] / (sigma * sigma)[..., None]
                           * xp.sum(chat * chat, axis=-2)
                           + C * (alpha * alpha)[..., None] * var[..., None, None] / den), axis=-2))
@@ -150,8 +153,8 @@ def _batched_loss_and_grad(A, Mu, std, x0, eps, alpha, sigma, wt, xp, mask=None,
               - scal[..., None] * A64)                                   # (J, M, P)
     # color variance
     a2 = (alpha * alpha)[..., None]
-    ds = (xp.sum(W3 * RA * al * z * s2 / (d3 * d3), axis=(-3, -2, -1))
-          + xp.sum(G * (a2 / (2 * den * den) * xp.sum(z * z, axis=-2)
+    ds = (xp.sum(WRA * al * z * s2 / (d3 * d3), axis=(-3, -2, -1))
+          + xp.sum(G * (a2 / (2 * den * den) * zz
                         - C * a2 * n[..., None, :] / (2 * den)), axis=(-2, -1)))
     grad_std = 2.0 * std.astype(f64) * ds
     return (loss.astype(dt), grad_A.astype(dt), xp.swapaxes(grad_mT, -1, -2).astype(dt),
