@@ -53,15 +53,15 @@ def atomic_write_bytes(path, data):
         pass
 
 
-def _jsonable(obj):
+def jsonable(obj):
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return _jsonable(obj.item())
+        return jsonable(obj.item())
     if isinstance(obj, float) and not np.isfinite(obj):
         return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
     return obj
@@ -69,7 +69,7 @@ def _jsonable(obj):
 
 def write_json(path, obj):
     """Atomically write ``obj`` as indented JSON (numpy values converted; NaN -> null)."""
-    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
 
 def read_json(path):
@@ -102,6 +102,16 @@ def read_npz(path):
         raise StorageError(f"corrupt or truncated NPZ file {path}: {exc}") from None
 
 
+def check_identity(path, identity, refusal, advice):
+    """Raise StorageError unless the identity stored in JSON file ``path`` equals
+    ``identity``; the message is ``refusal`` plus the differing keys and ``advice``."""
+    found = read_json(path).get("identity") or {}
+    identity = jsonable(identity)
+    if found != identity:
+        diff = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
+        raise StorageError(f"{refusal} (differs in: {', '.join(diff) or 'format'}); {advice}")
+
+
 class RunDir:
     """One run directory: a configuration and the results of its model sizes.
 
@@ -115,7 +125,7 @@ class RunDir:
 
     def __init__(self, path, identity, meta=None):
         self.path = os.path.abspath(path)
-        self.identity = _jsonable(identity)
+        self.identity = jsonable(identity)
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StorageError(f"--out {path} exists and is not a directory")
         try:
@@ -127,13 +137,9 @@ class RunDir:
         cfg_path = os.path.join(self.path, "config.json")
         if os.path.exists(cfg_path):
             self._remove_stale_temporaries()
-            found = read_json(cfg_path).get("identity")
-            if found != self.identity:
-                diff = sorted(k for k in set(found or {}) | set(self.identity)
-                              if (found or {}).get(k) != self.identity.get(k))
-                raise StorageError(
-                    f"{path} holds a run with a different configuration (differs in: "
-                    f"{', '.join(diff) or 'format'}); choose another --out or remove it")
+            check_identity(cfg_path, self.identity,
+                           f"{path} holds a run with a different configuration",
+                           "choose another --out or remove it")
         else:
             if os.listdir(self.path):
                 raise StorageError(f"{path} is not empty and is not a gmmdiff run directory; "

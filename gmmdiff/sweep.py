@@ -30,7 +30,8 @@ import numpy as np
 from .backend import backend_name
 from .data import check_positive_int
 from .predict import SOURCES, curves_from_results, predicted_ratio
-from .storage import StorageError, _jsonable, atomic_write_bytes, load_run, read_json, write_json
+from .storage import (StorageError, atomic_write_bytes, check_identity, load_run, read_json,
+                      write_json)
 from .train import TrainConfig, run_batch
 from .transition import detect
 
@@ -126,13 +127,9 @@ def open_sweep(sweep_dir, spec, backend):
     """Create or check ``sweep_dir/sweep.json``; refuses a different sweep."""
     os.makedirs(sweep_dir, exist_ok=True)
     path = os.path.join(sweep_dir, "sweep.json")
-    ident = _jsonable(spec.identity(backend))
+    ident = spec.identity(backend)
     if os.path.exists(path):
-        found = read_json(path).get("identity")
-        if found != ident:
-            diff = sorted(k for k in set(found or {}) | set(ident) if (found or {}).get(k) != ident.get(k))
-            raise StorageError(f"{sweep_dir} holds a different sweep (differs in: {', '.join(diff)}); "
-                               "choose another directory")
+        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
     else:
         write_json(path, {"identity": ident})
 
