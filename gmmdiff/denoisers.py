@@ -69,21 +69,31 @@ def _rowdot(a, b, xp):
     return xp.einsum("...d,...d->...", a, b)
 
 
+def _coldot(a, b, xp):
+    """Dot products down the columns of rows-last blocks: (..., d, B), (..., d, B) ->
+    (..., B)."""
+    return xp.einsum("...db,...db->...b", a, b)
+
+
 def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
-    """Posterior weights over components and their mean, components-by-rows layout.
+    """Posterior weights over components and their mean, rows last.
 
-    x_t: (..., B, d); alpha, sigma: (..., B); means: (..., M, d); var: (...) or scalar;
-    mask: (..., M) bool or None (False = padding component, weight exactly 0).
+    x_t: (..., d, B) noisy points as columns; alpha, sigma: (..., B); means: (..., M, d);
+    var: (...) or scalar; mask: (..., M) bool or None (False = padding component,
+    weight exactly 0).
 
-    Returns ``(Wt (..., M, B), mubar (..., B, d), S (..., M, B), v (..., B))``: the
+    Returns ``(Wt (..., M, B), mubar (..., d, B), S (..., M, B), v (..., B))``: the
     weights (dtype of ``means``), their mean of the components, the shifted logits
     S = l - max_m l in float64 (S = -(D - D_min) / (2 v) with D the squared distances
-    |x_t - alpha mu_m|^2), and v = alpha^2 s + sigma^2 in float64.
+    |x_t - alpha mu_m|^2, floored at :data:`LOGIT_FLOOR`), and v = alpha^2 s + sigma^2
+    in float64.
 
-    The logits come from one float64 matrix product of augmented rows,
-    l_m = (alpha x.mu_m - alpha^2 |mu_m|^2 / 2) / v (the |x|^2 / (2v) term is the same
-    for every component and cancels in the softmax). The components-by-rows layout
-    makes the reductions over components run along contiguous rows.
+    The logits come from one float64 matrix product of augmented columns,
+    l_m = (alpha x.mu_m - alpha^2 |mu_m|^2 / 2) / v + pad_m (the |x|^2 / (2v) term is
+    the same for every component and cancels in the softmax; pad_m is 0 for real
+    components and -1e300 for padding). Rows last keeps every per-row scalar a
+    broadcast along the contiguous axis, and the reductions over components run over
+    whole contiguous rows of B entries.
     """
     f64 = xp.float64
     var = xp.asarray(var, dtype=f64)[..., None]                          # (..., 1)
@@ -91,12 +101,14 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     s64 = sigma.astype(f64, copy=False)
     v = a64 * a64 * var + s64 * s64                                      # (..., B)
     mu = means.astype(f64, copy=False)
-    U = xp.concatenate([x_t.astype(f64, copy=False) * (a64 / v)[..., None],
-                        (-0.5 * a64 * a64 / v)[..., None]], axis=-1)     # (..., B, d+1)
-    V = xp.concatenate([mu, _rowdot(mu, mu, xp)[..., None]], axis=-1)   # (..., M, d+1)
-    S = xp.matmul(V, xp.swapaxes(U, -1, -2))                             # (..., M, B)
+    av = a64 / v
+    cols = [x_t.astype(f64, copy=False) * av[..., None, :], (-0.5 * a64 * av)[..., None, :]]
+    rows = [mu, _rowdot(mu, mu, xp)[..., None]]
     if mask is not None:
-        S += xp.where(mask, 0.0, _PAD)[..., None]
+        cols.append(xp.ones_like(v)[..., None, :])
+        rows.append(xp.where(mask, 0.0, _PAD)[..., None])
+    U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
+    S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
     S -= xp.max(S, axis=-2, keepdims=True)
     xp.maximum(S, LOGIT_FLOOR, out=S)
     Wt = xp.exp(S)
@@ -104,15 +116,15 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
         Wt *= mask[..., None]
     Wt /= xp.sum(Wt, axis=-2, keepdims=True)
     Wt = Wt.astype(means.dtype, copy=False)
-    mubar = xp.matmul(xp.swapaxes(Wt, -1, -2), means)                    # (..., B, d)
+    mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (..., d, B)
     return Wt, mubar, S, v
 
 
 def _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp):
-    """x0hat = (alpha s / v) x_t + (sigma^2 / v) mubar; all (..., B, d)."""
+    """x0hat = (alpha s / v) x_t + (sigma^2 / v) mubar; all (..., d, B)."""
     var = xp.asarray(var, dtype=xp.float64)[..., None]
-    a = (alpha * var / v).astype(x_t.dtype, copy=False)[..., None]       # (..., B, 1)
-    b = (sigma * sigma / v).astype(x_t.dtype, copy=False)[..., None]     # (..., B, 1)
+    a = (alpha * var / v).astype(x_t.dtype, copy=False)[..., None, :]    # (..., 1, B)
+    b = (sigma * sigma / v).astype(x_t.dtype, copy=False)[..., None, :]  # (..., 1, B)
     return a * x_t + b * mubar
 
 
@@ -160,8 +172,9 @@ def gmm_x0(x_t, t, means, var, *, process="vp"):
     check_process(process)
     xp, t, var = _check_denoiser_inputs(x_t, t, means, var)
     c = coefficients(t, process)
-    _, mubar, _, v = _posterior(x_t, c.alpha, c.sigma, means, var, xp)
-    return _x0_from_posterior(x_t, c.alpha, c.sigma, var, mubar, v, xp)
+    xT = x_t.T
+    _, mubar, _, v = _posterior(xT, c.alpha, c.sigma, means, var, xp)
+    return xp.ascontiguousarray(_x0_from_posterior(xT, c.alpha, c.sigma, var, mubar, v, xp).T)
 
 
 def convert(x0hat, x_t, t, *, process="vp", target="eps"):

@@ -18,49 +18,62 @@ Every term is a matrix product over the (rows x components) block.
 import numpy as np
 
 from .backend import array_namespace
-from .denoisers import _posterior, _rowdot, _x0_from_posterior
+from .denoisers import _coldot, _posterior, _rowdot, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
 
 
 def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True):
-    """Loss and gradients for J independent models at once.
+    """Loss and gradients for J independent models at once, rows last.
 
-    means: (J, M, d); std: (J,); x0: (J, B, d) or (B, d); eps: (J, B, d);
-    alpha, sigma: (J, B) or (B,) float64; wt: (J, B) or (B,) row weights (the
-    loss scale times any time weighting); mask: (J, M) bool or None.
+    means: (J, M, d); std: (J,); x0: (J, d, B) or (d, B); eps: (J, d, B) (the rows are
+    the columns: every per-row scalar broadcasts along the contiguous axis);
+    alpha, sigma: (J, B) or (B,) float64; wt: (J, B) or (B,) row weights (the loss
+    scale times any time weighting); mask: (J, M) bool or None.
 
     Returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``; loss is the mean over
     the B rows of wt |x0hat - x0|^2. With ``grad=False`` the gradients are None.
     """
     dt = means.dtype
-    B = eps.shape[-2]
+    B = eps.shape[-1]
     var = std.astype(xp.float64) ** 2                                   # (J,)
-    x_t = (alpha.astype(dt, copy=False)[..., None] * x0
-           + sigma.astype(dt, copy=False)[..., None] * eps)              # (J, B, d)
+    x_t = (alpha.astype(dt, copy=False)[..., None, :] * x0
+           + sigma.astype(dt, copy=False)[..., None, :] * eps)           # (J, d, B)
     Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
-    err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp) - x0  # (J, B, d)
-    loss = _rowdot(wt.astype(dt, copy=False), _rowdot(err, err, xp), xp) / B  # (J,)
+    err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)      # (J, d, B)
+    err -= x0
+    loss = _rowdot(wt.astype(dt, copy=False), _coldot(err, err, xp), xp) / B  # (J,)
     if not grad:
         return loss, None, None
-    R = ((2.0 / B) * wt).astype(dt, copy=False)[..., None] * err         # (J, B, d) dL/dx0hat
+    R = err
+    R *= ((2.0 / B) * wt).astype(dt, copy=False)[..., None, :]          # (J, d, B) dL/dx0hat
     b = sigma * sigma / v                                                # (J, B) float64
     c1 = b * alpha / v                                                   # (J, B)
-    rmbar = _rowdot(R, mubar, xp)                                        # (J, B)
-    # G_jb = w_jb (r_b.mu_j - r_b.mubar_b), built in place on R mu^T   (components x rows)
-    Gt = xp.matmul(means, xp.swapaxes(R, -1, -2))                        # (J, M, B)
+    rmbar = _coldot(R, mubar, xp)                                        # (J, B)
+    # G_mb = w_mb (r_b.mu_m - r_b.mubar_b), built in place on mu R   (components x rows)
+    Gt = xp.matmul(means, R)                                             # (J, M, B)
     Gt -= rmbar[..., None, :]
     Gt *= Wt
-    grad_means = (xp.matmul(Wt, b.astype(dt, copy=False)[..., None] * R)
-                  + xp.matmul(Gt, c1.astype(dt, copy=False)[..., None] * x_t)
-                  - xp.matmul(Gt, (c1 * alpha).astype(dt, copy=False)[..., None]) * means)  # (J, M, d)
+    # grad_means = W (b R)^T + G (c1 x_t)^T - (G c1 alpha) mu: one product for the last
+    # two, with c1 alpha appended to c1 x_t as an extra column
+    P = xp.concatenate([x_t * c1.astype(dt, copy=False)[..., None, :],
+                        (c1 * alpha).astype(dt, copy=False)[..., None, :]], axis=-2)
+    GP = xp.matmul(Gt, xp.swapaxes(P, -1, -2))                          # (J, M, d+1)
+    grad_means = xp.matmul(Wt, xp.swapaxes(R * b.astype(dt, copy=False)[..., None, :], -1, -2))
+    grad_means += GP[..., :-1]
+    grad_means -= GP[..., -1:] * means                                   # (J, M, d)
     # d/ds through a and b (weights fixed), then through the weights: with
     # sum_m G_m = 0, sum_m G_m D_m = sum_m G_m (D_m - D_min) = -2 v sum_m G_m S_m
-    rx = _rowdot(R, x_t, xp)                                             # (J, B)
+    rx = _coldot(R, x_t, xp)                                             # (J, B)
     ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
     GS = xp.einsum("...mb,...mb->...b", Gt, S)                           # (J, B) float64
     ds2 = -xp.sum(b * alpha * alpha / v * GS, axis=-1)
     grad_std = (2.0 * std.astype(xp.float64) * (ds1 + ds2)).astype(dt)   # (J,)
     return loss, grad_means, grad_std
+
+
+def _rows_last(a, xp):
+    """(B, d) -> contiguous (d, B)."""
+    return xp.ascontiguousarray(a.T)
 
 
 def _check_loss_inputs(means, x0, t, eps):
@@ -108,8 +121,8 @@ def loss_and_grad(means, std, x0, t, eps, *, process="vp", target="eps"):
         raise ValueError(f"std = {std!r} must be finite")
     c = coefficients(t, process)
     wt = loss_scale(t, process, target)
-    loss, gm, gs = _batched_loss_and_grad(means[None], std[None], x0, eps[None],
-                                          c.alpha, c.sigma, wt, xp)
+    loss, gm, gs = _batched_loss_and_grad(means[None], std[None], _rows_last(x0, xp),
+                                          _rows_last(eps, xp)[None], c.alpha, c.sigma, wt, xp)
     return loss[0], gm[0], gs[0]
 
 
@@ -122,7 +135,8 @@ def denoising_loss(means, var, x0, t, eps, *, process="vp", target="eps"):
         raise ValueError(f"variance var = {var!r} must be finite and >= 0")
     std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
     c = coefficients(t, process)
-    loss, _, _ = _batched_loss_and_grad(means[None], std, x0, eps[None], c.alpha, c.sigma,
+    loss, _, _ = _batched_loss_and_grad(means[None], std, _rows_last(x0, xp),
+                                        _rows_last(eps, xp)[None], c.alpha, c.sigma,
                                         loss_scale(t, process, target), xp, grad=False)
     return loss[0]
 
@@ -153,7 +167,8 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
     std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
 
     def rows_loss(x0, eps, alpha, sigma, wt):
-        return _batched_loss_and_grad(means[None], std, x0, eps[None], alpha, sigma, wt, xp,
+        return _batched_loss_and_grad(means[None], std, _rows_last(x0, xp),
+                                      _rows_last(eps, xp)[None], alpha, sigma, wt, xp,
                                       grad=False)[0][0]
 
     return monte_carlo_per_time(rows_loss, X, times, n_noise=n_noise, seed=seed, process=process,

@@ -30,8 +30,8 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
     def x0_fn(x, t):
         n, c = x.shape[0], coefficients(t, process)
         alpha, sigma = xp.full(n, float(c.alpha)), xp.full(n, float(c.sigma))
-        _, mubar, _, v = _posterior(x, alpha, sigma, means, var, xp)
-        return _x0_from_posterior(x, alpha, sigma, var, mubar, v, xp)
+        _, mubar, _, v = _posterior(x.T, alpha, sigma, means, var, xp)
+        return xp.ascontiguousarray(_x0_from_posterior(x.T, alpha, sigma, var, mubar, v, xp).T)
 
     return sample_with(x0_fn, grid, x_T, process=process, method=method, rng=rng)
 

@@ -3,14 +3,15 @@
 Models of sizes M_1..M_J are packed into ``means (J, Mmax, d)`` with a component mask
 ``(J, Mmax)``; padding components get weight 0 and zero gradient, so each model trains
 exactly as it would alone. Each model draws its own times and noise from its own
-numpy Generator, keyed by (seed, M): a model's draws do not depend on which other
-sizes share the batch. The draws are made on the host (the same on numpy and cupy).
+stream, keyed by (seed, N, d, K, M): a model's draws do not depend on which other
+models share the batch.
 
-Draws are stateless: the times and noise of steps [c S, (c + 1) S) of model M come
-from the stream (seed, M, c) (S = :func:`draw_chunk_steps`), so a run resumes from any
-step without saving generator state, and one call draws S steps at once. On numpy they
-come from numpy's PCG64 on the host; on cupy from the counter-based generator of
-:mod:`gmmdiff.rng` on the device (see :func:`draw_chunk`).
+Draws are stateless: the times and noise of steps [c S, (c + 1) S) of a model come
+from its stream and the chunk index c (S = :func:`draw_chunk_steps`), so a run resumes
+from any step without saving generator state, and one call draws S steps at once. On
+numpy they come from numpy's PCG64, drawn one chunk ahead on a second thread while the
+first trains; on cupy from the counter-based generator of :mod:`gmmdiff.rng` on the
+device (see :func:`draw_chunk`). The GMM loss takes its rows last, ``(J, d, B)``.
 
 One optimizer step (SPEC 8): every training sample gets one time drawn uniformly from
 the grid and ``noise_draws`` noise draws; the loss is the mean over the N * noise_draws
@@ -19,6 +20,7 @@ rows of the target-scale squared error; gradients are the hand-derived ones of
 """
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -407,11 +409,13 @@ class Family:
     loss(params, x0, eps, alpha, sigma, wt, xp, mask) -> (loss (J,), grads dict)
     evaluate(dataset, M, params, cfg, xp, baselines) -> (metrics dict, {"generated": ...})
     baselines(dataset, cfg, xp) -> dict of per-time baseline losses
+    rows_last: the loss takes x0 and eps as (..., d, B) instead of (..., B, *shape)
     """
     init: object
     loss: object
     evaluate: object
     baselines: object
+    rows_last: bool = False
 
 
 def _gmm_init(dataset, M, cfg):
@@ -438,7 +442,7 @@ def family(cfg):
         from . import templates as tm
         return Family(lambda ds, M, c: tm.init_template_params(ds, M, c, rng_for(c.seed, STREAM_INIT, M)),
                       _template_loss, tm.evaluate_templates, tm.template_baselines)
-    return Family(_gmm_init, _gmm_loss, evaluate_gmm, baseline_losses)
+    return Family(_gmm_init, _gmm_loss, evaluate_gmm, baseline_losses, rows_last=True)
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
@@ -473,7 +477,10 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     sigma_g = xp.asarray(c.sigma)
     wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
     J = len(state.sizes)
+    fam = family(cfg)
     x0s = [xp.repeat(ds.X.astype(dtype), n, axis=0) for ds in datasets]  # (B, ...) row = i n + k
+    if fam.rows_last:
+        x0s = [xp.ascontiguousarray(x.T) for x in x0s]                   # (d, B)
     used = sorted(set(state.owners))
     x0 = x0s[used[0]] if len(used) == 1 else xp.stack([x0s[o] for o in state.owners])  # (J, B, ...)
     S = draw_chunk_steps(N, n, int(np.prod(shape)))
@@ -484,44 +491,65 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     which = [unique.index(st) for st in streams]                         # model -> stream
     U = len(unique)
     identity = which == list(range(J))
-    t_chunk = dev.empty((U, S, N), dtype=dev.int64)
-    eps_chunk = dev.empty((U, S, N * n) + shape)
+    eps_shape = (shape[0], N * n) if fam.rows_last else (N * n,) + shape
+
+    def draw(chunk):                                                     # (U, S, N), (U, S, ...)
+        t_c = dev.empty((U, S, N), dtype=dev.int64)
+        e_c = dev.empty((U, S) + eps_shape)
+        for u, st in enumerate(unique):
+            t_c[u], e = draw_chunk(st, chunk, S, N, n, shape, L, xp=dev, source=source)
+            e_c[u] = dev.swapaxes(e, -1, -2) if fam.rows_last else e
+        return t_c, e_c
+
     if bucket_overhead is None:
         bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
-    loss_fn = bucketed(family(cfg).loss, plan_buckets(state.sizes, N * n, bucket_overhead),
+    loss_fn = bucketed(fam.loss, plan_buckets(state.sizes, N * n, bucket_overhead),
                        state.sizes, xp)
     log_every = log_every or max(1, cfg.steps // 200)
     params = state.params
     opt = state.opt
-    for k in range(state.step, cfg.steps):
-        chunk, offset = divmod(k, S)
-        if offset == 0 or k == state.step:
-            for u, st in enumerate(unique):
-                t_chunk[u], eps_chunk[u] = draw_chunk(st, chunk, S, N, n, shape, L,
-                                                      xp=dev, source=source)
-        if identity:
-            t_now, eps_now = t_chunk[:, offset], eps_chunk[:, offset]
-        elif U == 1:                                                     # --common-noise: no copies
-            t_now = dev.broadcast_to(t_chunk[0, offset], (J, N))
-            eps_now = dev.broadcast_to(eps_chunk[0, offset], (J, N * n) + shape)
-        else:                                                            # some streams shared
-            t_now, eps_now = t_chunk[which, offset], eps_chunk[which, offset]
-        rows = xp.asarray(dev.repeat(t_now, n, axis=1))                  # (J, B)
-        loss, grads = loss_fn(params, x0, xp.asarray(eps_now, dtype=dtype),
-                              alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
-        params, opt = optim.step(params, grads, opt, optim.learning_rate(k, cfg.steps, ocfg), ocfg)
-        done = k + 1
-        if done % log_every == 0 or done == cfg.steps:
-            host = to_host(loss).astype(np.float64)
-            state.loss_steps.append(done)
-            state.losses.append(host.tolist())
-            if not np.all(np.isfinite(host)):
-                raise FloatingPointError(f"training loss became non-finite at step {done}")
-            if callback is not None:
-                callback(done, host)
-        if checkpoint and ((checkpoint_every and done % checkpoint_every == 0) or done == cfg.steps):
-            state.params, state.opt, state.step = params, opt, done
-            state.save(checkpoint)
+    # Host draws of the next chunk are made on a second thread while this one trains
+    # (numpy releases the GIL while it fills arrays); the draws depend only on the
+    # chunk index, so prefetching changes nothing in the results.
+    start = state.step                          # (state.step moves on at checkpoints)
+    pool = ThreadPoolExecutor(1) if dev is np and start < cfg.steps else None
+    pending = None
+    try:
+        for k in range(start, cfg.steps):
+            chunk, offset = divmod(k, S)
+            if offset == 0 or k == start:
+                t_chunk, eps_chunk = pending.result() if pending is not None else draw(chunk)
+                pending = None
+                if pool is not None and (chunk + 1) * S < cfg.steps:
+                    pending = pool.submit(draw, chunk + 1)
+            if identity:
+                t_now, eps_now = t_chunk[:, offset], eps_chunk[:, offset]
+            elif U == 1:                                 # --common-noise: no copies
+                t_now = dev.broadcast_to(t_chunk[0, offset], (J, N))
+                eps_now = dev.broadcast_to(eps_chunk[0, offset], (J,) + eps_chunk.shape[2:])
+            else:                                        # some streams shared
+                t_now, eps_now = t_chunk[which, offset], eps_chunk[which, offset]
+            rows = xp.asarray(dev.repeat(t_now, n, axis=1))              # (J, B)
+            loss, grads = loss_fn(params, x0, xp.asarray(eps_now, dtype=dtype),
+                                  alpha_g[rows], sigma_g[rows], wt_g[rows], xp, state.mask)
+            lr = optim.learning_rate(k, cfg.steps, ocfg)
+            params, opt = optim.step(params, grads, opt, lr, ocfg)
+            done = k + 1
+            if done % log_every == 0 or done == cfg.steps:
+                host = to_host(loss).astype(np.float64)
+                state.loss_steps.append(done)
+                state.losses.append(host.tolist())
+                if not np.all(np.isfinite(host)):
+                    raise FloatingPointError(f"training loss became non-finite at step {done}")
+                if callback is not None:
+                    callback(done, host)
+            if checkpoint and ((checkpoint_every and done % checkpoint_every == 0)
+                               or done == cfg.steps):
+                state.params, state.opt, state.step = params, opt, done
+                state.save(checkpoint)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     state.params, state.opt, state.step = params, opt, cfg.steps
     return state
 

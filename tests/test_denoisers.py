@@ -92,7 +92,7 @@ def test_expanded_logits_equal_direct_difference_float64(t, var, rng):
     c = coefficients(t, "vp")
     x_t = c.alpha * ds.X + c.sigma * rng.standard_normal(ds.X.shape)
     n = x_t.shape[0]
-    _, _, S, v = _posterior(x_t, np.full(n, float(c.alpha)), np.full(n, float(c.sigma)), means, var, np)
+    _, _, S, v = _posterior(x_t.T, np.full(n, float(c.alpha)), np.full(n, float(c.sigma)), means, var, np)
     D = ((x_t[:, None, :] - c.alpha * means[None]) ** 2).sum(-1)        # (B, M)
     direct = -(D - D.min(axis=1, keepdims=True)) / (2 * v[:, None])
     direct = np.maximum(direct, LOGIT_FLOOR).T                                # (M, B) as returned

@@ -118,7 +118,8 @@ def test_batched_models_with_padding_equal_separate_models():
     for j, m in enumerate(means):
         packed[j, :len(m)] = m
         mask[j, :len(m)] = True
-    loss, gm, gs = _batched_loss_and_grad(packed, stds, x0, eps, c.alpha, c.sigma, wt, np, mask)
+    loss, gm, gs = _batched_loss_and_grad(packed, stds, x0.T, eps.transpose(0, 2, 1), c.alpha, c.sigma,
+                                          wt, np, mask)
     for j, m in enumerate(means):
         l1, g1, s1 = loss_and_grad(m, stds[j], x0, t[j], eps[j])
         np.testing.assert_allclose(loss[j], l1, rtol=1e-12)
