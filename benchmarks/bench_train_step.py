@@ -10,11 +10,18 @@ host memory, the device and versions, and the projected wall time of the paper's
     python benchmarks/bench_train_step.py                      # CPU, small shapes
     python benchmarks/bench_train_step.py --paper              # the issue's standard shapes
     python benchmarks/bench_train_step.py --backend cupy --paper
+    python benchmarks/bench_train_step.py --seeds 10          # 10 seeds x 10 sizes per batch
+    python benchmarks/bench_train_step.py --backend cupy --paper --fused
+
+With ``--seeds S`` a batch holds S configurations (seeds 0..S-1) x the sizes, as a sweep
+groups them; the loop still trains one model at a time. ``--fused`` adds rows for the
+fused CUDA kernels (:mod:`gmmdiff.kernels`) beside the plain cupy array program.
 
 GPU timings use CUDA events through cupyx.profiler.benchmark (never wall clock around
 asynchronous work).
 """
 import argparse
+import dataclasses
 import platform
 import resource
 import time
@@ -33,22 +40,27 @@ def step_flops(sizes, N, n, d):
     return sum(5 * 2 * B * M * d for M in sizes)
 
 
-def time_steps(cfg, sizes, xp, steps, repeats):
-    """Median seconds per step of ``steps`` optimizer steps (after one warm-up step)."""
-    ds = cfg.dataset(xp)
-    state = initial_state(ds, sizes, cfg, xp)
-    warm = TrainConfig(**{**cfg.__dict__, "steps": 1})
-    train(ds, state, warm, xp)
+def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
+    """Median seconds per step of ``steps`` optimizer steps (after one warm-up step) for
+    a batch of ``seeds`` configurations x ``sizes``."""
+    cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
+    dss = [c.dataset(xp) for c in cfgs]
+    all_sizes = [M for _ in cfgs for M in sizes]
+    owners = [o for o in range(seeds) for _ in sizes]
+
+    def go(c):
+        state = initial_state(dss, all_sizes, c, xp, owners=owners)
+        return train(dss, state, c, xp, fused=fused)
+
+    go([dataclasses.replace(c, steps=1) for c in cfgs])                 # warm-up, compiles
     if backend_name(xp) == "cupy":  # pragma: no cover - GPU only
         from cupyx.profiler import benchmark
-        res = benchmark(lambda: train(ds, initial_state(ds, sizes, cfg, xp), cfg, xp),
-                        n_repeat=repeats, n_warmup=1)
+        res = benchmark(lambda: go(cfgs), n_repeat=repeats, n_warmup=1)
         return float(np.median(res.gpu_times)) / steps
     times = []
     for _ in range(repeats):
-        state = initial_state(ds, sizes, cfg, xp)
         t0 = time.perf_counter()
-        train(ds, state, cfg, xp)
+        go(cfgs)
         times.append(time.perf_counter() - t0)
     return float(np.median(times)) / steps
 
@@ -61,6 +73,8 @@ def main():
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-loop", action="store_true", help="skip the one-at-a-time loop")
+    ap.add_argument("--seeds", type=int, default=1, help="configurations per batch")
+    ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
     args = ap.parse_args()
     xp = get_xp(args.backend)
     shapes = PAPER if args.paper else SMALL
@@ -72,21 +86,26 @@ def main():
         import cupy
         props = cupy.cuda.runtime.getDeviceProperties(0)
         print(f"# device {props['name'].decode()}, cupy {cupy.__version__}")
-    print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'sizes':>5} {'dtype':>7} {'path':>8} "
+    print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'models':>6} {'dtype':>7} {'path':>8} "
           f"{'ms/step':>10} {'model-steps/s':>14} {'GFLOP/s':>8} {'sweep h':>8}")
     for d, K, N, n, J in shapes:
         sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
         for dt in dtypes:
             cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n, steps=steps, dtype=dt)
-            rows = [("batched", sizes, time_steps(cfg, sizes, xp, steps, args.repeats))]
+            S = args.seeds
+            models = len(sizes) * S
+            rows = [("batched", time_steps(cfg, sizes, xp, steps, args.repeats, S))]
+            if args.fused:
+                rows.append(("fused", time_steps(cfg, sizes, xp, steps, args.repeats, S, True)))
             if not args.no_loop:
-                loop = sum(time_steps(cfg, [M], xp, steps, args.repeats) for M in sizes)
-                rows.append(("loop", sizes, loop))
-            for path, sz, sec in rows:
-                rate = len(sz) / sec
-                gflops = step_flops(sz, N, n, d) / sec / 1e9
+                loop = sum(time_steps(dataclasses.replace(cfg, seed=s), [M], xp, steps, args.repeats)
+                           for s in range(S) for M in sizes)
+                rows.append(("loop", loop))
+            for path, sec in rows:
+                rate = models / sec
+                gflops = S * step_flops(sizes, N, n, d) / sec / 1e9
                 sweep_h = 64 * 20 * 50_000 / rate / 3600
-                print(f"{d:>3} {K:>3} {N:>4} {n:>5} {len(sz):>5} {dt:>7} {path:>8} "
+                print(f"{d:>3} {K:>3} {N:>4} {n:>5} {models:>6} {dt:>7} {path:>8} "
                       f"{sec * 1e3:>10.2f} {rate:>14.1f} {gflops:>8.2f} {sweep_h:>8.1f}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# peak host memory {peak:.0f} MiB")

@@ -108,6 +108,9 @@ def optimization_options(defaults=D):
             click.option("--common-noise", is_flag=True,
                          help="all models of a batch share one stream of times and noise "
                               "(default: each model its own)"),
+            click.option("--fused-kernels", is_flag=True,
+                         help="cupy: run the loss's passes over the (components x rows) "
+                              "blocks as fused CUDA kernels (same results up to rounding)"),
             click.option("--checkpoint-every", type=int, default=1000, show_default=True,
                          callback=positive(0), help="steps between checkpoints (0: only at the end)"),
             click.option("--quiet", "-q", is_flag=True, help="no progress bar"),

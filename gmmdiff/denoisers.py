@@ -75,7 +75,7 @@ def _coldot(a, b, xp):
     return xp.einsum("...db,...db->...b", a, b)
 
 
-def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
+def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, fused=False):
     """Posterior weights over components and their mean, rows last.
 
     x_t: (..., d, B) noisy points as columns; alpha, sigma: (..., B); means: (..., M, d);
@@ -94,6 +94,10 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     components and -1e300 for padding). Rows last keeps every per-row scalar a
     broadcast along the contiguous axis, and the reductions over components run over
     whole contiguous rows of B entries.
+
+    ``fused`` (cupy, 3-d blocks only): the softmax runs as one kernel per column
+    (:func:`gmmdiff.kernels.softmax_columns`); padding is then given by the mask's
+    component counts instead of a logit bias.
     """
     f64 = xp.float64
     var = xp.asarray(var, dtype=f64)[..., None]                          # (..., 1)
@@ -104,11 +108,16 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     av = a64 / v
     cols = [x_t.astype(f64, copy=False) * av[..., None, :], (-0.5 * a64 * av)[..., None, :]]
     rows = [mu, _rowdot(mu, mu, xp)[..., None]]
-    if mask is not None:
+    if mask is not None and not fused:
         cols.append(xp.ones_like(v)[..., None, :])
         rows.append(xp.where(mask, 0.0, _PAD)[..., None])
     U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
     S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
+    if fused:
+        from . import kernels
+        Wt = xp.empty(S.shape, dtype=means.dtype)
+        kernels.softmax_columns(S, Wt, kernels.component_counts(mask, S.shape, xp))
+        return Wt, xp.matmul(xp.swapaxes(means, -1, -2), Wt), S, v
     S -= xp.max(S, axis=-2, keepdims=True)
     xp.maximum(S, LOGIT_FLOOR, out=S)
     Wt = xp.exp(S)

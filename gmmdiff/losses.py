@@ -22,7 +22,8 @@ from .denoisers import _coldot, _posterior, _rowdot, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
 
 
-def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True):
+def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True,
+                           fused=False):
     """Loss and gradients for J independent models at once, rows last.
 
     means: (J, M, d); std: (J,); x0: (J, d, B) or (d, B); eps: (J, d, B) (the rows are
@@ -32,13 +33,16 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
 
     Returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``; loss is the mean over
     the B rows of wt |x0hat - x0|^2. With ``grad=False`` the gradients are None.
+
+    ``fused`` (cupy only): the two column passes over the (J, M, B) blocks run as the
+    kernels of :mod:`gmmdiff.kernels`; the matrix products are the same.
     """
     dt = means.dtype
     B = eps.shape[-1]
     var = std.astype(xp.float64) ** 2                                   # (J,)
     x_t = (alpha.astype(dt, copy=False)[..., None, :] * x0
            + sigma.astype(dt, copy=False)[..., None, :] * eps)           # (J, d, B)
-    Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
+    Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask, fused)
     err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)      # (J, d, B)
     err -= x0
     loss = _rowdot(wt.astype(dt, copy=False), _coldot(err, err, xp), xp) / B  # (J,)
@@ -51,8 +55,15 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     rmbar = _coldot(R, mubar, xp)                                        # (J, B)
     # G_mb = w_mb (r_b.mu_m - r_b.mubar_b), built in place on mu R   (components x rows)
     Gt = xp.matmul(means, R)                                             # (J, M, B)
-    Gt -= rmbar[..., None, :]
-    Gt *= Wt
+    if fused:
+        from . import kernels
+        GS = xp.empty(rmbar.shape, dtype=xp.float64)
+        kernels.weigh_columns(Gt, Wt, S, xp.ascontiguousarray(rmbar),
+                              kernels.component_counts(mask, Gt.shape, xp), GS)
+    else:
+        Gt -= rmbar[..., None, :]
+        Gt *= Wt
+        GS = xp.einsum("...mb,...mb->...b", Gt, S)                       # (J, B) float64
     # grad_means = W (b R)^T + G (c1 x_t)^T - (G c1 alpha) mu: one product for the last
     # two, with c1 alpha appended to c1 x_t as an extra column
     P = xp.concatenate([x_t * c1.astype(dt, copy=False)[..., None, :],
@@ -65,7 +76,6 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     # sum_m G_m = 0, sum_m G_m D_m = sum_m G_m (D_m - D_min) = -2 v sum_m G_m S_m
     rx = _coldot(R, x_t, xp)                                             # (J, B)
     ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
-    GS = xp.einsum("...mb,...mb->...b", Gt, S)                           # (J, B) float64
     ds2 = -xp.sum(b * alpha * alpha / v * GS, axis=-1)
     grad_std = (2.0 * std.astype(xp.float64) * (ds1 + ds2)).astype(dt)   # (J,)
     return loss, grad_means, grad_std

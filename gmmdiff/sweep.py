@@ -139,12 +139,12 @@ def results_of(run_dir):
 
 
 def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callback=None,
-              checkpoint_every=1000):
+              checkpoint_every=1000, fused=False):
     """Coarse grid, adaptive refinement, baselines and transition of configurations that
     share N and d, each phase training all of them in one array program
     (:func:`gmmdiff.train.run_batch`); checkpoints live in ``sweep_dir``."""
     items = [(c, os.path.join(sweep_dir, run_name(c)), coarse_sizes(c.samples, coarse)) for c in cfgs]
-    kw = dict(callback=callback, checkpoint_every=checkpoint_every)
+    kw = dict(callback=callback, checkpoint_every=checkpoint_every, fused=fused)
     run_batch(items, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
     extra = []
     for c, rd, _ in items:
@@ -193,7 +193,7 @@ def baselines_table(rows):
 
 
 def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=print,
-              checkpoint_every=1000, group=True):
+              checkpoint_every=1000, group=True, fused=False):
     """Run (or resume) this shard's configurations; finished ones are skipped.
 
     With ``group`` the shard's unfinished configurations that share N and d (different
@@ -218,7 +218,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
         tag = (f"N{key[0]}-d{key[1]}-shard{i}of{n}" if group else key)
         echo(f"[{k + 1}/{len(groups)}] training {', '.join(run_name(c) for c in cfgs)}")
         run_group(cfgs, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=tag,
-                  callback=callback, checkpoint_every=checkpoint_every)
+                  callback=callback, checkpoint_every=checkpoint_every, fused=fused)
 
 
 SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",

@@ -19,6 +19,7 @@ rows of the target-scale squared error; gradients are the hand-derived ones of
 :mod:`gmmdiff.losses`; the update is :func:`gmmdiff.optim.step`.
 """
 import dataclasses
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -410,12 +411,14 @@ class Family:
     evaluate(dataset, M, params, cfg, xp, baselines) -> (metrics dict, {"generated": ...})
     baselines(dataset, cfg, xp) -> dict of per-time baseline losses
     rows_last: the loss takes x0 and eps as (..., d, B) instead of (..., B, *shape)
+    fusable: the loss takes ``fused=True`` (the cupy kernels of :mod:`gmmdiff.kernels`)
     """
     init: object
     loss: object
     evaluate: object
     baselines: object
     rows_last: bool = False
+    fusable: bool = False
 
 
 def _gmm_init(dataset, M, cfg):
@@ -423,9 +426,9 @@ def _gmm_init(dataset, M, cfg):
     return {"means": means, "std": np.sqrt(var)}
 
 
-def _gmm_loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+def _gmm_loss(params, x0, eps, alpha, sigma, wt, xp, mask, fused=False):
     l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha, sigma,
-                                       wt, xp, mask)
+                                       wt, xp, mask, fused=fused)
     return l, {"means": gm, "std": gs}
 
 
@@ -442,11 +445,23 @@ def family(cfg):
         from . import templates as tm
         return Family(lambda ds, M, c: tm.init_template_params(ds, M, c, rng_for(c.seed, STREAM_INIT, M)),
                       _template_loss, tm.evaluate_templates, tm.template_baselines)
-    return Family(_gmm_init, _gmm_loss, evaluate_gmm, baseline_losses, rows_last=True)
+    return Family(_gmm_init, _gmm_loss, evaluate_gmm, baseline_losses, rows_last=True,
+                  fusable=True)
+
+
+def check_fused(fused, cfg, xp):
+    """Raise ValueError unless the fused kernels can run: cupy backend, GMM model."""
+    if not fused:
+        return
+    if backend_name(xp) != "cupy":
+        raise ValueError("fused kernels (--fused-kernels) need the cupy backend; "
+                         f"got backend {backend_name(xp)!r}")
+    if not family(cfg).fusable:
+        raise ValueError(f"fused kernels are written for the GMM model; got model {cfg.model!r}")
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
-          checkpoint_every=0, noise_source=None, bucket_overhead=None):
+          checkpoint_every=0, noise_source=None, bucket_overhead=None, fused=False):
     """Run the optimizer from ``state.step`` to ``cfg.steps``; returns the final state.
 
     Parameters
@@ -462,6 +477,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         "hash" on cupy
     bucket_overhead : fixed cost per bucket for :func:`plan_buckets` (default by
         backend, :data:`BUCKET_OVERHEAD`; large: one padded batch; 0: one bucket per size)
+    fused : cupy only, GMM only: the loss's column passes run as the fused kernels of
+        :mod:`gmmdiff.kernels` (see :func:`check_fused`)
     """
     datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
     check_batchable(cfgs)
@@ -478,6 +495,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
     J = len(state.sizes)
     fam = family(cfg)
+    check_fused(fused, cfg, xp)
     x0s = [xp.repeat(ds.X.astype(dtype), n, axis=0) for ds in datasets]  # (B, ...) row = i n + k
     if fam.rows_last:
         x0s = [xp.ascontiguousarray(x.T) for x in x0s]                   # (d, B)
@@ -503,8 +521,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
 
     if bucket_overhead is None:
         bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
-    loss_fn = bucketed(fam.loss, plan_buckets(state.sizes, N * n, bucket_overhead),
-                       state.sizes, xp)
+    loss_fn = bucketed(functools.partial(fam.loss, fused=True) if fused else fam.loss,
+                       plan_buckets(state.sizes, N * n, bucket_overhead), state.sizes, xp)
     log_every = log_every or max(1, cfg.steps // 200)
     params = state.params
     opt = state.opt
@@ -628,7 +646,7 @@ def identity(cfg, backend):
     return dict(dataclasses.asdict(cfg), backend=backend)
 
 
-def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None):
+def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None, fused=False):
     """Train and evaluate every model size not yet complete in run directory ``out``.
 
     Returns the list of per-size metric dicts of all requested sizes (finished earlier
@@ -636,7 +654,7 @@ def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=Non
     pending sizes; otherwise the pending sizes start from scratch.
     """
     return run_batch([(cfg, out, sizes)], xp, checkpoint_every=checkpoint_every,
-                     callback=callback, log_every=log_every)[0]
+                     callback=callback, log_every=log_every, fused=fused)[0]
 
 
 def _resume(path, labels, owners, sizes, xp):
@@ -649,7 +667,8 @@ def _resume(path, labels, owners, sizes, xp):
     return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
 
 
-def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None):
+def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None,
+              fused=False):
     """Train several configurations in one array program and write each one's results
     into its own run directory.
 
@@ -659,11 +678,14 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
         differ only in seed and K (:func:`check_batchable`)
     checkpoint : path of the batch's checkpoint (default: the first run directory's
         ``checkpoint.npz``); a checkpoint holding every pending model resumes them
+    fused : train with the fused cupy kernels (:func:`train`); results are the same up
+        to rounding, so it is not part of a run's identity
 
     Returns, per item, the list of per-size metric dicts in increasing M.
     """
     cfgs = [c.validate() for c, _, _ in items]
     check_batchable(cfgs)
+    check_fused(fused, cfgs[0], xp)
     for c, _, sz in items:
         check_sizes(sz, c.samples, c.init)
     backend = backend_name(xp)
@@ -684,7 +706,7 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
             state = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
         if state.step < cfgs[0].steps:
             state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
-                          checkpoint=ckpt, checkpoint_every=checkpoint_every)
+                          checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
         fam = family(cfgs[0])                                            # shared by the batch
         baselines = {}
         for j, (M, o) in enumerate(zip(state.sizes, state.owners)):

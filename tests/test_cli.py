@@ -88,12 +88,14 @@ def test_foreign_configuration_is_refused_and_nothing_changes(small_run):
     (["--data-var", "0"], "data_var = 0.0"),
     (["--init-noise-var", "-1"], "init_noise_var = -1.0"),
     (["--init", "gaussian", "--init-scale", "-2"], "gaussian_scale = -2.0"),
+    (["--fused-kernels"], "need the cupy backend; got backend 'numpy'"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, match, tmp_path):
     result = CliRunner().invoke(train_cli, SMALL + args + ["--out", str(tmp_path / "r")])
     assert result.exit_code == 2, result.output
     assert match in result.output
     assert "Traceback" not in result.output
+    assert not (tmp_path / "r").exists()
 
 
 def test_unavailable_cupy_is_explained(tmp_path):
