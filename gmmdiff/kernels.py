@@ -12,6 +12,9 @@ arithmetic, so two kernels do them column by column, one thread per (model, row)
 ``weigh_columns``
     G (J, M, B) = mu R^T -> G = W (G - rmbar) in place and GS (J, B) = sum_m G S.
     Three reads and one write instead of five reads and two writes.
+``counter_normals``
+    the training noise of :func:`gmmdiff.rng.normals` (counter hash and Box-Muller) in
+    one pass instead of about twenty.
 
 The matrix products around them stay with cuBLAS. Threads of a warp take consecutive
 rows b, so every access S[j, m, b] is coalesced; sums over m run in the same order as
@@ -90,7 +93,33 @@ WEIGH_COLUMNS = Kernel(
     GS[col] = acc;
 """)
 
-KERNELS = (SOFTMAX_COLUMNS, WEIGH_COLUMNS)
+# Standard normals of gmmdiff.rng.normals in one pass: thread i hashes counters i + 1
+# and m + i + 1 of the SplitMix64 stream (m = ceil(n / 2) pairs) into two 53-bit
+# uniforms and writes both Box-Muller outputs, out[i] and out[m + i]. The array program
+# needs about twenty passes over the draws for the same numbers.
+NORMALS = Kernel(
+    "gmm_counter_normals",
+    (("const unsigned long long", "key"), ("const long long", "n"), ("double*", "out")),
+    """    const long long m = (n + 1) / 2;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= m) return;
+    unsigned long long z[2] = {key + (unsigned long long)(i + 1) * 0x9E3779B97F4A7C15ULL,
+                               key + (unsigned long long)(m + i + 1) * 0x9E3779B97F4A7C15ULL};
+    double u[2];
+    for (int k = 0; k < 2; ++k) {
+        unsigned long long x = z[k];
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+        x = x ^ (x >> 31);
+        u[k] = (double)(x >> 11) * 1.1102230246251565e-16;
+    }
+    const double r = sqrt(-2.0 * log1p(-u[0]));
+    const double theta = 6.283185307179586 * u[1];
+    out[i] = r * cos(theta);
+    if (m + i < n) out[m + i] = r * sin(theta);
+""")
+
+KERNELS = (SOFTMAX_COLUMNS, WEIGH_COLUMNS, NORMALS)
 
 _CTYPES = {np.dtype(np.float64): "double", np.dtype(np.float32): "float"}
 _compiled = {}
@@ -142,11 +171,20 @@ def weigh_columns(G, W, S, rmbar, sizes, GS):  # pragma: no cover - GPU only
             (np.int64(J), np.int64(M), np.int64(B), sizes, W, S, rmbar, G, GS))
 
 
+def counter_normals(key, n):  # pragma: no cover - GPU only
+    """(n,) float64 cupy array: :func:`gmmdiff.rng.normals` of ``key`` in one kernel."""
+    import cupy
+    out = cupy.empty(int(n), dtype=cupy.float64)
+    _launch(NORMALS, np.float64, (int(n) + 1) // 2, (np.uint64(key), np.int64(n), out))
+    return out
+
+
 def emulation_source(kernels=KERNELS, ctype="double"):
     """C++ source running ``kernels`` on the host with working type ``ctype``: CUDA's
     built-in indices become globals and ``launch_<name>(grid, block, args...)`` runs
     every thread of the grid in turn."""
-    lines = ["#include <cmath>", "using std::exp; using std::fmax;",
+    lines = ["#include <cmath>", "using std::exp; using std::fmax; using std::log1p;",
+             "using std::sqrt; using std::cos; using std::sin;",
              "struct dim3_ { unsigned x, y, z; };",
              "static dim3_ blockIdx, threadIdx, blockDim;", f"typedef {ctype} T;"]
     for k in kernels:

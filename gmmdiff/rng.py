@@ -1,8 +1,10 @@
-"""Counter-based random draws that are bit-identical on numpy and cupy.
+"""Counter-based random draws, the same on numpy and cupy.
 
 Training draws its times and noise here, on the array backend itself: on a GPU no
 random numbers cross the bus, and a model's draws are the same on numpy and cupy, so
-the two backends differ only by floating-point rounding.
+the two backends differ only by floating-point rounding (uniforms and integers are
+bit-identical; normals may differ in the last bits where the device's log1p, cos and
+sin round differently from the host's).
 
 The generator is SplitMix64 (Steele, Lea and Flood 2014) evaluated at counters:
 u_i = mix(key + (i + 1) * gamma), the same sequence SplitMix64 produces from state
@@ -38,10 +40,16 @@ def uniforms(key, n, xp=np):
         return (_mix(z, xp) >> xp.uint64(11)).astype(xp.float64) * (2.0 ** -53)
 
 
-def normals(key, shape, xp=np):
-    """Standard normal float64 draws of ``shape`` (Box-Muller on pairs of uniforms)."""
+def normals(key, shape, xp=np, fused=False):
+    """Standard normal float64 draws of ``shape`` (Box-Muller on pairs of uniforms).
+
+    ``fused`` (cupy only): the same numbers from one kernel
+    (:func:`gmmdiff.kernels.counter_normals`) instead of the array program."""
     shape = tuple(int(s) for s in np.atleast_1d(shape)) if not isinstance(shape, tuple) else shape
     n = int(np.prod(shape))
+    if fused:
+        from .kernels import counter_normals
+        return counter_normals(key, n).reshape(shape)
     m = (n + 1) // 2
     u = uniforms(key, 2 * m, xp)
     r = xp.sqrt(-2.0 * xp.log1p(-u[:m]))                                # 1 - u in (0, 1]

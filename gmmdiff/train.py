@@ -203,7 +203,7 @@ def noise_stream(cfg, M):
     return (cfg.seed, cfg.samples, cfg.dim, cfg.components, M)
 
 
-def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg"):
+def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", fused=False):
     """Times and noise of one stream (:func:`noise_stream`) for one chunk:
     ``(t_idx (S, N), eps (S, N n, *shape))``, float64; rows of eps are sample-major
     (row = i n + k).
@@ -211,14 +211,15 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg"):
     source "pcg": numpy's PCG64 on the host (the numpy default: fastest on a CPU);
     "hash": the counter-based generator of :mod:`gmmdiff.rng`, drawn on backend ``xp``
     (the cupy default: nothing crosses the bus, and numpy with "hash" gives the same
-    draws bit for bit).
+    draws up to the last bits of the normals); ``fused`` draws those normals with one
+    cupy kernel.
     """
     seed, rest = stream[0], tuple(stream[1:])
     if source == "hash":
         key_t = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 0)
         key_eps = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 1)
         return (counter_rng.integers(key_t, L, (steps, N), xp),
-                counter_rng.normals(key_eps, (steps, N * n) + tuple(shape), xp))
+                counter_rng.normals(key_eps, (steps, N * n) + tuple(shape), xp, fused=fused))
     if source != "pcg":
         raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
     g = rng_for(seed, STREAM_NOISE, *rest, chunk)
@@ -477,8 +478,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         "hash" on cupy
     bucket_overhead : fixed cost per bucket for :func:`plan_buckets` (default by
         backend, :data:`BUCKET_OVERHEAD`; large: one padded batch; 0: one bucket per size)
-    fused : cupy only, GMM only: the loss's column passes run as the fused kernels of
-        :mod:`gmmdiff.kernels` (see :func:`check_fused`)
+    fused : cupy only, GMM only: the loss's column passes and the noise draws run as
+        the fused kernels of :mod:`gmmdiff.kernels` (see :func:`check_fused`)
     """
     datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
     check_batchable(cfgs)
@@ -515,7 +516,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         t_c = dev.empty((U, S, N), dtype=dev.int64)
         e_c = dev.empty((U, S) + eps_shape)
         for u, st in enumerate(unique):
-            t_c[u], e = draw_chunk(st, chunk, S, N, n, shape, L, xp=dev, source=source)
+            t_c[u], e = draw_chunk(st, chunk, S, N, n, shape, L, xp=dev, source=source,
+                                   fused=fused and dev is not np)
             e_c[u] = dev.swapaxes(e, -1, -2) if fam.rows_last else e
         return t_c, e_c
 

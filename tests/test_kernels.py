@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from gmmdiff import kernels
+from gmmdiff import rng as counter_rng
 from gmmdiff.denoisers import LOGIT_FLOOR, _posterior
 from gmmdiff.losses import _batched_loss_and_grad
 from gmmdiff.process import coefficients, loss_scale
@@ -34,6 +35,13 @@ class Emulated:
 
     def _grid(self, J, B):
         return ctypes.c_uint((J * B + kernels.BLOCK - 1) // kernels.BLOCK), ctypes.c_uint(kernels.BLOCK)
+
+    def counter_normals(self, key, n):
+        out = np.empty(n)
+        f = self.lib[np.dtype(np.float64)].launch_gmm_counter_normals
+        f(*self._grid(1, (n + 1) // 2), ctypes.c_ulonglong(key), ctypes.c_longlong(n),
+          self._p(out, np.float64))
+        return out
 
     def softmax_columns(self, S, W, sizes):
         J, M, B = S.shape
@@ -96,6 +104,14 @@ def test_kernel_sources_declare_every_parameter_once():
         for ctype in ("double", "float"):
             src = k.source(ctype)
             assert f"typedef {ctype} T;" in src and f"void {k.name}(" in src
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 1001])
+def test_emulated_counter_normals_equal_the_array_program(emulated, n):
+    key = counter_rng.stream_key(3, 11, n)
+    want = counter_rng.normals(key, (n,))
+    got = emulated.counter_normals(key, n)
+    np.testing.assert_allclose(got, want, rtol=4e-16, atol=1e-300)   # same libm: ~bitwise
 
 
 def test_emulated_softmax_equals_array_program(use_emulation):
@@ -197,3 +213,13 @@ def test_cupy_fused_training_equals_numpy(xp):
                 bucket_overhead=0, fused=True)
     np.testing.assert_allclose(xp.asnumpy(got.means), ref.means, rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(xp.asnumpy(got.std), ref.std, rtol=1e-9)
+
+
+@pytest.mark.gpu
+def test_cupy_counter_normals_equal_numpy(xp):
+    if xp is np:
+        pytest.skip("the fused kernels run on cupy only")
+    key = counter_rng.stream_key(7, 1)
+    got = counter_rng.normals(key, (4001, 3), xp, fused=True)
+    np.testing.assert_allclose(xp.asnumpy(got), counter_rng.normals(key, (4001, 3)),
+                               rtol=1e-14, atol=1e-15)
