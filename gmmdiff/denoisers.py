@@ -75,7 +75,7 @@ def _coldot(a, b, xp):
     return xp.einsum("...db,...db->...b", a, b)
 
 
-def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, fused=False):
+def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
     """Posterior weights over components and their mean, rows last.
 
     x_t: (..., d, B) noisy points as columns; alpha, sigma: (..., B); means: (..., M, d);
@@ -95,9 +95,9 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, fused=False):
     broadcast along the contiguous axis, and the reductions over components run over
     whole contiguous rows of B entries.
 
-    ``fused`` (cupy, 3-d blocks only): the softmax runs as one kernel per column
-    (:func:`gmmdiff.kernels.softmax_columns`); padding is then given by the mask's
-    component counts instead of a logit bias.
+    ``counts`` (J,) int32, cupy and 3-d blocks only: the softmax runs as the fused
+    kernel :func:`gmmdiff.kernels.softmax_columns`, padding given by these component
+    counts (:func:`gmmdiff.kernels.component_counts`) instead of a logit bias.
     """
     f64 = xp.float64
     var = xp.asarray(var, dtype=f64)[..., None]                          # (..., 1)
@@ -108,6 +108,7 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, fused=False):
     av = a64 / v
     cols = [x_t.astype(f64, copy=False) * av[..., None, :], (-0.5 * a64 * av)[..., None, :]]
     rows = [mu, _rowdot(mu, mu, xp)[..., None]]
+    fused = counts is not None
     if mask is not None and not fused:
         cols.append(xp.ones_like(v)[..., None, :])
         rows.append(xp.where(mask, 0.0, _PAD)[..., None])
@@ -116,7 +117,7 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, fused=False):
     if fused:
         from . import kernels
         Wt = xp.empty(S.shape, dtype=means.dtype)
-        kernels.softmax_columns(S, Wt, kernels.component_counts(mask, S.shape, xp))
+        kernels.softmax_columns(S, Wt, counts)
         return Wt, xp.matmul(xp.swapaxes(means, -1, -2), Wt), S, v
     S -= xp.max(S, axis=-2, keepdims=True)
     xp.maximum(S, LOGIT_FLOOR, out=S)

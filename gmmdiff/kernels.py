@@ -147,8 +147,8 @@ def _launch(kernel, dtype, columns, args):  # pragma: no cover - GPU only
 
 
 def component_counts(mask, shape, xp):
-    """Component counts (J,) int32 of a block ``shape`` (J, M, B): from a prefix mask
-    (J, M) (padding is always last), or M for every model without one."""
+    """Component counts (J,) int32 of models shaped ``shape`` (J, M, ...): from a prefix
+    mask (J, M) (padding is always last), or M for every model without one."""
     if mask is None:
         return xp.full(shape[0], shape[1], dtype=xp.int32)
     return xp.sum(mask, axis=-1, dtype=xp.int32)

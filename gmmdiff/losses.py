@@ -42,7 +42,11 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     var = std.astype(xp.float64) ** 2                                   # (J,)
     x_t = (alpha.astype(dt, copy=False)[..., None, :] * x0
            + sigma.astype(dt, copy=False)[..., None, :] * eps)           # (J, d, B)
-    Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask, fused)
+    counts = None
+    if fused:
+        from . import kernels
+        counts = kernels.component_counts(mask, means.shape, xp)          # (J,) int32
+    Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask, counts)
     err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)      # (J, d, B)
     err -= x0
     loss = _rowdot(wt.astype(dt, copy=False), _coldot(err, err, xp), xp) / B  # (J,)
@@ -56,10 +60,8 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     # G_mb = w_mb (r_b.mu_m - r_b.mubar_b), built in place on mu R   (components x rows)
     Gt = xp.matmul(means, R)                                             # (J, M, B)
     if fused:
-        from . import kernels
         GS = xp.empty(rmbar.shape, dtype=xp.float64)
-        kernels.weigh_columns(Gt, Wt, S, xp.ascontiguousarray(rmbar),
-                              kernels.component_counts(mask, Gt.shape, xp), GS)
+        kernels.weigh_columns(Gt, Wt, S, xp.ascontiguousarray(rmbar), counts, GS)
     else:
         Gt -= rmbar[..., None, :]
         Gt *= Wt
