@@ -203,10 +203,12 @@ def noise_stream(cfg, M):
     return (cfg.seed, cfg.samples, cfg.dim, cfg.components, M)
 
 
-def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", fused=False):
+def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", fused=False,
+               rows_last=False):
     """Times and noise of one stream (:func:`noise_stream`) for one chunk:
     ``(t_idx (S, N), eps (S, N n, *shape))``, float64; rows of eps are sample-major
-    (row = i n + k).
+    (row = i n + k). With ``rows_last`` (``shape`` = (d,)) eps is (S, d, N n): source
+    "hash" draws it in that layout, "pcg" transposes its draws.
 
     source "pcg": numpy's PCG64 on the host (the numpy default: fastest on a CPU);
     "hash": the counter-based generator of :mod:`gmmdiff.rng`, drawn on backend ``xp``
@@ -218,12 +220,15 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", fus
     if source == "hash":
         key_t = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 0)
         key_eps = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 1)
+        eps_shape = (steps, shape[0], N * n) if rows_last else (steps, N * n) + tuple(shape)
         return (counter_rng.integers(key_t, L, (steps, N), xp),
-                counter_rng.normals(key_eps, (steps, N * n) + tuple(shape), xp, fused=fused))
+                counter_rng.normals(key_eps, eps_shape, xp, fused=fused))
     if source != "pcg":
         raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
     g = rng_for(seed, STREAM_NOISE, *rest, chunk)
-    return g.integers(0, L, size=(steps, N)), g.standard_normal((steps, N * n) + tuple(shape))
+    t_idx = g.integers(0, L, size=(steps, N))
+    eps = g.standard_normal((steps, N * n) + tuple(shape))
+    return t_idx, (xp.swapaxes(eps, -1, -2) if rows_last else eps)
 
 
 @dataclass
@@ -516,9 +521,8 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         t_c = dev.empty((U, S, N), dtype=dev.int64)
         e_c = dev.empty((U, S) + eps_shape)
         for u, st in enumerate(unique):
-            t_c[u], e = draw_chunk(st, chunk, S, N, n, shape, L, xp=dev, source=source,
-                                   fused=fused and dev is not np)
-            e_c[u] = dev.swapaxes(e, -1, -2) if fam.rows_last else e
+            t_c[u], e_c[u] = draw_chunk(st, chunk, S, N, n, shape, L, xp=dev, source=source,
+                                        fused=fused and dev is not np, rows_last=fam.rows_last)
         return t_c, e_c
 
     if bucket_overhead is None:
