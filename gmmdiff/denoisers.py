@@ -118,14 +118,14 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
         from . import kernels
         Wt = xp.empty(S.shape, dtype=means.dtype)
         kernels.softmax_columns(S, Wt, counts)
-        return Wt, xp.matmul(xp.swapaxes(means, -1, -2), Wt), S, v
-    S -= xp.max(S, axis=-2, keepdims=True)
-    xp.maximum(S, LOGIT_FLOOR, out=S)
-    Wt = xp.exp(S)
-    if mask is not None:
-        Wt *= mask[..., None]
-    Wt /= xp.sum(Wt, axis=-2, keepdims=True)
-    Wt = Wt.astype(means.dtype, copy=False)
+    else:
+        S -= xp.max(S, axis=-2, keepdims=True)
+        xp.maximum(S, LOGIT_FLOOR, out=S)
+        Wt = xp.exp(S)
+        if mask is not None:
+            Wt *= mask[..., None]
+        Wt /= xp.sum(Wt, axis=-2, keepdims=True)
+        Wt = Wt.astype(means.dtype, copy=False)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (..., d, B)
     return Wt, mubar, S, v
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .backend import array_namespace
-from .denoisers import _posterior, _x0_from_posterior
+from .denoisers import gmm_x0
 from .process import check_process, coefficients
 
 
@@ -25,13 +25,8 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
            r22 = (alpha/alpha') r12,
            x' = r12 x + alpha' (1 - r22) x0hat + sigma' sqrt(1 - r11^2) z
     """
-    xp = array_namespace(means, x_T)
-
     def x0_fn(x, t):
-        n, c = x.shape[0], coefficients(t, process)
-        alpha, sigma = xp.full(n, float(c.alpha)), xp.full(n, float(c.sigma))
-        _, mubar, _, v = _posterior(x.T, alpha, sigma, means, var, xp)
-        return xp.ascontiguousarray(_x0_from_posterior(x.T, alpha, sigma, var, mubar, v, xp).T)
+        return gmm_x0(x, t, means, var, process=process)
 
     return sample_with(x0_fn, grid, x_T, process=process, method=method, rng=rng)
 
