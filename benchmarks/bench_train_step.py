@@ -29,7 +29,9 @@ import time
 import numpy as np
 
 from gmmdiff.backend import backend_name, get_xp
-from gmmdiff.train import TrainConfig, initial_state, train
+from gmmdiff.config import TrainConfig
+from gmmdiff.state import initial_state
+from gmmdiff.train import train
 
 SMALL = [(10, 2, 20, 10, 10)]                       # (d, K, N, noise draws, sizes)
 PAPER = [(50, 12, 200, 100, 20), (60, 12, 200, 100, 20), (30, 3, 50, 100, 20)]

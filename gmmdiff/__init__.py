@@ -10,14 +10,23 @@ Modules (one concept each):
 - :mod:`gmmdiff.theory`    -- closed-form loss approximations and the predicted transition
 - :mod:`gmmdiff.optim`     -- clip + Adam + warmup-decay schedule + averaged updates
 - :mod:`gmmdiff.rng`       -- counter-based draws, identical on numpy and cupy
-- :mod:`gmmdiff.train`     -- batched training, evaluation, run directories
+- :mod:`gmmdiff.streams`   -- the random streams of one seed, evaluation seeds
+- :mod:`gmmdiff.softmax`   -- the stable softmax over components (logit floor, padding)
+- :mod:`gmmdiff.config`    -- TrainConfig (every setting of a run), model sizes
+- :mod:`gmmdiff.families`  -- the model-family contract and registry
+- :mod:`gmmdiff.gmm`       -- the GMM family: init, training loss, evaluation, baselines
+- :mod:`gmmdiff.state`     -- the training state of a batch and its checkpoints
+- :mod:`gmmdiff.draws`     -- training times and noise, stream by stream, chunk by chunk
+- :mod:`gmmdiff.buckets`   -- models of different sizes in padded buckets
+- :mod:`gmmdiff.train`     -- the optimizer loop over a batch of models
+- :mod:`gmmdiff.runs`      -- run directories, resume, run / run_batch
 - :mod:`gmmdiff.sampling`  -- DDIM and DDPM samplers
 - :mod:`gmmdiff.metrics`   -- memorization ratio, learned-means statistics, W2
 - :mod:`gmmdiff.storage`   -- atomic JSON/NPZ results
 - :mod:`gmmdiff.transition`-- phase-transition detection
 - :mod:`gmmdiff.predict`   -- predicted transitions and the fitted time weights
 - :mod:`gmmdiff.sweep`     -- sweeps over configurations, shards, summaries
-- :mod:`gmmdiff.templates` -- the colored-template (image-like) model
+- :mod:`gmmdiff.templates` -- the colored-template (image-like) model family
 - :mod:`gmmdiff.template_io` -- template files (IDX, NumPy) and the shipped set
 - :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
 - :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/

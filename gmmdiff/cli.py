@@ -11,7 +11,7 @@ import numpy as np
 
 from .backend import BACKENDS, DTYPES, get_xp
 from .process import PROCESSES, TRAIN_TARGETS
-from .train import INITS, MODELS, TrainConfig
+from .config import INITS, MODELS, TrainConfig
 
 
 class UserError(click.ClickException):
@@ -65,7 +65,7 @@ def data_options(f):
 
 
 def optimization_options(defaults=D):
-    """The settings of :class:`gmmdiff.train.TrainConfig` beyond the data options, with
+    """The settings of :class:`gmmdiff.config.TrainConfig` beyond the data options, with
     the given defaults (the CPU default for gmmdiff-train, the paper's for sweeps)."""
     def decorate(f):
         for opt in reversed([

@@ -3,7 +3,7 @@
 pi* = (1/K) sum_k N(mu*_k, s* I_d), with mu*_k = sqrt(d) g_k / |g_k|, g_k ~ N(0, I_d).
 
 All randomness is drawn on the host with :class:`numpy.random.Generator` streams
-derived from one integer seed through :class:`numpy.random.SeedSequence`, then moved to
+derived from one integer seed (:mod:`gmmdiff.streams`), then moved to
 the requested backend; the same seed therefore gives bit-identical data on numpy and
 cupy.
 """
@@ -12,9 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_namespace, to_host
-
-# spawn keys of the independent random streams derived from one seed
-STREAM_MEANS, STREAM_TRAIN, STREAM_TEST, STREAM_SUBSET, STREAM_EVAL = 0, 1, 2, 3, 4
+from .streams import STREAM_MEANS, STREAM_SUBSET, STREAM_TEST, STREAM_TRAIN, rng_for  # noqa: F401
 
 
 def check_positive_int(name, value, minimum=1):
@@ -22,13 +20,6 @@ def check_positive_int(name, value, minimum=1):
     if isinstance(value, bool) or int(value) != value or value < minimum:
         raise ValueError(f"{name} = {value!r} must be an integer >= {minimum}")
     return int(value)
-
-
-def rng_for(seed, *key):
-    """A numpy Generator for the stream ``key`` of ``seed`` (independent per key)."""
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ValueError(f"seed = {seed!r} must be a non-negative integer")
-    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(key)))
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import kernels
 from .backend import array_namespace
 from .data import memorized_subset
 from .process import check_process, check_target, check_times, coefficients, target_coefficients
+from .softmax import LOGIT_FLOOR, PAD_LOGIT, softmax_  # noqa: F401  (LOGIT_FLOOR: public)
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,6 @@ def partially_memorizing(X, M, seed):
 # batched internals: leading axes "..." index independent models (J models in training)
 # ---------------------------------------------------------------------------------
 
-# Shifted logits below this are clipped before exp: exp(-100) ~ 4e-44 is far below
-# float64 resolution against the largest weight exp(0) = 1 (so every weight sum and mean
-# is unchanged), and exp near underflow takes a slower path.
-LOGIT_FLOOR = -100.0
-_PAD = -1e300      # logit bias of padding components (finite, so 0 * bias stays 0)
-
-
 def _rowdot(a, b, xp):
     """Dot products along the last axis: (..., d), (..., d) -> (...). einsum is ~4x
     faster than sum(a * b, -1) on numpy for short rows."""
@@ -85,8 +80,8 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
     Returns ``(Wt (..., M, B), mubar (..., d, B), S (..., M, B), v (..., B))``: the
     weights (dtype of ``means``), their mean of the components, the shifted logits
     S = l - max_m l in float64 (S = -(D - D_min) / (2 v) with D the squared distances
-    |x_t - alpha mu_m|^2, floored at :data:`LOGIT_FLOOR`), and v = alpha^2 s + sigma^2
-    in float64.
+    |x_t - alpha mu_m|^2, floored at :data:`gmmdiff.softmax.LOGIT_FLOOR`), and
+    v = alpha^2 s + sigma^2 in float64.
 
     The logits come from one float64 matrix product of augmented columns,
     l_m = (alpha x.mu_m - alpha^2 |mu_m|^2 / 2) / v + pad_m (the |x|^2 / (2v) term is
@@ -111,20 +106,14 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
     fused = counts is not None
     if mask is not None and not fused:
         cols.append(xp.ones_like(v)[..., None, :])
-        rows.append(xp.where(mask, 0.0, _PAD)[..., None])
+        rows.append(xp.where(mask, 0.0, PAD_LOGIT)[..., None])
     U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
     S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
     if fused:
-        from . import kernels
         Wt = xp.empty(S.shape, dtype=means.dtype)
         kernels.softmax_columns(S, Wt, counts)
     else:
-        S -= xp.max(S, axis=-2, keepdims=True)
-        xp.maximum(S, LOGIT_FLOOR, out=S)
-        Wt = xp.exp(S)
-        if mask is not None:
-            Wt *= mask[..., None]
-        Wt /= xp.sum(Wt, axis=-2, keepdims=True)
+        Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None])
         Wt = Wt.astype(means.dtype, copy=False)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (..., d, B)
     return Wt, mubar, S, v

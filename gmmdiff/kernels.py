@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .softmax import LOGIT_FLOOR
+
 BLOCK = 256
 
 
@@ -157,7 +159,6 @@ def component_counts(mask, shape, xp):
 def softmax_columns(S, W, sizes):  # pragma: no cover - GPU only
     """In place on cupy arrays: S (J, M, B) float64 -> floored shifted logits,
     W (J, M, B) -> weights; sizes (J,) int32."""
-    from .denoisers import LOGIT_FLOOR
     J, M, B = S.shape
     _launch(SOFTMAX_COLUMNS, W.dtype, J * B,
             (np.int64(J), np.int64(M), np.int64(B), sizes, np.float64(LOGIT_FLOOR), S, W))

@@ -17,6 +17,7 @@ Every term is a matrix product over the (rows x components) block.
 """
 import numpy as np
 
+from . import kernels
 from .backend import array_namespace
 from .denoisers import _coldot, _posterior, _rowdot, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
@@ -44,7 +45,6 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
            + sigma.astype(dt, copy=False)[..., None, :] * eps)           # (J, d, B)
     counts = None
     if fused:
-        from . import kernels
         counts = kernels.component_counts(mask, means.shape, xp)          # (J,) int32
     Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask, counts)
     err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)      # (J, d, B)

@@ -2,7 +2,7 @@
 
 A sweep directory holds ``sweep.json`` (the sweep's identity: the grids and every
 training setting) and one run directory per configuration, named
-``N{N}-d{d}-K{K}-s{seed}``, in the format of :mod:`gmmdiff.train` (atomic files,
+``N{N}-d{d}-K{K}-s{seed}``, in the format of :mod:`gmmdiff.runs` (atomic files,
 resume, refusal of foreign configurations). Per configuration:
 
 1. train the coarse grid M = N/10, 2N/10, ..., N;
@@ -32,7 +32,8 @@ from .data import check_positive_int
 from .predict import SOURCES, curves_from_results, predicted_ratio
 from .storage import (StorageError, atomic_write_bytes, check_identity, load_run, read_json,
                       write_json)
-from .train import TrainConfig, run_batch
+from .config import TrainConfig
+from .runs import run_batch
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -142,7 +143,7 @@ def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callbac
               checkpoint_every=1000, fused=False):
     """Coarse grid, adaptive refinement, baselines and transition of configurations that
     share N and d, each phase training all of them in one array program
-    (:func:`gmmdiff.train.run_batch`); checkpoints live in ``sweep_dir``."""
+    (:func:`gmmdiff.runs.run_batch`); checkpoints live in ``sweep_dir``."""
     items = [(c, os.path.join(sweep_dir, run_name(c)), coarse_sizes(c.samples, coarse)) for c in cfgs]
     kw = dict(callback=callback, checkpoint_every=checkpoint_every, fused=fused)
     run_batch(items, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)

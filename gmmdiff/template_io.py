@@ -14,7 +14,8 @@ import struct
 import numpy as np
 from scipy import ndimage
 
-from .data import check_positive_int, rng_for
+from .data import check_positive_int
+from .streams import STREAM_TEMPLATE_PICK, rng_for
 
 DEFAULT_TEMPLATES = os.path.join(os.path.dirname(__file__), "assets", "default_templates.npy")
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -89,7 +90,7 @@ def load_templates(path=None, K=8, size=15, seed=0):
     if K > images.shape[0]:
         raise ValueError(f"asked for K = {K} templates but {path or 'the default set'} holds "
                          f"{images.shape[0]} images")
-    pick = np.sort(rng_for(seed, 20).choice(images.shape[0], size=K, replace=False))
+    pick = np.sort(rng_for(seed, STREAM_TEMPLATE_PICK).choice(images.shape[0], size=K, replace=False))
     chosen = images[pick]
     H, W = chosen.shape[1:]
     out = np.stack([ndimage.zoom(im, (size / H, size / W), order=3) for im in chosen])

@@ -31,10 +31,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backend import array_namespace, to_host
-from .data import check_positive_int, rng_for
-from .denoisers import LOGIT_FLOOR, _PAD, convert
+from .backend import array_namespace, get_dtype, to_host
+from .data import check_positive_int, memorized_subset
+from .denoisers import convert
+from .families import Family
+from .losses import monte_carlo_per_time
+from .metrics import memorization
 from .process import check_process, check_target, check_times, coefficients, loss_scale, TRAIN_TARGETS
+from .sampling import sample_with
+from .softmax import PAD_LOGIT, softmax_
+from .streams import STREAM_INIT, STREAM_SAMPLE, STREAM_TEST, STREAM_TRAIN, eval_seed, rng_for
+from .template_io import load_templates
 
 
 @dataclass(frozen=True)
@@ -91,13 +98,8 @@ def _forward(x_t, alpha, sigma, A, Mu, var, xp, mask=None):
     quad = (alpha * alpha)[..., None] * var[..., None, None] * zz / (2 * s2 * den)
     logits = lin + quad - 0.5 * C * xp.log(den)                         # (..., B, M)
     if mask is not None:
-        logits = logits + xp.where(mask, 0.0, _PAD)[..., None, :]
-    logits -= xp.max(logits, axis=-1, keepdims=True)
-    xp.maximum(logits, LOGIT_FLOOR, out=logits)
-    W = xp.exp(logits)
-    if mask is not None:
-        W *= mask[..., None, :]
-    W /= xp.sum(W, axis=-1, keepdims=True)
+        logits = logits + xp.where(mask, 0.0, PAD_LOGIT)[..., None, :]
+    W = softmax_(logits, -1, xp, None if mask is None else mask[..., None, :])
     x0hat = xp.matmul(W[..., None, :] * chat, A[..., None, :, :])        # (..., B, C, P)
     return {"z": z, "zz": zz, "chat": chat, "den": den, "n": n, "mT": mT, "W": W, "x0hat": x0hat}
 
@@ -282,14 +284,12 @@ def make_template_dataset(cfg, xp=np):
     """Templates from ``cfg.template_file`` (default: the shipped set), K =
     ``cfg.components`` of them at ``cfg.image_size``^2 pixels, ``cfg.colors`` channels,
     color variance ``cfg.data_var``; N training and ``cfg.test_samples`` held-out images."""
-    from .backend import get_dtype
-    from .template_io import load_templates
     dtype = get_dtype(cfg.dtype)
     A = load_templates(cfg.template_file, K=cfg.components, size=cfg.image_size, seed=cfg.seed)
     mix = make_template_mixture(A, cfg.colors, color_var=cfg.data_var, xp=xp, dtype=dtype,
                                 shape=(cfg.image_size, cfg.image_size))
-    X, y, c = _draw(mix, cfg.samples, rng_for(cfg.seed, 1), xp, dtype)
-    Xt, yt, _ = _draw(mix, cfg.test_samples, rng_for(cfg.seed, 2), xp, dtype)
+    X, y, c = _draw(mix, cfg.samples, rng_for(cfg.seed, STREAM_TRAIN), xp, dtype)
+    Xt, yt, _ = _draw(mix, cfg.test_samples, rng_for(cfg.seed, STREAM_TEST), xp, dtype)
     return TemplateDataset(mix, X, y, c, Xt, yt, int(cfg.seed))
 
 
@@ -317,7 +317,6 @@ def init_template_params(ds, M, cfg, rng):
 
 
 def _per_time(A, Mu, var, S, cfg, seed, xp):
-    from .losses import monte_carlo_per_time
     std = xp.asarray([np.sqrt(float(var))])
 
     def rows_loss(x0, eps, alpha, sigma, wt):
@@ -335,7 +334,6 @@ def _memorizing_params(ds, idx, xp):
 
 def template_baselines(ds, cfg, xp):
     """Per-time train/test losses of the true model and of the memorizing model."""
-    from .train import eval_seed
     out = {}
     mem = _memorizing_params(ds, np.arange(ds.labels.shape[0]), xp)
     for name, (A, Mu, var) in (("generalizing", (ds.mixture.templates, ds.mixture.color_means,
@@ -349,10 +347,6 @@ def template_baselines(ds, cfg, xp):
 def evaluate_templates(ds, M, params, cfg, xp, baselines):
     """Metrics of one trained template model (memorization ratio on the flattened
     images, learned color variance, per-time losses beside the baselines)."""
-    from .data import memorized_subset
-    from .metrics import memorization
-    from .sampling import sample_with
-    from .train import STREAM_SAMPLE, eval_seed
     A, Mu = params["templates"], params["colors"]
     var = float(to_host(params["std"]).astype(np.float64) ** 2)
     C, P = ds.X.shape[1:]
@@ -384,3 +378,17 @@ def evaluate_templates(ds, M, params, cfg, xp, baselines):
         "per_time_losses": {k: np.asarray(v).tolist() for k, v in losses.items()},
         "pmem_subset": subset.tolist(),
     }, {"generated": to_host(gen)}
+
+
+def _family_init(ds, M, cfg):
+    return init_template_params(ds, M, cfg, rng_for(cfg.seed, STREAM_INIT, M))
+
+
+def _family_loss(params, x0, eps, alpha, sigma, wt, xp, mask):
+    l, gA, gM, gs = _batched_loss_and_grad(params["templates"], params["colors"], params["std"],
+                                           x0, eps, alpha, sigma, wt, xp, mask)
+    return l, {"templates": gA, "colors": gM, "std": gs}
+
+
+FAMILY = Family(dataset=make_template_dataset, init=_family_init, loss=_family_loss,
+                evaluate=evaluate_templates, baselines=template_baselines)

@@ -241,26 +241,29 @@ def test_samplers_reproduce_a_gaussian():
 def test_failure_during_evaluation_keeps_the_trained_batch(tmp_path, monkeypatch):
     """The final checkpoint outlives a crash in evaluation; the rerun evaluates the
     remaining size from it (no retraining) and matches an uninterrupted run bitwise."""
-    import gmmdiff.train as tr
+    import dataclasses
+
+    import gmmdiff.gmm as gmm
+    import gmmdiff.runs as runs
     cfg = TrainConfig(dim=3, components=2, samples=8, steps=40, noise_draws=2, lr_peak=1e-2,
                       eval_samples=6, eval_noise_draws=2)
     ref = tmp_path / "ref"
     run(cfg, [2, 8], str(ref), np)
-    real = tr.evaluate_gmm
+    real = gmm.FAMILY
 
     def flaky(dataset, M, *args, **kwargs):
         if M == 8:
             raise RuntimeError("simulated crash while evaluating M = 8")
-        return real(dataset, M, *args, **kwargs)
+        return real.evaluate(dataset, M, *args, **kwargs)
 
     out = tmp_path / "crash"
-    monkeypatch.setattr(tr, "evaluate_gmm", flaky)
+    monkeypatch.setattr(gmm, "FAMILY", dataclasses.replace(real, evaluate=flaky))
     with pytest.raises(RuntimeError):
         run(cfg, [2, 8], str(out), np)
     assert (out / "checkpoint.npz").exists() and (out / "model_M00002.json").exists()
-    monkeypatch.setattr(tr, "evaluate_gmm", real)
+    monkeypatch.setattr(gmm, "FAMILY", real)
     calls = []
-    monkeypatch.setattr(tr, "train", lambda *a, **k: calls.append(1))   # must not retrain
+    monkeypatch.setattr(runs, "train", lambda *a, **k: calls.append(1))   # must not retrain
     run(cfg, [2, 8], str(out), np)
     assert not calls and not (out / "checkpoint.npz").exists()
     for M in (2, 8):

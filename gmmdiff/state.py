@@ -1,0 +1,128 @@
+"""The training state of a batch of models and its checkpoint format.
+
+Models of sizes M_1..M_J are packed into per-component arrays ``(J, Mmax, ...)`` with a
+component mask ``(J, Mmax)``; padding components get weight 0 and zero gradient, so each
+model trains exactly as it would alone. A checkpoint is one NPZ file (no pickle) holding
+the parameters (``param_<name>``), the optimizer state (``opt_<slot>_<name>``,
+``opt_count``), the mask, the step, the sizes, each model's configuration index
+(``owners``) and name (``labels``), and the logged losses: everything needed to continue
+bit for bit (the training noise is stateless, :mod:`gmmdiff.draws`).
+"""
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import optim
+from .backend import array_namespace, get_dtype, to_host
+from .storage import read_npz, write_npz
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training bit for bit.
+
+    params : dict name -> (J, Mmax, ...) per-component arrays and "std" (J,);
+    mask : (J, Mmax) bool;  opt : optimizer state;  step : steps done;
+    sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host);
+    owners : (J,) index of each model's configuration in a multi-configuration batch
+    (all 0 for one configuration);  labels : (J,) names checked when resuming.
+    """
+    sizes: list
+    params: dict
+    mask: object
+    opt: dict
+    step: int
+    loss_steps: list
+    losses: list
+    owners: list = None
+    labels: list = None
+
+    def __post_init__(self):
+        self.owners = list(self.owners) if self.owners is not None else [0] * len(self.sizes)
+        self.labels = list(self.labels) if self.labels is not None else [f"M={M}" for M in self.sizes]
+
+    @property
+    def means(self):
+        """GMM means (J, Mmax, d) (the "gmm" family's per-component parameter)."""
+        return self.params["means"]
+
+    @property
+    def std(self):
+        """Standard deviations (J,)."""
+        return self.params["std"]
+
+    def save(self, path):
+        """Write the checkpoint NPZ atomically."""
+        arrays = {"mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
+                  "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
+                  "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
+                  "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes)),
+                  "owners": np.asarray(self.owners, dtype=np.int64), "labels": np.asarray(self.labels)}
+        arrays.update({"param_" + k: to_host(v) for k, v in self.params.items()})
+        arrays.update({"opt_" + k: to_host(v) for k, v in self.opt.items() if k != "count"})
+        write_npz(path, arrays)
+
+    def select(self, idx, owners, sizes):
+        """The models ``idx`` of this state (each trains independently of the others),
+        relabelled with the caller's ``owners`` and checked against ``sizes``."""
+        if [self.sizes[i] for i in idx] != list(sizes):
+            raise ValueError("checkpoint sizes do not match its labels")
+        if list(idx) == list(range(len(self.sizes))):
+            return dataclasses.replace(self, owners=list(owners))
+        xp = array_namespace(self.mask)
+        ix = xp.asarray(np.asarray(idx))
+        Mmax = max(sizes)
+        pick = lambda a: a[ix] if a.ndim == 1 else a[ix, :Mmax]  # noqa: E731
+        return TrainState(list(sizes), {k: pick(v) for k, v in self.params.items()},
+                          self.mask[ix, :Mmax],
+                          {k: (v if k == "count" else pick(v)) for k, v in self.opt.items()},
+                          self.step, list(self.loss_steps),
+                          [[row[i] for i in idx] for row in self.losses], list(owners),
+                          [self.labels[i] for i in idx])
+
+    @classmethod
+    def load(cls, path, xp):
+        """The state saved at ``path``, its arrays on backend ``xp``."""
+        z = read_npz(path)
+        opt = {"count": int(z["opt_count"])}
+        opt.update({k[4:]: xp.asarray(v) for k, v in z.items()
+                    if k.startswith("opt_") and k != "opt_count"})
+        params = {k[6:]: xp.asarray(v) for k, v in z.items() if k.startswith("param_")}
+        return cls(sizes=[int(m) for m in z["sizes"]], params=params, mask=xp.asarray(z["mask"]),
+                   opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
+                   losses=[list(r) for r in z["losses"]], owners=[int(o) for o in z["owners"]],
+                   labels=[str(v) for v in z["labels"]])
+
+
+def init_params(dataset, M, cfg):
+    """Initial parameters of one model size as float64 host arrays: a dict with
+    per-component arrays (first axis M) and the scalar "std" (the family's ``init``)."""
+    return cfg.family().init(dataset, M, cfg)
+
+
+def initial_state(dataset, sizes, cfg, xp, *, owners=None, labels=None):
+    """Packed initial parameters (padding components zero and masked out) and a fresh
+    optimizer state.
+
+    For a multi-configuration batch, ``dataset`` and ``cfg`` are lists and ``owners``
+    (J,) gives each size's configuration index."""
+    datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
+    owners = list(owners) if owners is not None else [0] * len(sizes)
+    dtype = get_dtype(cfgs[0].dtype)
+    J, Mmax = len(sizes), max(sizes)
+    inits = [init_params(datasets[o], M, cfgs[o]) for M, o in zip(sizes, owners)]
+    mask = np.zeros((J, Mmax), dtype=bool)
+    params = {}
+    for name, first in inits[0].items():
+        if np.ndim(first) == 0:
+            packed = np.array([p[name] for p in inits], dtype=np.float64)
+        else:
+            packed = np.zeros((J, Mmax) + np.shape(first)[1:])
+            for j, p in enumerate(inits):
+                packed[j, :sizes[j]] = p[name]
+        params[name] = xp.asarray(packed, dtype=dtype)
+    for j, M in enumerate(sizes):
+        mask[j, :M] = True
+    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [],
+                      owners, labels)
