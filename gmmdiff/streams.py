@@ -10,7 +10,7 @@ key   constant                    draws
 0     ``STREAM_MEANS``            the mixture's means (SPEC 2)
 1     ``STREAM_TRAIN``            the training set (and its labels)
 2     ``STREAM_TEST``             the held-out set
-3     ``STREAM_SUBSET``           the memorized subsets of theta_pmem,M
+3     ``STREAM_SUBSET``           the memorization order of theta_pmem,M
 10    ``STREAM_INIT``             a model's initial parameters (+ M)
 11    ``STREAM_NOISE``            training times and noise (+ stream, chunk;
                                   :mod:`gmmdiff.draws`)
