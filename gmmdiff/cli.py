@@ -3,7 +3,11 @@
 The scripts only parse options and call library functions; every library ValueError
 surfaces as one line on stderr with exit code 2 (never a traceback).
 """
+import ctypes
 import functools
+import os
+import signal
+import subprocess
 import sys
 
 import click
@@ -198,3 +202,53 @@ def format_table(rows):
                      f"{f'[{lo:.2f}, {hi:.2f}]':>15} {r['learned_variance']:>10.3g} "
                      f"{r['final_train_loss']:>11.4g} {r['final_test_loss']:>11.4g}")
     return "\n".join(lines)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def without_options(argv, names):
+    """``argv`` without the options ``names`` and their values ("--jobs 2" and
+    "--jobs=2" alike)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in names:
+            skip = True
+            continue
+        if any(a.startswith(n + "=") for n in names):
+            continue
+        out.append(a)
+    return out
+
+
+def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
+    """Linux: the child gets SIGKILL when its parent dies (a killed ``--jobs`` command
+    leaves no worker behind; their locks go with them)."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)                       # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def run_workers(command, envs):
+    """Run ``command`` once per dict in ``envs`` (extra environment of each worker), all
+    at once, and wait for every one. Worker k gets GMMDIFF_WORKER=k; when workers
+    share the CPU (no device list), BLAS/OpenMP threads are capped at cores // workers
+    unless the caller set them. Returns the exit codes."""
+    procs = []
+    threads = str(max(1, (os.cpu_count() or 1) // len(envs)))
+    for k, extra in enumerate(envs):
+        env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
+        if "CUDA_VISIBLE_DEVICES" not in extra:
+            for var in THREAD_VARIABLES:
+                env.setdefault(var, threads)
+        procs.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))
+    try:
+        return [p.wait() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise

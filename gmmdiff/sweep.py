@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import locks
 from .backend import backend_name
 from .data import check_positive_int
 from .predict import SOURCES, curves_from_results, predicted_ratio
@@ -64,6 +65,25 @@ def parse_shard(spec):
 def shard(items, i, n):
     """The i-th of n disjoint parts of ``items`` (round robin, 0-based)."""
     return list(items)[i::n]
+
+
+# Named sweeps of gmmdiff-sweep --preset: the grids, model-size points and the training
+# settings that differ from TrainConfig's defaults (50,000 steps, pmem init, the paper's
+# schedule and 26-point grid in both).
+#
+# "cpu" is the paper's experiment at laptop sizes: 3 x 3 x 3 configurations x 2 seeds,
+# sizes like the built-in default's (N = 20, d = 10, K = 2) and up, 10 noise draws like
+# the built-in default. Chosen from measured step times (2-core CPU, 30 models per
+# batch: ~0.1 ms per model-step at N = 20, d = 10 and ~0.4 ms at N = 40, d = 20) so that
+# the sweep takes about an hour with --jobs 2: a coarse grid of 5 sizes (0.2N .. N)
+# and 6 refinement sizes between the coarse start and end, about 10 trained sizes per
+# configuration.
+PRESETS = {
+    "paper": dict(samples="50,100,150,200", dims="30,40,50,60", components="3,6,9,12",
+                  seeds="0", coarse=10, refine=10, noise_draws=100),
+    "cpu": dict(samples="20,30,40", dims="10,15,20", components="2,3,4", seeds="0,1",
+                coarse=5, refine=6, noise_draws=10),
+}
 
 
 @dataclass(frozen=True)
@@ -193,33 +213,70 @@ def baselines_table(rows):
     return out
 
 
+def work_units(cfgs, *, group=True, tag=""):
+    """The units of work of a sweep (or of one shard of it, ``tag`` naming the shard):
+    ``[(name, [configurations])]``. With ``group``, configurations that share N and d
+    (seeds and K) form one unit, trained in one array program; without, each
+    configuration is a unit. Units come largest first (estimated cost per step
+    ~ N noise_draws (N + d) per configuration), so processes that take units in turn
+    finish close together."""
+    units = {}
+    for cfg in cfgs:
+        key = f"N{cfg.samples}-d{cfg.dim}{tag}" if group else run_name(cfg)
+        units.setdefault(key, []).append(cfg)
+
+    def cost(item):
+        c = item[1][0]
+        return c.samples * c.noise_draws * (c.samples + c.dim) * len(item[1])
+
+    return sorted(units.items(), key=cost, reverse=True)
+
+
+def is_complete(sweep_dir, cfg):
+    """Whether configuration ``cfg`` of the sweep is finished (its transition.json)."""
+    return os.path.exists(os.path.join(sweep_dir, run_name(cfg), "transition.json"))
+
+
 def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=print,
               checkpoint_every=1000, group=True, fused=False):
     """Run (or resume) this shard's configurations; finished ones are skipped.
 
-    With ``group`` the shard's unfinished configurations that share N and d (different
-    seeds and K) train together in one array program per phase; without it, one
-    configuration at a time. Results are the same either way (each model keeps its own
-    draws), up to floating-point rounding.
+    With ``group`` the shard's configurations that share N and d (different seeds and
+    K) train together in one array program per phase; without it, one configuration at
+    a time. Results are the same either way (each model keeps its own draws), up to
+    floating-point rounding, and the same whichever process trains a unit.
+
+    Each unit of work (:func:`work_units`) is claimed with a lock file in the sweep
+    directory (:mod:`gmmdiff.locks`) for as long as it trains: several processes running
+    the same sweep command on one directory (``--jobs``, ``--devices``, or commands
+    started by hand on several machines) share the units dynamically, each taking the
+    next free one. Returns the units this process skipped because another live process
+    held them, as ``[(name, holder)]``.
     """
     spec.validate()
     open_sweep(sweep_dir, spec, backend_name(xp))
     i, n = shard_spec
     mine = shard(spec.configurations(), i, n)
-    todo = []
     for cfg in mine:
-        done = os.path.exists(os.path.join(sweep_dir, run_name(cfg), "transition.json"))
-        echo(f"{run_name(cfg)}: {'done' if done else 'to train'}")
-        if not done:
-            todo.append(cfg)
-    groups = {}
-    for cfg in todo:
-        groups.setdefault((cfg.samples, cfg.dim) if group else run_name(cfg), []).append(cfg)
-    for k, (key, cfgs) in enumerate(groups.items()):
-        tag = (f"N{key[0]}-d{key[1]}-shard{i}of{n}" if group else key)
-        echo(f"[{k + 1}/{len(groups)}] training {', '.join(run_name(c) for c in cfgs)}")
-        run_group(cfgs, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=tag,
-                  callback=callback, checkpoint_every=checkpoint_every, fused=fused)
+        echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
+    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
+    busy = []
+    for name, cfgs in units:
+        if all(is_complete(sweep_dir, c) for c in cfgs):
+            continue
+        lock = locks.try_lock(os.path.join(sweep_dir, f".lock-{name}"))
+        if lock is None:
+            holder = locks.Lock(os.path.join(sweep_dir, f".lock-{name}")).holder()
+            echo(f"{name}: being trained by {holder}; skipped")
+            busy.append((name, holder))
+            continue
+        with lock:
+            todo = [c for c in cfgs if not is_complete(sweep_dir, c)]  # as of the claim
+            if todo:
+                echo(f"training {', '.join(run_name(c) for c in todo)}")
+                run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
+                          callback=callback, checkpoint_every=checkpoint_every, fused=fused)
+    return busy
 
 
 SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
