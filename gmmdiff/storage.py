@@ -12,28 +12,107 @@ A run directory holds
 
 Writes go to a temporary file in the same directory, are flushed and fsynced, then
 renamed over the target (atomic on POSIX): a killed run leaves either the old file or
-the new one, never a partial file under the final name.
+the new one, never a partial file under the final name. A temporary file is named
+``.tmp-<pid>@<host>-...`` after its writer, so the next process to open the directory
+can tell a killed writer's leftover (its process is gone, or the file is more than an
+hour old) from a file another live process is writing right now. Files are created with
+the permissions the user's umask gives any new file (``0666 & ~umask``), so a sweep
+directory shared with colleagues is readable by them.
+
+A run directory is held by one process at a time: :class:`RunDir` takes the
+directory's lock (:mod:`gmmdiff.locks`) before it writes anything, and cleans what a
+killed holder left behind (temporary files, a half-written first ``config.json``).
 """
 import io
 import json
 import os
+import socket
 import tempfile
+import time
 import zipfile
 
 import numpy as np
 
-from . import __version__
+from . import __version__, locks
 
 
 class StorageError(ValueError):
     """A run directory or results file that cannot be used (message names the path)."""
 
 
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=directory)
+TMP_PREFIX = ".tmp-"
+STALE_AFTER_S = 3600        # a temporary file older than this has no live writer
+
+
+def _umask():
+    """The process's umask (read from /proc where possible: os.umask can only be read by
+    setting it)."""
     try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    mask = os.umask(0o022)  # pragma: no cover
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _temporary_prefix():
+    return f"{TMP_PREFIX}{os.getpid()}@{socket.gethostname()}-"
+
+
+def is_stale_temporary(path):
+    """Whether temporary file ``path`` (``.tmp-<pid>@<host>-...``) is a leftover: its
+    writer was on this host and is gone, or it is older than :data:`STALE_AFTER_S`
+    (writes take seconds). Files of the older unnamed form count as leftovers too."""
+    name = os.path.basename(path)
+    try:
+        age = time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return False
+    if age > STALE_AFTER_S:
+        return True
+    head = name[len(TMP_PREFIX):].split("-", 1)[0]
+    pid, _, host = head.partition("@")
+    if not pid.isdigit() or not host:
+        return True
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # pragma: no cover - alive, another user's
+        return False
+    return False
+
+
+def remove_temporaries(directory, *, only_stale=True):
+    """Delete leftover temporary files in ``directory`` (all of them with
+    ``only_stale=False``, for a directory whose lock this process holds). Returns the
+    names removed."""
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.startswith(TMP_PREFIX) and (not only_stale or is_stale_temporary(path)):
+            try:
+                os.unlink(path)
+                removed.append(name)
+            except FileNotFoundError:  # pragma: no cover - raced with its writer's rename
+                pass
+    return removed
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` atomically (temporary file + fsync + rename), with the
+    permissions the umask gives a new file."""
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(), suffix=os.path.basename(path),
+                               dir=directory)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -102,18 +181,40 @@ def read_npz(path):
         raise StorageError(f"corrupt or truncated NPZ file {path}: {exc}") from None
 
 
+def read_record(path, required=()):
+    """A JSON file that must hold an object with the keys ``required``; anything else
+    (a list, a missing key) raises StorageError naming the file."""
+    obj = read_json(path)
+    missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
+    if not isinstance(obj, dict) or missing:
+        what = "a JSON object" + (f" with {', '.join(repr(k) for k in required)}" if required else "")
+        raise StorageError(f"{path} is not a gmmdiff file (expected {what}); remove it or "
+                           "choose another directory")
+    return obj
+
+
 def check_identity(path, identity, refusal, advice):
     """Raise StorageError unless the identity stored in JSON file ``path`` equals
     ``identity``; the message is ``refusal`` plus the differing keys and ``advice``."""
-    found = read_json(path).get("identity") or {}
+    found = read_record(path, ("identity",))["identity"]
     identity = jsonable(identity)
+    if not isinstance(found, dict):
+        raise StorageError(f"{path} is not a gmmdiff file (its identity is not an object); "
+                           "remove it or choose another directory")
     if found != identity:
         diff = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
         raise StorageError(f"{refusal} (differs in: {', '.join(diff) or 'format'}); {advice}")
 
 
+def leftovers_only(directory):
+    """Whether ``directory`` holds nothing but what a killed gmmdiff process can leave
+    behind before its first file: temporary files and lock files."""
+    return all(n.startswith((TMP_PREFIX, ".lock")) for n in os.listdir(directory))
+
+
 class RunDir:
-    """One run directory: a configuration and the results of its model sizes.
+    """One run directory: a configuration and the results of its model sizes, held by
+    this process until :meth:`close` (or the end of a ``with`` block).
 
     Parameters
     ----------
@@ -121,42 +222,67 @@ class RunDir:
     identity : dict of the settings that determine every result; a directory created
         with a different identity is refused
     meta : extra facts recorded in config.json (version, ...) but not compared
+
+    Opening checks everything it can before writing anything (:meth:`check`), then takes
+    the directory's lock (a second process on the same run is refused with one line
+    naming the holder), removes what a killed holder left (temporary files, including a
+    half-written first config.json), and writes config.json if there is none.
     """
 
     def __init__(self, path, identity, meta=None):
         self.path = os.path.abspath(path)
         self.identity = jsonable(identity)
-        if os.path.exists(self.path) and not os.path.isdir(self.path):
-            raise StorageError(f"--out {path} exists and is not a directory")
+        self.check(path, self.identity)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as exc:
             raise StorageError(f"cannot create run directory {path}: {exc.strerror}") from None
-        if not os.access(self.path, os.W_OK | os.X_OK):
-            raise StorageError(f"run directory {path} is not writable")
-        cfg_path = os.path.join(self.path, "config.json")
-        if os.path.exists(cfg_path):
-            self._remove_stale_temporaries()
-            check_identity(cfg_path, self.identity,
-                           f"{path} holds a run with a different configuration",
-                           "choose another --out or remove it")
-        else:
-            if os.listdir(self.path):
-                raise StorageError(f"{path} is not empty and is not a gmmdiff run directory; "
-                                   "choose an empty or new --out")
-            write_json(cfg_path, {"identity": self.identity,
-                                  "meta": dict(meta or {}, gmmdiff_version=__version__)})
+        self.lock = locks.lock_or_refuse(os.path.join(self.path, ".lock"), f"run directory {path}")
+        try:
+            remove_temporaries(self.path, only_stale=False)     # we hold the lock: all stale
+            self.check(path, self.identity)                     # again, under the lock
+            cfg_path = self.file("config.json")
+            if not os.path.exists(cfg_path):
+                write_json(cfg_path, {"identity": self.identity,
+                                      "meta": dict(meta or {}, gmmdiff_version=__version__)})
+        except BaseException:
+            self.close()
+            raise
 
-    def _remove_stale_temporaries(self):
-        """Delete temporary files a killed writer left behind (never visible under a
-        final name). A run directory has one writer at a time: a sweep gives each
-        configuration to exactly one shard."""
-        for name in os.listdir(self.path):
-            if name.startswith(".tmp-"):
-                try:
-                    os.unlink(os.path.join(self.path, name))
-                except OSError:  # pragma: no cover - raced with another cleanup
-                    pass
+    @staticmethod
+    def check(path, identity):
+        """Raise StorageError unless ``path`` can become or is a run directory of
+        ``identity``; writes nothing."""
+        full = os.path.abspath(path)
+        if os.path.exists(full) and not os.path.isdir(full):
+            raise StorageError(f"--out {path} exists and is not a directory")
+        if not os.path.isdir(full):
+            parent = os.path.dirname(full)
+            while not os.path.exists(parent):
+                parent = os.path.dirname(parent)
+            if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+                raise StorageError(f"cannot create run directory {path}: {parent} is not a "
+                                   "writable directory")
+            return
+        if not os.access(full, os.W_OK | os.X_OK):
+            raise StorageError(f"run directory {path} is not writable")
+        cfg_path = os.path.join(full, "config.json")
+        if os.path.exists(cfg_path):
+            check_identity(cfg_path, identity, f"{path} holds a run with a different configuration",
+                           "choose another --out or remove it")
+        elif not leftovers_only(full):
+            raise StorageError(f"{path} is not empty and is not a gmmdiff run directory; "
+                               "choose an empty or new --out")
+
+    def close(self):
+        """Release the directory's lock (idempotent)."""
+        self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def file(self, name):
         return os.path.join(self.path, name)
@@ -167,10 +293,7 @@ class RunDir:
 
     def completed(self):
         """Sorted model sizes listed as complete in index.json."""
-        p = self.file("index.json")
-        if not os.path.exists(p):
-            return []
-        return sorted(int(m) for m in read_json(p).get("complete", []))
+        return completed_sizes(self.path)
 
     def write_result(self, M, metrics, arrays):
         """Write one model size's parameters (NPZ), metrics (JSON), then the index."""
@@ -186,15 +309,34 @@ class RunDir:
         return read_json(self.file(stem + ".json")), read_npz(self.file(stem + ".npz"))
 
 
-def load_run(run_dir):
-    """(config dict, list of per-size metric dicts in increasing M) of a run directory."""
+def completed_sizes(run_dir):
+    """Sorted model sizes listed as complete in ``run_dir/index.json`` ([] without one)."""
+    p = os.path.join(run_dir, "index.json")
+    if not os.path.exists(p):
+        return []
+    complete = read_record(p, ("complete",))["complete"]
+    if not isinstance(complete, list) or not all(isinstance(m, int) for m in complete):
+        raise StorageError(f"{p} is not a gmmdiff index (expected a list of model sizes)")
+    return sorted(complete)
+
+
+def load_run(run_dir, *, check_arrays=False):
+    """(config dict, list of per-size metric dicts in increasing M) of a run directory.
+
+    ``check_arrays``: also read every model's NPZ, so that a truncated or corrupt one is
+    reported (StorageError naming it) instead of going unnoticed."""
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(cfg_path):
         raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
-    cfg = read_json(cfg_path)
-    index_path = os.path.join(run_dir, "index.json")
-    complete = read_json(index_path).get("complete", []) if os.path.exists(index_path) else []
-    rows = [read_json(os.path.join(run_dir, f"{RunDir.model_stem(M)}.json")) for M in sorted(complete)]
+    cfg = read_record(cfg_path, ("identity",))
+    if not isinstance(cfg["identity"], dict):
+        raise StorageError(f"{cfg_path} is not a gmmdiff file (its identity is not an object)")
+    rows = []
+    for M in completed_sizes(run_dir):
+        stem = os.path.join(run_dir, RunDir.model_stem(M))
+        rows.append(read_record(stem + ".json", ("M",)))
+        if check_arrays:
+            read_npz(stem + ".npz")
     if not rows:
         raise StorageError(f"{run_dir} holds no completed model sizes yet")
     return cfg, rows
