@@ -26,6 +26,24 @@ class UserError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+class Command(click.Command):
+    """A click command whose every error is one line on stderr: click's usage errors
+    (a bad option value, a missing argument) too, without the Usage/Try lines."""
+
+    def main(self, *args, standalone_mode=True, **kwargs):
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.ClickException as exc:
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 def handle_errors(func):
     """Turn library ValueErrors (bad input, foreign or corrupt run directories) into
     :class:`UserError`, and an interrupt into a short message."""
@@ -202,6 +220,19 @@ def format_table(rows):
                      f"{f'[{lo:.2f}, {hi:.2f}]':>15} {r['learned_variance']:>10.3g} "
                      f"{r['final_train_loss']:>11.4g} {r['final_test_loss']:>11.4g}")
     return "\n".join(lines)
+
+
+def parse_devices(spec, backend):
+    """'0,1,3' -> ['0', '1', '3'] (distinct GPU ordinals) for the cupy backend; anything
+    else raises ValueError naming the value."""
+    devs = [d.strip() for d in str(spec).split(",") if d.strip()]
+    if not devs or not all(d.isdigit() for d in devs) or len(set(devs)) != len(devs):
+        raise ValueError(f"--devices {spec!r} not understood; accepted: distinct GPU numbers "
+                         "such as 0,1,2,3")
+    if backend != "cupy":
+        raise ValueError(f"--devices {spec} runs one worker per GPU and needs --backend cupy "
+                         f"(got {backend}); for CPU workers use --jobs")
+    return devs
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")

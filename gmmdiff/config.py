@@ -17,6 +17,8 @@ from .data import check_positive_int
 from .process import TRAIN_TARGETS, check_process, check_target, time_grid
 
 INITS = ("pmem", "prior", "gaussian")
+MAX_SIZES = 10_000          # model sizes per run
+MAX_STEPS = 10**9           # optimizer steps (about a week at the fastest rates measured)
 MODELS = families.MODELS
 SAMPLERS = ("ddim", "ddpm")
 
@@ -61,6 +63,8 @@ class TrainConfig:
         check_positive_int("components", self.components)
         check_positive_int("samples", self.samples, minimum=2)
         check_positive_int("steps", self.steps)
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps = {self.steps} is above the limit of {MAX_STEPS:.0e} steps")
         check_positive_int("noise draws", self.noise_draws)
         check_positive_int("eval samples", self.eval_samples)
         check_positive_int("eval noise draws", self.eval_noise_draws)
@@ -112,19 +116,28 @@ def parse_model_sizes(spec, N):
     try:
         if ":" in spec:
             parts = [float(p) for p in spec.split(":")]
-            if len(parts) != 3 or parts[2] <= 0 or parts[0] <= 0 or parts[1] < parts[0]:
+            if (len(parts) != 3 or not all(np.isfinite(parts)) or parts[2] <= 0
+                    or parts[0] <= 0 or parts[1] < parts[0]):
                 raise ValueError
-            n = int(np.floor((parts[1] - parts[0]) / parts[2] + 1e-9)) + 1
-            sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(n)]
+            count = np.floor((parts[1] - parts[0]) / parts[2] + 1e-9) + 1
+            if count > MAX_SIZES:
+                raise ValueError(f"model sizes {spec!r} give {count:.3g} sizes; at most "
+                                 f"{MAX_SIZES} per run")
+            sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(int(count))]
         else:
             sizes = [int(p) for p in spec.split(",") if p.strip()]
-    except ValueError:
+    except ValueError as exc:
+        if "at most" in str(exc):
+            raise
         raise ValueError(f"model sizes {spec!r} not understood; accepted: a list such as "
                          "'20,40,200' or fractions of N as 'start:stop:step' such as "
                          "'0.1:1.0:0.1'") from None
     if not sizes or min(sizes) < 1:
         raise ValueError(f"model sizes {spec!r} must all be integers >= 1")
-    return sorted(set(sizes))
+    sizes = sorted(set(sizes))
+    if len(sizes) > MAX_SIZES:
+        raise ValueError(f"model sizes {spec!r} give {len(sizes)} sizes; at most {MAX_SIZES} per run")
+    return sizes
 
 
 def check_sizes(sizes, N, init):

@@ -14,7 +14,9 @@ padded to a common number of components Mmax, padding masked out):
 ``dataset(cfg, xp)``
     the seeded data set of a :class:`gmmdiff.config.TrainConfig` on backend ``xp``: an
     object with ``X (N, ...)`` training rows, ``X_test (n_test, ...)`` held-out rows and
-    whatever the family's own functions need (the data model, labels).
+    whatever the family's own functions need (the data model, labels). It is built
+    before anything is written, so it is also where bad data settings (an unreadable
+    template file, more templates than images) raise their ValueError.
 ``init(dataset, M, cfg)``
     initial parameters of one model of size M: a dict of float64 host arrays, each
     per-component array with first axis M, and the scalar ``"std"``.
@@ -30,8 +32,6 @@ padded to a common number of components Mmax, padding masked out):
 ``baselines(dataset, cfg, xp)``
     per-time losses of the family's reference models, shared by every size of a
     configuration (a dict of (T,) host arrays, merged into each size's metrics).
-``check(cfg, sizes)`` (optional)
-    raise ValueError for settings the family cannot train, before anything is written.
 
 Capabilities: ``rows_last`` (the loss takes its rows as the last axis) and ``fusable``
 (the loss accepts ``fused=True``: the cupy kernels of :mod:`gmmdiff.kernels`).
@@ -58,7 +58,6 @@ class Family:
     loss: object
     evaluate: object
     baselines: object
-    check: object = None
     rows_last: bool = False
     fusable: bool = False
 

@@ -35,7 +35,7 @@ def _save(fig, path):
 def figure2(run_dir):
     """Write the three figure-2 PNGs into ``run_dir``; returns their paths."""
     plt = _plt()
-    _, rows = load_run(run_dir)
+    _, rows = load_run(run_dir, check_arrays=True)
     x = np.array([r["M_over_N"] for r in rows])
     ratio = np.array([r["memorization"]["ratio"] for r in rows])
     lo = np.array([r["memorization"]["interval"][0] for r in rows])
@@ -157,7 +157,7 @@ def sweep_figures(sweep_dir):
     """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
     several seeds) of a sweep directory; returns the paths written."""
     from .storage import read_json
-    from .sweep import read_sweep, results_of, run_name
+    from .sweep import read_sweep, run_name
     spec = read_sweep(sweep_dir)
     paths, by_setting = [], {}
     for cfg in spec.configurations():
@@ -166,7 +166,7 @@ def sweep_figures(sweep_dir):
             continue
         if not paths:
             paths.append(figure1(rd, os.path.join(sweep_dir, "fig1_losses_vs_approximations.png")))
-        rows = results_of(rd)
+        rows = load_run(rd, check_arrays=True)[1]
         key = f"N={cfg.samples} d={cfg.dim} K={cfg.components}"
         by_setting.setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
                                                np.array([r["memorization"]["ratio"] for r in rows])))
@@ -198,6 +198,8 @@ def figure5(run_dir, path=None, n_show=8):
     plt = _plt()
     cfg_json, rows = load_run(run_dir)
     ident = {k: v for k, v in cfg_json["identity"].items() if k != "backend"}
+    if ident.get("template_file") is not None:           # identity holds the content hash
+        ident["template_file"] = cfg_json.get("meta", {}).get("template_file")
     cfg = TrainConfig(**ident)
     ds = cfg.dataset()
     shape = ds.mixture.shape

@@ -8,18 +8,37 @@ array program, each writing into its own run directory. A killed run resumes fro
 last checkpoint; finished sizes are never retrained.
 """
 import dataclasses
+import hashlib
 import os
 
 from .backend import backend_name, to_host
 from .config import check_batchable, check_sizes
 from .state import TrainState, initial_state
-from .storage import RunDir
+from .memory import check_run_fits
+from .storage import RunDir, StorageError, completed_sizes
 from .train import check_fused, train
 
 
 def identity(cfg, backend):
-    """The settings a run directory is tied to."""
-    return dict(dataclasses.asdict(cfg), backend=backend)
+    """The settings a run directory is tied to. A template file enters by the SHA-256 of
+    its content, not its path: the same file by another path is the same run, a file
+    changed in place is not."""
+    ident = dict(dataclasses.asdict(cfg), backend=backend)
+    if cfg.template_file is not None:
+        ident["template_file"] = "sha256:" + file_sha256(cfg.template_file)
+    return ident
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file's content (ValueError naming an unreadable file)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise ValueError(f"cannot read template file {path}: {exc.strerror}") from None
+    return h.hexdigest()
 
 
 def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None, fused=False):
@@ -65,7 +84,34 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
     for c, _, sz in items:
         check_sizes(sz, c.samples, c.init)
     backend = backend_name(xp)
-    rds = [RunDir(out, identity(c, backend)) for c, out, _ in items]
+    idents = [identity(c, backend) for c in cfgs]
+    # everything is checked before anything is written: the directories, the data (a
+    # bad template file raises here), the memory the pending sizes need
+    for (c, out, _), ident in zip(items, idents):
+        RunDir.check(out, ident)
+    pending = [M for (_, out, sz) in items for M in sz
+               if not os.path.isdir(out) or M not in completed_sizes(out)]
+    if pending:
+        check_run_fits(cfgs[0], pending, xp, n_configs=len(cfgs))
+    datasets = [c.dataset(xp) for c in cfgs]
+    meta = [{"template_file": c.template_file} if c.template_file is not None else {} for c in cfgs]
+    rds = []
+    try:
+        for (c, out, _), ident, m in zip(items, idents, meta):
+            rds.append(RunDir(out, ident, meta=m))
+        _train_and_evaluate(items, cfgs, datasets, rds, xp, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every, callback=callback,
+                            log_every=log_every, fused=fused)
+        return [[rd.read_result(M)[0] for M in sz] for rd, (_, _, sz) in zip(rds, items)]
+    finally:
+        for rd in rds:
+            rd.close()
+
+
+def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoint_every,
+                        callback, log_every, fused):
+    """The pending sizes of the (open, locked) run directories ``rds``: resume or start,
+    train, evaluate, write each result; the batch's checkpoint is removed at the end."""
     sizes, owners, labels = [], [], []
     for o, ((_, _, sz), rd) in enumerate(zip(items, rds)):
         done = set(rd.completed())
@@ -74,26 +120,40 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
                 sizes.append(M)
                 owners.append(o)
                 labels.append(f"{os.path.basename(rd.path)}:M={M}")
-    if sizes:
-        datasets = [c.dataset(xp) for c in cfgs]
-        ckpt = checkpoint or rds[0].file("checkpoint.npz")
-        state = _resume(ckpt, labels, owners, sizes, xp)
-        if state is None:
-            state = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
-        if state.step < cfgs[0].steps:
-            state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
-                          checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
-        fam = cfgs[0].family()                                           # shared by the batch
-        baselines = {}
-        for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
-            cfg, ds = cfgs[o], datasets[o]
-            if o not in baselines:
-                baselines[o] = fam.baselines(ds, cfg, xp)
-            params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
-            metrics, extra = fam.evaluate(ds, M, params, cfg, xp, baselines[o])
-            metrics["training_loss"] = {"steps": list(state.loss_steps),
-                                        "loss": [row[j] for row in state.losses]}
-            rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
-                                             "generated": extra["generated"]})
-        os.unlink(ckpt)
-    return [[rd.read_result(M)[0] for M in sz] for rd, (_, _, sz) in zip(rds, items)]
+    ckpt = checkpoint or rds[0].file("checkpoint.npz")
+    if not sizes:
+        _remove_finished_checkpoint(ckpt, rds)
+        return
+    state = _resume(ckpt, labels, owners, sizes, xp)
+    if state is None:
+        state = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
+    if state.step < cfgs[0].steps:
+        state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
+                      checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
+    fam = cfgs[0].family()                                               # shared by the batch
+    baselines = {}
+    for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
+        cfg, ds = cfgs[o], datasets[o]
+        if o not in baselines:
+            baselines[o] = fam.baselines(ds, cfg, xp)
+        params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
+        metrics, extra = fam.evaluate(ds, M, params, cfg, xp, baselines[o])
+        metrics["training_loss"] = {"steps": list(state.loss_steps),
+                                    "loss": [row[j] for row in state.losses]}
+        rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
+                                         "generated": extra["generated"]})
+    os.unlink(ckpt)
+
+
+def _remove_finished_checkpoint(path, rds):
+    """A checkpoint whose every model is already complete is what a kill between the
+    last result and the checkpoint's removal leaves: remove it."""
+    if not os.path.exists(path):
+        return
+    try:
+        labels = TrainState.labels_in(path)
+    except StorageError:
+        return
+    done = {f"{os.path.basename(rd.path)}:M={M}" for rd in rds for M in rd.completed()}
+    if set(labels) <= done:
+        os.unlink(path)

@@ -15,7 +15,9 @@ import numpy as np
 
 from . import optim
 from .backend import array_namespace, get_dtype, to_host
-from .storage import read_npz, write_npz
+from .storage import StorageError, read_npz, write_npz
+
+CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels")
 
 
 @dataclass
@@ -81,10 +83,25 @@ class TrainState:
                           [[row[i] for i in idx] for row in self.losses], list(owners),
                           [self.labels[i] for i in idx])
 
+    @staticmethod
+    def _read(path):
+        z = read_npz(path)
+        missing = [k for k in CHECKPOINT_KEYS if k not in z]
+        if missing or not any(k.startswith("param_") for k in z):
+            raise StorageError(f"{path} is not a gmmdiff checkpoint (missing "
+                               f"{', '.join(missing) or 'parameters'}); remove it to start the "
+                               "pending sizes from scratch")
+        return z
+
+    @classmethod
+    def labels_in(cls, path):
+        """The model labels of the checkpoint at ``path`` (StorageError if it is none)."""
+        return [str(v) for v in cls._read(path)["labels"]]
+
     @classmethod
     def load(cls, path, xp):
         """The state saved at ``path``, its arrays on backend ``xp``."""
-        z = read_npz(path)
+        z = cls._read(path)
         opt = {"count": int(z["opt_count"])}
         opt.update({k[4:]: xp.asarray(v) for k, v in z.items()
                     if k.startswith("opt_") and k != "opt_count"})

@@ -29,12 +29,13 @@ import numpy as np
 
 from . import locks
 from .backend import backend_name
-from .data import check_positive_int
-from .predict import SOURCES, curves_from_results, predicted_ratio
-from .storage import (StorageError, atomic_write_bytes, check_identity, load_run, read_json,
-                      write_json)
 from .config import TrainConfig
+from .data import check_positive_int
+from .memory import check_run_fits
+from .predict import SOURCES, curves_from_results, predicted_ratio
 from .runs import run_batch
+from .storage import (StorageError, atomic_write_bytes, check_identity, leftovers_only, load_run,
+                      read_json, read_record, remove_temporaries, write_json)
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -86,6 +87,9 @@ PRESETS = {
 }
 
 
+MAX_POINTS = 1000           # model sizes per phase and configuration
+
+
 @dataclass(frozen=True)
 class SweepSpec:
     """The grids of a sweep and the training settings shared by its configurations."""
@@ -97,11 +101,20 @@ class SweepSpec:
     coarse: int = 10
     refine: int = 10
 
-    def validate(self):
-        check_positive_int("coarse grid points", self.coarse, minimum=2)
-        check_positive_int("refinement points", self.refine, minimum=0)
+    def validate(self, xp=np):
+        """Raise ValueError naming the first bad setting, or a configuration whose
+        training would not fit in memory; writes nothing."""
+        check_positive_int("coarse grid points (--coarse)", self.coarse, minimum=2)
+        check_positive_int("refinement points (--refine)", self.refine, minimum=0)
+        if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
+            raise ValueError(f"--coarse {self.coarse} / --refine {self.refine}: at most "
+                             f"{MAX_POINTS} model sizes per phase")
         for cfg in self.configurations():
             cfg.validate()
+        # the costliest unit: the largest N and d, every K and seed in one batch
+        big = max(self.configurations(), key=lambda c: (c.samples, c.dim))
+        n_big = len(self.components) * len(self.seeds)
+        check_run_fits(big, coarse_sizes(big.samples, self.coarse) * n_big, xp, n_configs=n_big)
         return self
 
     def configurations(self):
@@ -145,14 +158,42 @@ def refine_sizes(M, ratio, N, points):
 
 
 def open_sweep(sweep_dir, spec, backend):
-    """Create or check ``sweep_dir/sweep.json``; refuses a different sweep."""
-    os.makedirs(sweep_dir, exist_ok=True)
+    """Create or check ``sweep_dir/sweep.json`` (a different sweep, or a directory that
+    holds anything else, is refused) and clean what killed processes left: temporary
+    files whose writer is gone, lock files no live process holds."""
     path = os.path.join(sweep_dir, "sweep.json")
     ident = spec.identity(backend)
+    if os.path.exists(sweep_dir) and not os.path.isdir(sweep_dir):
+        raise StorageError(f"--out {sweep_dir} exists and is not a directory")
     if os.path.exists(path):
         check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
-    else:
+    elif os.path.isdir(sweep_dir) and not leftovers_only(sweep_dir):
+        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
+                           "choose an empty or new --out")
+    try:
+        os.makedirs(sweep_dir, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create sweep directory {sweep_dir}: {exc.strerror}") from None
+    remove_temporaries(sweep_dir)
+    locks.remove_stale_locks(sweep_dir)
+    if not os.path.exists(path):
         write_json(path, {"identity": ident})
+
+
+def _tidy_finished_unit(sweep_dir, name, cfgs):
+    """Remove what kills left in a finished unit (whose lock the caller holds): its
+    checkpoints (a kill between its last result and their removal) and temporary files
+    in its configurations' run directories."""
+    for phase in ("coarse", "refine"):
+        p = os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz")
+        if os.path.exists(p):
+            os.unlink(p)
+    for cfg in cfgs:
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        lock = locks.try_lock(os.path.join(rd, ".lock"))
+        if lock is not None:
+            with lock:
+                remove_temporaries(rd, only_stale=False)
 
 
 def results_of(run_dir):
@@ -253,7 +294,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     next free one. Returns the units this process skipped because another live process
     held them, as ``[(name, holder)]``.
     """
-    spec.validate()
+    spec.validate(xp)
     open_sweep(sweep_dir, spec, backend_name(xp))
     i, n = shard_spec
     mine = shard(spec.configurations(), i, n)
@@ -262,9 +303,11 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
     busy = []
     for name, cfgs in units:
-        if all(is_complete(sweep_dir, c) for c in cfgs):
-            continue
         lock = locks.try_lock(os.path.join(sweep_dir, f".lock-{name}"))
+        if lock is not None and all(is_complete(sweep_dir, c) for c in cfgs):
+            with lock:
+                _tidy_finished_unit(sweep_dir, name, cfgs)
+            continue
         if lock is None:
             holder = locks.Lock(os.path.join(sweep_dir, f".lock-{name}")).holder()
             echo(f"{name}: being trained by {holder}; skipped")
@@ -272,7 +315,9 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             continue
         with lock:
             todo = [c for c in cfgs if not is_complete(sweep_dir, c)]  # as of the claim
-            if todo:
+            if not todo:
+                _tidy_finished_unit(sweep_dir, name, cfgs)
+            else:
                 echo(f"training {', '.join(run_name(c) for c in todo)}")
                 run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
                           callback=callback, checkpoint_every=checkpoint_every, fused=fused)
@@ -340,11 +385,18 @@ def read_sweep(sweep_dir):
     path = os.path.join(sweep_dir, "sweep.json")
     if not os.path.isfile(path):
         raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json)")
-    return spec_from_identity(read_json(path)["identity"])
+    try:
+        return spec_from_identity(read_record(path, ("identity",))["identity"])
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"{path} is not a gmmdiff sweep file ({type(exc).__name__}: {exc}); "
+                           "it was not written by gmmdiff-sweep") from None
 
 
 def spec_from_identity(ident):
-    base = TrainConfig(**ident["base"])
+    """The :class:`SweepSpec` of a sweep identity (``sweep.json``)."""
+    base = TrainConfig(**ident["base"]).validate()
     return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
                      components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
                      base=base, coarse=ident["coarse"], refine=ident["refine"])

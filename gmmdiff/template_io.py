@@ -78,7 +78,12 @@ def read_images(path=None):
         data = read_idx(path)
     if data.ndim != 3 or min(data.shape) < 1:
         raise TemplateFileError(f"{path}: expected images of shape (n, H, W); got {data.shape}")
-    return np.asarray(data, dtype=np.float64)
+    if data.dtype.kind not in "biuf":
+        raise TemplateFileError(f"{path}: expected numeric images; got dtype {data.dtype}")
+    data = np.asarray(data, dtype=np.float64)
+    if not np.all(np.isfinite(data)):
+        raise TemplateFileError(f"{path}: the images hold NaN or infinite values")
+    return data
 
 
 def load_templates(path=None, K=8, size=15, seed=0):
@@ -95,7 +100,7 @@ def load_templates(path=None, K=8, size=15, seed=0):
     H, W = chosen.shape[1:]
     out = np.stack([ndimage.zoom(im, (size / H, size / W), order=3) for im in chosen])
     lo, hi = out.min(), out.max()
-    if hi <= lo:
+    if hi - lo <= 1e-9 * max(1.0, abs(hi)):      # resizing leaves rounding on a constant set
         raise TemplateFileError(f"{path or 'the default set'}: the chosen templates are constant")
     return ((out - lo) / (hi - lo)).reshape(K, size * size)
 

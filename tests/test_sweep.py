@@ -230,17 +230,38 @@ def test_grouped_sweep_equals_one_configuration_at_a_time(tmp_path, tiny_sweep):
 
 
 @pytest.mark.slow
-def test_devices_run_one_worker_per_device_and_cover_the_sweep(tmp_path, tiny_sweep):
-    """--devices starts one worker per listed device with its own shard (numpy backend
-    here, so no GPU is needed to check the orchestration)."""
+def test_jobs_share_the_sweep_and_give_bit_identical_results(tmp_path, tiny_sweep):
+    """--jobs 2 starts two workers that claim the units (configurations sharing N and d)
+    in turn: every file of every configuration equals the one-job sweep's, bit for bit,
+    and nothing is left behind (no lock, no temporary file, no checkpoint)."""
     out = tmp_path / "workers"
     cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *TINY,
-           "--devices", "0,1", "--out", str(out)]
-    subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=ROOT), check=True, capture_output=True)
-    runner = CliRunner()
-    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
-    runner.invoke(load_script("gmmdiff-sweep"), ["--summary", str(tiny_sweep)])
-    assert (out / "summary.csv").read_text() == (tiny_sweep / "summary.csv").read_text()
+           "--jobs", "2", "--out", str(out)]
+    done = subprocess.run(cmd, env=dict(os.environ, PYTHONPATH=ROOT), check=True,
+                          capture_output=True, text=True)
+    assert "[worker 0]" in done.stdout and "[worker 1]" in done.stdout
+    assert done.stdout.count("] training") == 2                  # each unit trained once
+    names = sorted(p.name for p in tiny_sweep.iterdir() if p.is_dir())
+    assert names == sorted(p.name for p in out.iterdir() if p.is_dir())
+    for name in names:
+        for f in sorted((tiny_sweep / name).iterdir()):
+            if f.suffix == ".npz":
+                a, b = read_npz(str(f)), read_npz(str(out / name / f.name))
+                assert a.keys() == b.keys()
+                for k in a:
+                    np.testing.assert_array_equal(a[k], b[k])
+            elif f.name != "config.json":
+                assert f.read_bytes() == (out / name / f.name).read_bytes(), (name, f.name)
+    assert sorted(p.name for p in out.iterdir() if not p.is_dir()) == ["sweep.json"]
+
+
+def test_devices_need_gpu_numbers_and_the_cupy_backend(tmp_path):
+    for spec, match in ((",,", "not understood"), ("abc", "not understood"), ("0,0", "not understood"),
+                        ("0,1", "needs --backend cupy")):
+        result = CliRunner().invoke(load_script("gmmdiff-sweep"),
+                                    TINY + ["--devices", spec, "--out", str(tmp_path / "s")])
+        assert result.exit_code == 2 and match in result.output, (spec, result.output)
+        assert not (tmp_path / "s").exists()
 
 
 def test_a_constant_predictor_does_not_beat_the_trivial_one():

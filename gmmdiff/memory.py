@@ -1,0 +1,92 @@
+"""Memory a run needs, estimated before anything is allocated or written.
+
+A run that cannot fit should be refused at once with one line naming the options that
+make it big, not crash after hours of training (or, worse, after training, while
+evaluating). :func:`run_bytes` estimates the peak of each stage from the shapes alone
+-- the data, the training step's (models x components x rows) blocks, the noise
+chunks, the evaluation -- with the number of live arrays of each shape counted
+generously; :func:`check_run_fits` compares the largest with the memory available
+(host: MemAvailable of /proc/meminfo; cupy: the device's free memory).
+"""
+import os
+
+import numpy as np
+
+from .buckets import BUCKET_OVERHEAD, plan_buckets
+from .draws import draw_chunk_steps
+
+GiB = 2.0 ** 30
+
+
+def available_bytes(xp=np):
+    """Memory this process can still use: the device's free memory on cupy, the host's
+    MemAvailable otherwise (None when unknown)."""
+    if xp is not np:  # pragma: no cover - GPU only
+        free, _ = xp.cuda.runtime.memGetInfo()
+        return int(free)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return None
+
+
+def _row_size(cfg):
+    """Numbers per data row: d for the GMM, C x pixels for templates."""
+    if cfg.model == "templates":
+        return cfg.colors * cfg.image_size ** 2
+    return cfg.dim
+
+
+def run_bytes(cfg, sizes, n_configs=1, backend="numpy"):
+    """Estimated peak bytes of each stage of training and evaluating models of ``sizes``
+    (J models in all, over ``n_configs`` configurations) of ``cfg``: a dict
+    stage -> (bytes, the options that drive it)."""
+    f = 8.0                                                    # float64 working precision
+    P = float(_row_size(cfg))
+    N, n, Mmax, J = float(cfg.samples), float(cfg.noise_draws), float(max(sizes)), float(len(sizes))
+    B = N * n
+    C = float(cfg.colors) if cfg.model == "templates" else 1.0
+    S = draw_chunk_steps(cfg.samples, cfg.noise_draws, int(P))
+    data = ((N + cfg.test_samples) * P * (1 + n) + 3.0 * cfg.components * P) * f * n_configs
+    # the loss runs bucket by bucket (gmmdiff.buckets): the largest bucket's blocks
+    plan = plan_buckets(list(sizes), int(B), BUCKET_OVERHEAD[backend])
+    Jb, Mb = max(((len(b), max(sizes[i] for i in b)) for b in plan), key=lambda jm: jm[0] * jm[1])
+    stages = {
+        "data": (data, "--samples, --dim, --components, --noise-draws"),
+        # per bucket: (Jb, Mb, B[, C]) logits, weights, gradient blocks and temporaries,
+        # (Jb, P, B) noisy points, errors, gradients; for all J models: noise, rows,
+        # parameters with gradients, Adam moments and averages, the noise chunks
+        "training": (data + Jb * Mb * B * C * f * 5 + Jb * P * B * f * 10 + J * P * B * f * 3
+                     + J * Mmax * P * f * 6 + 3 * J * S * B * P * f,
+                     "--samples, --noise-draws, --model-sizes, --dim"),
+    }
+    rows = min(200_000.0, N * cfg.eval_noise_draws)            # losses.monte_carlo_per_time
+    E = float(cfg.eval_samples)
+    stages["evaluation"] = (
+        data + rows * P * f * 8 + Mmax * rows * C * f * 6      # per-time Monte Carlo losses
+        + E * P * f * 8 + Mmax * E * C * f * 6                 # sampling
+        + E * N * P * f * 2 + E * E * f * 3 + Mmax * N * P * f * 2,  # nearest points, W2
+        "--eval-samples, --eval-noise-draws, --samples, --dim")
+    return stages
+
+
+def check_run_fits(cfg, sizes, xp=np, n_configs=1, available=None):
+    """Raise ValueError (one line, naming the options) when the estimated peak of
+    training or evaluating ``sizes`` exceeds the memory available."""
+    avail = available_bytes(xp) if available is None else available
+    if avail is None:  # pragma: no cover - unknown platform
+        return
+    stages = run_bytes(cfg, sizes, n_configs, "numpy" if xp is np else "cupy")
+    stage, (need, options) = max(stages.items(), key=lambda kv: kv[1][0])
+    if need > avail:
+        where = "device" if xp is not np else "host"
+        raise ValueError(f"this run needs about {need / GiB:.3g} GiB in its {stage} ({options}), "
+                         f"more than the {avail / GiB:.3g} GiB of {where} memory available; "
+                         "choose smaller sizes")

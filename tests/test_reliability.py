@@ -1,0 +1,279 @@
+"""Reliability: nothing a crash or a typo can lock, every bad input one line with exit
+code 2 and nothing written, concurrent runs refused, shared results readable."""
+import gzip
+import json
+import os
+import socket
+import stat
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gmmdiff import locks
+from gmmdiff.config import TrainConfig
+from gmmdiff.runs import run
+from gmmdiff.state import initial_state
+from gmmdiff.storage import read_npz, write_json
+from gmmdiff.template_io import write_idx
+
+from test_cli import SMALL, load_script
+
+train_cli = load_script("gmmdiff-train")
+sweep_cli = load_script("gmmdiff-sweep")
+plot_cli = load_script("gmmdiff-plot")
+DEAD_TMP = f".tmp-999999999@{socket.gethostname()}-x1y2"      # a writer that is gone
+TINY_SWEEP = ["-N", "8", "-d", "3", "-K", "2", "--seeds", "0", "--coarse", "2", "--refine", "1",
+              "--steps", "40", "--noise-draws", "2", "--eval-samples", "6", "--eval-noise-draws",
+              "2", "--quiet"]
+
+
+def one_line_error(result, match=None):
+    """Exit code 2, one line starting with 'Error:', no traceback."""
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    if match:
+        assert match in lines[0], result.output
+    return lines[0]
+
+
+def listing(path):
+    return sorted(p.name for p in path.iterdir()) if path.exists() else None
+
+
+# ----------------------------------------------------------- leftovers of a kill
+
+def test_a_kill_during_the_first_config_write_does_not_lock_the_directory(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / (DEAD_TMP + "config.json")).write_text('{"identity": {')          # half-written
+    result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").exists() and not [n for n in listing(out) if n.startswith(".")]
+
+
+def test_a_kill_inside_a_sweep_leaves_nothing_that_blocks_or_stays(tmp_path):
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    # what kills at various points leave: temporaries of dead writers in the sweep and a
+    # configuration directory, a stale lock, a finished unit's checkpoint
+    (out / (DEAD_TMP + "checkpoint-N8-d3-shard0of1-coarse.npz")).write_bytes(b"partial")
+    (out / (DEAD_TMP + "sweep.json")).write_bytes(b"{")
+    (out / ".lock-N8-d3-shard0of1").write_text("{}")
+    st = initial_state(TrainConfig(dim=3, samples=8).dataset(), [2], TrainConfig(dim=3, samples=8),
+                       np, labels=["N8-d3-K2-s0:M=2"])
+    st.save(str(out / "checkpoint-N8-d3-shard0of1-refine.npz"))
+    (out / "N8-d3-K2-s0" / (DEAD_TMP + "index.json")).write_text("{")
+    live = out / f".tmp-{os.getpid()}@{socket.gethostname()}-abcsweep.json"    # being written
+    live.write_bytes(b"{")
+    result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert listing(out) == sorted([live.name, "N8-d3-K2-s0", "sweep.json"])
+    assert not [n for n in listing(out / "N8-d3-K2-s0") if n.startswith(".")]
+
+
+def test_a_checkpoint_left_in_a_finished_run_is_removed_and_a_pending_one_kept(tmp_path):
+    cfg = TrainConfig(dim=3, components=2, samples=8, steps=40, noise_draws=2,
+                      eval_samples=6, eval_noise_draws=2)
+    out = tmp_path / "run"
+    run(cfg, [2, 8], str(out), np)
+    ds = cfg.dataset()
+    pending = initial_state(ds, [2, 5], cfg, np, labels=["run:M=2", "run:M=5"])
+    pending.save(str(out / "checkpoint.npz"))
+    run(cfg, [2], str(out), np)                       # M = 5 still pending in it: kept
+    assert (out / "checkpoint.npz").exists()
+    initial_state(ds, [2, 8], cfg, np, labels=["run:M=2", "run:M=8"]).save(str(out / "checkpoint.npz"))
+    run(cfg, [2], str(out), np)                       # every model in it is finished
+    assert not (out / "checkpoint.npz").exists()
+
+
+# ------------------------------------------- a refused command writes nothing at all
+
+def bad_template_files(tmp_path):
+    images = np.random.default_rng(0).integers(0, 255, (5, 6, 6)).astype(np.uint8)
+    write_idx(str(tmp_path / "ok.idx"), images)
+    raw = (tmp_path / "ok.idx").read_bytes()
+    files = {"missing": tmp_path / "missing.idx", "text": tmp_path / "t.idx",
+             "png": tmp_path / "p.idx", "truncated gzip": tmp_path / "g.gz",
+             "truncated idx": tmp_path / "tr.idx", "2-d": tmp_path / "two.npy",
+             "constant": tmp_path / "c.npy", "object": tmp_path / "o.npy",
+             "nan": tmp_path / "nan.npy", "strings": tmp_path / "s.npy"}
+    files["text"].write_text("hello")
+    files["png"].write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    files["truncated gzip"].write_bytes(gzip.compress(raw)[:40])
+    files["truncated idx"].write_bytes(raw[:50])
+    np.save(files["2-d"], np.ones((6, 6)))
+    np.save(files["constant"], np.ones((5, 6, 6)))
+    np.save(files["object"], np.array([[[None]]], dtype=object), allow_pickle=True)
+    nan = np.ones((5, 6, 6))
+    nan[0, 0, 0] = np.nan
+    np.save(files["nan"], nan)
+    np.save(files["strings"], np.full((5, 6, 6), "a"))
+    return files, tmp_path / "ok.idx"
+
+
+TEMPLATES = ["--model", "templates", "-K", "3", "--samples", "6", "--image-size", "4",
+             "--colors", "2", "--steps", "20", "--noise-draws", "2", "--model-sizes", "2,6",
+             "--eval-samples", "6", "--eval-noise-draws", "2", "--quiet"]
+
+
+def test_bad_template_files_are_refused_and_the_correction_runs(tmp_path):
+    files, good = bad_template_files(tmp_path)
+    out = tmp_path / "run"
+    for name, path in files.items():
+        result = CliRunner().invoke(train_cli, TEMPLATES + ["--template-file", str(path), "--out", str(out)])
+        one_line_error(result)
+        assert not out.exists(), name
+    result = CliRunner().invoke(train_cli, TEMPLATES + ["-K", "100", "--template-file", str(good),
+                                                       "--out", str(out)])
+    one_line_error(result, "K = 100")
+    assert not out.exists()
+    result = CliRunner().invoke(train_cli, TEMPLATES + ["--template-file", str(good), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_template_file_enters_the_run_by_its_content(tmp_path, monkeypatch):
+    _, good = bad_template_files(tmp_path)
+    out = tmp_path / "run"
+    args = TEMPLATES + ["--model-sizes", "2", "--out", str(out)]
+    assert CliRunner().invoke(train_cli, args + ["--template-file", str(good)]).exit_code == 0
+    monkeypatch.chdir(tmp_path)                       # the same file by a relative path
+    result = CliRunner().invoke(train_cli, args + ["--template-file", "ok.idx"])
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["identity"]["template_file"].startswith("sha256:")
+    images = np.random.default_rng(1).integers(0, 255, (5, 6, 6)).astype(np.uint8)
+    write_idx(str(good), images)                      # changed in place
+    one_line_error(CliRunner().invoke(train_cli, args + ["--template-file", str(good)]),
+                   "differs in: template_file")
+    result = CliRunner().invoke(plot_cli, [str(out)])
+    assert result.exit_code == 0, result.output       # figure 5 finds the file from meta
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--dim", "1000000000000"], "GiB"),
+    (["--components", "10000000000"], "GiB"),
+    (["--samples", "100000000000", "--model-sizes", "2"], "GiB"),
+    (["--noise-draws", "1000000000000"], "GiB"),
+    (["--eval-samples", "10000000000"], "--eval-samples"),
+    (["--model-sizes", "0.1:inf:0.1"], "not understood"),
+    (["--model-sizes", "0.1:1e9:0.1"], "at most 10000"),
+    (["--model-sizes", "1e-300:1:1e-300"], "at most 10000"),
+    (["--steps", "100000000000000000000000"], "steps"),
+    (["--dim", "abc"], "'--dim'"),
+    (["--model", "lowrank"], "'--model'"),
+])
+def test_bad_or_huge_inputs_are_one_line_and_write_nothing(args, match, tmp_path):
+    out = tmp_path / "run"
+    one_line_error(CliRunner().invoke(train_cli, SMALL + args + ["--out", str(out)]), match)
+    assert not out.exists()
+
+
+def test_huge_template_images_are_refused_before_resizing(tmp_path):
+    out = tmp_path / "run"
+    one_line_error(CliRunner().invoke(train_cli, TEMPLATES + ["--image-size", "100000", "--out", str(out)]),
+                   "GiB")
+    assert not out.exists()
+
+
+def test_sweep_inputs_are_checked_before_sweep_json(tmp_path):
+    out = tmp_path / "sweep"
+    for args, match in ((["--coarse", "1000000000"], "at most 1000"),
+                        (["--noise-draws", "1000000000000"], "GiB"),
+                        (["--samples", "8,x"], "samples")):
+        one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + args + ["--out", str(out)]), match)
+        assert not out.exists()
+    result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+
+
+def test_sweep_refuses_a_run_directory_or_any_foreign_directory(tmp_path):
+    runs = tmp_path / "run"
+    assert CliRunner().invoke(train_cli, SMALL + ["--out", str(runs)]).exit_code == 0
+    before = listing(runs)
+    one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(runs)]),
+                   "not a gmmdiff sweep directory")
+    assert listing(runs) == before
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "a.txt").write_text("mine")
+    one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(other)]),
+                   "not a gmmdiff sweep directory")
+    assert listing(other) == ["a.txt"]
+
+
+# --------------------------------------------------------- damaged files, one line
+
+def test_damaged_run_and_sweep_files_are_one_line(tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]).exit_code == 0
+    npz = out / "model_M00008.npz"
+    good_npz = npz.read_bytes()
+    npz.write_bytes(good_npz[:200])
+    one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "model_M00008.npz")
+    npz.write_bytes(good_npz)
+    ckpt = out / "checkpoint.npz"
+    np.savez(ckpt, a=np.zeros(3))
+    one_line_error(CliRunner().invoke(train_cli, [a if a != "2,8" else "2,4" for a in SMALL]
+                                      + ["--out", str(out)]), "not a gmmdiff checkpoint")
+    ckpt.unlink()
+    good_cfg = (out / "config.json").read_text()
+    for bad in ("[]", "{}", '{"identity": []}'):
+        (out / "config.json").write_text(bad)
+        one_line_error(CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]), "config.json")
+        one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "config.json")
+    (out / "config.json").write_text(good_cfg)
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for bad in ("{}", "[]", '{"identity": {}}', '{"identity": {"samples": [8]}}'):
+        (sweep / "sweep.json").write_text(bad)
+        one_line_error(CliRunner().invoke(sweep_cli, ["--summary", str(sweep)]), "sweep.json")
+
+
+# ------------------------------------------------------------ concurrency, sharing
+
+def test_a_second_process_on_the_same_run_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "run"
+    assert CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]).exit_code == 0
+    holder = locks.lock_or_refuse(str(out / ".lock"), "test")      # another process's lock
+    try:
+        line = one_line_error(CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]),
+                              "is in use by pid")
+        assert str(os.getpid()) in line
+    finally:
+        holder.release()
+    result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert not (out / ".lock").exists()
+
+
+def test_a_sweep_skips_units_that_another_process_holds(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    holder = locks.lock_or_refuse(str(out / ".lock-N8-d3-shard0of1"), "test")
+    try:
+        result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["-N", "8,10", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "N8-d3-shard0of1: being trained by pid" in result.output
+        assert (out / "N10-d3-K2-s0" / "transition.json").exists()
+        assert not (out / "N8-d3-K2-s0").exists()
+    finally:
+        holder.release()
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        write_json(str(tmp_path / "x.json"), {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == mode
+
+
+def test_click_usage_errors_are_one_line():
+    for cli_, args in ((train_cli, ["--dim"]), (train_cli, ["--nope"]), (sweep_cli, ["--jobs", "0"]),
+                       (plot_cli, ["/no/such/dir"]), (train_cli, ["--backend", "tpu"])):
+        one_line_error(CliRunner().invoke(cli_, args))
