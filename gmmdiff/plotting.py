@@ -73,20 +73,34 @@ def figure2(run_dir):
     _save(fig, paths[-1])
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    t = np.array(rows[0]["times"])
-    cmap = plt.get_cmap("viridis")
-    for i, r in enumerate(rows):
-        ax.plot(t, r["per_time_losses"]["model_train"], color=cmap(i / max(len(rows) - 1, 1)),
-                lw=1, label=f"M/N = {r['M_over_N']:.2f}" if i in (0, len(rows) - 1) else None)
-    ax.plot(t, rows[0]["per_time_losses"]["generalizing_train"], "k--", label="generalizing")
-    ax.plot(t, rows[0]["per_time_losses"]["memorizing_train"], "k:", label="memorizing")
-    ax.set(xlabel="t", ylabel="training loss at t", yscale="log")
-    ax.legend(fontsize=7)
     paths.append(os.path.join(run_dir, "fig2_per_time.png"))
-    _save(fig, paths[-1])
-    plt.close(fig)
+    _per_time_panel(plt, rows, paths[-1])
     return paths
+
+
+def _per_time_panel(plt, rows, path):
+    """Per-time training loss of each trained model as a fraction of the generalizing
+    model's at the same t (linear scale: the memorizing model's ~1e-30 at small t is 0
+    here instead of flattening every other curve on a log axis); colour = M/N."""
+    t = np.array(rows[0]["times"])
+    pl = rows[0]["per_time_losses"]
+    gen = np.array(pl["generalizing_train"])
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for r in rows:
+        ax.plot(t, np.array(r["per_time_losses"]["model_train"]) / gen, lw=1.2,
+                color=cmap(r["M_over_N"]))
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="generalizing (theta*)")
+    ax.plot(t, np.array(pl["memorizing_train"]) / gen, "k:", lw=1.5, label="memorizing (theta_mem)")
+    top = max(1.2, float(np.nanmax([np.array(r["per_time_losses"]["model_train"]) / gen
+                                    for r in rows])) * 1.05)
+    ax.set(xlabel="t", ylabel="training loss at t / generalizing loss at t", ylim=(-0.03, top),
+           title="per-time training loss of the trained models")
+    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
+    fig.colorbar(sm, ax=ax, label="M / N")
+    ax.legend(fontsize=7, loc="lower right")
+    _save(fig, path)
+    plt.close(fig)
 
 
 def figure1(run_dir, path=None, n_sizes=3):
