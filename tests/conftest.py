@@ -16,7 +16,7 @@ STANDIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cupy_standin
 
 
 def _without_standin(paths):
-    return [p for p in paths if p and os.path.abspath(p) != STANDIN]
+    return [p for p in paths if not p or os.path.abspath(p) != STANDIN]
 
 
 def _real_cupy_with_gpu():
@@ -24,7 +24,7 @@ def _real_cupy_with_gpu():
     if PathFinder.find_spec("cupy", _without_standin(sys.path)) is None:
         return False                                     # no CuPy installed: no probe
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        _without_standin(os.environ.get("PYTHONPATH", "").split(os.pathsep))))
+        p for p in _without_standin(os.environ.get("PYTHONPATH", "").split(os.pathsep)) if p))
     probe = "import cupy, sys; sys.exit(0 if cupy.cuda.runtime.getDeviceCount() > 0 else 1)"
     try:
         return subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
@@ -41,7 +41,7 @@ def _use_standin():
 
 
 CUPY_STANDIN = _use_standin()
-_pythonpath = _without_standin(os.environ.get("PYTHONPATH", "").split(os.pathsep))
+_pythonpath = [p for p in _without_standin(os.environ.get("PYTHONPATH", "").split(os.pathsep)) if p]
 sys.path[:] = _without_standin(sys.path) if not CUPY_STANDIN else [STANDIN] + _without_standin(sys.path)
 if CUPY_STANDIN or "PYTHONPATH" in os.environ:
     os.environ["PYTHONPATH"] = os.pathsep.join(([STANDIN] if CUPY_STANDIN else []) + _pythonpath)

@@ -1030,9 +1030,8 @@ def array(obj, dtype=None, copy=True, order="K", subok=False, ndmin=0, *, blocki
     if isinstance(obj, (list, tuple)):
         leaves = _nested_device_sequence(obj)
         if leaves is not None:                      # _array_from_nested_cupy_sequence
-            shape = _np.shape(_np.empty(_nested_shape(obj), dtype=bool))
             flat = concatenate([x.reshape(1) if x.ndim == 0 else x for x in leaves])
-            r = flat.reshape(shape + leaves[0].shape[1:] if leaves[0].ndim else shape)
+            r = flat.reshape(_nested_shape(obj) + leaves[0].shape)
             r = r.astype(dtype or r.dtype, copy=False)
             if blocking:
                 _record("sync", "array(blocking)")

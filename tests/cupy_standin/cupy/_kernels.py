@@ -225,6 +225,8 @@ def _pointer_of(x, param, kname):
     from . import ndarray
     if x is None:
         return ctypes.c_void_p(0)
+    if isinstance(x, np.ndarray):
+        _scalar_bytes(x)                        # CuPy's TypeError for a host array
     if isinstance(x, ndarray):
         a = x._a
         if a.size and not a.flags.c_contiguous:
