@@ -104,8 +104,10 @@ _C_OF_DTYPE = {np.dtype(k): v for k, v in (
 
 
 def compiler():
-    """The host C++ compiler, or None."""
-    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    """The host C++ compiler ($CXX if set, else g++ or c++), or None."""
+    if os.environ.get("CXX"):
+        return shutil.which(os.environ["CXX"])
+    return shutil.which("g++") or shutil.which("c++")
 
 
 _FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-w")
