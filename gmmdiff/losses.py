@@ -18,7 +18,7 @@ Every term is a matrix product over the (rows x components) block.
 import numpy as np
 
 from . import kernels
-from .backend import array_namespace
+from .backend import array_namespace, to_host
 from .denoisers import _coldot, _posterior, _rowdot, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
 
@@ -164,7 +164,8 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
 
     Parameters
     ----------
-    means : (M, d);  var : scalar >= 0;  X : (N, d);  times : (T,) in (0, 1)
+    means : (M, d);  var : scalar >= 0;  X : (N, d);  times : (T,) in (0, 1), a host-side
+    grid (a device array is copied to the host once)
 
     Returns
     -------
@@ -193,10 +194,11 @@ def monte_carlo_per_time(rows_loss, X, times, *, n_noise=100, seed=0, process="v
     wt) -> mean loss over rows`` (rows shaped like ``X (N, ...)`` stacked n times).
 
     The draws come from ``numpy.random.default_rng(seed)`` on the host, so models
-    evaluated with the same seed share their noise. Returns (T,) on X's backend.
+    evaluated with the same seed share their noise. ``times`` (T,) is a host-side grid
+    (a device array is copied to the host once). Returns (T,) on X's backend.
     """
     xp = array_namespace(X)
-    times = np.asarray(times, dtype=np.float64).reshape(-1)
+    times = to_host(times).astype(np.float64).reshape(-1)               # host constants
     check_times(times)
     if int(n_noise) != n_noise or n_noise < 1:
         raise ValueError(f"n_noise = {n_noise!r} must be an integer >= 1")

@@ -1,7 +1,7 @@
 """Samplers over the descending time grid (SPEC 9): deterministic DDIM, stochastic DDPM."""
 import numpy as np
 
-from .backend import array_namespace
+from .backend import array_namespace, to_host
 from .denoisers import gmm_x0
 from .process import check_process, coefficients
 
@@ -11,7 +11,8 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
 
     Parameters
     ----------
-    means : (M, d);  var : scalar >= 0;  grid : (L,) descending times in (0, 1)
+    means : (M, d);  var : scalar >= 0;  grid : (L,) descending times in (0, 1), a
+    host-side grid (a device array is copied to the host once)
     x_T : (n, d) starting points (N(0, I) draws at t_max)
     method : "ddim" (deterministic) or "ddpm" (needs ``rng``, a numpy Generator; its
         draws are made on the host so numpy and cupy give the same samples)
@@ -39,7 +40,7 @@ def sample_with(x0_fn, grid, x_T, *, process="vp", method="ddim", rng=None):
         raise ValueError(f"unknown sampler {method!r}; accepted: ddim, ddpm")
     if method == "ddpm" and rng is None:
         raise ValueError("the ddpm sampler needs rng (a numpy Generator)")
-    grid = np.asarray(grid, dtype=np.float64)
+    grid = to_host(grid).astype(np.float64)                             # host constants
     if grid.ndim != 1 or grid.size < 2 or np.any(np.diff(grid) >= 0):
         raise ValueError("grid must be a descending (L,) array with L >= 2")
     xp = array_namespace(x_T)

@@ -16,16 +16,19 @@ M_pt is where the memorization ratio crosses 1/2; start and end are its crossing
 """
 import numpy as np
 
+from .backend import to_host
+
 LEVELS = {"M_pt": 0.5, "start": 0.1, "end": 0.9}
 
 
 def crossing(M, ratio, level):
     """(M at the first upward crossing of ``level`` or None, status string).
 
-    M : (J,) increasing sizes; ratio : (J,) values in [0, 1].
+    M : (J,) increasing sizes; ratio : (J,) values in [0, 1]; host or device arrays or
+    lists (a summary for the host: device curves are copied to the host once).
     """
-    M = np.asarray(M, dtype=np.float64)
-    r = np.asarray(ratio, dtype=np.float64)
+    M = to_host(M).astype(np.float64)
+    r = to_host(ratio).astype(np.float64)
     if M.ndim != 1 or M.shape != r.shape or M.size == 0:
         raise ValueError(f"M and ratio must be (J,) arrays of equal length; got {M.shape} and {r.shape}")
     if np.any(np.diff(M) <= 0):

@@ -7,13 +7,15 @@ from gmmdiff.data import make_dataset, make_mixture, memorized_subset
 from gmmdiff.process import coefficients, loss_scale, snr, time_grid
 
 
-def test_backend_by_name_and_errors():
+def test_backend_by_name_and_errors(monkeypatch):
     assert backend.get_xp("numpy") is np
     with pytest.raises(ValueError, match="unknown backend 'jax'"):
         backend.get_xp("jax")
-    if not backend.cupy_available():
-        with pytest.raises(ValueError, match="pip install gmmdiff\\[cuda12\\].*'numpy', which works everywhere"):
-            backend.get_xp("cupy")
+    if backend.cupy_available():          # a GPU or the test suite's CuPy stand-in: hide it
+        monkeypatch.setattr(backend, "_cupy", None)
+        monkeypatch.setattr(backend, "_CUPY_IMPORT_ERROR", "ModuleNotFoundError: No module named 'cupy'")
+    with pytest.raises(ValueError, match="pip install gmmdiff\\[cuda12\\].*'numpy', which works everywhere"):
+        backend.get_xp("cupy")
     with pytest.raises(ValueError, match="unknown dtype 'float16'"):
         backend.get_dtype("float16")
     assert backend.array_namespace(np.zeros(2), 1.0, None) is np
