@@ -190,22 +190,23 @@ def test_summary_lists_missing_configurations(tmp_path, tiny_sweep):
 
 @pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_summary(tmp_path, tiny_sweep):
-    """Killed inside the second group (N = 16), after the first (N = 12, two seeds trained
-    together) finished: the restart loses nothing and ends with the same summary."""
+    """Killed inside the second unit (N = 12; units go largest first), after the first
+    (N = 16, two seeds trained together) finished: the restart loses nothing and ends
+    with the same summary."""
     out = tmp_path / "killed"
     cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *TINY,
            "--checkpoint-every", "100", "--out", str(out)]
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = out / "checkpoint-N16-d4-shard0of1-coarse.npz"
+    ckpt = out / "checkpoint-N12-d4-shard0of1-coarse.npz"
     deadline = time.time() + 120
     while time.time() < deadline and not ckpt.exists():
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert (out / "N12-d4-K2-s0" / "transition.json").exists()
-    assert (out / "N12-d4-K2-s1" / "transition.json").exists()
-    assert not (out / "N16-d4-K2-s0" / "transition.json").exists()
+    assert (out / "N16-d4-K2-s0" / "transition.json").exists()
+    assert (out / "N16-d4-K2-s1" / "transition.json").exists()
+    assert not (out / "N12-d4-K2-s0" / "transition.json").exists()
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     assert not list(out.glob("checkpoint-*"))
     runner = CliRunner()
