@@ -5,17 +5,20 @@ and ``noise_draws`` noise draws. Each model draws from its own stream, keyed by
 (seed, N, d, K, M) (:func:`noise_stream`), so a model's draws do not depend on which
 other models share its batch.
 
-Draws are stateless: the times and noise of steps [c S, (c + 1) S) of a stream come
-from the stream and the chunk index c (S = :func:`draw_chunk_steps`), so a run resumes
-from any step without saving generator state, and one call draws S steps at once. On
-numpy they come from numpy's PCG64 ("pcg"), drawn one chunk ahead on a second thread
-while the first trains; on cupy from the counter-based generator of :mod:`gmmdiff.rng`
-on the device ("hash"; see :func:`draw_chunk`).
+Draws are stateless, so a run resumes from any step without saving generator state,
+and one call draws a chunk of S steps at once. On numpy they come from numpy's PCG64
+("pcg"): the times and noise of steps [c S, (c + 1) S) of a stream come from the stream
+and the chunk index c (S = :func:`draw_chunk_steps`, a function of the data shape
+only), drawn one chunk ahead on a second thread while the first trains. On cupy they
+come from the counter-based generator of :mod:`gmmdiff.rng` on the device ("hash"): a
+step's draws come from the stream and the step, so the chunk size is free to follow
+the device's memory (see :func:`draw_chunk` and :class:`BatchDraws`).
 """
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import kernels
 from . import rng as counter_rng
 from .streams import STREAM_NOISE, rng_for
 
@@ -38,28 +41,46 @@ def noise_stream(cfg, M):
     return (cfg.seed, cfg.samples, cfg.dim, cfg.components, M)
 
 
-def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", fused=False,
-               rows_last=False):
-    """Times and noise of one stream (:func:`noise_stream`) for one chunk:
-    ``(t_idx (S, N), eps (S, N n, *shape))``, float64; rows of eps are sample-major
-    (row = i n + k). With ``rows_last`` (``shape`` = (d,)) eps is (S, d, N n): source
-    "hash" draws it in that layout, "pcg" transposes its draws.
+def device_chunk_steps(U, per_step, xp, fraction=0.125, cap=512):
+    """Steps per draw chunk on a GPU: as many as fit ``U`` streams of ``per_step``
+    numbers per step (float64 noise and int64 rows) in ``fraction`` of the device's free
+    memory, at most ``cap``. The hash draws of a step do not depend on the chunking, so
+    this only sets how often the draw kernels run (every S steps)."""
+    free = int(xp.cuda.runtime.memGetInfo()[0])
+    return int(max(1, min(cap, fraction * free // (8 * U * per_step))))
 
-    source "pcg": numpy's PCG64 on the host (the numpy default: fastest on a CPU);
-    "hash": the counter-based generator of :mod:`gmmdiff.rng`, drawn on backend ``xp``
-    (the cupy default: nothing crosses the bus, and numpy with "hash" gives the same
-    draws up to the last bits of the normals); ``fused`` draws those normals with one
-    cupy kernel.
-    """
+
+def _stream_keys(stream, xp):
+    """Base keys (times, noise) of a stream: Python ints."""
     seed, rest = stream[0], tuple(stream[1:])
+    return tuple(counter_rng.stream_key(seed, STREAM_NOISE, *rest, k) for k in (0, 1))
+
+
+def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", rows_last=False):
+    """Times and noise of one stream (:func:`noise_stream`) for steps
+    [chunk * steps, (chunk + 1) * steps): ``(t_idx (S, N), eps (S, N n, *shape))``,
+    float64; rows of eps are sample-major (row = i n + k). With ``rows_last`` (``shape``
+    = (d,)) eps is (S, d, N n): source "hash" draws it in that layout, "pcg" transposes
+    its draws.
+
+    source "pcg": numpy's PCG64 on the host, one generator per (stream, chunk) (the
+    numpy default: fastest on a CPU); "hash": the counter-based generator of
+    :mod:`gmmdiff.rng`, drawn on backend ``xp``, one key per (stream, step), so a
+    step's draws do not depend on the chunk size (the cupy default: nothing crosses the
+    bus, and numpy with "hash" gives the same draws up to the last bits of the normals).
+    :class:`BatchDraws` draws all streams of a batch at once the same way.
+    """
     if source == "hash":
-        key_t = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 0)
-        key_eps = counter_rng.stream_key(seed, STREAM_NOISE, *rest, chunk, 1)
+        kt, ke = (xp.asarray(np.array([k], dtype=np.uint64)) for k in _stream_keys(stream, xp))
+        first = chunk * steps
+        per = int(np.prod(shape)) * N * n
         eps_shape = (steps, shape[0], N * n) if rows_last else (steps, N * n) + tuple(shape)
-        return (counter_rng.integers(key_t, L, (steps, N), xp),
-                counter_rng.normals(key_eps, eps_shape, xp, fused=fused))
+        return (counter_rng.integers_of(counter_rng.step_keys(kt, first, steps, xp), L, N, xp)[0],
+                counter_rng.normals_of(counter_rng.step_keys(ke, first, steps, xp), per, xp)[0]
+                .reshape(eps_shape))
     if source != "pcg":
         raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
+    seed, rest = stream[0], tuple(stream[1:])
     g = rng_for(seed, STREAM_NOISE, *rest, chunk)
     t_idx = g.integers(0, L, size=(steps, N))
     eps = g.standard_normal((steps, N * n) + tuple(shape))
@@ -77,44 +98,66 @@ class BatchDraws:
     L : grid size (times are grid indices)
     xp : the training backend;  dtype : the training dtype of the noise
     source : "pcg" (default on numpy) or "hash" (default on cupy), see :func:`draw_chunk`
-    fused : cupy and "hash" only: normals from one kernel
     rows_last : noise laid out (J, d, B) instead of (J, B, d)
+
+    With "hash" every distinct stream of the batch is drawn at once, chunk by chunk: on
+    cupy by the two kernels of :mod:`gmmdiff.kernels` (2 launches per chunk, whatever
+    the number of streams; chunks sized by device memory, :func:`device_chunk_steps`),
+    on numpy by the same arithmetic as array code. With "pcg" each stream is drawn on the
+    host by its own generator (on cupy its noise then crosses the bus every step).
     """
 
-    def __init__(self, streams, N, n, shape, L, *, xp, dtype, source=None, fused=False,
-                 rows_last=False):
+    def __init__(self, streams, N, n, shape, L, *, xp, dtype, source=None, rows_last=False):
         self.xp, self.dtype = xp, dtype
         self.source = source or ("pcg" if xp is np else "hash")
+        if self.source not in NOISE_SOURCES:
+            raise ValueError(f"unknown noise source {self.source!r}; accepted: {', '.join(NOISE_SOURCES)}")
         self.dev = xp if self.source == "hash" else np                   # where draws live
         self.N, self.n, self.shape, self.L = N, n, tuple(shape), L
-        self.S = draw_chunk_steps(N, n, int(np.prod(shape)))
-        self.fused = fused and self.dev is not np
         self.rows_last = rows_last
         self.unique = list(dict.fromkeys(streams))                       # first-appearance order
         self.which = [self.unique.index(st) for st in streams]           # model -> stream
         self.J = len(streams)
+        self.which_dev = self.dev.asarray(np.asarray(self.which))        # one copy, not per step
         self.eps_shape = (self.shape[0], N * n) if rows_last else (N * n,) + self.shape
+        per_step = N * n * int(np.prod(shape))
+        self.S = draw_chunk_steps(N, n, int(np.prod(shape)))
+        if self.source == "hash":
+            keys = np.array([_stream_keys(st, xp) for st in self.unique], dtype=np.uint64)
+            self.base_t, self.base_e = self.dev.asarray(keys[:, 0]), self.dev.asarray(keys[:, 1])
+            if self.dev is not np:
+                self.S = device_chunk_steps(len(self.unique), per_step + N * n, self.dev)
 
     def chunk(self, c):
-        """Chunk ``c`` of every distinct stream: ``(t_idx (U, S, N), eps (U, S, ...))``."""
-        dev, U = self.dev, len(self.unique)
-        t_c = dev.empty((U, self.S, self.N), dtype=dev.int64)
-        e_c = dev.empty((U, self.S) + self.eps_shape)
+        """Chunk ``c`` of every distinct stream: ``(rows (U, S, B) grid index of each
+        row's time, eps (U, S, ...))``."""
+        dev, U, S, N, n = self.dev, len(self.unique), self.S, self.N, self.n
+        if self.source == "hash":
+            first, per = c * S, int(np.prod(self.eps_shape))
+            if dev is np:
+                rows = np.repeat(counter_rng.integers_of(counter_rng.step_keys(self.base_t, first, S),
+                                                         self.L, N), n, axis=-1)
+                eps = counter_rng.normals_of(counter_rng.step_keys(self.base_e, first, S), per)
+            else:
+                rows = kernels.step_rows(self.base_t, first, S, N, n, self.L)
+                eps = kernels.step_normals(self.base_e, first, S, per)
+            return rows, eps.reshape((U, S) + self.eps_shape)
+        t_c = np.empty((U, S, N), dtype=np.int64)
+        e_c = np.empty((U, S) + self.eps_shape)
         for u, st in enumerate(self.unique):
-            t_c[u], e_c[u] = draw_chunk(st, c, self.S, self.N, self.n, self.shape, self.L,
-                                        xp=dev, source=self.source, fused=self.fused,
+            t_c[u], e_c[u] = draw_chunk(st, c, S, N, n, self.shape, self.L, source="pcg",
                                         rows_last=self.rows_last)
-        return t_c, e_c
+        return np.repeat(t_c, n, axis=-1), e_c
 
-    def _at(self, t_chunk, eps_chunk, offset):
-        """One step of a chunk for every model: (t_idx (J, N), eps (J, ...))."""
+    def _at(self, rows, eps, offset):
+        """One step of a chunk for every model: (rows (J, B), eps (J, ...))."""
         dev = self.dev
         if self.which == list(range(self.J)):
-            return t_chunk[:, offset], eps_chunk[:, offset]
+            return rows[:, offset], eps[:, offset]
         if len(self.unique) == 1:                                        # --common-noise: no copies
-            return (dev.broadcast_to(t_chunk[0, offset], (self.J, self.N)),
-                    dev.broadcast_to(eps_chunk[0, offset], (self.J,) + eps_chunk.shape[2:]))
-        return t_chunk[self.which, offset], eps_chunk[self.which, offset]  # some streams shared
+            return (dev.broadcast_to(rows[0, offset], (self.J,) + rows.shape[2:]),
+                    dev.broadcast_to(eps[0, offset], (self.J,) + eps.shape[2:]))
+        return rows[self.which_dev, offset], eps[self.which_dev, offset]  # some streams shared
 
     def steps(self, start, stop):
         """Generator of ``(k, rows (J, B) grid index of each row, eps (J, ...))`` for the
@@ -133,13 +176,12 @@ class BatchDraws:
             for k in range(start, stop):
                 chunk, offset = divmod(k, S)
                 if offset == 0 or k == start:
-                    t_chunk, eps_chunk = pending.result() if pending is not None else self.chunk(chunk)
+                    rows_c, eps_c = pending.result() if pending is not None else self.chunk(chunk)
                     pending = None
                     if pool is not None and (chunk + 1) * S < stop:
                         pending = pool.submit(self.chunk, chunk + 1)
-                t_now, eps_now = self._at(t_chunk, eps_chunk, offset)
-                rows = xp.asarray(dev.repeat(t_now, self.n, axis=1))     # (J, B)
-                yield k, rows, xp.asarray(eps_now, dtype=self.dtype)
+                rows, eps = self._at(rows_c, eps_c, offset)
+                yield k, xp.asarray(rows), xp.asarray(eps, dtype=self.dtype)
         finally:
             if pool is not None:
                 pool.shutdown(wait=True, cancel_futures=True)

@@ -34,7 +34,7 @@ import importlib
 
 import numpy as np
 
-from . import optim
+from . import kernels, optim
 from .backend import backend_name, get_dtype, to_host
 from .buckets import BUCKET_OVERHEAD, bucketed, plan_buckets  # noqa: F401
 from .config import (INITS, MODELS, TrainConfig, check_batchable, check_sizes,  # noqa: F401
@@ -77,8 +77,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         numpy and "hash" on cupy
     bucket_overhead : fixed cost per bucket for :func:`plan_buckets` (default by
         backend, :data:`BUCKET_OVERHEAD`; large: one padded batch; 0: one bucket per size)
-    fused : cupy only, GMM only: the loss's column passes and the noise draws run as
-        the fused kernels of :mod:`gmmdiff.kernels` (see :func:`check_fused`)
+    fused : cupy only, GMM only: the loss's column passes and the optimizer step run as
+        the fused kernels of :mod:`gmmdiff.kernels` (see :func:`check_fused`); the
+        counter-based draws are kernels on cupy whether or not
     """
     datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
     check_batchable(cfgs)
@@ -103,11 +104,12 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     x0 = x0s[used[0]] if len(used) == 1 else xp.stack([x0s[o] for o in state.owners])  # (J, B, ...)
     draws = BatchDraws([noise_stream(cfgs[o], M) for M, o in zip(state.sizes, state.owners)],
                        N, n, shape, cfg.grid_size, xp=xp, dtype=dtype, source=noise_source,
-                       fused=fused, rows_last=fam.rows_last)
+                       rows_last=fam.rows_last)
     if bucket_overhead is None:
         bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
     loss_fn = bucketed(functools.partial(fam.loss, fused=True) if fused else fam.loss,
                        plan_buckets(state.sizes, N * n, bucket_overhead), state.sizes, xp)
+    optimizer_step = kernels.adam_step if fused else optim.step           # same arithmetic
     log_every = log_every or max(1, cfg.steps // 200)
     params, opt = state.params, state.opt
     with contextlib.closing(draws.steps(state.step, cfg.steps)) as steps:
@@ -115,7 +117,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
             loss, grads = loss_fn(params, x0, eps, alpha_g[rows], sigma_g[rows], wt_g[rows],
                                   xp, state.mask)
             lr = optim.learning_rate(k, cfg.steps, ocfg)
-            params, opt = optim.step(params, grads, opt, lr, ocfg)
+            params, opt = optimizer_step(params, grads, opt, lr, ocfg)
             done = k + 1
             if done % log_every == 0 or done == cfg.steps:
                 host = to_host(loss).astype(np.float64)
