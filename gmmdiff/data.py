@@ -115,10 +115,18 @@ def make_dataset(d, K, N, *, var=1.0, seed=0, n_test=100, xp=np, dtype=np.float6
     return Dataset(mix, X, y, Xt, yt, int(seed))
 
 
+def memorization_order(N, seed):
+    """(N,) the seeded order in which training points join the memorized subset of
+    theta_pmem,M: the subset of size M is the first M entries (so subsets are nested)."""
+    N = check_positive_int("samples", N)
+    return rng_for(seed, STREAM_SUBSET).permutation(N)
+
+
 def memorized_subset(N, M, seed):
-    """Indices (M,) of M distinct training points, a seeded uniform random subset."""
+    """Indices (M,) of M distinct training points, sorted: the first M of
+    :func:`memorization_order`, so the subsets of growing M are nested."""
     N = check_positive_int("samples", N)
     M = check_positive_int("model size", M)
     if M > N:
         raise ValueError(f"model size M = {M} exceeds the number of training samples N = {N}")
-    return np.sort(rng_for(seed, STREAM_SUBSET, M).choice(N, size=M, replace=False))
+    return np.sort(memorization_order(N, seed)[:M])
