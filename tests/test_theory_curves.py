@@ -7,13 +7,20 @@ Tolerances:
   eps |x - mean|^2 / |x_i - x_j|^2 relative accuracy: <= 1e-12 for the data below
   (the tightest, s* = 1e-3 at d = 50, gives ~2e-13). Exact duplicates make true zeros,
   which the Gram form meets only to a few eps |x - mean|^2 (the absolute tolerance).
+- "expected": 1e-10 relative where the per-M reference is accurate (d >= 8). Both use
+  the same Gauss-Legendre nodes in lam, so they differ by their u-quadratures alone:
+  the reference's fixed 3000-point grid is within ~1e-11 of itself with 30000 points on
+  these cases, the new log-spaced grid within ~1e-14 of itself with 4x the points. At
+  d <= 2 and large M the reference is wrong (its grid step exceeds the minimum), so
+  there the new curve is checked against simulation instead.
 """
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from gmmdiff.data import make_dataset, memorization_order, memorized_subset
-from gmmdiff.theory import _nearest_excess_curve_per_m, nearest_excess, nearest_excess_curve
+from gmmdiff.theory import (_expected_nearest_excess_per_m, _nearest_excess_curve_per_m,
+                            expected_excess_curve, nearest_excess, nearest_excess_curve)
 
 
 def test_memorized_subsets_are_nested_prefixes_of_one_order():
@@ -74,10 +81,58 @@ def test_nearest_curve_at_given_sizes():
     assert full[29] == pytest.approx(nearest_excess(X, memorized_subset(90, 30, 0)), rel=1e-10)
 
 
+EXPECTED_CASES = [(8, 2, 60), (30, 3, 60), (50, 12, 200), (50, 1, 200), (10, 5, 300)]
+
+
+@pytest.mark.parametrize("d, K, N", EXPECTED_CASES)
+def test_expected_curve_equals_per_m_function(d, K, N):
+    sizes = np.unique(np.round(np.geomspace(1, N, 12)).astype(int))
+    got = expected_excess_curve(d, 1.0, sizes, N, K)
+    want = np.array([_expected_nearest_excess_per_m(d, 1.0, M, N, K) for M in sizes])
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=0)
+    assert got[-1] == 0.0
+
+
+@pytest.mark.parametrize("d, K", [(1, 1), (2, 3), (8, 2), (200, 20)])
+def test_expected_quadrature_is_converged(d, K):
+    """Doubling and quadrupling the u-grid changes nothing beyond rounding, also for
+    large M and small d (where the minimum of M points sits deep in the lower tail)."""
+    N = 5000
+    sizes = np.array([1, 10, 100, 1000, 4999])
+    base = expected_excess_curve(d, 1.0, sizes, N, K)
+    for n_grid in (1000, 2000):
+        np.testing.assert_allclose(expected_excess_curve(d, 1.0, sizes, N, K, n_grid=n_grid),
+                                   base, rtol=1e-12, atol=0)
+
+
+def test_expected_curve_at_small_d_agrees_with_simulation():
+    """d = 1, K = 1: the expectation is exact (no other clusters), and the minimum of M
+    points lies within one step of the per-M reference's fixed grid (it is 2.5x and 11x
+    too large at M = 100 and 300); the log-spaced grid resolves it."""
+    d, K, N, sizes = 1, 1, 400, np.array([100, 300])
+    vals = np.array([nearest_excess_curve(make_dataset(d, K, N, seed=s).X,
+                                          memorization_order(N, s), sizes) for s in range(600)])
+    sim, se = vals.mean(axis=0), vals.std(axis=0) / np.sqrt(len(vals))
+    approx = expected_excess_curve(d, 1.0, sizes, N, K)
+    assert np.all(np.abs(approx - sim) < 4 * se), (approx, sim, se)
+
+
+def test_expected_curve_is_decreasing_and_independent_of_batching():
+    N = 500
+    sizes = np.arange(1, N + 1)
+    curve = expected_excess_curve(40, 1.0, sizes, N, 8)
+    assert np.all(np.diff(curve) < 0)
+    picked = np.array([400, 7, 123])
+    assert np.array_equal(expected_excess_curve(40, 1.0, picked, N, 8), curve[picked - 1])
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: nearest_excess_curve(np.zeros((4, 2)), [0, 1, 2, 2]), "permutation of 0..3"),
     (lambda: nearest_excess_curve(np.zeros(4), [0, 1, 2, 3]), r"\(N, d\)"),
     (lambda: nearest_excess_curve(np.zeros((4, 2)), [0, 1, 2, 3], [0, 2]), r"integers in \[1, N = 4\]"),
+    (lambda: expected_excess_curve(10, 1.0, [5], 4, 2), r"\[1, N = 4\]"),
+    (lambda: expected_excess_curve(10, 1.0, [2.5], 4, 2), "integers"),
+    (lambda: expected_excess_curve(10, 1.0, [2], 4, 0), "K = 0"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
