@@ -16,7 +16,8 @@ measures each form's error against Monte Carlo on a concrete data set.
 Whole curves over the model size M come in one call: :func:`nearest_excess_curve` (one
 pass over the nested subsets of :func:`gmmdiff.data.memorization_order`, O(N^2 d) in
 matrix products) and :func:`expected_excess_curve` (the binomial mixing in closed form,
-a quadrature cost independent of M).
+a quadrature cost independent of M). :func:`crossover_search` finds the transition
+exactly to one model size while evaluating Delta(M) only on a few dozen sizes.
 """
 import functools
 
@@ -383,6 +384,27 @@ def _expected_nearest_excess_per_m(d, var_star, M, N, K, n_grid=3000):
     return var_star * total * (1.0 - M / N)
 
 
+def _delta(gen, pmem, weights):
+    """Delta (J,) = sum_t lam_t [gen_t - pmem_t(M)], summed per row so that a size gets
+    the same value whatever other sizes are evaluated with it."""
+    return np.sum((gen[None, :] - pmem) * weights[None, :], axis=1)
+
+
+def _first_crossing(delta):
+    """Index j of the first delta[j - 1] < 0 <= delta[j], or None."""
+    hits = np.flatnonzero((delta[:-1] < 0) & (delta[1:] >= 0))
+    return int(hits[0]) + 1 if hits.size else None
+
+
+def _crossover_weights(weights, T):
+    if weights is None:
+        return np.full(T, 1.0 / T)
+    weights = np.asarray(to_host(weights), dtype=np.float64)
+    if weights.shape != (T,) or np.any(weights < 0):
+        raise ValueError(f"weights must be nonnegative with shape ({T},)")
+    return weights
+
+
 def crossover(M_values, gen, pmem, weights=None):
     """Model size where Delta(M) = sum_t lam_t [gen_t - pmem_t(M)] changes sign.
 
@@ -405,15 +427,86 @@ def crossover(M_values, gen, pmem, weights=None):
     if pmem.shape != (M_values.size, gen.size):
         raise ValueError(f"pmem must have shape (J, T) = ({M_values.size}, {gen.size}); "
                          f"got {pmem.shape}")
-    weights = np.full(gen.size, 1.0 / gen.size) if weights is None else np.asarray(to_host(weights), dtype=np.float64)
-    if weights.shape != gen.shape or np.any(weights < 0):
-        raise ValueError(f"weights must be nonnegative with shape {gen.shape}")
-    delta = (gen[None, :] - pmem) @ weights                              # (J,)
-    for j in range(1, delta.size):
-        if delta[j - 1] < 0 <= delta[j]:
+    weights = _crossover_weights(weights, gen.size)
+    delta = _delta(gen, pmem, weights)                                   # (J,)
+    j = _first_crossing(delta)
+    if j is None:
+        return float("nan"), delta
+    f = -delta[j - 1] / (delta[j] - delta[j - 1])
+    return float(M_values[j - 1] + f * (M_values[j] - M_values[j - 1])), delta
+
+
+def crossover_search(N, gen, pmem_at, weights=None, *, n_coarse=64):
+    """:func:`crossover` over all sizes M = 1..N, evaluating ``pmem`` only where needed.
+
+    Parameters
+    ----------
+    N : largest size;  gen : (T,);  weights : (T,) nonnegative (default uniform)
+    pmem_at : callable, sizes (J,) int64 -> pmem (J, T), deterministic per size
+    n_coarse : sizes per level of the search
+
+    Returns
+    -------
+    (M_star, sizes (J,), delta (J,)): the sizes evaluated, increasing, and Delta there.
+
+    Delta is evaluated on ``n_coarse`` sizes spread over 1..N; the first bracket
+    Delta(a) < 0 <= Delta(b) is refined the same way until a and b are consecutive
+    integers, then interpolated as in :func:`crossover`. When Delta is monotone (as for
+    the nested "nearest" curves and for "simple" and "expected") the result equals
+    :func:`crossover` on every integer M = 1..N; a non-monotone Delta could hide an
+    earlier sign change between two coarse sizes. nan when no bracket is found.
+    """
+    if isinstance(N, bool) or int(N) != N or N < 1:
+        raise ValueError(f"samples N = {N!r} must be an integer >= 1")
+    if isinstance(n_coarse, bool) or int(n_coarse) != n_coarse or n_coarse < 3:
+        raise ValueError(f"n_coarse = {n_coarse!r} must be an integer >= 3")
+    gen = np.asarray(to_host(gen), dtype=np.float64)
+    weights = _crossover_weights(weights, gen.size)
+    known = {}
+
+    def evaluate(sizes):
+        new = np.array([M for M in sizes if M not in known], dtype=np.int64)
+        if new.size:
+            pmem = np.asarray(to_host(pmem_at(new)), dtype=np.float64)
+            if pmem.shape != (new.size, gen.size):
+                raise ValueError(f"pmem_at must return shape ({new.size}, {gen.size}); got {pmem.shape}")
+            known.update(zip(new.tolist(), _delta(gen, pmem, weights).tolist()))
+        return np.array([known[M] for M in sizes])
+
+    lo, hi, M_star = 1, int(N), float("nan")
+    while True:
+        sizes = np.unique(np.round(np.linspace(lo, hi, int(n_coarse))).astype(np.int64))
+        delta = evaluate(sizes.tolist())
+        j = _first_crossing(delta)
+        if j is None:
+            break
+        lo, hi = int(sizes[j - 1]), int(sizes[j])
+        if hi - lo == 1:
             f = -delta[j - 1] / (delta[j] - delta[j - 1])
-            return float(M_values[j - 1] + f * (M_values[j] - M_values[j - 1])), delta
-    return float("nan"), delta
+            M_star = float(lo + f)
+            break
+    sizes = np.array(sorted(known), dtype=np.int64)
+    return M_star, sizes, np.array([known[M] for M in sizes.tolist()])
+
+
+def size_grid(N, *, max_sizes=2000):
+    """(J,) int64 model sizes for whole curves over M (plots, fits), increasing.
+
+    Every M = 1..N when N <= ``max_sizes``. Otherwise ``max_sizes`` sizes (before
+    rounding and dropping repeats): a quarter geometric from 1 to N (the curves bend most
+    at small M) and the rest uniform, spacing about 4 N / (3 max_sizes); a crossover
+    between two grid sizes is then linearly interpolated over that spacing.
+    """
+    if isinstance(N, bool) or int(N) != N or N < 1:
+        raise ValueError(f"samples N = {N!r} must be an integer >= 1")
+    if isinstance(max_sizes, bool) or int(max_sizes) != max_sizes or max_sizes < 4:
+        raise ValueError(f"max_sizes = {max_sizes!r} must be an integer >= 4")
+    N, max_sizes = int(N), int(max_sizes)
+    if N <= max_sizes:
+        return np.arange(1, N + 1, dtype=np.int64)
+    n_geo = max_sizes // 4
+    grid = np.concatenate([np.geomspace(1, N, n_geo), np.linspace(1, N, max_sizes - n_geo)])
+    return np.unique(np.round(grid).astype(np.int64))
 
 
 def simple_transition_ratio(times, d, var_star, weights=None, *, target="eps", process="vp"):
@@ -429,31 +522,61 @@ def simple_transition_ratio(times, d, var_star, weights=None, *, target="eps", p
     return float(1.0 - (weights @ gen) / (weights @ full))
 
 
+def excess_curve(method, sizes, N, d, var_star, *, K=None, X=None, seed=0):
+    """(J,) x0-scale excess of theta_pmem,M over theta_mem at ``sizes`` (J,) in [1, N].
+
+    method "simple": d s* (1 - M/N); "nearest": :func:`nearest_excess_curve` of ``X``
+    (N, d) along :func:`gmmdiff.data.memorization_order` ``(N, seed)``; "expected":
+    :func:`expected_excess_curve` with ``K`` components.
+    """
+    from .data import memorization_order
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
+    if isinstance(N, bool) or int(N) != N or N < 1:
+        raise ValueError(f"samples N = {N!r} must be an integer >= 1")
+    sizes = check_sizes(sizes, int(N))
+    if method == "simple":
+        return d * var_star * (1.0 - sizes / N)
+    if method == "nearest":
+        if X is None:
+            raise ValueError("method 'nearest' needs the training set X (N, d)")
+        if np.shape(X)[0] != N:
+            raise ValueError(f"X has {np.shape(X)[0]} rows; N = {N}")
+        return nearest_excess_curve(X, memorization_order(N, seed), sizes)
+    if K is None:
+        raise ValueError("method 'expected' needs the number of components K (keyword K=)")
+    return expected_excess_curve(d, var_star, sizes, N, K)
+
+
 def predict_transition(N, d, K, var_star=1.0, *, times, weights=None, method="expected",
                        target="eps", process="vp", X=None, seed=0):
     """Predicted transition M* (and M*/N) from the approximations, no training.
 
-    Evaluates Delta(M) for M = 1..N with the generalizing approximation and the
-    partially memorizing ``method`` ("nearest" draws the subsets with ``seed`` from
-    ``X``), and returns ``(M_star, M_star / N)`` (nan where Delta never changes sign).
+    Finds the first sign change of Delta(M) over M = 1..N with the generalizing
+    approximation and the partially memorizing ``method`` ("nearest": the nested subsets
+    of :func:`gmmdiff.data.memorization_order` with ``seed`` in ``X`` (N, d), one pass for
+    all M; "expected": evaluated only where :func:`crossover_search` needs it), and
+    returns ``(M_star, M_star / N)`` (nan where Delta never changes sign).
     """
     times = np.asarray(times, dtype=np.float64)
     gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
     if method == "simple":
         ratio = simple_transition_ratio(times, d, var_star, weights, target=target, process=process)
         return ratio * N, ratio
-    from .data import memorized_subset
-    Ms = np.arange(1, N + 1)
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
     w = loss_scale(times, process, target)
     if method == "nearest":
         if X is None:
             raise ValueError("method 'nearest' needs the training set X")
-        x0 = np.array([nearest_excess(X, memorized_subset(N, M, seed)) for M in Ms])
-    elif method == "expected":
-        x0 = np.array([expected_nearest_excess(d, var_star, M, N, K) for M in Ms])
+        curve = excess_curve("nearest", np.arange(1, N + 1), N, d, var_star, X=X, seed=seed)
+
+        def pmem_at(sizes):
+            return curve[sizes - 1, None] * w[None, :]
     else:
-        raise ValueError(f"unknown method {method!r}; accepted: {', '.join(METHODS)}")
-    M_star, _ = crossover(Ms, gen, x0[:, None] * w[None, :], weights)
+        def pmem_at(sizes):
+            return excess_curve(method, sizes, N, d, var_star, K=K)[:, None] * w[None, :]
+    M_star, _, _ = crossover_search(N, gen, pmem_at, weights)
     return M_star, M_star / N
 
 

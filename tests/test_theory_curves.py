@@ -1,5 +1,5 @@
-"""Whole curves over the model size (issue 14): the fast paths against the per-M
-functions they replace.
+"""Whole curves over the model size and the crossover search (issue 14): the fast paths
+against the per-M functions they replace.
 
 Tolerances:
 - "nearest": 1e-10 relative. The per-M reference sums direct differences; the curve
@@ -13,14 +13,21 @@ Tolerances:
   these cases, the new log-spaced grid within ~1e-14 of itself with 4x the points. At
   d <= 2 and large M the reference is wrong (its grid step exceeds the minimum), so
   there the new curve is checked against simulation instead.
+- the crossover search: exactly equal (==) to the full integer grid, since each size's
+  Delta is computed by the same row-wise arithmetic whatever sizes come with it.
 """
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from gmmdiff.data import make_dataset, memorization_order, memorized_subset
+from gmmdiff.process import loss_scale, time_grid
 from gmmdiff.theory import (_expected_nearest_excess_per_m, _nearest_excess_curve_per_m,
-                            expected_excess_curve, nearest_excess, nearest_excess_curve)
+                            crossover, crossover_search, excess_curve, expected_excess_curve,
+                            generalizing_excess_loss, nearest_excess, nearest_excess_curve,
+                            predict_transition, size_grid)
+
+GRID = time_grid()
 
 
 def test_memorized_subsets_are_nested_prefixes_of_one_order():
@@ -126,6 +133,58 @@ def test_expected_curve_is_decreasing_and_independent_of_batching():
     assert np.array_equal(expected_excess_curve(40, 1.0, picked, N, 8), curve[picked - 1])
 
 
+@given(steps=st.lists(st.floats(0.0, 10.0), min_size=2, max_size=400),
+       start=st.floats(-1e3, 1e3), n_coarse=st.integers(3, 70))
+def test_search_equals_full_grid_for_any_monotone_delta(steps, start, n_coarse):
+    delta = start + np.cumsum(steps)                                     # (N,) nondecreasing
+    N = delta.size
+    gen = np.zeros(1)
+
+    def pmem_at(sizes):
+        return -delta[sizes - 1, None]
+
+    want, _ = crossover(np.arange(1, N + 1), gen, pmem_at(np.arange(1, N + 1)), np.ones(1))
+    got, sizes, values = crossover_search(N, gen, pmem_at, np.ones(1), n_coarse=n_coarse)
+    assert got == want or (np.isnan(got) and np.isnan(want))
+    assert np.array_equal(values, delta[sizes - 1])
+
+
+def test_search_evaluates_few_sizes():
+    N = 20000
+    calls = []
+
+    def pmem_at(sizes):
+        calls.append(sizes.size)
+        return (np.arange(1, N + 1)[sizes - 1, None] - 12345.5) * -1.0
+
+    M_star, sizes, _ = crossover_search(N, np.zeros(1), pmem_at, np.ones(1))
+    assert M_star == pytest.approx(12345.5)
+    assert sizes.size <= 3 * 64 and len(calls) <= 4
+
+
+@pytest.mark.parametrize("method", ["expected", "nearest"])
+def test_predict_transition_equals_full_grid(method):
+    N, d, K = 120, 20, 3
+    X = make_dataset(d, K, N, seed=2).X
+    w = np.random.default_rng(3).dirichlet(np.ones(GRID.size))
+    M_star, ratio = predict_transition(N, d, K, times=GRID, weights=w, method=method,
+                                       target="x0", X=X, seed=2)
+    sizes = np.arange(1, N + 1)
+    x0 = excess_curve(method, sizes, N, d, 1.0, K=K, X=X, seed=2)
+    gen = generalizing_excess_loss(GRID, d, 1.0, target="x0")
+    want, _ = crossover(sizes, gen, x0[:, None] * loss_scale(GRID, "vp", "x0")[None, :], w)
+    assert M_star == want and ratio == want / N
+
+
+def test_size_grid():
+    assert np.array_equal(size_grid(7), np.arange(1, 8))
+    assert np.array_equal(size_grid(2000), np.arange(1, 2001))
+    g = size_grid(20000)
+    assert g[0] == 1 and g[-1] == 20000 and np.all(np.diff(g) > 0) and g.size <= 2000
+    assert np.diff(g).max() <= 4 * 20000 / (3 * 2000) + 1
+    assert np.array_equal(g[:20], np.arange(1, 21))   # the geometric part is dense at small M
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: nearest_excess_curve(np.zeros((4, 2)), [0, 1, 2, 2]), "permutation of 0..3"),
     (lambda: nearest_excess_curve(np.zeros(4), [0, 1, 2, 3]), r"\(N, d\)"),
@@ -133,6 +192,9 @@ def test_expected_curve_is_decreasing_and_independent_of_batching():
     (lambda: expected_excess_curve(10, 1.0, [5], 4, 2), r"\[1, N = 4\]"),
     (lambda: expected_excess_curve(10, 1.0, [2.5], 4, 2), "integers"),
     (lambda: expected_excess_curve(10, 1.0, [2], 4, 0), "K = 0"),
+    (lambda: crossover_search(10, np.zeros(1), lambda s: s[:, None], n_coarse=2), "n_coarse = 2"),
+    (lambda: size_grid(0), "N = 0"),
+    (lambda: excess_curve("nearest", [1], 4, 2, 1.0), "needs the training set"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
