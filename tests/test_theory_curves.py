@@ -16,16 +16,24 @@ Tolerances:
 - the crossover search: exactly equal (==) to the full integer grid, since each size's
   Delta is computed by the same row-wise arithmetic whatever sizes come with it.
 """
+import dataclasses
+import importlib.machinery
+import importlib.util
+import os
+
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from gmmdiff.data import make_dataset, memorization_order, memorized_subset
+from gmmdiff.predict import approximation_curves, predicted_ratio, predicted_ratios
 from gmmdiff.process import loss_scale, time_grid
 from gmmdiff.theory import (_expected_nearest_excess_per_m, _nearest_excess_curve_per_m,
                             crossover, crossover_search, excess_curve, expected_excess_curve,
                             generalizing_excess_loss, nearest_excess, nearest_excess_curve,
                             predict_transition, size_grid)
+from gmmdiff.train import TrainConfig
 
 GRID = time_grid()
 
@@ -183,6 +191,77 @@ def test_size_grid():
     assert g[0] == 1 and g[-1] == 20000 and np.all(np.diff(g) > 0) and g.size <= 2000
     assert np.diff(g).max() <= 4 * 20000 / (3 * 2000) + 1
     assert np.array_equal(g[:20], np.arange(1, 21))   # the geometric part is dense at small M
+
+
+def _config(N, d, K, target="x0"):
+    return dataclasses.asdict(TrainConfig(dim=d, components=K, samples=N, seed=0, target=target))
+
+
+def _old_ratio(config, source, X, weights):
+    """The predict path before issue 14: the per-M functions on every M = 1..N."""
+    N, d, K = config["samples"], config["dim"], config["components"]
+    w = loss_scale(GRID, config["process"], config["target"])
+    gen = generalizing_excess_loss(GRID, d, 1.0, target=config["target"], process=config["process"])
+    Ms = np.arange(1, N + 1)
+    if source == "simple":
+        x0 = d * (1.0 - Ms / N)
+    elif source == "expected":
+        x0 = np.array([_expected_nearest_excess_per_m(d, 1.0, M, N, K) for M in Ms])
+    else:
+        x0 = np.array([nearest_excess(X, memorized_subset(N, M, config["seed"])) for M in Ms])
+    return predicted_ratio(Ms.astype(float), gen, x0[:, None] * w[None, :], weights, N, clamp=False)
+
+
+@pytest.mark.parametrize("source", ["simple", "expected", "nearest"])
+def test_search_equals_full_grid_and_the_per_m_path(source):
+    N, d, K = 150, 30, 3
+    config = _config(N, d, K)
+    X = make_dataset(d, K, N, seed=0).X
+    rng = np.random.default_rng(1)
+    weightings = [np.full(GRID.size, 1.0 / GRID.size)] + [rng.dirichlet(np.full(GRID.size, 0.3))
+                                                          for _ in range(4)]
+    M, gen, pmem = approximation_curves(GRID, config, source, X=X)
+    assert np.array_equal(M, np.arange(1, N + 1))
+    fast = predicted_ratios(GRID, config, source, weightings, X=X)
+    for w, (ratio, crossed) in zip(weightings, fast):
+        full = predicted_ratio(M, gen, pmem, w, N, clamp=False)
+        assert (ratio, crossed) == full or (np.isnan(ratio) and np.isnan(full[0]))
+        old, old_crossed = _old_ratio(config, source, X, w)
+        assert crossed == old_crossed
+        if crossed:
+            assert ratio == pytest.approx(old, rel=1e-9)
+
+
+def test_curves_beyond_the_integer_grid_keep_the_crossover():
+    """N > 2000: the documented grid interpolates over ~13 sizes; the crossover moves by
+    much less than one model size against the exact search."""
+    N, d, K = 2500, 30, 5
+    config = _config(N, d, K)
+    M, gen, pmem = approximation_curves(GRID, config, "expected", sizes=size_grid(N, max_sizes=200))
+    w = np.full(GRID.size, 1.0 / GRID.size)
+    coarse, _ = predicted_ratio(M, gen, pmem, w, N, clamp=False)
+    (exact, _), = predicted_ratios(GRID, config, "expected", [w])
+    assert abs(coarse - exact) * N < 1.0
+
+
+def _predict_script():
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "bin", "gmmdiff-predict")
+    loader = importlib.machinery.SourceFileLoader("gmmdiff_predict", path)
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module.main
+
+
+def test_cli_prints_the_per_m_results():
+    N, d, K = 120, 20, 3
+    result = CliRunner().invoke(_predict_script(),
+                                ["-N", str(N), "-d", str(d), "-K", str(K), "--target", "x0"])
+    assert result.exit_code == 0, result.output
+    config = _config(N, d, K)
+    X = make_dataset(d, K, N, seed=0).X
+    for source in ("simple", "expected", "nearest"):
+        ratio, crossed = _old_ratio(config, source, X, np.full(GRID.size, 1.0 / GRID.size))
+        assert crossed and f"{source:<9} M* = {ratio * N:.1f}, M*/N = {ratio:.3f}" in result.output
 
 
 @pytest.mark.parametrize("call, match", [
