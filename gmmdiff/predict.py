@@ -7,13 +7,16 @@ memorizing models of sizes ``M (J,)``:
 - ``"mc"``: Monte Carlo training losses stored by training (absolute; the memorizing
   loss cancels in the difference), at the trained sizes;
 - ``"simple"``, ``"nearest"``, ``"expected"``: the approximations of
-  :mod:`gmmdiff.theory` (excess over the memorizing model), at every M = 1..N.
+  :mod:`gmmdiff.theory` (excess over the memorizing model), on
+  :func:`gmmdiff.theory.size_grid` (every M = 1..N for N <= 2000, a documented grid
+  beyond).
 
 The predicted transition is the sign change of Delta(M) = sum_t lam_t [gen_t - pmem_t(M)]
-(:func:`gmmdiff.theory.crossover`). For fitting, a curve without a sign change is
-clamped to the end of the size grid it points to (Delta >= 0 everywhere: the smallest
-size; Delta < 0 everywhere: N), so that the objective stays defined; reports mark
-those configurations.
+(:func:`gmmdiff.theory.crossover`); :func:`predicted_ratios` finds it exactly to one
+model size for given weightings, without whole curves. For fitting, a curve without a
+sign change is clamped to the end of the size grid it points to (Delta >= 0
+everywhere: the smallest size; Delta < 0 everywhere: N), so that the objective stays
+defined; reports mark those configurations.
 
 :func:`fit_weights` fits lam on the probability simplex by minimizing the mean squared
 error of the predicted M*/N over a training split of configurations.
@@ -21,9 +24,8 @@ error of the predicted M*/N over a training split of configurations.
 import numpy as np
 from scipy.optimize import minimize
 
-from .data import memorized_subset
 from .process import loss_scale
-from .theory import crossover, expected_nearest_excess, generalizing_excess_loss, nearest_excess
+from .theory import crossover, crossover_search, excess_curve, generalizing_excess_loss, size_grid
 
 SOURCES = ("mc", "simple", "nearest", "expected")
 
@@ -47,27 +49,60 @@ def curves_from_results(rows, source, *, config, X=None):
     return approximation_curves(t, config, source, X=X)
 
 
-def approximation_curves(times, config, source, *, X=None):
-    """(M = 1..N, gen (T,), pmem (N, T)) from the approximations, target scale."""
+def _approximation_setup(times, config, source, X):
+    """N, w (T,), gen (T,) and x0_at: sizes (J,) -> x0-scale excess (J,) of ``source``."""
+    if source not in ("simple", "nearest", "expected"):
+        raise ValueError(f"unknown approximation source {source!r}; accepted: simple, nearest, expected")
     d, K, N = int(config["dim"]), int(config["components"]), int(config["samples"])
     s = float(config.get("data_var", 1.0))
     target, process = config.get("target", "eps"), config.get("process", "vp")
     times = np.asarray(times, dtype=np.float64)
-    w = loss_scale(times, process, target)
+    w = loss_scale(times, process, target)                               # (T,)
     gen = generalizing_excess_loss(times, d, s, target=target, process=process)
-    Ms = np.arange(1, N + 1)
-    if source == "simple":
-        x0 = d * s * (1.0 - Ms / N)
-    elif source == "expected":
-        x0 = np.array([expected_nearest_excess(d, s, M, N, K) for M in Ms])
-    elif source == "nearest":
-        if X is None:
-            raise ValueError("source 'nearest' needs the training set X")
-        x0 = np.array([nearest_excess(X, memorized_subset(N, M, int(config.get("seed", 0))))
-                       for M in Ms])
+
+    def x0_at(sizes):
+        return excess_curve(source, sizes, N, d, s, K=K, X=X, seed=int(config.get("seed", 0)))
+    return N, w, gen, x0_at
+
+
+def approximation_curves(times, config, source, *, X=None, sizes=None):
+    """(M (J,), gen (T,), pmem (J, T)) from the approximations, target scale.
+
+    times : (T,);  config : dict with dim, components, samples (and data_var, seed,
+    target, process);  X : (N, d) training set, needed for "nearest";  sizes : (J,)
+    model sizes in [1, N], default :func:`gmmdiff.theory.size_grid` (every M = 1..N
+    for N <= 2000). M is returned as float64.
+    """
+    N, w, gen, x0_at = _approximation_setup(times, config, source, X)
+    sizes = size_grid(N) if sizes is None else sizes
+    x0 = x0_at(sizes)                                                    # (J,)
+    return np.asarray(sizes, dtype=np.float64), gen, x0[:, None] * w[None, :]
+
+
+def predicted_ratios(times, config, source, weightings, *, X=None):
+    """[(M*/N, crossed)] per weighting, exact to one model size (no whole curve needed).
+
+    times : (T,);  config, X : as for :func:`approximation_curves`;  weightings : list
+    of (T,) nonnegative time weights. Each is searched with
+    :func:`gmmdiff.theory.crossover_search`, which equals :func:`predicted_ratio` on
+    every M = 1..N with ``clamp=False`` when Delta is monotone. "nearest" computes its
+    curve once (one pass for all M); "expected" is evaluated only where the search needs.
+    A missing sign change gives (nan, False).
+    """
+    N, w, gen, x0_at = _approximation_setup(times, config, source, X)
+    if source == "nearest":
+        curve = x0_at(np.arange(1, N + 1))                               # (N,)
+
+        def pmem_at(sizes):
+            return curve[sizes - 1, None] * w[None, :]
     else:
-        raise ValueError(f"unknown approximation source {source!r}; accepted: simple, nearest, expected")
-    return Ms.astype(np.float64), gen, x0[:, None] * w[None, :]
+        def pmem_at(sizes):
+            return x0_at(sizes)[:, None] * w[None, :]
+    out = []
+    for weights in weightings:
+        M_star, _, _ = crossover_search(N, gen, pmem_at, weights)
+        out.append((M_star / N, True) if np.isfinite(M_star) else (float("nan"), False))
+    return out
 
 
 def predicted_ratio(M, gen, pmem, weights, N, *, clamp=True):
