@@ -29,6 +29,8 @@ setup(
     install_requires=["numpy>=1.22", "scipy>=1.8", "click>=8.0", "matplotlib>=3.5"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50"],
+        # NVRTC for tests/test_nvrtc.py (compiles the CUDA kernels without a GPU)
+        "nvrtc": ["cupy-cuda12x", "nvidia-cuda-nvrtc-cu12"],
         "cuda12": ["cupy-cuda12x"],
         "cuda13": ["cupy-cuda13x"],
     },

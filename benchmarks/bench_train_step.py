@@ -19,6 +19,13 @@ fused CUDA kernels (:mod:`gmmdiff.kernels`) beside the plain cupy array program.
 
 GPU timings use CUDA events through cupyx.profiler.benchmark (never wall clock around
 asynchronous work).
+
+``--launches`` prints kernel launches, device syncs and host-to-device copies per
+optimizer step and per draw chunk, for the batch shapes given, plain and fused,
+counted by the CuPy stand-in of tests/cupy_standin (which stands in for CuPy where no
+GPU is present; the counting model is in its docstring)::
+
+    python benchmarks/bench_train_step.py --launches            # CPU only, seconds
 """
 import argparse
 import dataclasses
@@ -67,6 +74,64 @@ def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
     return float(np.median(times)) / steps
 
 
+def launch_counts(cp, cfg, sizes, fused, seeds=1):
+    """Events of training on the CuPy stand-in ``cp``: ``(S, {category: (per step, per
+    draw chunk)}, per-step launches by (site, op))`` for a batch of ``seeds``
+    configurations x ``sizes``; per step = (4 steps - 2 steps) / 2 and per chunk =
+    (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end)."""
+    from gmmdiff.draws import device_chunk_steps
+    cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
+    all_sizes = [M for _ in cfgs for M in sizes]
+    owners = [o for o in range(seeds) for _ in sizes]
+    P = cfg.dim if cfg.model == "gmm" else cfg.colors * cfg.image_size ** 2
+    B = cfg.samples * cfg.noise_draws
+    S = device_chunk_steps(len(all_sizes), B * P + B, cp)
+
+    def counts(steps):
+        cs = [dataclasses.replace(c, steps=steps) for c in cfgs]
+        dss = [c.dataset(cp) for c in cs]
+        state = initial_state(dss, all_sizes, cs, cp, owners=owners)
+        with cp._standin.counting() as c:
+            train(dss, state, cs, cp, log_every=10**9, fused=fused)
+        return c
+
+    c2, c4, cS, cS1 = (counts(k) for k in (2, 4, S, S + 1))
+    out = {}
+    for cat in ("launch", "sync", "h2d"):
+        step = (c4.total(cat) - c2.total(cat)) / 2
+        out[cat] = (step, cS1.total(cat) - cS.total(cat) - step)
+    sites = c4.by_site_op("launch")
+    sites.subtract(c2.by_site_op("launch"))
+    return S, out, {k: v / 2 for k, v in sites.items() if v}
+
+
+def print_launches(shapes, seeds):
+    """Per step and per chunk counts from the stand-in; this process re-runs itself with
+    the stand-in first on its path (it must be there before gmmdiff imports cupy)."""
+    import os
+    import sys
+    standin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "tests", "cupy_standin")
+    if os.environ.get("GMMDIFF_BENCH_STANDIN") != "1":
+        env = dict(os.environ, GMMDIFF_BENCH_STANDIN="1",
+                   PYTHONPATH=os.pathsep.join([standin] + [p for p in os.environ.get(
+                       "PYTHONPATH", "").split(os.pathsep) if p]))
+        os.execve(sys.executable, [sys.executable, os.path.abspath(__file__), *sys.argv[1:]], env)
+    import cupy
+    if not getattr(cupy, "STANDIN", False):
+        raise SystemExit("--launches counts with the CuPy stand-in; a real CuPy was imported")
+    print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'models':>6} {'path':>6} {'launch/step':>11} "
+          f"{'launch/chunk':>12} {'chunk steps':>11} {'sync/step':>9} {'h2d/step':>8}")
+    for d, K, N, n, J in shapes:
+        sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
+        cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n)
+        for fused in (False, True):
+            S, per, _ = launch_counts(cupy, cfg, sizes, fused, seeds)
+            print(f"{d:>3} {K:>3} {N:>4} {n:>5} {len(sizes) * seeds:>6} {'fused' if fused else 'plain':>6} "
+                  f"{per['launch'][0]:>11g} {per['launch'][1]:>12g} {S:>11d} {per['sync'][0]:>9g} "
+                  f"{per['h2d'][0]:>8g}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
@@ -77,7 +142,12 @@ def main():
     ap.add_argument("--no-loop", action="store_true", help="skip the one-at-a-time loop")
     ap.add_argument("--seeds", type=int, default=1, help="configurations per batch")
     ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
+    ap.add_argument("--launches", action="store_true",
+                    help="count launches, syncs and copies with the CuPy stand-in instead of timing")
     args = ap.parse_args()
+    if args.launches:
+        print_launches(PAPER if args.paper else SMALL, args.seeds)
+        return
     xp = get_xp(args.backend)
     shapes = PAPER if args.paper else SMALL
     steps = args.steps or (2 if args.paper else 200)

@@ -517,8 +517,9 @@ def simple_transition_ratio(times, d, var_star, weights=None, *, target="eps", p
 
     times : (T,);  weights : (T,) nonnegative (default uniform).
     """
-    times = np.asarray(times, dtype=np.float64)
-    weights = np.full(times.size, 1.0 / times.size) if weights is None else np.asarray(weights, dtype=np.float64)
+    times = np.asarray(to_host(times), dtype=np.float64)           # host-side constants
+    weights = (np.full(times.size, 1.0 / times.size) if weights is None
+               else np.asarray(to_host(weights), dtype=np.float64))
     gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
     full = loss_scale(times, process, target) * d * var_star
     return float(1.0 - (weights @ gen) / (weights @ full))
@@ -560,7 +561,7 @@ def predict_transition(N, d, K, var_star=1.0, *, times, weights=None, method="ex
     all M; "expected": evaluated only where :func:`crossover_search` needs it), and
     returns ``(M_star, M_star / N)`` (nan where Delta never changes sign).
     """
-    times = np.asarray(times, dtype=np.float64)
+    times = np.asarray(to_host(times), dtype=np.float64)           # a host-side constant
     gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
     if method == "simple":
         ratio = simple_transition_ratio(times, d, var_star, weights, target=target, process=process)
@@ -599,7 +600,7 @@ def compare_with_monte_carlo(dataset, M, times, *, n_noise=20, seed=0, subset_se
     """
     from .denoisers import generalizing, memorizing, partially_memorizing
     from .losses import per_time_losses
-    times = np.asarray(times, dtype=np.float64)
+    times = np.asarray(to_host(times), dtype=np.float64)           # a host-side constant
     X = dataset.X
     N, d = X.shape
     K = dataset.mixture.n_components
