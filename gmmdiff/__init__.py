@@ -31,4 +31,4 @@ Modules (one concept each):
 - :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
 - :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -21,6 +21,8 @@ defined; reports mark those configurations.
 :func:`fit_weights` fits lam on the probability simplex by minimizing the mean squared
 error of the predicted M*/N over a training split of configurations.
 """
+import os
+
 import numpy as np
 from scipy.optimize import minimize
 
@@ -168,8 +170,16 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
     return lam / lam.sum()
 
 
+def check_test_fraction(test_fraction):
+    """Raise ValueError unless 0 < test_fraction < 1 (NaN included)."""
+    if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
+        raise ValueError(f"test fraction (--test-fraction) = {test_fraction!r} must lie strictly "
+                         "between 0 and 1")
+
+
 def split_configurations(n, *, test_fraction=0.25, seed=0):
     """Seeded split of ``n`` configurations: (train indices, test indices), sorted."""
+    check_test_fraction(test_fraction)
     if n < 2:
         raise ValueError(f"need at least 2 configurations to split; got {n}")
     perm = np.random.default_rng(seed).permutation(n)
@@ -204,3 +214,82 @@ def fit_and_score(curves, measured, *, test_fraction=0.25, seed=0):
         # configuration, fitted to the training mean) does not count as beating it
         "beats_trivial_on_test": mse(te, pred) < 0.999 * mse(te, np.full_like(measured, trivial)),
     }
+
+
+def fit_summary(summary, source, *, test_fraction=0.25, seed=0):
+    """Fit the time weights of ``source`` on a sweep's summary
+    (:func:`gmmdiff.sweep.transition_summary`), needing no run directory: "mc" uses the
+    Monte Carlo curves the summary holds, the approximations are computed from each
+    configuration (and its seeded training set, for "nearest").
+
+    Uses every configuration whose measured curve crosses 1/2; the others are listed
+    under ``excluded``. Returns :func:`fit_and_score`'s dict with the source, the time
+    grid, the configurations used, their fitted range of N, d and K, the split, the
+    target and process, and the summary's provenance.
+    """
+    from .config import TrainConfig
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    base = summary["identity"]["base"]
+    times = np.asarray(summary["times"], dtype=np.float64)
+    names, curves, measured, excluded, used = [], [], [], [], []
+    for c in summary["configs"]:
+        if c.get("M_pt_over_N") is None:
+            excluded.append({"config": c["name"], "status": c["status"]})
+            continue
+        cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"], seed=c["seed"]))
+        if source == "mc":
+            M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+        else:
+            X = cfg.dataset().X if source == "nearest" else None
+            M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
+        names.append(c["name"])
+        curves.append((M, gen, pmem, c["N"]))
+        measured.append(c["M_pt_over_N"])
+        used.append(c)
+    if len(curves) < 2:
+        raise ValueError(f"{len(curves)} configuration(s) with a measured transition; a fit "
+                         "needs at least 2")
+    result = fit_and_score(curves, measured, test_fraction=test_fraction, seed=seed)
+    result.update(source=source, times=times.tolist(), configs=names, excluded=excluded,
+                  split_seed=seed, test_fraction=test_fraction, target=base["target"],
+                  process=base["process"], data_var=base["data_var"],
+                  range={k: [min(c[k] for c in used), max(c[k] for c in used)] for k in ("N", "d", "K")},
+                  provenance=summary.get("provenance", {}))
+    return result
+
+
+def read_fit(path, times):
+    """A fit file (``fit_<source>.json``) for the time grid ``times`` (T,): its dict, or
+    ValueError naming the file and what is wrong with it."""
+    from .storage import read_record
+    fit = read_record(path, ("weights", "times", "source"),
+                      advice="give a fit file written by `gmmdiff-predict --fit SWEEP_DIR`")
+    try:
+        w = np.asarray(fit["weights"], dtype=np.float64)
+        t = np.asarray(fit["times"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: weights and times must be lists of numbers") from None
+    if fit["source"] not in SOURCES:
+        raise ValueError(f"{path}: unknown source {fit['source']!r}; accepted: {', '.join(SOURCES)}")
+    if t.shape != np.shape(times) or not np.allclose(t, times):
+        raise ValueError(f"{path} was fitted on another time grid ({t.size} times)")
+    if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"{path}: the weights must be {t.size} finite numbers >= 0, not all 0")
+    return fit
+
+
+SHIPPED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "cpu_sweep")
+
+
+def shipped_fits():
+    """The fits that ship with gmmdiff (source -> fit dict), made on the CPU sweep
+    (``gmmdiff-sweep --preset cpu``; its summary is ``assets/cpu_sweep/summary.json``).
+    Empty when none ships."""
+    from .storage import read_json
+    out = {}
+    for source in SOURCES:
+        path = os.path.join(SHIPPED, f"fit_{source}.json")
+        if os.path.exists(path):
+            out[source] = read_json(path)
+    return out

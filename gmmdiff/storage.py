@@ -181,15 +181,14 @@ def read_npz(path):
         raise StorageError(f"corrupt or truncated NPZ file {path}: {exc}") from None
 
 
-def read_record(path, required=()):
+def read_record(path, required=(), advice="remove it or choose another directory"):
     """A JSON file that must hold an object with the keys ``required``; anything else
-    (a list, a missing key) raises StorageError naming the file."""
+    (a list, a missing key) raises StorageError naming the file (and ``advice``)."""
     obj = read_json(path)
     missing = [k for k in required if not isinstance(obj, dict) or k not in obj]
     if not isinstance(obj, dict) or missing:
         what = "a JSON object" + (f" with {', '.join(repr(k) for k in required)}" if required else "")
-        raise StorageError(f"{path} is not a gmmdiff file (expected {what}); remove it or "
-                           "choose another directory")
+        raise StorageError(f"{path} is not a gmmdiff file (expected {what}); {advice}")
     return obj
 
 

@@ -402,39 +402,63 @@ def spec_from_identity(ident):
                      base=base, coarse=ident["coarse"], refine=ident["refine"])
 
 
+def transition_summary(sweep_dir):
+    """The compact record of a sweep that fits are made from (``summary.json``): the
+    sweep's identity and provenance, the grid of times and, per configuration, its
+    measured transition (M_pt/N with interval, start, end, status) and its Monte Carlo
+    curves (generalizing and partially memorizing training losses at the trained sizes,
+    the "mc" source of :mod:`gmmdiff.predict`). Incomplete configurations are listed
+    with their status. A fit needs nothing else (:func:`gmmdiff.predict.fit_summary`)."""
+    import platform
+    import time as _time
+
+    from . import __version__
+    spec = read_sweep(sweep_dir)
+    configs, times, trained_with = [], None, set()
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
+                 "seed": cfg.seed}
+        tpath = os.path.join(rd, "transition.json")
+        if not os.path.exists(tpath):
+            configs.append(dict(entry, status="missing or incomplete"))
+            continue
+        tr = read_record(tpath, ("M_pt", "status"))
+        meta, rows = load_run(rd)
+        trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
+        times = rows[0]["times"]
+        M, gen, pmem = curves_from_results(rows, "mc", config=dataclasses.asdict(cfg))
+        scale = (lambda v: None if v is None else v / cfg.samples)  # noqa: E731
+        entry.update(status=tr["status"], M_pt_over_N=scale(tr["M_pt"]["value"]),
+                     interval=[scale(v) for v in tr["M_pt"]["interval"]],
+                     start_over_N=scale(tr["start"]["value"]), end_over_N=scale(tr["end"]["value"]),
+                     sizes=tr["M"], ratios=tr["ratio"],
+                     mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
+        configs.append(entry)
+    ident = read_record(os.path.join(sweep_dir, "sweep.json"), ("identity",))["identity"]
+    return {"identity": ident, "times": times,
+            "configs": configs,
+            "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
+                           "date": _time.strftime("%Y-%m-%d"),
+                           "sweep_dir": os.path.basename(os.path.abspath(sweep_dir)),
+                           "python": platform.python_version(), "numpy": np.__version__,
+                           "machine": platform.machine()}}
+
+
 def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
     """Fit the time weights on a seeded split of the sweep's configurations.
 
     Uses every complete configuration whose measured curve crosses 1/2; the others are
-    listed under ``excluded`` with their status. Writes ``fit_<source>.json``
-    atomically and returns its content.
+    listed under ``excluded`` with their status. Writes ``summary.json``
+    (:func:`transition_summary`) and ``fit_<source>.json`` atomically and returns the
+    fit (:func:`gmmdiff.predict.fit_summary`).
     """
-    from .predict import fit_and_score
-    spec = read_sweep(sweep_dir)
-    names, curves, measured, excluded, times = [], [], [], [], None
-    for cfg in spec.configurations():
-        rd = os.path.join(sweep_dir, run_name(cfg))
-        tpath = os.path.join(rd, "transition.json")
-        if not os.path.exists(tpath):
-            excluded.append({"config": run_name(cfg), "status": "missing or incomplete"})
-            continue
-        tr = read_json(tpath)
-        if tr["M_pt"]["value"] is None:
-            excluded.append({"config": run_name(cfg), "status": tr["status"]})
-            continue
-        results = results_of(rd)
-        times = results[0]["times"]
-        X = cfg.dataset().X if source == "nearest" else None
-        M, gen, pmem = curves_from_results(results, source, config=dataclasses.asdict(cfg), X=X)
-        names.append(run_name(cfg))
-        curves.append((M, gen, pmem, cfg.samples))
-        measured.append(tr["M_pt"]["value"] / cfg.samples)
-    if len(curves) < 2:
-        raise ValueError(f"{sweep_dir}: {len(curves)} configuration(s) with a measured transition; "
-                         "a fit needs at least 2")
-    result = fit_and_score(curves, measured, test_fraction=test_fraction, seed=seed)
-    result.update(source=source, times=times, configs=names, excluded=excluded,
-                  split_seed=seed, test_fraction=test_fraction,
-                  target=spec.base.target, process=spec.base.process)
+    from .predict import SOURCES, check_test_fraction, fit_summary
+    check_test_fraction(test_fraction)
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    summary = transition_summary(sweep_dir)
+    write_json(os.path.join(sweep_dir, "summary.json"), summary)
+    result = fit_summary(summary, source, test_fraction=test_fraction, seed=seed)
     write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)
     return result

@@ -277,3 +277,46 @@ def test_click_usage_errors_are_one_line():
     for cli_, args in ((train_cli, ["--dim"]), (train_cli, ["--nope"]), (sweep_cli, ["--jobs", "0"]),
                        (plot_cli, ["/no/such/dir"]), (train_cli, ["--backend", "tpu"])):
         one_line_error(CliRunner().invoke(cli_, args))
+
+
+# ------------------------------------------------------------- gmmdiff-predict inputs
+
+predict_cli = load_script("gmmdiff-predict")
+
+
+@pytest.mark.parametrize("content, match", [
+    ("{}", "expected a JSON object with"), ("[]", "expected a JSON object"),
+    ('{"times": [], "source": "mc"}', "'weights'"),
+    ('{"weights": "abc", "times": [0.5], "source": "mc"}', "lists of numbers"),
+    ('{"weights": [1.0], "times": [0.5], "source": "mc"}', "another time grid"),
+    ('{"weights": [1.0], "times": [0.5], "source": "magic"}', "unknown source"),
+])
+def test_bad_fit_files_are_one_line(tmp_path, content, match):
+    f = tmp_path / "fit.json"
+    f.write_text(content)
+    one_line_error(CliRunner().invoke(predict_cli, ["-N", "12", "-d", "3", "-K", "2", "--fit-file", str(f)]),
+                   match)
+
+
+def test_fit_files_with_nan_or_negative_weights_are_refused(tmp_path):
+    from gmmdiff.process import time_grid
+    t = time_grid().tolist()
+    for bad in ([float("nan")] + [1.0] * 25, [-1.0] + [1.0] * 25, [0.0] * 26):
+        f = tmp_path / "fit.json"
+        f.write_text(json.dumps({"weights": bad, "times": t, "source": "expected"}).replace("NaN", "NaN"))
+        one_line_error(CliRunner().invoke(predict_cli, ["-N", "12", "-d", "3", "-K", "2",
+                                                        "--fit-file", str(f)]), "finite numbers >= 0")
+
+
+def test_test_fraction_must_lie_in_the_open_unit_interval(tmp_path):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    for bad in ("2", "0", "-0.5", "nan", "1"):
+        one_line_error(CliRunner().invoke(predict_cli, ["--fit", str(sweep), "--test-fraction", bad]),
+                       "--test-fraction")
+    assert sorted(p.name for p in sweep.iterdir()) == ["sweep.json"]
+
+
+def test_predict_refuses_sizes_that_cannot_fit():
+    one_line_error(CliRunner().invoke(predict_cli, ["-N", "100000000000", "-d", "10", "-K", "2"]), "GiB")
