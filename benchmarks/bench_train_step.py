@@ -59,7 +59,7 @@ def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
 
     def go(c):
         state = initial_state(dss, all_sizes, c, xp, owners=owners)
-        return train(dss, state, c, xp, fused=fused)
+        return train(dss, state, c, xp, fused=fused, log_every=c[0].steps)   # syncs once, at the end
 
     go([dataclasses.replace(c, steps=1) for c in cfgs])                 # warm-up, compiles
     if backend_name(xp) == "cupy":  # pragma: no cover - GPU only
@@ -77,7 +77,8 @@ def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
 def launch_counts(cp, cfg, sizes, fused, seeds=1):
     """Events of training on the CuPy stand-in ``cp``: ``(S, {category: (per step, per
     draw chunk)}, per-step launches by (site, op))`` for a batch of ``seeds``
-    configurations x ``sizes``; per step = (4 steps - 2 steps) / 2 and per chunk =
+    configurations x ``sizes``, drawing chunks of S steps (:func:`device_chunk_steps`
+    of the stand-in's free memory); per step = (4 steps - 2 steps) / 2 and per chunk =
     (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end)."""
     from gmmdiff.draws import device_chunk_steps
     cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
@@ -86,6 +87,8 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1):
     P = cfg.dim if cfg.model == "gmm" else cfg.colors * cfg.image_size ** 2
     B = cfg.samples * cfg.noise_draws
     S = device_chunk_steps(len(all_sizes), B * P + B, cp)
+    if S < 4:
+        raise ValueError(f"draw chunks of {S} steps: give the stand-in more free memory")
 
     def counts(steps):
         cs = [dataclasses.replace(c, steps=steps) for c in cfgs]
@@ -106,8 +109,10 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1):
 
 
 def print_launches(shapes, seeds):
-    """Per step and per chunk counts from the stand-in; this process re-runs itself with
-    the stand-in first on its path (it must be there before gmmdiff imports cupy)."""
+    """Per step and per chunk counts from the stand-in, with a free device memory that
+    makes draw chunks of 8 steps (the counts do not depend on array sizes; the number
+    of size buckets does); this process re-runs itself with the stand-in first on its
+    path (it must be there before gmmdiff imports cupy)."""
     import os
     import sys
     standin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -125,6 +130,8 @@ def print_launches(shapes, seeds):
     for d, K, N, n, J in shapes:
         sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
         cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n)
+        per_step = 8 * len(sizes) * seeds * (N * n * d + N * n)
+        cupy.cuda.runtime.memGetInfo = lambda: (64 * per_step, 1 << 40)   # 8-step chunks
         for fused in (False, True):
             S, per, _ = launch_counts(cupy, cfg, sizes, fused, seeds)
             print(f"{d:>3} {K:>3} {N:>4} {n:>5} {len(sizes) * seeds:>6} {'fused' if fused else 'plain':>6} "
