@@ -163,20 +163,3 @@ def test_fused_adam_equals_the_array_program(cp, dtype, rtol):
         for slot in ("mu", "nu", "ema"):
             np.testing.assert_allclose(to_host(got_s[f"{slot}_{name}"]), ref_s[f"{slot}_{name}"],
                                        rtol=rtol * 10, atol=rtol * 1e-3)
-
-
-def test_fused_training_equals_numpy(cp):
-    """Training with the fused kernels on cupy against the numpy array program with the
-    same (hash) draws, float64, several buckets of padded sizes."""
-    from gmmdiff.train import TrainConfig, initial_state, plan_buckets, train
-    cfg = TrainConfig(dim=6, components=3, samples=30, steps=50, noise_draws=4, lr_peak=1e-2)
-    sizes = [3, 9, 17, 30]
-    ref_ds = cfg.dataset(np)
-    ref = train(ref_ds, initial_state(ref_ds, sizes, cfg, np), cfg, np, noise_source="hash",
-                bucket_overhead=500)
-    ds = cfg.dataset(cp)
-    got = train(ds, initial_state(ds, sizes, cfg, cp), cfg, cp, noise_source="hash",
-                bucket_overhead=500, fused=True)
-    assert len(plan_buckets(sizes, 30 * 4, 500)) > 1
-    np.testing.assert_allclose(to_host(got.means), ref.means, rtol=1e-9, atol=1e-11)
-    np.testing.assert_allclose(to_host(got.std), ref.std, rtol=1e-9)
