@@ -134,34 +134,70 @@ def figure1(run_dir, path=None, n_sizes=3):
 
 
 def figure3(fit, path):
-    """Predicted against measured M_pt/N, train and test configurations marked."""
+    """Predicted against measured M_pt/N for one fit: train and held-out configurations
+    (the measured 95% interval as a bar), the diagonal, and the trivial predictor (the
+    mean measured ratio of the training split); the title says whether the fit beats
+    the trivial predictor on the held-out configurations."""
     plt = _plt()
     pred, meas = np.array(fit["predicted"]), np.array(fit["measured"])
-    fig, ax = plt.subplots(figsize=(4.8, 4.5))
-    ax.plot([0, 1], [0, 1], color="gray", lw=1)
-    ax.scatter(meas[fit["train"]], pred[fit["train"]], label=f"train (MSE {fit['mse_train']:.2g})")
-    ax.scatter(meas[fit["test"]], pred[fit["test"]], marker="s",
-               label=f"test (MSE {fit['mse_test']:.2g}; trivial {fit['trivial_mse_test']:.2g})")
-    ax.set(xlabel="measured M_pt / N", ylabel=f"predicted M* / N ({fit['source']})",
-           xlim=(0, 1.02), ylim=(0, 1.02))
-    ax.legend(fontsize=7)
+    iv = np.array([[np.nan if v is None else v for v in pair]
+                   for pair in fit.get("measured_interval", [[None, None]] * meas.size)], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.4, 5.0))
+    for split, marker, color in (("train", "o", "C0"), ("test", "s", "C1")):
+        idx = np.array(fit[split], dtype=int)
+        err = np.abs(iv[idx] - meas[idx, None]).T if idx.size else None
+        mse = fit[f"mse_{split}"]
+        ax.errorbar(meas[idx], pred[idx], xerr=err, fmt=marker, color=color, ms=5, lw=0.8,
+                    capsize=2, label=f"{split} ({idx.size} configurations, MSE {mse:.2g})")
+    values = np.concatenate([meas, pred, iv[np.isfinite(iv)], [fit["trivial_prediction"]]])
+    lo, hi = max(0.0, values.min() - 0.05), min(1.05, values.max() + 0.05)
+    ax.plot([lo, hi], [lo, hi], color="gray", lw=1, label="predicted = measured")
+    ax.axhline(fit["trivial_prediction"], color="k", ls="--", lw=1,
+               label=f"trivial predictor {fit['trivial_prediction']:.3f} "
+                     f"(held-out MSE {fit['trivial_mse_test']:.2g})")
+    verdict = "beats" if fit["beats_trivial_on_test"] else "does not beat"
+    ax.set(xlabel="measured M_pt / N (95% interval)", ylabel="predicted M* / N",
+           xlim=(lo, hi), ylim=(lo, hi), aspect="equal",
+           title=f"source {fit['source']}: the fitted weighting {verdict}\nthe trivial "
+                 "predictor on held-out configurations")
+    ax.legend(fontsize=7, loc="upper left")
     _save(fig, path)
     plt.close(fig)
     return path
 
 
 def figure7(curves, path):
-    """Memorization ratio against M/N for several seeds of one setting: the mean and a
-    min/max band. ``curves``: dict name -> list of (M/N array, ratio array) per seed."""
+    """Memorization ratio against M/N for the settings of a sweep run with several seeds:
+    one panel per (d, N), one colour per K, the mean over seeds and its min-max band.
+    ``curves``: dict (N, d, K) -> list of (M/N array, ratio array) per seed."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (name, seeds) in enumerate(sorted(curves.items())):
+    Ns = sorted({k[0] for k in curves})
+    ds = sorted({k[1] for k in curves})
+    Ks = sorted({k[2] for k in curves})
+    fig, axes = plt.subplots(len(ds), len(Ns), figsize=(3.2 * len(Ns), 2.6 * len(ds)),
+                             sharex=True, sharey=True, squeeze=False)
+    n_seeds = max(len(v) for v in curves.values())
+    for (N, d, K), seeds in sorted(curves.items()):
+        ax = axes[ds.index(d), Ns.index(N)]
         grid = np.unique(np.concatenate([x for x, _ in seeds]))
         ys = np.array([np.interp(grid, x, y) for x, y in seeds])
-        ax.fill_between(grid, ys.min(0), ys.max(0), color=f"C{i}", alpha=0.25)
-        ax.plot(grid, ys.mean(0), color=f"C{i}", label=f"{name} ({len(seeds)} seeds)")
-    ax.set(xlabel="M / N", ylabel="memorization ratio", ylim=(-0.03, 1.03))
-    ax.legend(fontsize=7)
+        c = f"C{Ks.index(K)}"
+        ax.fill_between(grid, ys.min(0), ys.max(0), color=c, alpha=0.25, lw=0)
+        ax.plot(grid, ys.mean(0), color=c, lw=1.3, label=f"K = {K}")
+    for i, d in enumerate(ds):
+        for j, N in enumerate(Ns):
+            ax = axes[i, j]
+            ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+            ax.set_title(f"N = {N}, d = {d}", fontsize=9)
+            ax.set_ylim(-0.03, 1.03)
+            if i == len(ds) - 1:
+                ax.set_xlabel("M / N")
+            if j == 0:
+                ax.set_ylabel("memorization ratio")
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(f"memorization ratio against M / N\nmean over {n_seeds} seeds (line), min-max "
+                 "over seeds (band)", fontsize=9)
+    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return path
@@ -181,7 +217,7 @@ def sweep_figures(sweep_dir):
         if not paths:
             paths.append(figure1(rd, os.path.join(sweep_dir, "fig1_losses_vs_approximations.png")))
         rows = load_run(rd, check_arrays=True)[1]
-        key = f"N={cfg.samples} d={cfg.dim} K={cfg.components}"
+        key = (cfg.samples, cfg.dim, cfg.components)
         by_setting.setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
                                                np.array([r["memorization"]["ratio"] for r in rows])))
     for name in sorted(os.listdir(sweep_dir)):

@@ -247,11 +247,13 @@ def fit_summary(summary, source, *, test_fraction=0.25, seed=0):
         curves.append((M, gen, pmem, c["N"]))
         measured.append(c["M_pt_over_N"])
         used.append(c)
+    intervals = [c.get("interval", [None, None]) for c in used]
     if len(curves) < 2:
         raise ValueError(f"{len(curves)} configuration(s) with a measured transition; a fit "
                          "needs at least 2")
     result = fit_and_score(curves, measured, test_fraction=test_fraction, seed=seed)
-    result.update(source=source, times=times.tolist(), configs=names, excluded=excluded,
+    result.update(source=source, times=times.tolist(), configs=names, measured_interval=intervals,
+                  excluded=excluded,
                   split_seed=seed, test_fraction=test_fraction, target=base["target"],
                   process=base["process"], data_var=base["data_var"],
                   range={k: [min(c[k] for c in used), max(c[k] for c in used)] for k in ("N", "d", "K")},
