@@ -320,3 +320,27 @@ def test_test_fraction_must_lie_in_the_open_unit_interval(tmp_path):
 
 def test_predict_refuses_sizes_that_cannot_fit():
     one_line_error(CliRunner().invoke(predict_cli, ["-N", "100000000000", "-d", "10", "-K", "2"]), "GiB")
+
+
+def test_two_identical_commands_at_once_one_runs_the_other_is_refused(tmp_path):
+    import subprocess
+    import sys
+    import time
+    from test_cli import ROOT
+    out = tmp_path / "run"
+    cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-train"), *SMALL, "--steps", "30000",
+           "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        while not (out / ".lock").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert first.poll() is None, "the first finished before the second started"
+        lines = [ln for ln in second.stderr.splitlines() if ln.strip()]
+        assert second.returncode == 2 and len(lines) == 1, second.stderr
+        assert f"is in use by pid {first.pid} on host" in lines[0]
+    finally:
+        assert first.wait(timeout=120) == 0
+    assert json.loads((out / "index.json").read_text()) == {"complete": [2, 8]}
+    assert not (out / ".lock").exists()
