@@ -118,6 +118,36 @@ def predicted_ratio(M, gen, pmem, weights, N, *, clamp=True):
     return (M[0] / N if delta[0] >= 0 else 1.0), False
 
 
+class _Stack:
+    """The curves of C configurations padded to a common number of sizes, so that the
+    predicted ratio of every configuration comes from one array expression: the same
+    arithmetic, row by row, as :func:`predicted_ratio` with ``clamp=True`` (fits call it
+    thousands of times)."""
+
+    def __init__(self, curves):
+        C, J, T = len(curves), max(len(c[0]) for c in curves), curves[0][1].size
+        self.D = np.full((C, J, T), np.nan)                              # gen - pmem (C, J, T)
+        self.M = np.full((C, J), np.nan)
+        self.N = np.array([c[3] for c in curves], dtype=np.float64)
+        for k, (M, gen, pmem, _) in enumerate(curves):
+            self.D[k, :len(M)] = gen[None, :] - pmem
+            self.M[k, :len(M)] = M
+        self.rows = np.arange(C)
+
+    def ratios(self, weights):
+        """(C,) predicted M*/N (padding is NaN, never a crossing)."""
+        delta = np.sum(self.D * weights, axis=2)                          # (C, J)
+        with np.errstate(invalid="ignore"):
+            hits = (delta[:, :-1] < 0) & (delta[:, 1:] >= 0)
+        j = np.argmax(hits, axis=1) + 1                                  # first crossing
+        r, d0, d1 = self.rows, delta[self.rows, j - 1], delta[self.rows, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = -d0 / (d1 - d0)
+            crossed = (self.M[r, j - 1] + f * (self.M[r, j] - self.M[r, j - 1])) / self.N
+        clamped = np.where(delta[:, 0] >= 0, self.M[:, 0] / self.N, 1.0)
+        return np.where(hits.any(axis=1), crossed, clamped)
+
+
 def _time_scales(curves):
     """Per-time scales making the curves comparable across times (fitting only)."""
     mags = np.array([np.abs(gen) + np.abs(pmem).mean(axis=0) for _, gen, pmem, _ in curves])
@@ -144,15 +174,14 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
     if len(curves) != measured.size or measured.size == 0:
         raise ValueError("need one measured ratio per configuration, at least one")
     scale = _time_scales(curves)
-    scaled = [(M, gen / scale, pmem / scale[None, :], N) for M, gen, pmem, N in curves]
+    stack = _Stack([(M, gen / scale, pmem / scale[None, :], N) for M, gen, pmem, N in curves])
     T = scale.size
 
     def loss(lam):
         lam = np.maximum(lam, 0.0)
         if lam.sum() <= 0:
             return 1.0
-        pred = np.array([predicted_ratio(M, g, p, lam, N)[0] for M, g, p, N in scaled])
-        return float(np.mean((pred - measured) ** 2))
+        return float(np.mean((stack.ratios(lam) - measured) ** 2))
 
     rng = np.random.default_rng(seed)
     starts = [np.full(T, 1.0 / T)] + [rng.dirichlet(np.full(T, 0.5)) for _ in range(n_restarts)]
@@ -197,7 +226,7 @@ def fit_and_score(curves, measured, *, test_fraction=0.25, seed=0):
     measured = np.asarray(measured, dtype=np.float64)
     tr, te = split_configurations(len(curves), test_fraction=test_fraction, seed=seed)
     lam = fit_weights([curves[i] for i in tr], measured[tr], seed=seed)
-    pred = np.array([predicted_ratio(M, g, p, lam, N)[0] for M, g, p, N in curves])
+    pred = _Stack(curves).ratios(lam)
     trivial = float(measured[tr].mean())
 
     def mse(idx, values):

@@ -275,3 +275,17 @@ def test_a_constant_predictor_does_not_beat_the_trivial_one():
         curves.append((M, np.array([1.0, 2.0]), np.array([4.0, 8.0])[None] * (1 - M / 100)[:, None], 100))
     res = fit_and_score(curves, measured, seed=0)
     assert not res["beats_trivial_on_test"]
+
+
+def test_stacked_ratios_equal_predicted_ratio_for_each_configuration():
+    """The fit's vectorized predictions (all configurations in one array expression)
+    against predicted_ratio one configuration at a time, bit for bit, including curves
+    that never cross (clamped to either end) and configurations of different sizes."""
+    from gmmdiff.predict import _Stack
+    rng = np.random.default_rng(0)
+    for trial in range(50):
+        curves, _ = synthetic(12, rng.dirichlet(np.ones(4)), seed=trial)
+        curves = [(M, g * rng.choice([1.0, 0.01, 100.0]), p, N) for M, g, p, N in curves]
+        w = rng.dirichlet(np.ones(4))
+        want = np.array([predicted_ratio(M, g, p, w, N)[0] for M, g, p, N in curves])
+        np.testing.assert_array_equal(_Stack(curves).ratios(w), want)
