@@ -99,3 +99,23 @@ def to_host(a):
 def asarray(a, xp, dtype=None):
     """Move ``a`` to backend ``xp`` (explicit host->device copy for cupy)."""
     return xp.asarray(a, dtype=dtype)
+
+
+def available_bytes(xp=np):
+    """Memory this process can still use: the device's free memory on cupy, the host's
+    MemAvailable otherwise (None when unknown)."""
+    if xp is not np:        # free device memory, and what CuPy's pool holds unused
+        free, _ = xp.cuda.runtime.memGetInfo()
+        return int(free) + int(xp.get_default_memory_pool().free_bytes())
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):  # pragma: no cover - not Linux
+        pass
+    try:  # pragma: no cover
+        import os
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return None

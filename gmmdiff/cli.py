@@ -239,8 +239,8 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 
 
 def without_options(argv, names):
-    """``argv`` without the options ``names`` and their values ("--jobs 2" and
-    "--jobs=2" alike)."""
+    """``argv`` without the options ``names`` and their values: "--jobs 2",
+    "--jobs=2", and for a short name "-j 2" and "-j2" alike."""
     out, skip = [], False
     for a in argv:
         if skip:
@@ -249,7 +249,8 @@ def without_options(argv, names):
         if a in names:
             skip = True
             continue
-        if any(a.startswith(n + "=") for n in names):
+        if any(a.startswith(n + "=") or (len(n) == 2 and a.startswith(n) and len(a) > 2)
+               for n in names):
             continue
         out.append(a)
     return out

@@ -20,9 +20,11 @@ import numpy as np
 
 from . import kernels
 from . import rng as counter_rng
+from .backend import available_bytes
 from .streams import STREAM_NOISE, rng_for
 
 NOISE_SOURCES = ("pcg", "hash")
+DEVICE_CHUNK_FRACTION = 0.0625      # of the free device memory, per draw chunk
 
 
 def draw_chunk_steps(N, n, size, budget=1 << 20):
@@ -41,13 +43,13 @@ def noise_stream(cfg, M):
     return (cfg.seed, cfg.samples, cfg.dim, cfg.components, M)
 
 
-def device_chunk_steps(U, per_step, xp, fraction=0.125, cap=512):
+def device_chunk_steps(U, per_step, xp, fraction=None, cap=512):
     """Steps per draw chunk on a GPU: as many as fit ``U`` streams of ``per_step``
     numbers per step (float64 noise and int64 rows) in ``fraction`` of the device's free
     memory, at most ``cap``. The hash draws of a step do not depend on the chunking, so
     this only sets how often the draw kernels run (every S steps)."""
-    free = int(xp.cuda.runtime.memGetInfo()[0])
-    return int(max(1, min(cap, fraction * free // (8 * U * per_step))))
+    fraction = DEVICE_CHUNK_FRACTION if fraction is None else fraction
+    return int(max(1, min(cap, fraction * available_bytes(xp) // (8 * U * per_step))))
 
 
 def _stream_keys(stream, xp):

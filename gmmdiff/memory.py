@@ -6,35 +6,16 @@ evaluating). :func:`run_bytes` estimates the peak of each stage from the shapes 
 -- the data, the training step's (models x components x rows) blocks, the noise
 chunks, the evaluation -- with the number of live arrays of each shape counted
 generously; :func:`check_run_fits` compares the largest with the memory available
-(host: MemAvailable of /proc/meminfo; cupy: the device's free memory).
+(:func:`gmmdiff.backend.available_bytes`: MemAvailable on the host; on a GPU the free
+device memory and what CuPy's pool holds unused, less what the draw chunks may take).
 """
-import os
-
 import numpy as np
 
+from .backend import available_bytes
 from .buckets import BUCKET_OVERHEAD, plan_buckets
-from .draws import draw_chunk_steps
+from .draws import DEVICE_CHUNK_FRACTION, draw_chunk_steps
 
 GiB = 2.0 ** 30
-
-
-def available_bytes(xp=np):
-    """Memory this process can still use: the device's free memory on cupy, the host's
-    MemAvailable otherwise (None when unknown)."""
-    if xp is not np:  # pragma: no cover - GPU only
-        free, _ = xp.cuda.runtime.memGetInfo()
-        return int(free)
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):  # pragma: no cover - not Linux
-        pass
-    try:  # pragma: no cover
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return None
 
 
 def _row_size(cfg):
@@ -77,16 +58,37 @@ def run_bytes(cfg, sizes, n_configs=1, backend="numpy"):
     return stages
 
 
-def check_run_fits(cfg, sizes, xp=np, n_configs=1, available=None):
-    """Raise ValueError (one line, naming the options) when the estimated peak of
-    training or evaluating ``sizes`` exceeds the memory available."""
+def _check(need, options, what, xp, available):
     avail = available_bytes(xp) if available is None else available
     if avail is None:  # pragma: no cover - unknown platform
         return
-    stages = run_bytes(cfg, sizes, n_configs, "numpy" if xp is np else "cupy")
-    stage, (need, options) = max(stages.items(), key=lambda kv: kv[1][0])
+    if xp is not np:        # the draw chunks take up to 2 x DEVICE_CHUNK_FRACTION of it
+        avail *= 1.0 - 2.0 * DEVICE_CHUNK_FRACTION
     if need > avail:
         where = "device" if xp is not np else "host"
-        raise ValueError(f"this run needs about {need / GiB:.3g} GiB in its {stage} ({options}), "
-                         f"more than the {avail / GiB:.3g} GiB of {where} memory available; "
-                         "choose smaller sizes")
+        raise ValueError(f"{what} needs about {need / GiB:.3g} GiB ({options}), more than the "
+                         f"{avail / GiB:.3g} GiB of {where} memory available; choose smaller sizes")
+
+
+def check_run_fits(cfg, sizes, xp=np, n_configs=1, available=None):
+    """Raise ValueError (one line, naming the options) when the estimated peak of
+    training or evaluating ``sizes`` exceeds the memory available."""
+    stages = run_bytes(cfg, sizes, n_configs, "numpy" if xp is np else "cupy")
+    stage, (need, options) = max(stages.items(), key=lambda kv: kv[1][0])
+    _check(need, options, f"this run's {stage}", xp, available)
+
+
+def predict_bytes(cfg):
+    """Estimated peak bytes of predicting the transition of ``cfg`` from the theory
+    (gmmdiff-predict): the data set, and the "nearest" curve's working copy of the data
+    and blocks of squared distances (:data:`gmmdiff.theory.BLOCK_BYTES` each)."""
+    from .theory import BLOCK_BYTES
+    N, d = float(cfg.samples), float(cfg.dim)
+    data = (N + cfg.test_samples) * d * 8.0 * 2 + 3.0 * cfg.components * d * 8
+    return data + 2 * N * d * 8 + 3 * BLOCK_BYTES + 32 * N * 8 + (64 << 20)
+
+
+def check_predict_fits(cfg, available=None):
+    """Raise ValueError (one line, naming the options) when predicting ``cfg`` from the
+    theory would not fit in the host's memory."""
+    _check(predict_bytes(cfg), "--samples, --dim, --components", "this prediction", np, available)

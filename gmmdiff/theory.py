@@ -164,8 +164,9 @@ def nearest_excess_curve(X, order, sizes=None, *, block_bytes=BLOCK_BYTES):
     a cumulative minimum down the block joined with the running minima, and row sums,
     give the b curve values. Cost N^2 d / 2 multiply-adds up to max(sizes); memory
     O(N d) plus ``block_bytes``. The Gram form costs about eps |x - mean|^2 / |x_i - x_j|^2
-    in relative accuracy against :func:`nearest_excess` (direct differences): ~1e-16 / s*
-    on mixture data, so 1e-13 at s* = 1e-3 but 1e-10 at s* = 1e-6.
+    in relative accuracy against :func:`nearest_excess` (direct differences), with
+    |x_i - x_j|^2 the smallest nearest-neighbour squared distance: ~1e-14 on mixture data
+    with s* = 1 (d >= 10), more where points nearly coincide (tight clusters, tiny d).
     """
     X = np.asarray(to_host(X), dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 1:

@@ -83,7 +83,13 @@ def test_nearest_curve_any_shape_and_block(N, d, seed, block_rows):
     order = np.random.default_rng(seed + 1).permutation(N)
     curve = nearest_excess_curve(X, order, block_bytes=8 * N * block_rows)
     want = _nearest_excess_curve_per_m(X, order, np.arange(1, N + 1))
-    np.testing.assert_allclose(curve, want, rtol=1e-10, atol=0)
+    # the Gram form's relative error is about eps |x - mean|^2 / (nearest squared
+    # distance); tiny shapes draw close pairs (d = 1, N = 14: 9e-10), so the bound is
+    # derived from the data, and 1e-10 is what it gives on ordinary data
+    Y = X - X.mean(axis=0)
+    D = np.sum((X[:, None] - X[None]) ** 2, axis=-1)[~np.eye(N, dtype=bool)]
+    bound = 16 * np.finfo(np.float64).eps * np.max(np.sum(Y * Y, axis=1)) / D.min() if N > 1 else 0
+    np.testing.assert_allclose(curve, want, rtol=max(1e-10, bound), atol=0)
 
 
 def test_nearest_curve_at_given_sizes():
@@ -261,7 +267,8 @@ def test_cli_prints_the_per_m_results():
     X = make_dataset(d, K, N, seed=0).X
     for source in ("simple", "expected", "nearest"):
         ratio, crossed = _old_ratio(config, source, X, np.full(GRID.size, 1.0 / GRID.size))
-        assert crossed and f"{source:<9} M* = {ratio * N:.1f}, M*/N = {ratio:.3f}" in result.output
+        naive = [ln for ln in result.output.splitlines() if ln.startswith(source) and "naive" in ln]
+        assert crossed and len(naive) == 1 and f"{ratio * N:>8.1f} {ratio:>6.3f}" in naive[0], naive
 
 
 @pytest.mark.parametrize("call, match", [
