@@ -74,21 +74,20 @@ def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
     return float(np.median(times)) / steps
 
 
-def launch_counts(cp, cfg, sizes, fused, seeds=1):
+def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8):
     """Events of training on the CuPy stand-in ``cp``: ``(S, {category: (per step, per
     draw chunk)}, per-step launches by (site, op))`` for a batch of ``seeds``
-    configurations x ``sizes``, drawing chunks of S steps (:func:`device_chunk_steps`
-    of the stand-in's free memory); per step = (4 steps - 2 steps) / 2 and per chunk =
+    configurations x ``sizes``, drawing chunks of S = ``chunk_steps`` steps (on a GPU S
+    follows free memory, :func:`gmmdiff.draws.device_chunk_steps`; the counts per chunk
+    do not depend on it); per step = (4 steps - 2 steps) / 2 and per chunk =
     (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end)."""
-    from gmmdiff.draws import device_chunk_steps
+    from gmmdiff import draws
     cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
     all_sizes = [M for _ in cfgs for M in sizes]
     owners = [o for o in range(seeds) for _ in sizes]
-    P = cfg.dim if cfg.model == "gmm" else cfg.colors * cfg.image_size ** 2
-    B = cfg.samples * cfg.noise_draws
-    S = device_chunk_steps(len(all_sizes), B * P + B, cp)
+    S = chunk_steps
     if S < 4:
-        raise ValueError(f"draw chunks of {S} steps: give the stand-in more free memory")
+        raise ValueError(f"draw chunks of {S} steps: per-step counts need at least 4")
 
     def counts(steps):
         cs = [dataclasses.replace(c, steps=steps) for c in cfgs]
@@ -98,7 +97,12 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1):
             train(dss, state, cs, cp, log_every=10**9, fused=fused)
         return c
 
-    c2, c4, cS, cS1 = (counts(k) for k in (2, 4, S, S + 1))
+    saved = draws.device_chunk_steps
+    draws.device_chunk_steps = lambda *args, **kwargs: S
+    try:
+        c2, c4, cS, cS1 = (counts(k) for k in (2, 4, S, S + 1))
+    finally:
+        draws.device_chunk_steps = saved
     out = {}
     for cat in ("launch", "sync", "h2d"):
         step = (c4.total(cat) - c2.total(cat)) / 2
@@ -109,10 +113,10 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1):
 
 
 def print_launches(shapes, seeds):
-    """Per step and per chunk counts from the stand-in, with a free device memory that
-    makes draw chunks of 8 steps (the counts do not depend on array sizes; the number
-    of size buckets does); this process re-runs itself with the stand-in first on its
-    path (it must be there before gmmdiff imports cupy)."""
+    """Per step and per chunk counts from the stand-in, with draw chunks of 8 steps
+    (the counts do not depend on array sizes; the number of size buckets does); this
+    process re-runs itself with the stand-in first on its path (it must be there before
+    gmmdiff imports cupy)."""
     import os
     import sys
     standin = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -130,8 +134,6 @@ def print_launches(shapes, seeds):
     for d, K, N, n, J in shapes:
         sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
         cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n)
-        per_step = 8 * len(sizes) * seeds * (N * n * d + N * n)
-        cupy.cuda.runtime.memGetInfo = lambda: (64 * per_step, 1 << 40)   # 8-step chunks
         for fused in (False, True):
             S, per, _ = launch_counts(cupy, cfg, sizes, fused, seeds)
             print(f"{d:>3} {K:>3} {N:>4} {n:>5} {len(sizes) * seeds:>6} {'fused' if fused else 'plain':>6} "

@@ -39,9 +39,9 @@ COMMANDS = {
 LEFTOVER = (".tmp-", ".lock", "checkpoint")
 
 
-def command(kind, out):
+def command(kind, out, extra=()):
     script, *args = COMMANDS[kind]
-    return [sys.executable, os.path.join(ROOT, "bin", script), *args, "--out", out]
+    return [sys.executable, os.path.join(ROOT, "bin", script), *args, *extra, "--out", out]
 
 
 def files(top):
@@ -63,18 +63,19 @@ def same(a, b):
         return fa.read() == fb.read()
 
 
-def harness(kind, kills, seed, workdir):
+def harness(kind, kills, seed, workdir, extra=()):
     """Returns a report dict: kills made, restarts refused, final exit code,
-    leftovers, differing files."""
+    leftovers, differing files. ``extra``: more options for the command (e.g. the
+    backend)."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     ref, target = os.path.join(workdir, f"{kind}-ref"), os.path.join(workdir, f"{kind}-killed")
     t0 = time.perf_counter()
-    subprocess.run(command(kind, ref), env=env, check=True, capture_output=True)
+    subprocess.run(command(kind, ref, extra), env=env, check=True, capture_output=True)
     duration = time.perf_counter() - t0
     rng = random.Random(seed)
     killed = refused = 0
     for _ in range(kills):
-        proc = subprocess.Popen(command(kind, target), env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(command(kind, target, extra), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         try:
             proc.wait(timeout=rng.uniform(0.0, duration))
@@ -85,8 +86,8 @@ def harness(kind, kills, seed, workdir):
         else:
             refused += proc.returncode != 0
         proc.stderr.close()
-    final = subprocess.run(command(kind, target), env=env, capture_output=True, text=True)
-    again = subprocess.run(command(kind, target), env=env, capture_output=True, text=True)
+    final = subprocess.run(command(kind, target, extra), env=env, capture_output=True, text=True)
+    again = subprocess.run(command(kind, target, extra), env=env, capture_output=True, text=True)
     left = [f for f in files(target) if os.path.basename(f).startswith(LEFTOVER)]
     ref_files = [f for f in files(ref) if not f.startswith("summary")]
     differing = [f for f in ref_files
@@ -106,10 +107,12 @@ def main():
     ap.add_argument("--what", choices=["train", "sweep", "both"], default="both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="default: a temporary directory")
+    ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     args = ap.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="gmmdiff-kills-")
     kinds = ["train", "sweep"] if args.what == "both" else [args.what]
-    reports = [harness(k, args.kills, args.seed + i, workdir) for i, k in enumerate(kinds)]
+    extra = ("--backend", args.backend)
+    reports = [harness(k, args.kills, args.seed + i, workdir, extra) for i, k in enumerate(kinds)]
     print(json.dumps(reports, indent=1))
     bad = [r for r in reports if r["refused_restarts"] or r["final_exit_code"] or r["rerun_exit_code"]
            or r["leftovers"] or r["differing_files"] or r["unexpected_files"]]

@@ -23,7 +23,7 @@ def plan_buckets(sizes, rows, overhead=BUCKET_OVERHEAD["numpy"]):
 
     Returns a list of index arrays into ``sizes`` (one bucket: all models)."""
     order = np.argsort(np.asarray(sizes), kind="stable")
-    s = np.asarray(sizes)[order]
+    s = np.asarray(sizes, dtype=np.float64)[order]       # costs in float: no int64 overflow
     J = len(s)
     best = np.full(J + 1, np.inf)
     best[0] = 0.0

@@ -195,19 +195,26 @@ def backend_from_name(name):
 
 
 def progress_callback(steps, quiet, label):
-    """(callback, close) drawing click's progress bar with the mean loss over models."""
+    """(callback, close) drawing click's progress bar with the mean loss over models.
+    The bar appears with the first logged step, so a command refused before training
+    prints its one error line and nothing else."""
     if quiet:
         return None, lambda: None
-    bar = click.progressbar(length=steps, label=label, file=sys.stderr, show_eta=True,
-                            show_pos=True, item_show_func=lambda s: s)
-    state = {"done": 0}
-    bar.__enter__()
+    state = {"done": 0, "bar": None}
 
     def callback(step, losses):
-        bar.update(step - state["done"], f"loss {np.mean(losses):.4g}")
+        if state["bar"] is None:
+            state["bar"] = click.progressbar(length=steps, label=label, file=sys.stderr,
+                                             show_eta=True, show_pos=True, item_show_func=lambda s: s)
+            state["bar"].__enter__()
+        state["bar"].update(step - state["done"], f"loss {np.mean(losses):.4g}")
         state["done"] = step
 
-    return callback, lambda: bar.__exit__(None, None, None)
+    def close():
+        if state["bar"] is not None:
+            state["bar"].__exit__(None, None, None)
+
+    return callback, close
 
 
 def format_table(rows):
@@ -256,13 +263,21 @@ def without_options(argv, names):
     return out
 
 
-def _die_with_parent():  # pragma: no cover - runs in the child between fork and exec
-    """Linux: the child gets SIGKILL when its parent dies (a killed ``--jobs`` command
-    leaves no worker behind; their locks go with them)."""
+def _death_signal_setter():
+    """A function for the child, between fork and exec, that makes it receive SIGKILL
+    when the parent dies (Linux prctl PR_SET_PDEATHSIG; resolved here, in the parent, so
+    the child calls no dlopen), and exits at once if the parent is already gone."""
     try:
-        ctypes.CDLL(None).prctl(1, signal.SIGKILL)                       # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    parent = os.getpid()
+
+    def set_death_signal():  # pragma: no cover - runs in the child
+        prctl(1, signal.SIGKILL)                                         # PR_SET_PDEATHSIG
+        if os.getppid() != parent:                                       # died before prctl
+            os._exit(1)
+    return set_death_signal
 
 
 def run_workers(command, envs):
@@ -271,13 +286,14 @@ def run_workers(command, envs):
     share the CPU (no device list), BLAS/OpenMP threads are capped at cores // workers
     unless the caller set them. Returns the exit codes."""
     procs = []
+    preexec = _death_signal_setter()
     threads = str(max(1, (os.cpu_count() or 1) // len(envs)))
     for k, extra in enumerate(envs):
         env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
         if "CUDA_VISIBLE_DEVICES" not in extra:
             for var in THREAD_VARIABLES:
                 env.setdefault(var, threads)
-        procs.append(subprocess.Popen(command, env=env, preexec_fn=_die_with_parent))
+        procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec))
     try:
         return [p.wait() for p in procs]
     except BaseException:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import kernels
 from .backend import array_namespace
 from .data import memorized_subset
 from .process import check_process, check_target, check_times, coefficients, target_coefficients
@@ -70,7 +69,7 @@ def _coldot(a, b, xp):
     return xp.einsum("...db,...db->...b", a, b)
 
 
-def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
+def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     """Posterior weights over components and their mean, rows last.
 
     x_t: (..., d, B) noisy points as columns; alpha, sigma: (..., B); means: (..., M, d);
@@ -90,9 +89,8 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
     broadcast along the contiguous axis, and the reductions over components run over
     whole contiguous rows of B entries.
 
-    ``counts`` (J,) int32, cupy and 3-d blocks only: the softmax runs as the fused
-    kernel :func:`gmmdiff.kernels.softmax_columns`, padding given by these component
-    counts (:func:`gmmdiff.kernels.component_counts`) instead of a logit bias.
+    (The fused cupy path, :func:`gmmdiff.losses._fused_loss_and_grad`, builds the same
+    logits with its own kernels.)
     """
     f64 = xp.float64
     var = xp.asarray(var, dtype=f64)[..., None]                          # (..., 1)
@@ -103,18 +101,13 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None, counts=None):
     av = a64 / v
     cols = [x_t.astype(f64, copy=False) * av[..., None, :], (-0.5 * a64 * av)[..., None, :]]
     rows = [mu, _rowdot(mu, mu, xp)[..., None]]
-    fused = counts is not None
-    if mask is not None and not fused:
+    if mask is not None:
         cols.append(xp.ones_like(v)[..., None, :])
         rows.append(xp.where(mask, 0.0, PAD_LOGIT)[..., None])
     U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
     S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
-    if fused:
-        Wt = xp.empty(S.shape, dtype=means.dtype)
-        kernels.softmax_columns(S, Wt, counts)
-    else:
-        Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None])
-        Wt = Wt.astype(means.dtype, copy=False)
+    Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None])
+    Wt = Wt.astype(means.dtype, copy=False)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (..., d, B)
     return Wt, mubar, S, v
 

@@ -247,7 +247,7 @@ def figure5(run_dir, path=None, n_show=8):
     from .config import TrainConfig
     plt = _plt()
     cfg_json, rows = load_run(run_dir)
-    ident = {k: v for k, v in cfg_json["identity"].items() if k != "backend"}
+    ident = {k: v for k, v in cfg_json["identity"].items() if k not in ("backend", "results_format")}
     if ident.get("template_file") is not None:           # identity holds the content hash
         ident["template_file"] = cfg_json.get("meta", {}).get("template_file")
     cfg = TrainConfig(**ident)

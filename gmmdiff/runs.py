@@ -19,11 +19,17 @@ from .storage import RunDir, StorageError, completed_sizes
 from .train import check_fused, train
 
 
+# Bumped whenever the same settings give different results, so that a directory of
+# older results is refused instead of resumed with a mix of both. 2: theta_pmem,M's
+# subsets nested along one order (gmmdiff 0.2), hash draws keyed by step.
+RESULTS_FORMAT = 2
+
+
 def identity(cfg, backend):
-    """The settings a run directory is tied to. A template file enters by the SHA-256 of
-    its content, not its path: the same file by another path is the same run, a file
-    changed in place is not."""
-    ident = dict(dataclasses.asdict(cfg), backend=backend)
+    """The settings a run directory is tied to (and :data:`RESULTS_FORMAT`). A template
+    file enters by the SHA-256 of its content, not its path: the same file by another
+    path is the same run, a file changed in place is not."""
+    ident = dict(dataclasses.asdict(cfg), backend=backend, results_format=RESULTS_FORMAT)
     if cfg.template_file is not None:
         ident["template_file"] = "sha256:" + file_sha256(cfg.template_file)
     return ident

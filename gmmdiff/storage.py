@@ -13,7 +13,7 @@ A run directory holds
 Writes go to a temporary file in the same directory, are flushed and fsynced, then
 renamed over the target (atomic on POSIX): a killed run leaves either the old file or
 the new one, never a partial file under the final name. A temporary file is named
-``.tmp-<pid>@<host>-...`` after its writer, so the next process to open the directory
+``.tmp-<pid>@<host>@...`` after its writer, so the next process to open the directory
 can tell a killed writer's leftover (its process is gone, or the file is more than an
 hour old) from a file another live process is writing right now. Files are created with
 the permissions the user's umask gives any new file (``0666 & ~umask``), so a sweep
@@ -60,11 +60,11 @@ def _umask():
 
 
 def _temporary_prefix():
-    return f"{TMP_PREFIX}{os.getpid()}@{socket.gethostname()}-"
+    return f"{TMP_PREFIX}{os.getpid()}@{socket.gethostname()}@"    # '@' ends a host name
 
 
 def is_stale_temporary(path):
-    """Whether temporary file ``path`` (``.tmp-<pid>@<host>-...``) is a leftover: its
+    """Whether temporary file ``path`` (``.tmp-<pid>@<host>@...``) is a leftover: its
     writer was on this host and is gone, or it is older than :data:`STALE_AFTER_S`
     (writes take seconds). Files of the older unnamed form count as leftovers too."""
     name = os.path.basename(path)
@@ -74,9 +74,9 @@ def is_stale_temporary(path):
         return False
     if age > STALE_AFTER_S:
         return True
-    head = name[len(TMP_PREFIX):].split("-", 1)[0]
-    pid, _, host = head.partition("@")
-    if not pid.isdigit() or not host:
+    pid, _, rest = name[len(TMP_PREFIX):].partition("@")
+    host, sep, _ = rest.partition("@")
+    if not pid.isdigit() or not host or not sep:
         return True
     if host != socket.gethostname():
         return False
@@ -89,14 +89,13 @@ def is_stale_temporary(path):
     return False
 
 
-def remove_temporaries(directory, *, only_stale=True):
-    """Delete leftover temporary files in ``directory`` (all of them with
-    ``only_stale=False``, for a directory whose lock this process holds). Returns the
-    names removed."""
+def remove_temporaries(directory):
+    """Delete the leftover temporary files in ``directory`` (:func:`is_stale_temporary`).
+    Returns the names removed."""
     removed = []
     for name in sorted(os.listdir(directory)):
         path = os.path.join(directory, name)
-        if name.startswith(TMP_PREFIX) and (not only_stale or is_stale_temporary(path)):
+        if name.startswith(TMP_PREFIX) and is_stale_temporary(path):
             try:
                 os.unlink(path)
                 removed.append(name)
@@ -238,7 +237,9 @@ class RunDir:
             raise StorageError(f"cannot create run directory {path}: {exc.strerror}") from None
         self.lock = locks.lock_or_refuse(os.path.join(self.path, ".lock"), f"run directory {path}")
         try:
-            remove_temporaries(self.path, only_stale=False)     # we hold the lock: all stale
+            # leftovers of killed writers; not files other live processes are writing
+            # right now (plots, a sweep's per-configuration files)
+            remove_temporaries(self.path)
             self.check(path, self.identity)                     # again, under the lock
             cfg_path = self.file("config.json")
             if not os.path.exists(cfg_path):

@@ -33,7 +33,7 @@ from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
 from .predict import SOURCES, curves_from_results, predicted_ratio
-from .runs import run_batch
+from .runs import RESULTS_FORMAT, run_batch
 from .storage import (StorageError, atomic_write_bytes, check_identity, leftovers_only, load_run,
                       read_json, read_record, remove_temporaries, write_json)
 from .transition import detect
@@ -101,9 +101,9 @@ class SweepSpec:
     coarse: int = 10
     refine: int = 10
 
-    def validate(self, xp=np):
-        """Raise ValueError naming the first bad setting, or a configuration whose
-        training would not fit in memory; writes nothing."""
+    def validate(self, xp=None):
+        """Raise ValueError naming the first bad setting or, given the backend ``xp``,
+        a unit whose training would not fit in its memory; writes nothing."""
         check_positive_int("coarse grid points (--coarse)", self.coarse, minimum=2)
         check_positive_int("refinement points (--refine)", self.refine, minimum=0)
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
@@ -111,6 +111,8 @@ class SweepSpec:
                              f"{MAX_POINTS} model sizes per phase")
         for cfg in self.configurations():
             cfg.validate()
+        if xp is None:
+            return self
         # the costliest unit: the largest N and d, every K and seed in one batch
         big = max(self.configurations(), key=lambda c: (c.samples, c.dim))
         n_big = len(self.components) * len(self.seeds)
@@ -128,7 +130,7 @@ class SweepSpec:
         return {"samples": list(self.samples), "dims": list(self.dims),
                 "components": list(self.components), "seeds": list(self.seeds),
                 "coarse": self.coarse, "refine": self.refine, "base": base,
-                "backend": backend}
+                "backend": backend, "results_format": RESULTS_FORMAT}
 
 
 def run_name(cfg):
@@ -159,23 +161,23 @@ def refine_sizes(M, ratio, N, points):
 
 def open_sweep(sweep_dir, spec, backend):
     """Create or check ``sweep_dir/sweep.json`` (a different sweep, or a directory that
-    holds anything else, is refused) and clean what killed processes left: temporary
-    files whose writer is gone, lock files no live process holds."""
+    holds anything else, is refused) and remove temporary files of killed writers."""
     path = os.path.join(sweep_dir, "sweep.json")
     ident = spec.identity(backend)
     if os.path.exists(sweep_dir) and not os.path.isdir(sweep_dir):
         raise StorageError(f"--out {sweep_dir} exists and is not a directory")
-    if os.path.exists(path):
-        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
-    elif os.path.isdir(sweep_dir) and not leftovers_only(sweep_dir):
+    if (not os.path.exists(path) and os.path.isdir(sweep_dir) and not leftovers_only(sweep_dir)
+            and not os.path.exists(path)):      # (another process may just have created it)
         raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
                            "choose an empty or new --out")
+    if os.path.exists(path):
+        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
     try:
         os.makedirs(sweep_dir, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create sweep directory {sweep_dir}: {exc.strerror}") from None
-    remove_temporaries(sweep_dir)
-    locks.remove_stale_locks(sweep_dir)
+    remove_temporaries(sweep_dir)     # (a lock file left by a killed process is harmless:
+                                      # the next claim of its unit takes it over)
     if not os.path.exists(path):
         write_json(path, {"identity": ident})
 
@@ -193,7 +195,7 @@ def _tidy_finished_unit(sweep_dir, name, cfgs):
         lock = locks.try_lock(os.path.join(rd, ".lock"))
         if lock is not None:
             with lock:
-                remove_temporaries(rd, only_stale=False)
+                remove_temporaries(rd)
 
 
 def results_of(run_dir):
@@ -317,11 +319,38 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             todo = [c for c in cfgs if not is_complete(sweep_dir, c)]  # as of the claim
             if not todo:
                 _tidy_finished_unit(sweep_dir, name, cfgs)
-            else:
+                continue
+            # the configurations' run directories, held for the whole unit: a process
+            # that split the sweep otherwise (--shard, --no-group) skips them too
+            held = _hold_run_dirs(sweep_dir, todo)
+            if isinstance(held, str):
+                echo(f"{name}: {held}; skipped")
+                busy.append((name, held))
+                continue
+            try:
                 echo(f"training {', '.join(run_name(c) for c in todo)}")
                 run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
                           callback=callback, checkpoint_every=checkpoint_every, fused=fused)
+            finally:
+                for rd_lock in held:
+                    rd_lock.release()
     return busy
+
+
+def _hold_run_dirs(sweep_dir, cfgs):
+    """Locks on the run directories of ``cfgs`` (created if missing), or, when another
+    process holds one, a line naming it (and nothing held)."""
+    held = []
+    for cfg in cfgs:
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        os.makedirs(rd, exist_ok=True)
+        lock = locks.Lock(os.path.join(rd, ".lock"))
+        if not lock.acquire():
+            for other in held:
+                other.release()
+            return f"{run_name(cfg)} is being trained by {lock.holder()}"
+        held.append(lock)
+    return held
 
 
 SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",

@@ -681,23 +681,19 @@ def bench():
 
 @pytest.mark.parametrize("model, dtype, fused", [("gmm", "float64", False), ("gmm", "float64", True),
                                                  ("gmm", "float32", True), ("templates", "float64", False)])
-def test_launches_per_step_and_chunk_do_not_grow_with_the_models(standin, bench, monkeypatch,
-                                                                 model, dtype, fused):
+def test_launches_per_step_and_chunk_do_not_grow_with_the_models(standin, bench, model, dtype,
+                                                                 fused):
     """Counted by the stand-in between log points: no sync and no host-to-device copy
     per step; launches per step and per draw chunk the same for 2 and 20 models of the
     same shapes; the fused path within 60 launches per step; draws within 4 launches per
-    chunk. (A device with 8 MiB free, 64 MiB for templates, keeps the draw chunks short
-    here: about 22 steps for 20 models, 220 for 2.)"""
+    chunk (chunks of 8 steps here)."""
     needs_compiler(standin)
     from gmmdiff.train import TrainConfig
-    free = (8 if model == "gmm" else 64) << 20            # templates draw 8x more per step
-    monkeypatch.setattr(standin.cuda.runtime, "memGetInfo", lambda: (free, 1 << 34))
     cfg = TrainConfig(dim=5, components=2, samples=16, noise_draws=3, model=model, dtype=dtype,
                       image_size=4)
     two = bench.launch_counts(standin, cfg, [8, 16], fused)
     twenty = bench.launch_counts(standin, cfg, [8, 16], fused, seeds=10)
     for S, per, sites in (two, twenty):
-        assert 4 <= S < 512, S
         assert per["sync"] == (0, 0) and per["h2d"] == (0, 0), per
         assert per["launch"][1] <= 4, (per, sites)
         if fused:

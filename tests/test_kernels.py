@@ -13,7 +13,7 @@ import pytest
 from gmmdiff import kernels, optim
 from gmmdiff import rng as counter_rng
 from gmmdiff.backend import cupy_available, get_xp, to_host
-from gmmdiff.denoisers import LOGIT_FLOOR, _posterior
+from gmmdiff.denoisers import LOGIT_FLOOR
 from gmmdiff.losses import _batched_loss_and_grad
 from gmmdiff.process import coefficients, loss_scale
 
@@ -60,18 +60,34 @@ def test_kernel_sources_declare_every_parameter_once():
 
 
 def test_fused_softmax_equals_array_program(cp):
-    means, std, x0, eps, alpha, sigma, wt, mask = packed_problem()
-    x_t = alpha[:, None, :] * x0 + sigma[:, None, :] * eps
-    var = std ** 2
-    W0, mb0, S0, _ = _posterior(x_t, alpha, sigma, means, var, np, mask)
-    d = on(cp, (x_t, alpha, sigma, means, var, mask))
-    W1, mb1, S1, _ = (to_host(a) for a in _posterior(*d[:5], cp, d[5],
-                                                      counts=kernels.component_counts(d[5], means.shape, cp)))
+    """The softmax kernel on logits with junk in the padding against gmmdiff.softmax on
+    the same logits with the padding bias and mask."""
+    from gmmdiff.softmax import PAD_LOGIT, softmax_
+    rng = np.random.default_rng(0)
+    sizes = np.array([3, 7, 1, 5], dtype=np.int32)
+    J, M, B = 4, 7, 37
+    S = rng.standard_normal((J, M, B)) * 30                              # floors some weights
+    mask = np.arange(M)[None, :] < sizes[:, None]
+    S_ref = np.where(mask[..., None], S, S + PAD_LOGIT)
+    W0 = softmax_(S_ref, -2, np, mask[..., None])
+    S1, W1 = cp.asarray(S), cp.empty((J, M, B))
+    kernels.softmax_columns(S1, W1, cp.asarray(sizes))
+    W1, S1 = to_host(W1), to_host(S1)
     np.testing.assert_allclose(W1, W0, rtol=1e-13, atol=1e-300)
-    np.testing.assert_allclose(mb1, mb0, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(W1[~mask], 0.0)                        # padding exactly 0
-    np.testing.assert_allclose(S1[mask], S0[mask], rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(S1[mask], S_ref[mask], rtol=1e-13, atol=1e-12)
     assert np.all(S1[mask] >= LOGIT_FLOOR) and np.all(S1[~mask] == 0.0)
+
+
+def test_fused_loss_with_a_data_set_per_model(cp):
+    """Models of several configurations in one batch (a sweep's unit): x0 (J, d, B)."""
+    means, std, _, eps, alpha, sigma, wt, mask = packed_problem(7)
+    x0 = np.random.default_rng(8).standard_normal(eps.shape)
+    ref = _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, np, mask)
+    d = on(cp, (means, std, x0, eps, alpha, sigma, wt, mask))
+    got = [to_host(g) for g in _batched_loss_and_grad(*d[:7], cp, d[7], fused=True)]
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-11 * np.abs(r).max())
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-11), (np.float32, 2e-6)])

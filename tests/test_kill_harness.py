@@ -26,3 +26,15 @@ def test_random_kills_lock_nothing_leave_nothing_change_nothing(harness, kind, t
     assert r["rerun_exit_code"] == 0, r
     assert r["leftovers"] == [] and r["unexpected_files"] == [], r
     assert r["differing_files"] == [] and r["files_compared"] >= 8, r
+
+
+@pytest.mark.slow
+def test_random_kills_of_a_cupy_run(harness, tmp_path):
+    """The same on the cupy backend (the CuPy stand-in where no GPU is): device draws
+    and checkpoints resume bit for bit."""
+    from gmmdiff.backend import cupy_available
+    if not cupy_available():
+        pytest.skip("neither CuPy with a GPU nor the CuPy stand-in is active")
+    r = harness("train", 6, seed=5, workdir=str(tmp_path), extra=("--backend", "cupy"))
+    assert r["kills"] >= 1 and r["refused_restarts"] == 0 and r["final_exit_code"] == 0, r
+    assert r["leftovers"] == [] and r["differing_files"] == [], r

@@ -22,7 +22,7 @@ from test_cli import SMALL, load_script
 train_cli = load_script("gmmdiff-train")
 sweep_cli = load_script("gmmdiff-sweep")
 plot_cli = load_script("gmmdiff-plot")
-DEAD_TMP = f".tmp-999999999@{socket.gethostname()}-x1y2"      # a writer that is gone
+DEAD_TMP = f".tmp-999999999@{socket.gethostname()}@x1y2"      # a writer that is gone
 TINY_SWEEP = ["-N", "8", "-d", "3", "-K", "2", "--seeds", "0", "--coarse", "2", "--refine", "1",
               "--steps", "40", "--noise-draws", "2", "--eval-samples", "6", "--eval-noise-draws",
               "2", "--quiet"]
@@ -66,12 +66,26 @@ def test_a_kill_inside_a_sweep_leaves_nothing_that_blocks_or_stays(tmp_path):
                        np, labels=["N8-d3-K2-s0:M=2"])
     st.save(str(out / "checkpoint-N8-d3-shard0of1-refine.npz"))
     (out / "N8-d3-K2-s0" / (DEAD_TMP + "index.json")).write_text("{")
-    live = out / f".tmp-{os.getpid()}@{socket.gethostname()}-abcsweep.json"    # being written
+    live = out / f".tmp-{os.getpid()}@{socket.gethostname()}@abcsweep.json"    # being written
     live.write_bytes(b"{")
     result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)])
     assert result.exit_code == 0, result.output
     assert listing(out) == sorted([live.name, "N8-d3-K2-s0", "sweep.json"])
     assert not [n for n in listing(out / "N8-d3-K2-s0") if n.startswith(".")]
+
+
+def test_leftovers_are_told_from_live_files_whatever_the_host_name(tmp_path, monkeypatch):
+    from gmmdiff.storage import remove_temporaries, write_json
+    monkeypatch.setattr(socket, "gethostname", lambda: "gpu-node-17.cluster")
+    write_json(str(tmp_path / "mine.json"), {})               # named after this process
+    dead = tmp_path / ".tmp-999999999@gpu-node-17.cluster@abcindex.json"
+    live = tmp_path / f".tmp-{os.getpid()}@gpu-node-17.cluster@abcindex.json"
+    remote = tmp_path / ".tmp-999999999@other-host@abcindex.json"
+    for f in (dead, live, remote):
+        f.write_text("{")
+    assert remove_temporaries(str(tmp_path)) == [dead.name]   # remote: its host can't be asked
+    os.utime(remote, (0, 0))                                  # ... until it is an hour old
+    assert remove_temporaries(str(tmp_path)) == [remote.name]
 
 
 def test_a_checkpoint_left_in_a_finished_run_is_removed_and_a_pending_one_kept(tmp_path):
@@ -171,6 +185,14 @@ def test_bad_or_huge_inputs_are_one_line_and_write_nothing(args, match, tmp_path
     assert not out.exists()
 
 
+def test_refusals_are_one_line_with_the_progress_bar_on_too(tmp_path):
+    args = [a for a in SMALL if a != "--quiet"]
+    one_line_error(CliRunner().invoke(train_cli, args + ["--eval-samples", "10000000000",
+                                                         "--out", str(tmp_path / "r")]), "GiB")
+    one_line_error(CliRunner().invoke(sweep_cli, [a for a in TINY_SWEEP if a != "--quiet"]
+                                      + ["--coarse", "1000000000", "--out", str(tmp_path / "s")]))
+
+
 def test_huge_template_images_are_refused_before_resizing(tmp_path):
     out = tmp_path / "run"
     one_line_error(CliRunner().invoke(train_cli, TEMPLATES + ["--image-size", "100000", "--out", str(out)]),
@@ -234,33 +256,70 @@ def test_damaged_run_and_sweep_files_are_one_line(tmp_path):
 
 # ------------------------------------------------------------ concurrency, sharing
 
+class held_by_another_process:
+    """Context manager: a separate Python process holds the lock ``path`` until exit."""
+
+    def __init__(self, path):
+        import subprocess
+        import sys
+        from test_cli import ROOT
+        code = ("import sys; from gmmdiff import locks; lock = locks.lock_or_refuse(sys.argv[1], 'x'); "
+                "print('held', flush=True); sys.stdin.read(); lock.release()")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, PYTHONPATH=ROOT))
+
+    def __enter__(self):
+        assert self.proc.stdout.readline().strip() == "held"
+        return self.proc
+
+    def __exit__(self, *exc):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
 def test_a_second_process_on_the_same_run_is_refused_naming_the_holder(tmp_path):
     out = tmp_path / "run"
     assert CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]).exit_code == 0
-    holder = locks.lock_or_refuse(str(out / ".lock"), "test")      # another process's lock
-    try:
+    with held_by_another_process(out / ".lock") as holder:
         line = one_line_error(CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]),
                               "is in use by pid")
-        assert str(os.getpid()) in line
-    finally:
-        holder.release()
+        assert str(holder.pid) in line
     result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
     assert result.exit_code == 0, result.output
     assert not (out / ".lock").exists()
 
 
-def test_a_sweep_skips_units_that_another_process_holds(tmp_path):
+def test_locks_are_reentrant_within_a_process(tmp_path):
+    path = str(tmp_path / ".lock")
+    outer = locks.lock_or_refuse(path, "x")
+    inner = locks.lock_or_refuse(path, "x")          # the same process: counted, not refused
+    inner.release()
+    assert os.path.exists(path)
+    with held_by_another_process(tmp_path / ".other"):
+        assert locks.try_lock(str(tmp_path / ".other")) is None
+    outer.release()
+    assert not os.path.exists(path)
+
+
+def test_a_sweep_skips_units_and_configurations_that_another_process_holds(tmp_path):
     out = tmp_path / "sweep"
     out.mkdir()
-    holder = locks.lock_or_refuse(str(out / ".lock-N8-d3-shard0of1"), "test")
-    try:
+    with held_by_another_process(out / ".lock-N8-d3-shard0of1"):
         result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["-N", "8,10", "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert "N8-d3-shard0of1: being trained by pid" in result.output
         assert (out / "N10-d3-K2-s0" / "transition.json").exists()
         assert not (out / "N8-d3-K2-s0").exists()
-    finally:
-        holder.release()
+    # a process that split the sweep otherwise (no grouping) holding a configuration
+    (out / "N8-d3-K2-s0").mkdir()
+    with held_by_another_process(out / "N8-d3-K2-s0" / ".lock"):
+        result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["-N", "8,10", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "N8-d3-K2-s0 is being trained by pid" in result.output
+        assert not (out / "N8-d3-K2-s0" / "transition.json").exists()
+    result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["-N", "8,10", "--out", str(out)])
+    assert result.exit_code == 0 and (out / "N8-d3-K2-s0" / "transition.json").exists()
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

@@ -65,3 +65,22 @@ def test_backend_training_equals_numpy_with_the_same_draws(xp):
     got = train(ds, initial_state(ds, [4, 10], cfg, xp), cfg, xp, noise_source="hash")
     np.testing.assert_allclose(to_host(got.means), ref.means, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(to_host(got.std), ref.std, rtol=1e-10)
+
+
+def test_batch_draws_of_several_streams_equal_each_stream_drawn_alone():
+    """BatchDraws (hash) draws all distinct streams of a batch at once; each equals the
+    single-stream reference draw_chunk, and a step's draws do not depend on the chunk."""
+    import numpy as np
+    from gmmdiff.draws import BatchDraws, draw_chunk
+    streams = [(0, 8, 3, 2, 2), (0, 8, 3, 2, 5), (0, 8, 3, 2, 2), (1, 8, 3, 2, 8)]
+    bd = BatchDraws(streams, 8, 2, (3,), 26, xp=np, dtype=np.float64, source="hash", rows_last=True)
+    rows, eps = bd.chunk(1)
+    assert len(bd.unique) == 3 and rows.shape == (3, bd.S, 16) and eps.shape == (3, bd.S, 3, 16)
+    for u, st in enumerate(bd.unique):
+        t_ref, e_ref = draw_chunk(st, 1, bd.S, 8, 2, (3,), 26, source="hash", rows_last=True)
+        np.testing.assert_array_equal(rows[u], np.repeat(t_ref, 2, axis=-1))
+        np.testing.assert_array_equal(eps[u], e_ref)
+    # the same steps in chunks of another size
+    t_half, e_half = draw_chunk(bd.unique[0], 2, bd.S // 2, 8, 2, (3,), 26, source="hash",
+                                rows_last=True)
+    np.testing.assert_array_equal(e_half, eps[0, :bd.S // 2])

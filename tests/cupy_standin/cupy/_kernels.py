@@ -231,6 +231,13 @@ def _pointer_of(x, param, kname):
         _scalar_bytes(x)                        # CuPy's TypeError for a host array
     if isinstance(x, ndarray):
         a = x._a
+        ct = _CTYPES.get(param.ctype)
+        if ct is not None and (ctypes.sizeof(ct) != a.dtype.itemsize
+                               or not _kind_matches(a.dtype, param.ctype)):
+            _warn(f"array type mismatch: kernel {kname}, parameter {param.decl!r} points to "
+                  f"{param.ctype} ({ctypes.sizeof(ct)} bytes) but the array is {a.dtype} "
+                  f"({a.dtype.itemsize} bytes); CuPy passes the address and the kernel reads "
+                  "the bytes as its own type")
         if a.size and not a.flags.c_contiguous:
             _warn(f"non-contiguous array passed as a raw pointer: kernel {kname}, parameter "
                   f"{param.decl!r}, shape {a.shape}, strides {a.strides} (CuPy passes the "
