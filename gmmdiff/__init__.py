@@ -22,13 +22,16 @@ Modules (one concept each):
 - :mod:`gmmdiff.runs`      -- run directories, resume, run / run_batch
 - :mod:`gmmdiff.sampling`  -- DDIM and DDPM samplers
 - :mod:`gmmdiff.metrics`   -- memorization ratio, learned-means statistics, W2
-- :mod:`gmmdiff.storage`   -- atomic JSON/NPZ results
+- :mod:`gmmdiff.storage`   -- atomic JSON/NPZ results, run directories
+- :mod:`gmmdiff.locks`     -- one live process per run directory or sweep unit
+- :mod:`gmmdiff.memory`    -- the memory a run needs, checked before it starts
 - :mod:`gmmdiff.transition`-- phase-transition detection
 - :mod:`gmmdiff.predict`   -- predicted transitions and the fitted time weights
 - :mod:`gmmdiff.sweep`     -- sweeps over configurations, shards, summaries
 - :mod:`gmmdiff.templates` -- the colored-template (image-like) model family
 - :mod:`gmmdiff.template_io` -- template files (IDX, NumPy) and the shipped set
 - :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
-- :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/
+- :mod:`gmmdiff.kernels`   -- hand-written CUDA kernels (fused loss, draws, optimizer)
+- :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/, workers
 """
 __version__ = "0.2.0"
