@@ -51,6 +51,9 @@ def handle_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except BrokenPipeError:             # the reader went away (`| head`): stop quietly
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(0)
         except (ValueError, OSError) as exc:
             raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         except KeyboardInterrupt:  # pragma: no cover - interactive
