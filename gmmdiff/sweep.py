@@ -32,10 +32,10 @@ from .backend import backend_name
 from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
-from .predict import SOURCES, curves_from_results, predicted_ratio
+from .predict import SOURCES, approximation_curves, curves_from_results, predicted_ratio
 from .runs import RESULTS_FORMAT, run_batch
 from .storage import (StorageError, atomic_write_bytes, check_identity, leftovers_only, load_run,
-                      read_json, read_record, remove_temporaries, write_json)
+                      read_record, remove_temporaries, write_json)
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -364,31 +364,25 @@ def summarize(sweep_dir, *, weights=None):
     (T,) is given; a prediction without a sign change is left empty. Writes
     ``summary.csv`` atomically and returns (rows, csv text).
     """
-    spec = read_sweep(sweep_dir)
+    summary = transition_summary(sweep_dir)
+    base = summary["identity"]["base"]
     rows = []
-    for cfg in spec.configurations():
-        rd = os.path.join(sweep_dir, run_name(cfg))
-        row = {"N": cfg.samples, "d": cfg.dim, "K": cfg.components, "seed": cfg.seed}
-        if not os.path.isdir(rd):
-            row["status"] = "missing"
-        elif not os.path.exists(os.path.join(rd, "transition.json")):
-            row["status"] = "incomplete"
-        else:
-            tr = read_json(os.path.join(rd, "transition.json"))
-            N = cfg.samples
-            scale = lambda v: None if v is None else v / N  # noqa: E731
-            row.update(status=tr["status"], M_pt_over_N=scale(tr["M_pt"]["value"]),
-                       M_pt_lo=scale(tr["M_pt"]["interval"][0]),
-                       M_pt_hi=scale(tr["M_pt"]["interval"][1]),
-                       start_over_N=scale(tr["start"]["value"]),
-                       end_over_N=scale(tr["end"]["value"]), n_sizes=len(tr["M"]))
-            results = results_of(rd)
+    for c in summary["configs"]:
+        row = {k: c[k] for k in ("N", "d", "K", "seed", "status")}
+        if "mc" in c:
+            row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
+                       M_pt_hi=c["interval"][1], start_over_N=c["start_over_N"],
+                       end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
+            cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"],
+                                     seed=c["seed"]))
             X = cfg.dataset().X
-            conf = dataclasses.asdict(cfg)
             for source in SOURCES:
-                M, gen, pmem = curves_from_results(results, source, config=conf, X=X)
+                if source == "mc":
+                    M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+                else:
+                    M, gen, pmem = approximation_curves(summary["times"], vars(cfg), source, X=X)
                 w = weights if weights is not None else np.full(gen.size, 1.0 / gen.size)
-                r, ok = predicted_ratio(M, gen, pmem, w, N, clamp=False)
+                r, ok = predicted_ratio(M, gen, pmem, w, c["N"], clamp=False)
                 row[f"pred_{source}"] = r if ok else None
         rows.append(row)
     buf = io.StringIO()
@@ -450,7 +444,7 @@ def transition_summary(sweep_dir):
                  "seed": cfg.seed}
         tpath = os.path.join(rd, "transition.json")
         if not os.path.exists(tpath):
-            configs.append(dict(entry, status="missing or incomplete"))
+            configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
         tr = read_record(tpath, ("M_pt", "status"))
         meta, rows = load_run(rd)
