@@ -52,10 +52,22 @@ def device_chunk_steps(U, per_step, xp, fraction=None, cap=512):
     return int(max(1, min(cap, fraction * available_bytes(xp) // (8 * U * per_step))))
 
 
-def _stream_keys(stream, xp):
+def _stream_keys(stream):
     """Base keys (times, noise) of a stream: Python ints."""
     seed, rest = stream[0], tuple(stream[1:])
     return tuple(counter_rng.stream_key(seed, STREAM_NOISE, *rest, k) for k in (0, 1))
+
+
+def _hash_chunk(base_t, base_e, first, steps, N, n, per, L, xp):
+    """Steps first .. first + steps - 1 of the streams with base keys ``base_t``,
+    ``base_e`` (U,) uint64 on ``xp``: ``(rows (U, S, N n) grid index of each row's time,
+    eps (U, S, per))`` -- the kernels of :mod:`gmmdiff.kernels` on a device, the same
+    arithmetic as array code on numpy."""
+    if xp is not np:
+        return (kernels.step_rows(base_t, first, steps, N, n, L),
+                kernels.step_normals(base_e, first, steps, per))
+    t = counter_rng.integers_of(counter_rng.step_keys(base_t, first, steps), L, N)
+    return np.repeat(t, n, axis=-1), counter_rng.normals_of(counter_rng.step_keys(base_e, first, steps), per)
 
 
 def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", rows_last=False):
@@ -73,13 +85,11 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", row
     :class:`BatchDraws` draws all streams of a batch at once the same way.
     """
     if source == "hash":
-        kt, ke = (xp.asarray(np.array([k], dtype=np.uint64)) for k in _stream_keys(stream, xp))
-        first = chunk * steps
-        per = int(np.prod(shape)) * N * n
+        kt, ke = (xp.asarray(np.array([k], dtype=np.uint64)) for k in _stream_keys(stream))
         eps_shape = (steps, shape[0], N * n) if rows_last else (steps, N * n) + tuple(shape)
-        return (counter_rng.integers_of(counter_rng.step_keys(kt, first, steps, xp), L, N, xp)[0],
-                counter_rng.normals_of(counter_rng.step_keys(ke, first, steps, xp), per, xp)[0]
-                .reshape(eps_shape))
+        rows, eps = _hash_chunk(kt, ke, chunk * steps, steps, N, n, int(np.prod(shape)) * N * n,
+                                L, xp)
+        return rows[0, :, ::n], eps[0].reshape(eps_shape)
     if source != "pcg":
         raise ValueError(f"unknown noise source {source!r}; accepted: {', '.join(NOISE_SOURCES)}")
     seed, rest = stream[0], tuple(stream[1:])
@@ -121,11 +131,12 @@ class BatchDraws:
         self.which = [self.unique.index(st) for st in streams]           # model -> stream
         self.J = len(streams)
         self.which_dev = self.dev.asarray(np.asarray(self.which))        # one copy, not per step
+        self.one_stream_each = self.which == list(range(self.J))
         self.eps_shape = (self.shape[0], N * n) if rows_last else (N * n,) + self.shape
         per_step = N * n * int(np.prod(shape))
         self.S = draw_chunk_steps(N, n, int(np.prod(shape)))
         if self.source == "hash":
-            keys = np.array([_stream_keys(st, xp) for st in self.unique], dtype=np.uint64)
+            keys = np.array([_stream_keys(st) for st in self.unique], dtype=np.uint64)
             self.base_t, self.base_e = self.dev.asarray(keys[:, 0]), self.dev.asarray(keys[:, 1])
             if self.dev is not np:
                 self.S = device_chunk_steps(len(self.unique), per_step + N * n, self.dev)
@@ -135,14 +146,8 @@ class BatchDraws:
         row's time, eps (U, S, ...))``."""
         dev, U, S, N, n = self.dev, len(self.unique), self.S, self.N, self.n
         if self.source == "hash":
-            first, per = c * S, int(np.prod(self.eps_shape))
-            if dev is np:
-                rows = np.repeat(counter_rng.integers_of(counter_rng.step_keys(self.base_t, first, S),
-                                                         self.L, N), n, axis=-1)
-                eps = counter_rng.normals_of(counter_rng.step_keys(self.base_e, first, S), per)
-            else:
-                rows = kernels.step_rows(self.base_t, first, S, N, n, self.L)
-                eps = kernels.step_normals(self.base_e, first, S, per)
+            rows, eps = _hash_chunk(self.base_t, self.base_e, c * S, S, N, n,
+                                    int(np.prod(self.eps_shape)), self.L, dev)
             return rows, eps.reshape((U, S) + self.eps_shape)
         t_c = np.empty((U, S, N), dtype=np.int64)
         e_c = np.empty((U, S) + self.eps_shape)
@@ -154,7 +159,7 @@ class BatchDraws:
     def _at(self, rows, eps, offset):
         """One step of a chunk for every model: (rows (J, B), eps (J, ...))."""
         dev = self.dev
-        if self.which == list(range(self.J)):
+        if self.one_stream_each:
             return rows[:, offset], eps[:, offset]
         if len(self.unique) == 1:                                        # --common-noise: no copies
             return (dev.broadcast_to(rows[0, offset], (self.J,) + rows.shape[2:]),

@@ -14,7 +14,7 @@ from gmmdiff import locks
 from gmmdiff.config import TrainConfig
 from gmmdiff.runs import run
 from gmmdiff.state import initial_state
-from gmmdiff.storage import read_npz, write_json
+from gmmdiff.storage import write_json
 from gmmdiff.template_io import write_idx
 
 from test_cli import SMALL, load_script
