@@ -16,6 +16,7 @@ import numpy as np
 from .backend import BACKENDS, DTYPES, get_xp
 from .process import PROCESSES, TRAIN_TARGETS
 from .config import INITS, MODELS, TrainConfig
+from .threads import CORES_ENV
 
 
 class UserError(click.ClickException):
@@ -286,7 +287,8 @@ def _death_signal_setter():
 def run_workers(command, envs):
     """Run ``command`` once per dict in ``envs`` (extra environment of each worker), all
     at once, and wait for every one. Worker k gets GMMDIFF_WORKER=k; when workers
-    share the CPU (no device list), BLAS/OpenMP threads are capped at cores // workers
+    share the CPU (no device list), BLAS/OpenMP threads and the cores of each worker's
+    training thread budget (:mod:`gmmdiff.threads`) are capped at cores // workers
     unless the caller set them. Returns the exit codes."""
     procs = []
     preexec = _death_signal_setter()
@@ -294,7 +296,7 @@ def run_workers(command, envs):
     for k, extra in enumerate(envs):
         env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
         if "CUDA_VISIBLE_DEVICES" not in extra:
-            for var in THREAD_VARIABLES:
+            for var in THREAD_VARIABLES + (CORES_ENV,):     # CORES_ENV: the training budget
                 env.setdefault(var, threads)
         procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec))
     try:

@@ -166,18 +166,18 @@ class BatchDraws:
                     dev.broadcast_to(eps[0, offset], (self.J,) + eps.shape[2:]))
         return rows[self.which_dev, offset], eps[self.which_dev, offset]  # some streams shared
 
-    def steps(self, start, stop):
+    def steps(self, start, stop, prefetch=True):
         """Generator of ``(k, rows (J, B) grid index of each row, eps (J, ...))`` for the
         steps k = start..stop-1, on the training backend and dtype (B = N n rows,
         sample-major). Use it with :func:`contextlib.closing`: closing it stops the
         prefetching thread.
 
-        Host draws of the next chunk are made on a second thread while this one trains
-        (numpy releases the GIL while it fills arrays); the draws depend only on the
-        chunk index, so prefetching changes nothing in the results.
+        With ``prefetch``, host draws of the next chunk are made on a second thread while
+        this one trains (numpy releases the GIL while it fills arrays); the draws depend
+        only on the chunk index, so prefetching changes nothing in the results.
         """
         xp, dev, S = self.xp, self.dev, self.S
-        pool = ThreadPoolExecutor(1) if dev is np and start < stop else None
+        pool = ThreadPoolExecutor(1) if prefetch and dev is np and start < stop else None
         pending = None
         try:
             for k in range(start, stop):

@@ -34,7 +34,7 @@ import importlib
 
 import numpy as np
 
-from . import kernels, optim
+from . import kernels, optim, threads
 from .backend import backend_name, get_dtype, to_host
 from .buckets import BUCKET_OVERHEAD, bucketed, plan_buckets  # noqa: F401
 from .config import (INITS, MODELS, TrainConfig, check_batchable, check_sizes,  # noqa: F401
@@ -112,7 +112,13 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     optimizer_step = kernels.adam_step if fused else optim.step           # same arithmetic
     log_every = log_every or max(1, cfg.steps // 200)
     params, opt = state.params, state.opt
-    with contextlib.closing(draws.steps(state.step, cfg.steps)) as steps:
+    # the thread budget (numpy): the BLAS gets the cores the draw thread leaves free
+    prefetch = threads.prefetch_draws() if xp is np else True
+    with contextlib.ExitStack() as scope:
+        if xp is np:
+            scope.enter_context(threads.training_threads(1 if prefetch else 0))
+        steps = scope.enter_context(contextlib.closing(draws.steps(state.step, cfg.steps,
+                                                                   prefetch=prefetch)))
         for k, rows, eps in steps:                       # rows: (J, B) grid index per row
             loss, grads = loss_fn(params, x0, eps, alpha_g[rows], sigma_g[rows], wt_g[rows],
                                   xp, state.mask)
