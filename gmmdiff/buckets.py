@@ -44,22 +44,39 @@ def plan_buckets(sizes, rows, overhead=BUCKET_OVERHEAD["numpy"]):
 def bucketed(loss_fn, buckets, sizes, xp):
     """``loss_fn`` evaluated bucket by bucket on parameters sliced to each bucket's own
     largest size, with losses and gradients scattered back into the padded layout
-    (:func:`plan_buckets`). One bucket: ``loss_fn`` itself."""
+    (:func:`plan_buckets`). One bucket: ``loss_fn`` itself.
+
+    A bucket whose models are a contiguous range j0..j1 of the batch (the usual case:
+    sizes in increasing order) takes its parameters and noise as views (no gather) and
+    writes its gradients straight into the batch's gradients; a bucket whose models all
+    have its largest size gets no mask (``mask=None``: no padding work). Gradients
+    beyond a model's own size are zero only where some bucket leaves them unwritten.
+    """
     J = len(sizes)
     if len(buckets) == 1:
         return loss_fn
-    plan = [(xp.asarray(b), int(max(sizes[i] for i in b))) for b in buckets]
+    plan = []
+    for b in buckets:
+        b = np.asarray(b)
+        Mg = int(max(sizes[i] for i in b))
+        contiguous = bool(np.all(np.diff(b) == 1))
+        idx = slice(int(b[0]), int(b[-1]) + 1) if contiguous else xp.asarray(b)
+        plan.append((idx, Mg, all(sizes[i] == Mg for i in b)))
 
     def loss(params, x0, eps, alpha, sigma, wt, xp_, mask):
         total = None
-        grads = {k: xp.zeros_like(v) for k, v in params.items()}
-        for idx, Mg in plan:
+        grads = {k: xp.empty_like(v) for k, v in params.items()}        # all written below
+        for k, g in grads.items():
+            for idx, Mg, _ in plan:                  # components beyond each bucket's Mg
+                if g.ndim > 1 and Mg < g.shape[1]:
+                    g[idx, Mg:] = 0
+        for idx, Mg, full in plan:
             sub = {k: (v[idx] if v.ndim == 1 else v[idx, :Mg]) for k, v in params.items()}
             x0_b = x0[idx] if x0.ndim == eps.ndim else x0                # per-model or shared
             lb, gb = loss_fn(sub, x0_b, eps[idx], alpha[idx], sigma[idx], wt[idx], xp_,
-                             mask[idx, :Mg])
+                             None if full else mask[idx, :Mg])
             if total is None:
-                total = xp.zeros(J, dtype=lb.dtype)
+                total = xp.empty(J, dtype=lb.dtype)
             total[idx] = lb
             for k, g in gb.items():
                 if g.ndim == 1:

@@ -23,7 +23,7 @@ import numpy as np
 from .backend import array_namespace
 from .data import memorized_subset
 from .process import check_process, check_target, check_times, coefficients, target_coefficients
-from .softmax import LOGIT_FLOOR, PAD_LOGIT, softmax_  # noqa: F401  (LOGIT_FLOOR: public)
+from .softmax import LOGIT_FLOOR, PAD_LOGIT, logit_floor, softmax_  # noqa: F401  (LOGIT_FLOOR: public)
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,8 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     Returns ``(Wt (..., M, B), mubar (..., d, B), S (..., M, B), v (..., B))``: the
     weights (dtype of ``means``), their mean of the components, the shifted logits
     S = l - max_m l in float64 (S = -(D - D_min) / (2 v) with D the squared distances
-    |x_t - alpha mu_m|^2, floored at :data:`gmmdiff.softmax.LOGIT_FLOOR`), and
+    |x_t - alpha mu_m|^2, floored at :func:`gmmdiff.softmax.logit_floor` of the dtype of
+    ``means``), and
     v = alpha^2 s + sigma^2 in float64.
 
     The logits come from one float64 matrix product of augmented columns,
@@ -106,7 +107,7 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
         rows.append(xp.where(mask, 0.0, PAD_LOGIT)[..., None])
     U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
     S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
-    Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None])
+    Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None], logit_floor(means.dtype))
     Wt = Wt.astype(means.dtype, copy=False)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (..., d, B)
     return Wt, mubar, S, v

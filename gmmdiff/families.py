@@ -33,8 +33,10 @@ padded to a common number of components Mmax, padding masked out):
     per-time losses of the family's reference models, shared by every size of a
     configuration (a dict of (T,) host arrays, merged into each size's metrics).
 
-Capabilities: ``rows_last`` (the loss takes its rows as the last axis) and ``fusable``
-(the loss accepts ``fused=True``: the cupy kernels of :mod:`gmmdiff.kernels`).
+Capabilities: ``rows_last`` (the loss takes its rows as the last axis), ``fusable``
+(the loss accepts ``fused=True``: the cupy kernels of :mod:`gmmdiff.kernels`) and
+``workspace`` (the loss accepts ``ws=``, a :class:`gmmdiff.blocked.Workspace` of
+buffers the training loop keeps for the whole run).
 
 Adding a family, say a low-rank mixture: write ``gmmdiff/lowrank.py`` defining
 ``FAMILY = Family(...)`` and add one line ``"lowrank": "gmmdiff.lowrank"`` to
@@ -60,6 +62,7 @@ class Family:
     baselines: object
     rows_last: bool = False
     fusable: bool = False
+    workspace: bool = False
 
 
 def get(name):

@@ -11,6 +11,7 @@ theta_pmem,M beside the approximations of :mod:`gmmdiff.theory`.
 import numpy as np
 
 from .backend import get_dtype, to_host
+from .blocked import blocked_loss_and_grad
 from .data import make_dataset
 from .denoisers import generalizing, memorizing, partially_memorizing
 from .families import Family
@@ -54,12 +55,18 @@ def init(dataset, M, cfg):
     return {"means": means, "std": np.sqrt(var)}
 
 
-def loss(params, x0, eps, alpha, sigma, wt, xp, mask, fused=False):
+def loss(params, x0, eps, alpha, sigma, wt, xp, mask, fused=False, ws=None):
     """Training loss and gradients of J models, rows last
     (:func:`gmmdiff.losses._batched_loss_and_grad`): params {"means" (J, M, d),
-    "std" (J,)}; x0 (J, d, B) or (d, B); eps (J, d, B)."""
-    l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha, sigma,
-                                       wt, xp, mask, fused=fused)
+    "std" (J,)}; x0 (J, d, B) or (d, B); eps (J, d, B). On numpy the same arithmetic
+    runs in cache-sized row blocks (:func:`gmmdiff.blocked.blocked_loss_and_grad`) into
+    the buffers of ``ws`` (a :class:`gmmdiff.blocked.Workspace`, one per run)."""
+    if xp is np and not fused:
+        l, gm, gs = blocked_loss_and_grad(params["means"], params["std"], x0, eps, alpha,
+                                          sigma, wt, mask, ws=ws)
+    else:
+        l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha,
+                                           sigma, wt, xp, mask, fused=fused)
     return l, {"means": gm, "std": gs}
 
 
@@ -127,4 +134,5 @@ def evaluate_gmm(dataset, M, params, cfg, xp, baselines):
 
 
 FAMILY = Family(dataset=dataset, init=init, loss=loss, evaluate=evaluate_gmm,
-                baselines=baseline_losses, rows_last=True, fusable=True)
+                baselines=baseline_losses, rows_last=True, fusable=True,
+                workspace=True)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .backend import array_namespace
-from .softmax import LOGIT_FLOOR
+from .softmax import logit_floor
 
 BLOCK = 256
 
@@ -301,7 +301,7 @@ def softmax_columns(S, W, sizes):
     xp = array_namespace(S)
     J, M, B = S.shape
     _launch(xp, SOFTMAX_COLUMNS, W.dtype, J * B,
-            (np.int64(J), np.int64(M), np.int64(B), sizes, np.float64(LOGIT_FLOOR), S, W))
+            (np.int64(J), np.int64(M), np.int64(B), sizes, np.float64(logit_floor(W.dtype)), S, W))
 
 
 def weigh_columns(G, W, S, sizes, GS):

@@ -36,6 +36,7 @@ import numpy as np
 
 from . import kernels, optim, threads
 from .backend import backend_name, get_dtype, to_host
+from .blocked import Workspace
 from .buckets import BUCKET_OVERHEAD, bucketed, plan_buckets  # noqa: F401
 from .config import (INITS, MODELS, TrainConfig, check_batchable, check_sizes,  # noqa: F401
                      parse_model_sizes)
@@ -107,7 +108,12 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
                        rows_last=fam.rows_last)
     if bucket_overhead is None:
         bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
-    loss_fn = bucketed(functools.partial(fam.loss, fused=True) if fused else fam.loss,
+    fam_loss = fam.loss
+    if fused:
+        fam_loss = functools.partial(fam.loss, fused=True)
+    elif xp is np and fam.workspace:
+        fam_loss = functools.partial(fam.loss, ws=Workspace())           # buffers for the run
+    loss_fn = bucketed(fam_loss,
                        plan_buckets(state.sizes, N * n, bucket_overhead), state.sizes, xp)
     optimizer_step = kernels.adam_step if fused else optim.step           # same arithmetic
     log_every = log_every or max(1, cfg.steps // 200)

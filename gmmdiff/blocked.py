@@ -1,0 +1,170 @@
+"""The numpy training loss in cache-sized row blocks, into buffers reused every step.
+
+:func:`gmmdiff.losses._batched_loss_and_grad` is the reference: one array program over
+all B rows, written once for numpy and cupy. On a CPU that program makes about 30
+passes over the (J, M, B) and (J, d, B) blocks per step, most into a fresh array, so
+at the paper's shape it moves ~14 GB per step through main memory and page-faults on
+every new array. :func:`blocked_loss_and_grad` computes the same formulas (the same
+operations in the same order on each row) on blocks of rows small enough that a
+block's (J, M, rows) arrays stay in the cache, into buffers of a :class:`Workspace`
+allocated on the first step and reused on every later one. Every loss and gradient
+term is a sum over rows, so the blocks' sums simply add up; only the order of those
+sums differs from the reference (the tests bound the difference).
+
+Models without padding (every model of the block as large as the block) skip the
+padding work: no ones row in the logit product, no mask pass over the weights.
+"""
+import numpy as np
+
+from .denoisers import _rowdot
+from .softmax import PAD_LOGIT, logit_floor
+
+# Entries of one (J, M, rows) block: 2^16 float64 = 512 KiB per array, the four such
+# arrays of a block (logits, weights in float64, weights and G in the training dtype)
+# within the 2-4 MiB of cache per core of current CPUs with the (J, d, rows) arrays
+# beside them; blocks never go below MIN_ROWS rows (call overhead).
+BLOCK_ENTRIES = 1 << 16
+MIN_ROWS = 64
+
+
+class Workspace:
+    """Buffers for :func:`blocked_loss_and_grad`, allocated once and reused: one per
+    training run (each bucket of sizes gets its own buffers, keyed by shape)."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def get(self, name, shape, dtype):
+        """An uninitialized buffer of ``shape`` and ``dtype`` named ``name`` (the same
+        array on every call with the same arguments)."""
+        key = (name, tuple(shape), np.dtype(dtype).str)
+        buf = self._buffers.get(key)
+        if buf is None:
+            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def nbytes(self):
+        """Bytes held by every buffer."""
+        return sum(b.nbytes for b in self._buffers.values())
+
+
+def block_rows(J, M, B, entries=None):
+    """Rows per block: ``entries`` (default :data:`BLOCK_ENTRIES`) / (J M), at least
+    :data:`MIN_ROWS`, at most B."""
+    entries = BLOCK_ENTRIES if entries is None else entries
+    return int(min(B, max(MIN_ROWS, entries // max(1, J * M))))
+
+
+def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
+                          entries=None):
+    """:func:`gmmdiff.losses._batched_loss_and_grad` (numpy) in row blocks.
+
+    means: (J, M, d); std: (J,); x0: (J, d, B) or (d, B); eps: (J, d, B); alpha, sigma,
+    wt: (J, B) float64; mask: (J, M) bool or None; ws: :class:`Workspace` (a fresh one
+    when None); entries: block size in (J x M x rows) entries (:func:`block_rows`).
+
+    Returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``, dtype of ``means``.
+    """
+    ws = Workspace() if ws is None else ws
+    dt = means.dtype
+    f64 = np.float64
+    J, M, d = means.shape
+    B = eps.shape[-1]
+    alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
+    padded = mask is not None and not bool(mask.all())
+    Bb = block_rows(J, M, B, entries)
+    var = std.astype(f64) ** 2                                           # (J,)
+    mu = means.astype(f64, copy=False)
+    # the logits' left factor: [mu, -|mu|^2/2 ... ] with the pad bias as a last column
+    k = d + 1 + padded
+    rows = ws.get("rows", (J, M, k), f64)
+    rows[..., :d] = mu
+    rows[..., d] = _rowdot(mu, mu, np)
+    if padded:
+        rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
+    meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
+    floor = logit_floor(dt)
+    # per-block buffers (the last block may be shorter: views of the first Bb columns)
+    xt_b = ws.get("x_t", (J, d, Bb), dt)
+    tmp_b = ws.get("tmp", (J, d, Bb), dt)
+    U_b = ws.get("U", (J, k, Bb), f64)
+    S_b = ws.get("S", (J, M, Bb), f64)
+    W_b = ws.get("W", (J, M, Bb), f64)
+    Wt_b = ws.get("Wt", (J, M, Bb), dt) if dt != f64 else None
+    G_b = ws.get("G", (J, M, Bb), dt)
+    mubar_b = ws.get("mubar", (J, d, Bb), dt)
+    P_b = ws.get("P", (J, d + 1, Bb), dt)
+    GP_b = ws.get("GP", (J, M, d + 1), dt)
+    GM_b = ws.get("GM", (J, M, d), dt)
+    gp = ws.get("gp_sum", (J, M, d + 1), f64)
+    gm = ws.get("gm_sum", (J, M, d), f64)
+    gp[...] = 0.0
+    gm[...] = 0.0
+    loss = np.zeros(J)
+    ds = np.zeros(J)
+    shared_x0 = x0.ndim == 2
+    for b0 in range(0, B, Bb):
+        b1 = min(B, b0 + Bb)
+        n = b1 - b0
+        x_t, tmp, U, S, W = xt_b[..., :n], tmp_b[..., :n], U_b[..., :n], S_b[..., :n], W_b[..., :n]
+        G, mubar, P = G_b[..., :n], mubar_b[..., :n], P_b[..., :n]
+        a64, s64, w64 = alpha[:, b0:b1], sigma[:, b0:b1], wt[:, b0:b1]   # (J, n)
+        x0b = x0[:, b0:b1] if shared_x0 else x0[:, :, b0:b1]             # (d, n) | (J, d, n)
+        # x_t = alpha x0 + sigma eps (dtype dt, as the reference)
+        np.multiply(a64.astype(dt)[:, None, :], x0b, out=x_t)
+        np.multiply(s64.astype(dt)[:, None, :], eps[:, :, b0:b1], out=tmp)
+        x_t += tmp
+        # logits S = [mu, |mu|^2, pad] @ [x_t alpha / v; -alpha^2 / (2 v); 1]   (J, M, n)
+        v = a64 * a64 * var[:, None] + s64 * s64                         # (J, n)
+        av = a64 / v
+        np.multiply(x_t, av[:, None, :], out=U[:, :d])
+        U[:, d] = -0.5 * a64 * av
+        if padded:
+            U[:, d + 1] = 1.0
+        np.matmul(rows, U, out=S)
+        # softmax over components, floored by dtype (gmmdiff.softmax.softmax_)
+        S -= S.max(axis=1, keepdims=True)
+        np.maximum(S, floor, out=S)
+        np.exp(S, out=W)
+        if padded:
+            W *= mask[..., None]
+        W /= W.sum(axis=1, keepdims=True)
+        if Wt_b is None:
+            Wt = W
+        else:
+            Wt = Wt_b[..., :n]
+            Wt[...] = W
+        np.matmul(meansT, Wt, out=mubar)                                 # (J, d, n)
+        # err = (alpha s / v) x_t + (sigma^2 / v) mubar - x0, in place in tmp
+        c_a = (a64 * var[:, None] / v).astype(dt)[:, None, :]
+        b = s64 * s64 / v                                                # (J, n) float64
+        err = tmp
+        np.multiply(c_a, x_t, out=err)
+        err += b.astype(dt)[:, None, :] * mubar
+        err -= x0b
+        ee = np.einsum("jdb,jdb->jb", err, err)                          # (J, n)
+        loss += np.einsum("jb,jb->j", w64.astype(dt), ee)
+        # R = dL/dx0hat = (2 / B) wt err, in place
+        R = err
+        R *= ((2.0 / B) * w64).astype(dt)[:, None, :]
+        c1 = b * a64 / v                                                 # (J, n)
+        rmbar = np.einsum("jdb,jdb->jb", R, mubar)                       # (J, n)
+        np.matmul(means, R, out=G)                                       # (J, M, n)
+        G -= rmbar[:, None, :]
+        G *= Wt
+        GS = np.einsum("jmb,jmb->jb", G, S)                              # (J, n) float64
+        np.multiply(x_t, c1.astype(dt)[:, None, :], out=P[:, :d])
+        P[:, d] = (c1 * a64).astype(dt)
+        np.matmul(G, np.swapaxes(P, -1, -2), out=GP_b)
+        gp += GP_b
+        rx = np.einsum("jdb,jdb->jb", R, x_t)                            # (J, n)
+        R *= b.astype(dt)[:, None, :]                                    # now R b
+        np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)
+        gm += GM_b
+        ds += np.sum((a64 * s64 * s64 / (v * v)) * (rx - a64 * rmbar), axis=-1)
+        ds -= np.sum(b * a64 * a64 / v * GS, axis=-1)
+    gm += gp[..., :-1]
+    gm -= gp[..., -1:] * means
+    grad_means = gm.astype(dt)
+    grad_std = (2.0 * std.astype(f64) * ds).astype(dt)
+    return (loss / B).astype(dt), grad_means, grad_std

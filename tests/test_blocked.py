@@ -1,0 +1,139 @@
+"""The numpy fast paths of the training step against the float64 reference
+(:func:`gmmdiff.losses._batched_loss_and_grad`): row blocks, reused buffers, buckets as
+views without padding work, the float32 logit floor."""
+import numpy as np
+import pytest
+
+from gmmdiff import softmax
+from gmmdiff.blocked import Workspace, block_rows, blocked_loss_and_grad
+from gmmdiff.buckets import bucketed
+from gmmdiff.config import TrainConfig
+from gmmdiff.denoisers import _posterior
+from gmmdiff.gmm import loss as gmm_loss
+from gmmdiff.losses import _batched_loss_and_grad
+from gmmdiff.state import initial_state
+from gmmdiff.train import train
+
+GRID = np.linspace(0.001, 0.999, 26)
+
+
+def problem(J, M, d, B, dtype=np.float64, pad=(), shared_x0=False, seed=0):
+    """A batch at training-like conditions: times from the grid (logits up to ~1e6 at
+    t = 0.001), means near the data, std 0.3; ``pad``: (model, size) pairs padded."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((J, M, d))
+    mask = np.ones((J, M), bool)
+    for j, m in pad:
+        mask[j, m:] = False
+        means[j, m:] = 0.0
+    x0 = rng.standard_normal((d, B) if shared_x0 else (J, d, B))
+    eps = rng.standard_normal((J, d, B))
+    t = rng.choice(GRID, (J, B))
+    alpha, sigma = np.sqrt(1 - t * t), t
+    wt = alpha ** 2 / sigma ** 2
+    cast = lambda a: a.astype(dtype)                                      # noqa: E731
+    return (cast(means), cast(np.full(J, 0.3)), cast(x0), cast(eps), alpha, sigma, wt, mask)
+
+
+def reference(means, std, x0, eps, alpha, sigma, wt, mask):
+    return _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, np, mask)
+
+
+def test_one_block_is_bit_identical_to_the_reference():
+    """B = 150 rows in one block: the same operations in the same order on every row,
+    so float64 results are equal bit for bit, padded, unpadded and with a shared x0
+    (the padding column of the reference adds exact zeros to the real logits)."""
+    for kw in ({}, {"pad": [(0, 7), (2, 3)]}, {"shared_x0": True}):
+        p = problem(3, 12, 5, 150, **kw)
+        got = blocked_loss_and_grad(*p)
+        for g, r in zip(got, reference(*p)):
+            assert g.dtype == r.dtype and g.shape == r.shape
+            np.testing.assert_array_equal(g, r)
+
+
+@pytest.mark.parametrize("kw", [{}, {"pad": [(1, 9)]}, {"shared_x0": True}])
+def test_many_blocks_equal_the_reference_to_rounding(kw):
+    """1,000 rows in blocks of 64 (16 blocks): only the order of the sums over rows
+    differs. Each result is a sum of B terms; reordering a float64 sum of B terms moves
+    it by at most ~B 2^-53 of the sum of |terms| (<= ~1e-13 relative here, and the
+    gradients' terms do not cancel by more than ~100x at these shapes): 1e-11."""
+    p = problem(2, 16, 6, 1000, **kw)
+    assert block_rows(2, 16, 1000, entries=2 * 16 * 64) == 64
+    got = blocked_loss_and_grad(*p, entries=2 * 16 * 64)
+    ref = reference(*p)
+    for g, r in zip(got, ref):
+        np.testing.assert_allclose(g, r, rtol=1e-11, atol=1e-11 * np.max(np.abs(r)))
+    # and a wrong block sum is far outside that: dropping the last block's rows
+    short = blocked_loss_and_grad(*(a[..., :936] if a.ndim > 1 and a.shape[-1] == 1000 else a
+                                    for a in p), entries=2 * 16 * 64)
+    assert not np.allclose(short[1], ref[1], rtol=1e-6)
+
+
+def test_float32_blocks_equal_the_float32_reference():
+    """float32: both sum B = 1,200 float32 terms (the blocked path accumulates the block
+    sums in float64), each ~2^-24 relative per operation and ~sqrt(B) of them: a few
+    1e-6 of the largest entry; 3e-5 allows the log-sum of the softmax too."""
+    p = problem(2, 10, 8, 1200, dtype=np.float32, pad=[(0, 4)])
+    got = blocked_loss_and_grad(*p, entries=2 * 10 * 100)
+    for g, r in zip(got, reference(*p)):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, r, rtol=3e-5, atol=3e-5 * np.max(np.abs(r)))
+
+
+def test_the_workspace_allocates_once_and_keeps_results():
+    p = problem(2, 8, 4, 500)
+    ws = Workspace()
+    first = blocked_loss_and_grad(*p, ws=ws, entries=2 * 8 * 64)
+    buffers = dict(ws._buffers)
+    second = blocked_loss_and_grad(*p, ws=ws, entries=2 * 8 * 64)
+    assert ws._buffers.keys() == buffers.keys()
+    assert all(ws._buffers[k] is buffers[k] for k in buffers)           # the same arrays
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)                             # no state leaks
+
+
+@pytest.mark.parametrize("buckets", [[[0], [1, 2], [3]], [[0, 2], [1, 3]], [[0, 1, 2, 3]]])
+def test_buckets_as_views_equal_the_padded_batch(buckets):
+    """Contiguous buckets (views, unpadded buckets without a mask) and a non-contiguous
+    one (gathered) against the whole padded batch through the reference. A bucket's
+    products have fewer components than the padded batch's (the sum over components
+    in mubar = W^T mu is shorter), which OpenBLAS may round differently in the last
+    bit: 1e-13 relative. A misplaced or missing scatter is O(1) off. The padding's
+    gradients are exactly 0."""
+    sizes = [4, 7, 7, 10]
+    J, Mmax, d, B = 4, 10, 3, 120
+    p = problem(J, Mmax, d, B, pad=[(j, M) for j, M in enumerate(sizes) if M < Mmax])
+    means, std, x0, eps, alpha, sigma, wt, mask = p
+    params = {"means": means, "std": std}
+    loss_fn = bucketed(lambda *a: gmm_loss(*a, ws=Workspace()), buckets, sizes, np)
+    loss, grads = loss_fn(params, x0, eps, alpha, sigma, wt, np, mask)
+    ref = reference(*p)
+    for g, r in zip((loss, grads["means"], grads["std"]), ref):
+        np.testing.assert_allclose(g, r, rtol=1e-13, atol=1e-13 * np.max(np.abs(r)))
+    for j, M in enumerate(sizes):
+        assert np.all(grads["means"][j, M:] == 0.0)
+
+
+def test_float32_weights_have_no_subnormals_and_train_as_with_the_old_floor(monkeypatch):
+    """With the float32 floor exp(-60) no float32 weight is subnormal where the float64
+    floor exp(-100) made most of them so; training is bit-identical to training with
+    the old floor (the floored weights sit far below float32 resolution)."""
+    p = problem(1, 40, 10, 400, dtype=np.float32)
+    means, std, x0, eps, alpha, sigma = p[:6]
+    x_t = alpha.astype(np.float32)[:, None] * x0 + sigma.astype(np.float32)[:, None] * eps
+    tiny = np.finfo(np.float32).tiny
+    for floor, subnormal_expected in ((-100.0, True), (softmax.LOGIT_FLOOR_FLOAT32, False)):
+        monkeypatch.setattr(softmax, "LOGIT_FLOOR_FLOAT32", floor)
+        W = _posterior(x_t, alpha, sigma, means, std.astype(np.float64) ** 2, np)[0]
+        sub = np.count_nonzero((W != 0) & (np.abs(W) < tiny))
+        assert (sub > W.size // 50) if subnormal_expected else sub == 0, (floor, sub, W.size)
+    cfg = TrainConfig(dim=10, components=2, samples=30, steps=15, noise_draws=10,
+                      dtype="float32", lr_peak=1e-2)
+    runs = []
+    for floor in (-100.0, -60.0):
+        monkeypatch.setattr(softmax, "LOGIT_FLOOR_FLOAT32", floor)
+        ds = cfg.dataset()
+        runs.append(train(ds, initial_state(ds, [5, 30], cfg, np), cfg, np, log_every=5))
+    np.testing.assert_array_equal(runs[0].means, runs[1].means)
+    np.testing.assert_array_equal(runs[0].std, runs[1].std)
+    assert runs[0].losses == runs[1].losses
