@@ -20,6 +20,14 @@ fused CUDA kernels (:mod:`gmmdiff.kernels`) beside the plain cupy array program.
 GPU timings use CUDA events through cupyx.profiler.benchmark (never wall clock around
 asynchronous work).
 
+``--roofline`` (numpy) prints ms/step at the three standard shapes (default, middle,
+paper) beside a lower bound from a roofline it measures in the same run (GEMM, exp,
+memory, normal draws) and their ratio, float64 and float32; ``--old PATH`` times an
+older checkout interleaved with this one (see ``benchmarks/roofline.py``)::
+
+    git worktree add /tmp/old21 6540a89
+    python benchmarks/bench_train_step.py --roofline --old /tmp/old21 --repeats 3
+
 ``--launches`` prints kernel launches, device syncs and host-to-device copies per
 optimizer step and per draw chunk, for the batch shapes given, plain and fused,
 counted by the CuPy stand-in of tests/cupy_standin (which stands in for CuPy where no
@@ -153,7 +161,18 @@ def main():
     ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
     ap.add_argument("--launches", action="store_true",
                     help="count launches, syncs and copies with the CuPy stand-in instead of timing")
+    ap.add_argument("--roofline", action="store_true",
+                    help="numpy: ms/step at the three standard shapes beside a lower bound from "
+                         "a roofline measured in the same run (benchmarks/roofline.py)")
+    ap.add_argument("--old", default=None, metavar="PATH",
+                    help="with --roofline: also time the checkout at PATH, interleaved")
+    ap.add_argument("--shapes", type=int, nargs="+", default=None, metavar="I",
+                    help="with --roofline: only these shapes (0 default, 1 middle, 2 paper)")
     args = ap.parse_args()
+    if args.roofline:
+        import roofline
+        roofline.main(args)
+        return
     if args.launches:
         print_launches(PAPER if args.paper else SMALL, args.seeds)
         return

@@ -9,7 +9,10 @@ Draws are stateless, so a run resumes from any step without saving generator sta
 and one call draws a chunk of S steps at once. On numpy they come from numpy's PCG64
 ("pcg"): the times and noise of steps [c S, (c + 1) S) of a stream come from the stream
 and the chunk index c (S = :func:`draw_chunk_steps`, a function of the data shape
-only), drawn one chunk ahead on a second thread while the first trains. On cupy they
+only), drawn one chunk ahead on a second thread while the first trains (where the
+thread budget leaves a core for it, :mod:`gmmdiff.threads`), into two buffers allocated
+once. float64 runs draw float64 normals; float32 runs draw numpy's float32 normals from
+the same generator (a stream of their own since results format 3). On cupy they
 come from the counter-based generator of :mod:`gmmdiff.rng` on the device ("hash"): a
 step's draws come from the stream and the step, so the chunk size is free to follow
 the device's memory (see :func:`draw_chunk` and :class:`BatchDraws`).
@@ -70,12 +73,17 @@ def _hash_chunk(base_t, base_e, first, steps, N, n, per, L, xp):
     return np.repeat(t, n, axis=-1), counter_rng.normals_of(counter_rng.step_keys(base_e, first, steps), per)
 
 
-def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", rows_last=False):
+def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", rows_last=False,
+               dtype=np.float64, out=None, scratch=None):
     """Times and noise of one stream (:func:`noise_stream`) for steps
-    [chunk * steps, (chunk + 1) * steps): ``(t_idx (S, N), eps (S, N n, *shape))``,
-    float64; rows of eps are sample-major (row = i n + k). With ``rows_last`` (``shape``
-    = (d,)) eps is (S, d, N n): source "hash" draws it in that layout, "pcg" transposes
-    its draws.
+    [chunk * steps, (chunk + 1) * steps): ``(t_idx (S, N), eps (S, N n, *shape))``;
+    rows of eps are sample-major (row = i n + k). With ``rows_last`` (``shape`` = (d,))
+    eps is (S, d, N n): source "hash" draws it in that layout, "pcg" transposes its
+    draws. ``dtype`` (pcg): float64, or float32 for float32 runs (numpy's float32
+    normals, ``standard_normal(dtype=float32)``: a stream of its own, not float64
+    draws rounded); hash draws are float64. ``out`` (pcg): an array of eps's shape and
+    dtype to draw into (no new array); ``scratch``: with ``rows_last``, an array of
+    shape (S, N n, d) to draw into before the transposed copy into ``out``.
 
     source "pcg": numpy's PCG64 on the host, one generator per (stream, chunk) (the
     numpy default: fastest on a CPU); "hash": the counter-based generator of
@@ -95,8 +103,16 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", row
     seed, rest = stream[0], tuple(stream[1:])
     g = rng_for(seed, STREAM_NOISE, *rest, chunk)
     t_idx = g.integers(0, L, size=(steps, N))
-    eps = g.standard_normal((steps, N * n) + tuple(shape))
-    return t_idx, (xp.swapaxes(eps, -1, -2) if rows_last else eps)
+    draw_shape = (steps, N * n) + tuple(shape)
+    if out is not None and not rows_last:
+        return t_idx, g.standard_normal(dtype=dtype, out=out)
+    eps = g.standard_normal(dtype=dtype, out=scratch) if scratch is not None else \
+        g.standard_normal(draw_shape, dtype=dtype)
+    eps = xp.swapaxes(eps, -1, -2) if rows_last else eps
+    if out is not None:
+        out[...] = eps
+        return t_idx, out
+    return t_idx, eps
 
 
 class BatchDraws:
@@ -135,6 +151,16 @@ class BatchDraws:
         self.eps_shape = (self.shape[0], N * n) if rows_last else (N * n,) + self.shape
         per_step = N * n * int(np.prod(shape))
         self.S = draw_chunk_steps(N, n, int(np.prod(shape)))
+        # pcg: the noise of float32 runs is drawn in float32; chunks are drawn into two
+        # buffers allocated once, in turn (chunk c into buffer c % 2: the one the chunk
+        # before last used, which no step reads any more once chunk c - 1 is current)
+        self.draw_dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
+        self._buffers = self._scratch = None
+        if self.source == "pcg":
+            self._buffers = [np.empty((len(self.unique), self.S) + self.eps_shape,
+                                      dtype=self.draw_dtype) for _ in range(2)]
+            self._scratch = (np.empty((self.S, N * n) + self.shape, dtype=self.draw_dtype)
+                             if rows_last else None)
         if self.source == "hash":
             keys = np.array([_stream_keys(st) for st in self.unique], dtype=np.uint64)
             self.base_t, self.base_e = self.dev.asarray(keys[:, 0]), self.dev.asarray(keys[:, 1])
@@ -143,17 +169,19 @@ class BatchDraws:
 
     def chunk(self, c):
         """Chunk ``c`` of every distinct stream: ``(rows (U, S, B) grid index of each
-        row's time, eps (U, S, ...))``."""
+        row's time, eps (U, S, ...))``. With "pcg", eps is one of two buffers used in
+        turn: valid until chunk c + 2 is drawn."""
         dev, U, S, N, n = self.dev, len(self.unique), self.S, self.N, self.n
         if self.source == "hash":
             rows, eps = _hash_chunk(self.base_t, self.base_e, c * S, S, N, n,
                                     int(np.prod(self.eps_shape)), self.L, dev)
             return rows, eps.reshape((U, S) + self.eps_shape)
         t_c = np.empty((U, S, N), dtype=np.int64)
-        e_c = np.empty((U, S) + self.eps_shape)
+        e_c = self._buffers[c % 2]                       # the chunk before last's buffer
         for u, st in enumerate(self.unique):
-            t_c[u], e_c[u] = draw_chunk(st, c, S, N, n, self.shape, self.L, source="pcg",
-                                        rows_last=self.rows_last)
+            t_c[u] = draw_chunk(st, c, S, N, n, self.shape, self.L, source="pcg",
+                                rows_last=self.rows_last, dtype=self.draw_dtype, out=e_c[u],
+                                scratch=self._scratch)[0]
         return np.repeat(t_c, n, axis=-1), e_c
 
     def _at(self, rows, eps, offset):

@@ -21,8 +21,10 @@ from .train import check_fused, train
 
 # Bumped whenever the same settings give different results, so that a directory of
 # older results is refused instead of resumed with a mix of both. 2: theta_pmem,M's
-# subsets nested along one order (gmmdiff 0.2), hash draws keyed by step.
-RESULTS_FORMAT = 2
+# subsets nested along one order (gmmdiff 0.2), hash draws keyed by step. 3: float32
+# runs draw float32 noise (gmmdiff.draws); the numpy loss sums its rows block by block
+# (gmmdiff.blocked: float64 results move by rounding only).
+RESULTS_FORMAT = 3
 
 
 def identity(cfg, backend):

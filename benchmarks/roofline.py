@@ -1,0 +1,165 @@
+"""The numpy training step against the machine's limit: ``bench_train_step.py --roofline``.
+
+Measures, in the same run, a roofline of this machine on one core (BLAS held to one
+thread): GEMM (GFLOP/s, a 1024^3 product), exp (G elements/s, on cache-resident logits
+in [-60, 0]), memory (GB/s, a 256 MiB copy) and numpy's normal generator (M draws/s,
+the dtype of the run), and from it a lower bound on the time of one optimizer step:
+
+    bound = (flops / GEMM + exps / exp + bytes / memory + normals / normal rate) / cores
+
+with the work a step cannot avoid: the five (rows x components x d) products of the
+loss and its gradients (2 flops per multiply-add), one exp per (row, component), the
+noise written once by the draws and read once by the loss, and the normals themselves,
+each model counted at its own size (no padding). Dividing by the cores assumes every
+part spreads perfectly over them, so no step can run faster.
+
+Each step time is the median over rounds of one subprocess per (code, shape, dtype)
+that trains ``steps`` steps after one warm-up step; with ``--old PATH`` (a checkout of
+an older commit, e.g. ``git worktree add /tmp/old21 6540a89``) the older code is timed
+in the same rounds, interleaved with this checkout, so both see the same machine load.
+The load average (``/proc/loadavg``) is printed before and after.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+SHAPES = [(10, 2, 20, 10, 10), (30, 3, 50, 100, 20), (50, 12, 200, 100, 20)]
+STEPS = {SHAPES[0]: 200, SHAPES[1]: 5, SHAPES[2]: 2}
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def sizes_of(N, J):
+    return sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
+
+
+def step_work(shape, dtype):
+    """(flops, exps, bytes, normals) one optimizer step cannot avoid, at ``shape`` =
+    (d, K, N, noise draws, sizes)."""
+    d, _, N, n, J = shape
+    B = N * n
+    item = np.dtype(dtype).itemsize
+    Ms = sizes_of(N, J)
+    flops = sum(5 * 2 * B * M * d for M in Ms)
+    exps = sum(B * M for M in Ms)
+    normals = len(Ms) * B * d
+    return flops, exps, 2 * normals * item, normals
+
+
+def _best(fn, repeats=7):
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def roofline(dtype):
+    """One-core rates: {"gemm" flop/s, "exp" /s, "mem" bytes/s, "normal" /s}."""
+    from gmmdiff.threads import blas_threads
+    rng = np.random.default_rng(0)
+    out = {}
+    with blas_threads(1):
+        a = rng.standard_normal((1024, 1024)).astype(dtype)
+        b = rng.standard_normal((1024, 1024)).astype(dtype)
+        c = np.empty_like(a)
+        out["gemm"] = 2 * 1024 ** 3 / _best(lambda: np.matmul(a, b, out=c))
+    s = -60.0 * rng.random(1 << 16)                                      # logits, float64
+    w = np.empty_like(s)
+    out["exp"] = s.size / _best(lambda: np.exp(s, out=w), 50)
+    big = np.ones(32 << 20)                                             # 256 MiB
+    dst = np.empty_like(big)
+    out["mem"] = 2 * big.nbytes / _best(lambda: np.copyto(dst, big), 5)
+    g = np.random.default_rng(1)
+    z = np.empty(1 << 20, dtype=dtype)
+    out["normal"] = z.size / _best(lambda: g.standard_normal(dtype=dtype, out=z), 7)
+    return out
+
+
+def bound_seconds(shape, dtype, rates, cores):
+    flops, exps, nbytes, normals = step_work(shape, dtype)
+    parts = {"gemm": flops / rates["gemm"], "exp": exps / rates["exp"],
+             "mem": nbytes / rates["mem"], "normal": normals / rates["normal"]}
+    return sum(parts.values()) / cores, parts
+
+
+WORKER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from gmmdiff.config import TrainConfig
+from gmmdiff.state import initial_state
+from gmmdiff.train import train
+d, K, N, n, J = (int(v) for v in sys.argv[2].split(","))
+dtype, steps = sys.argv[3], int(sys.argv[4])
+sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
+cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n, steps=steps, dtype=dtype)
+ds = cfg.dataset(np)
+warm = TrainConfig(**{**cfg.__dict__, "steps": 1})
+train(ds, initial_state(ds, sizes, warm, np), warm, np, log_every=1)
+state = initial_state(ds, sizes, cfg, np)
+t0 = time.perf_counter()
+train(ds, state, cfg, np, log_every=steps)
+print(json.dumps({"s_per_step": (time.perf_counter() - t0) / steps}))
+"""
+
+
+def time_code(path, shape, dtype, steps):
+    """Seconds per step of the code at ``path`` (a subprocess importing gmmdiff from it)."""
+    env = dict(os.environ, PYTHONPATH=path)
+    res = subprocess.run([sys.executable, "-c", WORKER, path, ",".join(map(str, shape)), dtype,
+                          str(steps)], capture_output=True, text=True, env=env, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])["s_per_step"]
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg", encoding="ascii") as fh:
+            return " ".join(fh.read().split()[:3])
+    except OSError:  # pragma: no cover
+        return "unknown"
+
+
+def main(args):
+    from gmmdiff.threads import blas_controller, cpu_count
+    cores = cpu_count()
+    dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    shapes = SHAPES if args.shapes is None else [SHAPES[i] for i in args.shapes]
+    rounds = args.repeats
+    ctl = blas_controller()
+    print(f"# roofline benchmark: numpy {np.__version__}, {cores} cores, BLAS "
+          f"{os.path.basename(ctl.path) if ctl else 'not controllable'}; load average "
+          f"{loadavg()} (1, 5, 15 min)")
+    codes = [("new", HERE)] + ([("old", os.path.abspath(args.old))] if args.old else [])
+    if args.old:
+        rev = subprocess.run(["git", "-C", args.old, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True).stdout.strip()
+        print(f"# old = {args.old} at {rev or '?'}, timed interleaved with this checkout")
+    rates = {dt: roofline(dt) for dt in dtypes}
+    for dt, r in rates.items():
+        print(f"# roofline, one core, {dt}: GEMM {r['gemm'] / 1e9:.1f} GFLOP/s, exp "
+              f"{r['exp'] / 1e9:.2f} G/s, memory {r['mem'] / 1e9:.1f} GB/s, normals "
+              f"{r['normal'] / 1e6:.0f} M/s")
+    print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'sizes':>5} {'dtype':>7} {'steps':>5} "
+          f"{'bound ms':>9} {'(gemm/exp/mem/normal ms, 1 core)':>34} "
+          + " ".join(f"{c + ' ms':>10} {c + ' x':>6}" for c, _ in codes))
+    for shape in shapes:
+        steps = args.steps or STEPS[shape]
+        for dt in dtypes:
+            times = {c: [] for c, _ in codes}
+            for _ in range(rounds):                          # interleaved: new, old, new, old
+                for c, path in codes:
+                    times[c].append(time_code(path, shape, dt, steps))
+            bound, parts = bound_seconds(shape, dt, rates[dt], cores)
+            cols = " ".join(f"{np.median(times[c]) * 1e3:>10.2f} {np.median(times[c]) / bound:>6.1f}"
+                            for c, _ in codes)
+            split = "/".join(f"{parts[k] * 1e3:.3g}" for k in ("gemm", "exp", "mem", "normal"))
+            print(f"{shape[0]:>3} {shape[1]:>3} {shape[2]:>4} {shape[3]:>5} {shape[4]:>5} {dt:>7} "
+                  f"{steps:>5} {bound * 1e3:>9.2f} {split:>34} {cols}", flush=True)
+    print(f"# load average at the end {loadavg()}; x = ms/step over the bound; "
+          f"{rounds} rounds, medians")
