@@ -111,8 +111,8 @@ def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, w
         a64, s64, w64 = alpha[:, b0:b1], sigma[:, b0:b1], wt[:, b0:b1]   # (J, n)
         x0b = x0[:, b0:b1] if shared_x0 else x0[:, :, b0:b1]             # (d, n) | (J, d, n)
         # x_t = alpha x0 + sigma eps (dtype dt, as the reference)
-        np.multiply(a64.astype(dt)[:, None, :], x0b, out=x_t)
-        np.multiply(s64.astype(dt)[:, None, :], eps[:, :, b0:b1], out=tmp)
+        np.multiply(a64.astype(dt, copy=False)[:, None, :], x0b, out=x_t)
+        np.multiply(s64.astype(dt, copy=False)[:, None, :], eps[:, :, b0:b1], out=tmp)
         x_t += tmp
         # logits S = [mu, |mu|^2, pad] @ [x_t alpha / v; -alpha^2 / (2 v); 1]   (J, M, n)
         v = a64 * a64 * var[:, None] + s64 * s64                         # (J, n)
@@ -136,29 +136,29 @@ def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, w
             Wt[...] = W
         np.matmul(meansT, Wt, out=mubar)                                 # (J, d, n)
         # err = (alpha s / v) x_t + (sigma^2 / v) mubar - x0, in place in tmp
-        c_a = (a64 * var[:, None] / v).astype(dt)[:, None, :]
+        c_a = (a64 * var[:, None] / v).astype(dt, copy=False)[:, None, :]
         b = s64 * s64 / v                                                # (J, n) float64
         err = tmp
         np.multiply(c_a, x_t, out=err)
-        err += b.astype(dt)[:, None, :] * mubar
+        err += b.astype(dt, copy=False)[:, None, :] * mubar
         err -= x0b
         ee = np.einsum("jdb,jdb->jb", err, err)                          # (J, n)
-        loss += np.einsum("jb,jb->j", w64.astype(dt), ee)
+        loss += np.einsum("jb,jb->j", w64.astype(dt, copy=False), ee)
         # R = dL/dx0hat = (2 / B) wt err, in place
         R = err
-        R *= ((2.0 / B) * w64).astype(dt)[:, None, :]
+        R *= ((2.0 / B) * w64).astype(dt, copy=False)[:, None, :]
         c1 = b * a64 / v                                                 # (J, n)
         rmbar = np.einsum("jdb,jdb->jb", R, mubar)                       # (J, n)
         np.matmul(means, R, out=G)                                       # (J, M, n)
         G -= rmbar[:, None, :]
         G *= Wt
         GS = np.einsum("jmb,jmb->jb", G, S)                              # (J, n) float64
-        np.multiply(x_t, c1.astype(dt)[:, None, :], out=P[:, :d])
-        P[:, d] = (c1 * a64).astype(dt)
+        np.multiply(x_t, c1.astype(dt, copy=False)[:, None, :], out=P[:, :d])
+        P[:, d] = (c1 * a64).astype(dt, copy=False)
         np.matmul(G, np.swapaxes(P, -1, -2), out=GP_b)
         gp += GP_b
         rx = np.einsum("jdb,jdb->jb", R, x_t)                            # (J, n)
-        R *= b.astype(dt)[:, None, :]                                    # now R b
+        R *= b.astype(dt, copy=False)[:, None, :]                        # now R b
         np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)
         gm += GM_b
         ds += np.sum((a64 * s64 * s64 / (v * v)) * (rx - a64 * rmbar), axis=-1)
