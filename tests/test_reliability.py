@@ -403,3 +403,65 @@ def test_two_identical_commands_at_once_one_runs_the_other_is_refused(tmp_path):
         assert first.wait(timeout=120) == 0
     assert json.loads((out / "index.json").read_text()) == {"complete": [2, 8]}
     assert not (out / ".lock").exists()
+
+
+# ------------------------------------------------- one plan of sizes per sweep phase
+
+REFINING_SWEEP = ["-N", "12", "-d", "4", "-K", "2", "--seeds", "0", "--coarse", "4", "--refine",
+                  "2", "--steps", "600", "--target", "x0", "--lr", "1e-2", "--noise-draws", "2",
+                  "--eval-samples", "16", "--eval-noise-draws", "2", "--quiet"]
+
+
+def snapshot(top):
+    """{relative path: bytes} of every file under ``top``."""
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_a_sweep_resumed_after_its_last_result_trains_exactly_the_recorded_plan(tmp_path):
+    """The deterministic form of a kill between a configuration's last result and its
+    transition.json: with transition.json (and baselines.json) deleted, the re-run trains
+    nothing more and rewrites them byte for byte; the plan of sizes was recorded before
+    each phase and the refinement added sizes (reported per configuration)."""
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rd = out / "N12-d4-K2-s0"
+    plan = json.loads((rd / "plan.json").read_text())
+    assert plan["coarse"] == [3, 6, 9, 12] and len(plan["refine"]) == 2
+    assert f"N12-d4-K2-s0: refinement adds 2 sizes ({plan['refine'][0]}, " in result.output
+    sizes = sorted(plan["coarse"] + plan["refine"])
+    assert json.loads((rd / "index.json").read_text()) == {"complete": sizes}
+    before = snapshot(out)
+    (rd / "transition.json").unlink()
+    (rd / "baselines.json").unlink()
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(out) == before
+    assert json.loads((rd / "transition.json").read_text())["M"] == sizes
+    # a resume follows the record, not a recomputation: a refinement plan recorded with
+    # other sizes (as an older rule would have chosen) is what the re-run trains
+    plan["refine"] = [7]
+    write_json(str(rd / "plan.json"), plan)
+    (rd / "transition.json").unlink()
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((rd / "transition.json").read_text())["M"] == [3, 6, 7, 9, 12]
+
+
+@pytest.mark.parametrize("plan, match", [
+    ({"coarse": [3, 6, 9]}, "records coarse sizes"),
+    ({"coarse": [3, 6, 9, 12], "refine": "abc"}, "not a gmmdiff plan"),
+    ({"coarse": [3, 6, 9, 12], "refine": [6]}, "not a gmmdiff plan"),
+    ({"coarse": [3, 6, 9, 12], "refine": [-3]}, "not a gmmdiff plan"),
+    ([], "not a gmmdiff file")])
+def test_a_damaged_plan_is_one_line_and_changes_nothing(tmp_path, plan, match):
+    out = tmp_path / "sweep"
+    args = REFINING_SWEEP + ["--steps", "20", "--out", str(out)]
+    assert CliRunner().invoke(sweep_cli, args).exit_code == 0
+    rd = out / "N12-d4-K2-s0"
+    (rd / "transition.json").unlink()
+    write_json(str(rd / "plan.json"), plan)
+    before = snapshot(out)
+    result = CliRunner().invoke(sweep_cli, args)
+    one_line_error(result, match)
+    assert snapshot(out) == before
