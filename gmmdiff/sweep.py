@@ -24,6 +24,7 @@ import dataclasses
 import io
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,8 +38,8 @@ from .predict import SOURCES, approximation_curves, curves_from_results, predict
 from .runs import RESULTS_FORMAT, open_run_dir, run_batch
 from .runs import identity as runs_identity
 from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, completed_sizes,
-                      leftovers_only, load_run, read_record, read_transition, remove_temporaries,
-                      write_json)
+                      leftovers_only, load_run, read_checked, read_record, read_transition,
+                      remove_temporaries, schema_error, write_json)
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -195,27 +196,51 @@ def crash_point(name):
 _CRASH_COUNTS = {}
 
 
+SWEEP_LOCK = ".lock-sweep"
+SWEEP_LOCK_WAIT_S = 30.0        # how long a process waits for another's sweep.json check
+
+
 def open_sweep(sweep_dir, spec, backend):
     """Create or check ``sweep_dir/sweep.json`` (a different sweep, or a directory that
-    holds anything else, is refused) and remove temporary files of killed writers."""
+    holds anything else, is refused) and remove temporary files of killed writers.
+
+    The check and the creation of sweep.json happen under the sweep directory's lock
+    ``.lock-sweep`` (held for that moment only), so of two different sweeps started
+    together on a new directory one creates it and the other is refused."""
     path = os.path.join(sweep_dir, "sweep.json")
     ident = spec.identity(backend)
+    if os.path.islink(sweep_dir) and not os.path.isdir(sweep_dir):
+        raise StorageError(f"--out {sweep_dir} is a dangling symbolic link")
     if os.path.exists(sweep_dir) and not os.path.isdir(sweep_dir):
         raise StorageError(f"--out {sweep_dir} exists and is not a directory")
-    if (not os.path.exists(path) and os.path.isdir(sweep_dir) and not leftovers_only(sweep_dir)
-            and not os.path.exists(path)):      # (another process may just have created it)
-        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
-                           "choose an empty or new --out")
-    if os.path.exists(path):
-        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
+    if os.path.isdir(sweep_dir):                   # refuse before creating anything
+        _check_sweep_dir(sweep_dir, path, ident)
     try:
         os.makedirs(sweep_dir, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create sweep directory {sweep_dir}: {exc.strerror}") from None
-    remove_temporaries(sweep_dir)     # (a lock file left by a killed process is harmless:
-                                      # the next claim of its unit takes it over)
-    if not os.path.exists(path):
-        write_json(path, {"identity": ident})
+    lock = locks.Lock(os.path.join(sweep_dir, SWEEP_LOCK))
+    deadline = time.monotonic() + SWEEP_LOCK_WAIT_S
+    while not lock.acquire():                      # another process checks or creates it
+        if time.monotonic() > deadline:
+            raise StorageError(f"{sweep_dir} is being set up by {lock.holder()} for longer "
+                               f"than {SWEEP_LOCK_WAIT_S:.0f} s; try again")
+        time.sleep(0.05)
+    with lock:
+        _check_sweep_dir(sweep_dir, path, ident)
+        remove_temporaries(sweep_dir)  # (a unit's lock file left by a killed process is
+                                       # harmless: the next claim of its unit takes it over)
+        if not os.path.exists(path):
+            write_json(path, {"identity": ident})
+
+
+def _check_sweep_dir(sweep_dir, path, ident):
+    if os.path.lexists(path):
+        read_sweep_file(path)
+        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
+    elif not leftovers_only(sweep_dir):
+        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
+                           "choose an empty or new --out")
 
 
 def _tidy_finished_unit(sweep_dir, name, cfgs):
@@ -390,9 +415,11 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     mine = shard(spec.configurations(), i, n)
     for cfg in mine:                    # every damaged file refused before any work
         check_configuration(sweep_dir, cfg, spec, backend_name(xp))
+    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
+    for name, _ in units:
+        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
-    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
     busy = []
     for name, cfgs in units:
         lock = locks.try_lock(os.path.join(sweep_dir, f".lock-{name}"))
@@ -442,6 +469,7 @@ def check_configuration(sweep_dir, cfg, spec, backend):
     if not os.path.lexists(rd):
         return
     RunDir.check(rd, runs_identity(cfg, backend))
+    locks.check_lock_path(os.path.join(rd, ".lock"))
     completed_sizes(rd)
     read_plan(rd, cfg, spec.coarse)
     if os.path.exists(os.path.join(rd, "transition.json")):
@@ -514,18 +542,50 @@ def _fmt(v):
     return str(v)
 
 
+SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
+                             "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
+                             "backend": "str", "results_format": "int"}}
+
+
+def _field_schema(f):
+    """The JSON type of a :class:`TrainConfig` field, from its default."""
+    if f.name == "template_file":
+        return None
+    return {bool: "bool", int: "int", float: "num", str: "str"}[type(f.default)]
+
+
+def read_sweep_file(path):
+    """A sweep's ``sweep.json``, checked: the grids lists of integers, every training
+    setting of the right type and value (:meth:`SweepSpec.validate`). Returns
+    (the stored identity dict, its :class:`SweepSpec`); StorageError naming the file."""
+    advice = "it was not written by gmmdiff-sweep, or is damaged"
+    ident = read_checked(path, SWEEP_SCHEMA, advice=advice)["identity"]
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in ident["base"].items():
+        if key not in fields or key in SWEEP_FIELDS:
+            raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
+                               f"a training setting; {advice}")
+        sub = _field_schema(fields[key])
+        err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
+            if sub is None else schema_error(value, "num" if sub == "num" else sub,
+                                             f"identity.base.{key}")
+        if err:
+            raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    try:
+        spec = spec_from_identity(ident).validate()
+    except ValueError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"{path} is not a valid gmmdiff file: {exc}; {advice}") from None
+    return ident, spec
+
+
 def read_sweep(sweep_dir):
     """The :class:`SweepSpec` stored in ``sweep_dir/sweep.json``."""
     path = os.path.join(sweep_dir, "sweep.json")
     if not os.path.isfile(path):
         raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json)")
-    try:
-        return spec_from_identity(read_record(path, ("identity",))["identity"])
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, StorageError):
-            raise
-        raise StorageError(f"{path} is not a gmmdiff sweep file ({type(exc).__name__}: {exc}); "
-                           "it was not written by gmmdiff-sweep") from None
+    return read_sweep_file(path)[1]
 
 
 def spec_from_identity(ident):
@@ -569,7 +629,7 @@ def transition_summary(sweep_dir):
                      sizes=tr["M"], ratios=tr["ratio"],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
         configs.append(entry)
-    ident = read_record(os.path.join(sweep_dir, "sweep.json"), ("identity",))["identity"]
+    ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
             "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
