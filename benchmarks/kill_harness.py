@@ -11,13 +11,20 @@ and check what the project promises about crashes:
     python benchmarks/kill_harness.py --kills 20 --what both      # prints a report
 
 The kill moments are uniform over the uninterrupted run's duration (seeded), so they
-land in imports, directory creation, training, checkpoints and evaluation alike.
+land in imports, directory creation, training, checkpoints and evaluation alike. For
+the sweep, kills are also aimed (``--aimed N``) at the moments random ones rarely hit:
+the end of each phase of a unit (coarse sizes trained, refinement planned, refinement
+trained) and between a configuration's last result and its ``transition.json``
+(after ``baselines.json``, after ``transition.json``), at the 1st, 2nd, ... time the
+sweep reaches each point (:func:`gmmdiff.sweep.crash_point`); each aimed kill on a
+fresh directory, resumed once, then compared.
 tests/test_kill_harness.py runs it small in CI.
 """
 import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,10 +39,15 @@ COMMANDS = {
               "--model-sizes", "2,5,10", "--steps", "1500", "--noise-draws", "2",
               "--eval-samples", "8", "--eval-noise-draws", "2", "--checkpoint-every", "100",
               "--quiet"],
-    "sweep": ["gmmdiff-sweep", "-N", "8,10", "-d", "3", "-K", "2", "--seeds", "0,1", "--coarse",
-              "3", "--refine", "2", "--steps", "400", "--noise-draws", "2", "--eval-samples", "8",
-              "--eval-noise-draws", "2", "--checkpoint-every", "50", "--quiet"],
+    # two units (N = 8, N = 12) of two seeds; the coarse grid of each configuration
+    # brackets its transition, so every configuration has a refinement phase
+    "sweep": ["gmmdiff-sweep", "-N", "8,12", "-d", "4", "-K", "2", "--seeds", "0,1", "--coarse",
+              "4", "--refine", "2", "--steps", "600", "--target", "x0", "--lr", "1e-2",
+              "--noise-draws", "2", "--eval-samples", "16", "--eval-noise-draws", "2",
+              "--checkpoint-every", "50", "--quiet"],
 }
+# the points of a sweep unit an aimed kill lands at (gmmdiff.sweep.crash_point)
+POINTS = ("coarse-done", "refine-planned", "refine-done", "baselines-written", "transition-written")
 LEFTOVER = (".tmp-", ".lock", "checkpoint")
 
 
@@ -63,11 +75,24 @@ def same(a, b):
         return fa.read() == fb.read()
 
 
-def harness(kind, kills, seed, workdir, extra=()):
+def compare(ref, target):
+    """(leftovers, differing files, unexpected files) of ``target`` against ``ref``."""
+    left = [f for f in files(target) if os.path.basename(f).startswith(LEFTOVER)]
+    ref_files = [f for f in files(ref) if not f.startswith("summary")]
+    differing = [f for f in ref_files
+                 if not os.path.exists(os.path.join(target, f))
+                 or not same(os.path.join(ref, f), os.path.join(target, f))]
+    extra = sorted(set(files(target)) - set(files(ref)) - set(left))
+    return left, differing, extra
+
+
+def harness(kind, kills, seed, workdir, extra=(), aimed=0):
     """Returns a report dict: kills made, restarts refused, final exit code,
     leftovers, differing files. ``extra``: more options for the command (e.g. the
-    backend)."""
+    backend). ``aimed``: for a sweep, kill at the 1st, ..., ``aimed``-th time it
+    reaches each of :data:`POINTS` (fewer where the sweep reaches a point fewer times)."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("GMMDIFF_KILL_AT", None)
     ref, target = os.path.join(workdir, f"{kind}-ref"), os.path.join(workdir, f"{kind}-killed")
     t0 = time.perf_counter()
     subprocess.run(command(kind, ref, extra), env=env, check=True, capture_output=True)
@@ -88,17 +113,53 @@ def harness(kind, kills, seed, workdir, extra=()):
         proc.stderr.close()
     final = subprocess.run(command(kind, target, extra), env=env, capture_output=True, text=True)
     again = subprocess.run(command(kind, target, extra), env=env, capture_output=True, text=True)
-    left = [f for f in files(target) if os.path.basename(f).startswith(LEFTOVER)]
-    ref_files = [f for f in files(ref) if not f.startswith("summary")]
-    differing = [f for f in ref_files
-                 if not os.path.exists(os.path.join(target, f))
-                 or not same(os.path.join(ref, f), os.path.join(target, f))]
-    extra = sorted(set(files(target)) - set(files(ref)) - set(left))
-    return {"what": kind, "kills": killed, "completed_before_kill": kills - killed,
-            "refused_restarts": refused, "final_exit_code": final.returncode,
-            "rerun_exit_code": again.returncode, "final_error": final.stderr.strip()[-300:],
-            "leftovers": left, "differing_files": differing, "unexpected_files": extra,
-            "files_compared": len(ref_files), "uninterrupted_s": round(duration, 2)}
+    left, differing, unexpected = compare(ref, target)
+    report = {"what": kind, "kills": killed, "completed_before_kill": kills - killed,
+              "refused_restarts": refused, "final_exit_code": final.returncode,
+              "rerun_exit_code": again.returncode, "final_error": final.stderr.strip()[-300:],
+              "leftovers": left, "differing_files": differing, "unexpected_files": unexpected,
+              "files_compared": len([f for f in files(ref) if not f.startswith("summary")]),
+              "uninterrupted_s": round(duration, 2)}
+    if kind == "sweep" and aimed:
+        report["aimed"] = aimed_kills(kind, ref, workdir, env, extra, aimed)
+    return report
+
+
+def aimed_kills(kind, ref, workdir, env, extra, per_point):
+    """Kill the sweep at the n-th visit of each point of :data:`POINTS` (n = 1 ..
+    ``per_point``), each on a fresh directory, resume it once and compare it with
+    ``ref``. Returns {point: [kills landed, differing/leftover/unexpected files,
+    failed resumes]} and the totals."""
+    out, total = {}, {"kills": 0, "differing": 0, "leftovers": 0, "unexpected": 0, "failed": 0}
+    for point in POINTS:
+        landed, bad = 0, []
+        for n in range(1, per_point + 1):
+            target = os.path.join(workdir, f"{kind}-aimed-{point}-{n}")
+            cut = subprocess.run(command(kind, target, extra), capture_output=True,
+                                 env=dict(env, GMMDIFF_KILL_AT=f"{point}:{n}"))
+            if cut.returncode == 0:          # the sweep reaches this point fewer times
+                shutil.rmtree(target)
+                break
+            if cut.returncode != -signal.SIGKILL:
+                bad.append(f"{point}:{n}: exit {cut.returncode} before the kill")
+                total["failed"] += 1
+                continue
+            landed += 1
+            resumed = subprocess.run(command(kind, target, extra), env=env, capture_output=True,
+                                     text=True)
+            left, differing, unexpected = compare(ref, target)
+            if resumed.returncode:
+                bad.append(f"{point}:{n}: resume exit {resumed.returncode}: "
+                           f"{resumed.stderr.strip()[-200:]}")
+                total["failed"] += 1
+            bad += [f"{point}:{n}: {f}" for f in left + differing + unexpected]
+            total["differing"] += len(differing)
+            total["leftovers"] += len(left)
+            total["unexpected"] += len(unexpected)
+            shutil.rmtree(target)
+        total["kills"] += landed
+        out[point] = {"kills": landed, "problems": bad}
+    return {"points": out, "total": total}
 
 
 def main():
@@ -108,18 +169,29 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workdir", default=None, help="default: a temporary directory")
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
+    ap.add_argument("--aimed", type=int, default=4,
+                    help="sweep: aimed kills per point of a unit (1st, 2nd, ... visit)")
     args = ap.parse_args()
     workdir = args.workdir or tempfile.mkdtemp(prefix="gmmdiff-kills-")
     kinds = ["train", "sweep"] if args.what == "both" else [args.what]
     extra = ("--backend", args.backend)
-    reports = [harness(k, args.kills, args.seed + i, workdir, extra) for i, k in enumerate(kinds)]
+    reports = [harness(k, args.kills, args.seed + i, workdir, extra, aimed=args.aimed)
+               for i, k in enumerate(kinds)]
     print(json.dumps(reports, indent=1))
     bad = [r for r in reports if r["refused_restarts"] or r["final_exit_code"] or r["rerun_exit_code"]
-           or r["leftovers"] or r["differing_files"] or r["unexpected_files"]]
+           or r["leftovers"] or r["differing_files"] or r["unexpected_files"]
+           or any(r.get("aimed", {}).get("total", {}).get(k) for k in
+                  ("differing", "leftovers", "unexpected", "failed"))]
     for r in reports:
-        print(f"{r['what']}: {r['kills']} kills, {r['refused_restarts']} locked, "
+        print(f"{r['what']}: {r['kills']} random kills, {r['refused_restarts']} locked, "
               f"{len(r['leftovers'])} leftovers, {len(r['differing_files'])} differing of "
               f"{r['files_compared']} files")
+        if "aimed" in r:
+            t = r["aimed"]["total"]
+            print(f"{r['what']}: {t['kills']} aimed kills ("
+                  + ", ".join(f"{p} {v['kills']}" for p, v in r["aimed"]["points"].items())
+                  + f"), {t['failed']} failed resumes, {t['leftovers']} leftovers, "
+                  f"{t['differing']} differing, {t['unexpected']} unexpected files")
     sys.exit(1 if bad else 0)
 
 

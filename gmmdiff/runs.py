@@ -60,6 +60,14 @@ def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=Non
                      callback=callback, log_every=log_every, fused=fused)[0]
 
 
+def open_run_dir(cfg, out, backend):
+    """The :class:`RunDir` of configuration ``cfg`` at ``out`` (created with its
+    config.json if new; a foreign directory refused), held until closed."""
+    ident = identity(cfg, backend)
+    meta = {"template_file": cfg.template_file} if cfg.template_file is not None else {}
+    return RunDir(out, ident, meta=meta)
+
+
 def _resume(path, labels, owners, sizes, xp):
     """The checkpointed state restricted to ``labels`` (None when it lacks any)."""
     if not os.path.exists(path):

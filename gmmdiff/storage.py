@@ -306,7 +306,7 @@ class RunDir:
     def read_result(self, M):
         """(metrics dict, arrays dict) of a completed model size."""
         stem = self.model_stem(M)
-        return read_json(self.file(stem + ".json")), read_npz(self.file(stem + ".npz"))
+        return read_metrics(self.file(stem + ".json"), int(M)), read_npz(self.file(stem + ".npz"))
 
 
 def completed_sizes(run_dir):
@@ -314,9 +314,11 @@ def completed_sizes(run_dir):
     p = os.path.join(run_dir, "index.json")
     if not os.path.exists(p):
         return []
-    complete = read_record(p, ("complete",))["complete"]
-    if not isinstance(complete, list) or not all(isinstance(m, int) for m in complete):
-        raise StorageError(f"{p} is not a gmmdiff index (expected a list of model sizes)")
+    complete = read_checked(p, SCHEMAS["index"])["complete"]
+    if any(m < 1 for m in complete) or len(set(complete)) != len(complete):
+        raise StorageError(f"{p} is not a valid gmmdiff file: complete holds "
+                           f"{_short(complete)}, expected distinct model sizes >= 1; remove it "
+                           "or choose another directory")
     return sorted(complete)
 
 
@@ -334,9 +336,138 @@ def load_run(run_dir, *, check_arrays=False):
     rows = []
     for M in completed_sizes(run_dir):
         stem = os.path.join(run_dir, RunDir.model_stem(M))
-        rows.append(read_record(stem + ".json", ("M",)))
+        rows.append(read_metrics(stem + ".json", M))
         if check_arrays:
             read_npz(stem + ".npz")
     if not rows:
         raise StorageError(f"{run_dir} holds no completed model sizes yet")
     return cfg, rows
+
+
+# ------------------------------------------------------------------ file schemas
+#
+# What each JSON file of a run or sweep directory holds, checked by its one reader before
+# any value is used: a damaged file (a number replaced by a string, a list by an object,
+# a missing key) is refused with one line naming the file and the value, instead of a
+# traceback wherever the value is first used. A schema is a type name ("int", "num":
+# a finite number, "num?": a number, null or "inf"/"-inf" as :func:`jsonable` writes
+# non-finite values, "str", "bool", "any"), a list ``[schema]`` (a list of any length),
+# a tuple ``(n, schema)`` (a list of exactly n), or a dict of required keys (a key
+# ending in "?" is optional); keys a schema does not name are allowed (newer writers).
+
+def _ok_number(v):
+    return type(v) in (int, float) and bool(np.isfinite(v))
+
+
+_TYPES = {
+    "int": (lambda v: type(v) is int, "an integer"),
+    "num": (_ok_number, "a finite number"),
+    "num?": (lambda v: v is None or v in ("inf", "-inf") or type(v) in (int, float),
+             "a number or null"),
+    "str": (lambda v: type(v) is str, "a string"),
+    "bool": (lambda v: type(v) is bool, "true or false"),
+    "any": (lambda v: True, "anything"),
+}
+
+
+def _short(v):
+    text = json.dumps(v) if not isinstance(v, (dict, list)) else ("an object" if isinstance(v, dict)
+                                                                 else "a list")
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def schema_error(obj, schema, where=""):
+    """The first place where ``obj`` does not match ``schema`` as 'key.sub[3] is "abc",
+    expected a finite number', or None when it matches."""
+    name = where or "the file"
+    if isinstance(schema, str):
+        ok, what = _TYPES[schema]
+        return None if ok(obj) else f"{name} is {_short(obj)}, expected {what}"
+    if isinstance(schema, tuple):
+        n, item = schema
+        if not isinstance(obj, list) or len(obj) != n:
+            return f"{name} is {_short(obj)}, expected a list of {n}"
+        schema = [item]
+    if isinstance(schema, list):
+        if not isinstance(obj, list):
+            return f"{name} is {_short(obj)}, expected a list"
+        for k, v in enumerate(obj):
+            err = schema_error(v, schema[0], f"{where}[{k}]")
+            if err:
+                return err
+        return None
+    if not isinstance(obj, dict):
+        return f"{name} is {_short(obj)}, expected a JSON object"
+    for key, sub in schema.items():
+        optional = key.endswith("?")
+        key = key.rstrip("?")
+        if key not in obj:
+            if optional:
+                continue
+            return f"{where + '.' if where else ''}{key} is missing"
+        err = schema_error(obj[key], sub, f"{where + '.' if where else ''}{key}")
+        if err:
+            return err
+    return None
+
+
+def read_checked(path, schema, advice="remove it or choose another directory"):
+    """The JSON file ``path`` checked against ``schema``; StorageError naming the file,
+    the first wrong value and ``advice`` otherwise."""
+    obj = read_json(path)
+    err = schema_error(obj, schema)
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    return obj
+
+
+CROSSING = {"value": "num?", "interval": (2, "num?"), "status": "str"}
+SCHEMAS = {
+    "config": {"identity": {}, "meta?": {}},
+    "index": {"complete": ["int"]},
+    "metrics": {"M": "int", "M_over_N": "num", "times": ["num"],
+                "memorization": {"ratio": "num", "interval": (2, "num"), "count?": "int",
+                                 "n?": "int"},
+                "learned_variance": "num?", "final_train_loss": "num?", "final_test_loss": "num?",
+                "per_time_losses": {"generalizing_train": ["num?"], "generalizing_test": ["num?"],
+                                    "memorizing_train": ["num?"], "memorizing_test": ["num?"],
+                                    "pmem_train": ["num?"], "pmem_test": ["num?"],
+                                    "model_train?": ["num?"], "model_test?": ["num?"]},
+                "approximations_excess_over_memorizing?": {
+                    "generalizing": ["num?"], "simple": ["num?"], "nearest": ["num?"],
+                    "expected": ["num?"]},
+                "training_loss?": {"steps": ["int"], "loss": ["num?"]}},
+    "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
+                   "M": ["num"], "ratio": ["num"]},
+    "fit": {"weights": ["num"], "times": ["num"], "source": "str", "configs?": ["str"],
+            "measured?": ["num"], "predicted?": ["num"], "test?": ["int"], "train?": ["int"],
+            "mse_train?": "num?", "mse_test?": "num?", "trivial_prediction?": "num?",
+            "trivial_mse_train?": "num?", "trivial_mse_test?": "num?",
+            "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [["num?"]]},
+}
+
+
+def read_transition(path):
+    """A configuration's ``transition.json`` (:func:`gmmdiff.transition.detect` of its
+    curve, with the sizes "M" and ratios "ratio"), checked."""
+    tr = read_checked(path, SCHEMAS["transition"],
+                      advice="delete it and re-run the sweep to rewrite it")
+    if len(tr["M"]) != len(tr["ratio"]):
+        raise StorageError(f"{path} is not a valid gmmdiff file: M and ratio differ in length; "
+                           "delete it and re-run the sweep to rewrite it")
+    return tr
+
+
+def read_metrics(path, M=None):
+    """One model size's metrics (``model_M00020.json``), checked (and its "M" equal to
+    ``M`` when given)."""
+    m = read_checked(path, SCHEMAS["metrics"],
+                     advice="remove the run directory's damaged size from index.json or the "
+                            "directory itself to retrain it")
+    n = len(m["times"])
+    bad = [k for k, v in m["per_time_losses"].items() if isinstance(v, list) and len(v) != n]
+    if (M is not None and m["M"] != M) or bad:
+        what = f"its M is {m['M']}, not {M}" if not bad else f"per_time_losses.{bad[0]} has not {n} times"
+        raise StorageError(f"{path} is not a valid gmmdiff file: {what}; remove the run "
+                           "directory's damaged size from index.json or the directory itself")
+    return m

@@ -23,6 +23,8 @@ import csv
 import dataclasses
 import io
 import os
+import signal
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,9 +35,11 @@ from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
 from .predict import SOURCES, approximation_curves, curves_from_results, predicted_ratio
-from .runs import RESULTS_FORMAT, run_batch
-from .storage import (StorageError, atomic_write_bytes, check_identity, leftovers_only, load_run,
-                      read_record, remove_temporaries, write_json)
+from .runs import RESULTS_FORMAT, open_run_dir, run_batch
+from .runs import identity as runs_identity
+from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, completed_sizes,
+                      leftovers_only, load_run, read_checked, read_record, read_transition,
+                      remove_temporaries, schema_error, write_json)
 from .transition import detect
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -143,43 +147,100 @@ def coarse_sizes(N, points):
 
 
 def refine_sizes(M, ratio, N, points):
-    """About ``points`` new sizes evenly between the coarse start and end (SPEC 9)."""
-    M = np.asarray(M)
-    r = np.asarray(ratio)
-    below = np.nonzero(r < 0.1)[0]
-    above = np.nonzero(r >= 0.9)[0]
-    if points == 0 or below.size == 0 or above.size == 0:
+    """Up to ``points`` new sizes around the transition of a coarse curve (SPEC 9).
+
+    M : (J,) increasing coarse sizes;  ratio : (J,) their memorization ratios.
+    Whenever the coarse grid brackets an upward crossing of 1/2 (``r[j-1] < 1/2 <=
+    r[j]``, the first one, as :func:`gmmdiff.transition.crossing` takes it), the new
+    sizes lie strictly between the coarse start and end: the last size below 0.1
+    before the crossing and the first size at or above 0.9 after it; where the coarse
+    grid has no start or no end (nothing below 0.1, or nothing at or above 0.9),
+    between the sizes that bracket the crossing, ``M[j-1]`` and ``M[j]``. The sizes are integers of that open range that are not
+    coarse sizes, spread evenly over them: ``points`` of them, or all when the range
+    holds fewer. Without a bracketed crossing (or with ``points`` 0) nothing is added.
+    """
+    M = [int(m) for m in M]
+    r = np.asarray(ratio, dtype=np.float64)                                  # (J,)
+    up = np.nonzero((r[:-1] < 0.5) & (r[1:] >= 0.5))[0]
+    if points == 0 or up.size == 0:
         return []
-    hi_idx = above[0]
-    lo_candidates = below[below < hi_idx]
-    if lo_candidates.size == 0:
-        return []
-    lo, hi = M[lo_candidates[-1]], M[hi_idx]
-    new = {int(round(v)) for v in np.linspace(lo, hi, points + 2)[1:-1]}
-    return sorted(new - set(int(m) for m in M))
+    j = int(up[0]) + 1                                   # r[j - 1] < 1/2 <= r[j]
+    below = [i for i in range(j) if r[i] < 0.1]
+    above = [i for i in range(j, len(M)) if r[i] >= 0.9]
+    lo, hi = (M[below[-1]], M[above[0]]) if below and above else (M[j - 1], M[j])
+    coarse = set(M)
+    free = [m for m in range(lo + 1, hi) if m not in coarse]
+    if len(free) <= points:
+        return free
+    step = (len(free) + 1) / (points + 1)                # > 1: distinct picks
+    return [free[int(round((k + 1) * step)) - 1] for k in range(points)]
+
+
+def crash_point(name):
+    """Test hook of the kill harness (benchmarks/kill_harness.py): with
+    ``GMMDIFF_KILL_AT=name[:n]`` in the environment, the process SIGKILLs itself the
+    n-th time (default: the first) it reaches the point ``name`` of a sweep unit
+    ("coarse-done", "refine-planned", "refine-done", "baselines-written",
+    "transition-written"). Without the variable it does nothing."""
+    spec = os.environ.get("GMMDIFF_KILL_AT")
+    if not spec:
+        return
+    point, _, count = spec.partition(":")
+    if point != name:
+        return
+    _CRASH_COUNTS[name] = _CRASH_COUNTS.get(name, 0) + 1
+    if _CRASH_COUNTS[name] == int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_CRASH_COUNTS = {}
+
+
+SWEEP_LOCK = ".lock-sweep"
+SWEEP_LOCK_WAIT_S = 30.0        # how long a process waits for another's sweep.json check
 
 
 def open_sweep(sweep_dir, spec, backend):
     """Create or check ``sweep_dir/sweep.json`` (a different sweep, or a directory that
-    holds anything else, is refused) and remove temporary files of killed writers."""
+    holds anything else, is refused) and remove temporary files of killed writers.
+
+    The check and the creation of sweep.json happen under the sweep directory's lock
+    ``.lock-sweep`` (held for that moment only), so of two different sweeps started
+    together on a new directory one creates it and the other is refused."""
     path = os.path.join(sweep_dir, "sweep.json")
     ident = spec.identity(backend)
+    if os.path.islink(sweep_dir) and not os.path.isdir(sweep_dir):
+        raise StorageError(f"--out {sweep_dir} is a dangling symbolic link")
     if os.path.exists(sweep_dir) and not os.path.isdir(sweep_dir):
         raise StorageError(f"--out {sweep_dir} exists and is not a directory")
-    if (not os.path.exists(path) and os.path.isdir(sweep_dir) and not leftovers_only(sweep_dir)
-            and not os.path.exists(path)):      # (another process may just have created it)
-        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
-                           "choose an empty or new --out")
-    if os.path.exists(path):
-        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
+    if os.path.isdir(sweep_dir):                   # refuse before creating anything
+        _check_sweep_dir(sweep_dir, path, ident)
     try:
         os.makedirs(sweep_dir, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create sweep directory {sweep_dir}: {exc.strerror}") from None
-    remove_temporaries(sweep_dir)     # (a lock file left by a killed process is harmless:
-                                      # the next claim of its unit takes it over)
-    if not os.path.exists(path):
-        write_json(path, {"identity": ident})
+    lock = locks.Lock(os.path.join(sweep_dir, SWEEP_LOCK))
+    deadline = time.monotonic() + SWEEP_LOCK_WAIT_S
+    while not lock.acquire():                      # another process checks or creates it
+        if time.monotonic() > deadline:
+            raise StorageError(f"{sweep_dir} is being set up by {lock.holder()} for longer "
+                               f"than {SWEEP_LOCK_WAIT_S:.0f} s; try again")
+        time.sleep(0.05)
+    with lock:
+        _check_sweep_dir(sweep_dir, path, ident)
+        remove_temporaries(sweep_dir)  # (a unit's lock file left by a killed process is
+                                       # harmless: the next claim of its unit takes it over)
+        if not os.path.exists(path):
+            write_json(path, {"identity": ident})
+
+
+def _check_sweep_dir(sweep_dir, path, ident):
+    if os.path.lexists(path):
+        read_sweep_file(path)
+        check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
+    elif not leftovers_only(sweep_dir):
+        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
+                           "choose an empty or new --out")
 
 
 def _tidy_finished_unit(sweep_dir, name, cfgs):
@@ -198,31 +259,83 @@ def _tidy_finished_unit(sweep_dir, name, cfgs):
                 remove_temporaries(rd)
 
 
-def results_of(run_dir):
-    return load_run(run_dir)[1]
+PLAN_FILE = "plan.json"
+
+
+def read_plan(run_dir, cfg, coarse):
+    """The plan of sizes recorded in ``run_dir/plan.json`` (None without one): a dict
+    with "coarse" (the coarse sizes, which must be the sweep's) and, once the coarse
+    phase is done, "refine" (the refinement sizes). A damaged or foreign plan raises
+    StorageError naming the file."""
+    path = os.path.join(run_dir, PLAN_FILE)
+    if not os.path.exists(path):
+        return None
+    plan = read_record(path, ("coarse",), advice="remove the configuration's directory to "
+                                                 "retrain it")
+    expected = coarse_sizes(cfg.samples, coarse)
+    if plan["coarse"] != expected:
+        raise StorageError(f"{path} records coarse sizes {plan['coarse']!r}, the sweep's are "
+                           f"{expected}; remove the configuration's directory to retrain it")
+    refine = plan.get("refine", [])
+    if (set(plan) - {"coarse", "refine"} or not isinstance(refine, list)
+            or not all(type(m) is int and 1 <= m <= 2 * cfg.samples for m in refine)
+            or len(set(refine)) != len(refine) or set(refine) & set(expected)):
+        raise StorageError(f"{path} is not a gmmdiff plan (expected \"coarse\" and "
+                           "\"refine\": distinct model sizes); remove the configuration's "
+                           "directory to retrain it")
+    return plan
 
 
 def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callback=None,
-              checkpoint_every=1000, fused=False):
+              checkpoint_every=1000, fused=False, echo=None):
     """Coarse grid, adaptive refinement, baselines and transition of configurations that
     share N and d, each phase training all of them in one array program
-    (:func:`gmmdiff.runs.run_batch`); checkpoints live in ``sweep_dir``."""
-    items = [(c, os.path.join(sweep_dir, run_name(c)), coarse_sizes(c.samples, coarse)) for c in cfgs]
+    (:func:`gmmdiff.runs.run_batch`); checkpoints live in ``sweep_dir``.
+
+    ONE plan of sizes: each configuration's ``plan.json`` records the sizes of a phase
+    (atomically) before the phase trains -- the coarse sizes first, the refinement
+    sizes (:func:`refine_sizes` of the coarse curve alone) once the coarse phase is
+    done -- and a resumed unit trains exactly the recorded sizes, so a killed and
+    resumed sweep ends with the files of an uninterrupted one. ``echo`` (a function of
+    one line) reports how many sizes the refinement added per configuration."""
+    echo = echo or (lambda line: None)
+    backend = backend_name(xp)
+    plans = []
+    for c in cfgs:
+        rd = os.path.join(sweep_dir, run_name(c))
+        open_run_dir(c, rd, backend).close()            # config.json before the plan
+        plan = read_plan(rd, c, coarse)
+        if plan is None:
+            plan = {"coarse": coarse_sizes(c.samples, coarse)}
+            write_json(os.path.join(rd, PLAN_FILE), plan)
+        plans.append((c, rd, plan))
     kw = dict(callback=callback, checkpoint_every=checkpoint_every, fused=fused)
-    run_batch(items, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
-    extra = []
-    for c, rd, _ in items:
-        rows = results_of(rd)
-        new = refine_sizes([r["M"] for r in rows], [r["memorization"]["ratio"] for r in rows],
-                           c.samples, refine)
-        if new:
-            extra.append((c, rd, new))
+    rows = run_batch([(c, rd, p["coarse"]) for c, rd, p in plans], xp,
+                     checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
+    crash_point("coarse-done")
+    for (c, rd, plan), coarse_rows in zip(plans, rows):
+        if "refine" not in plan:
+            plan["refine"] = refine_sizes([r["M"] for r in coarse_rows],
+                                          [r["memorization"]["ratio"] for r in coarse_rows],
+                                          c.samples, refine)
+            write_json(os.path.join(rd, PLAN_FILE), plan)
+        added = plan["refine"]
+        echo(f"{run_name(c)}: refinement adds {len(added)} sizes"
+             + (f" ({', '.join(map(str, added))})" if added else
+                " (the coarse grid brackets no crossing of 1/2)" if refine else ""))
+    crash_point("refine-planned")
+    extra = [(k, (c, rd, p["refine"])) for k, (c, rd, p) in enumerate(plans) if p["refine"]]
     if extra:
-        run_batch(extra, xp, checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-refine.npz"), **kw)
-    for _, rd, _ in items:
-        rows = results_of(rd)
-        write_json(os.path.join(rd, "baselines.json"), baselines_table(rows))
-        write_json(os.path.join(rd, "transition.json"), transition_of(rows))
+        done = run_batch([item for _, item in extra], xp,
+                         checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-refine.npz"), **kw)
+        for (k, _), more in zip(extra, done):
+            rows[k] = sorted(rows[k] + more, key=lambda r: r["M"])
+    crash_point("refine-done")
+    for (_, rd, _), config_rows in zip(plans, rows):
+        write_json(os.path.join(rd, "baselines.json"), baselines_table(config_rows))
+        crash_point("baselines-written")
+        write_json(os.path.join(rd, "transition.json"), transition_of(config_rows))
+        crash_point("transition-written")
 
 
 def transition_of(rows):
@@ -300,9 +413,13 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     open_sweep(sweep_dir, spec, backend_name(xp))
     i, n = shard_spec
     mine = shard(spec.configurations(), i, n)
+    for cfg in mine:                    # every damaged file refused before any work
+        check_configuration(sweep_dir, cfg, spec, backend_name(xp))
+    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
+    for name, _ in units:
+        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
-    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
     busy = []
     for name, cfgs in units:
         lock = locks.try_lock(os.path.join(sweep_dir, f".lock-{name}"))
@@ -330,11 +447,33 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             try:
                 echo(f"training {', '.join(run_name(c) for c in todo)}")
                 run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
-                          callback=callback, checkpoint_every=checkpoint_every, fused=fused)
+                          callback=callback, checkpoint_every=checkpoint_every, fused=fused,
+                          echo=echo)
             finally:
                 for rd_lock in held:
                     rd_lock.release()
+            # lock files and temporaries a killed process left in the unit's other
+            # configurations (finished before the kill): the completing run removes them
+            _tidy_finished_unit(sweep_dir, name, cfgs)
     return busy
+
+
+def check_configuration(sweep_dir, cfg, spec, backend):
+    """Raise StorageError (one line naming the file) unless the run directory of ``cfg``
+    in the sweep is absent or usable: a real directory (not a symbolic link) of this
+    configuration, with a valid index, plan and transition; reads, writes nothing."""
+    rd = os.path.join(sweep_dir, run_name(cfg))
+    if os.path.islink(rd):
+        raise StorageError(f"{rd} is a symbolic link; a sweep's run directories must be real "
+                           "directories inside it (remove the link)")
+    if not os.path.lexists(rd):
+        return
+    RunDir.check(rd, runs_identity(cfg, backend))
+    locks.check_lock_path(os.path.join(rd, ".lock"))
+    completed_sizes(rd)
+    read_plan(rd, cfg, spec.coarse)
+    if os.path.exists(os.path.join(rd, "transition.json")):
+        read_transition(os.path.join(rd, "transition.json"))
 
 
 def _hold_run_dirs(sweep_dir, cfgs):
@@ -403,18 +542,50 @@ def _fmt(v):
     return str(v)
 
 
+SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
+                             "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
+                             "backend": "str", "results_format": "int"}}
+
+
+def _field_schema(f):
+    """The JSON type of a :class:`TrainConfig` field, from its default."""
+    if f.name == "template_file":
+        return None
+    return {bool: "bool", int: "int", float: "num", str: "str"}[type(f.default)]
+
+
+def read_sweep_file(path):
+    """A sweep's ``sweep.json``, checked: the grids lists of integers, every training
+    setting of the right type and value (:meth:`SweepSpec.validate`). Returns
+    (the stored identity dict, its :class:`SweepSpec`); StorageError naming the file."""
+    advice = "it was not written by gmmdiff-sweep, or is damaged"
+    ident = read_checked(path, SWEEP_SCHEMA, advice=advice)["identity"]
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for key, value in ident["base"].items():
+        if key not in fields or key in SWEEP_FIELDS:
+            raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
+                               f"a training setting; {advice}")
+        sub = _field_schema(fields[key])
+        err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
+            if sub is None else schema_error(value, "num" if sub == "num" else sub,
+                                             f"identity.base.{key}")
+        if err:
+            raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    try:
+        spec = spec_from_identity(ident).validate()
+    except ValueError as exc:
+        if isinstance(exc, StorageError):
+            raise
+        raise StorageError(f"{path} is not a valid gmmdiff file: {exc}; {advice}") from None
+    return ident, spec
+
+
 def read_sweep(sweep_dir):
     """The :class:`SweepSpec` stored in ``sweep_dir/sweep.json``."""
     path = os.path.join(sweep_dir, "sweep.json")
     if not os.path.isfile(path):
         raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json)")
-    try:
-        return spec_from_identity(read_record(path, ("identity",))["identity"])
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, StorageError):
-            raise
-        raise StorageError(f"{path} is not a gmmdiff sweep file ({type(exc).__name__}: {exc}); "
-                           "it was not written by gmmdiff-sweep") from None
+    return read_sweep_file(path)[1]
 
 
 def spec_from_identity(ident):
@@ -446,7 +617,7 @@ def transition_summary(sweep_dir):
         if not os.path.exists(tpath):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
-        tr = read_record(tpath, ("M_pt", "status"))
+        tr = read_transition(tpath)
         meta, rows = load_run(rd)
         trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
         times = rows[0]["times"]
@@ -458,7 +629,7 @@ def transition_summary(sweep_dir):
                      sizes=tr["M"], ratios=tr["ratio"],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
         configs.append(entry)
-    ident = read_record(os.path.join(sweep_dir, "sweep.json"), ("identity",))["identity"]
+    ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
             "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),

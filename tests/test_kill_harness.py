@@ -1,5 +1,7 @@
 """Kill-at-random: 10 SIGKILLs of a tiny gmmdiff-train run and 10 of a tiny sweep at
-seeded random moments, each followed by a restart (benchmarks/kill_harness.py)."""
+seeded random moments, each followed by a restart, and kills of the sweep aimed at the
+end of each phase and between a configuration's last result and its transition.json
+(benchmarks/kill_harness.py)."""
 import importlib.util
 import os
 
@@ -38,3 +40,18 @@ def test_random_kills_of_a_cupy_run(harness, tmp_path):
     r = harness("train", 6, seed=5, workdir=str(tmp_path), extra=("--backend", "cupy"))
     assert r["kills"] >= 1 and r["refused_restarts"] == 0 and r["final_exit_code"] == 0, r
     assert r["leftovers"] == [] and r["differing_files"] == [], r
+
+
+@pytest.mark.slow
+def test_aimed_kills_of_a_sweep_resume_to_the_uninterrupted_files(harness, tmp_path):
+    """A kill at the end of a unit's coarse phase, after its refinement plan, at the end
+    of the refinement, after a configuration's baselines.json (its last result written,
+    its transition.json not) and after its transition.json, at the first and second
+    visit of each point: the resumed sweep's every file equals the uninterrupted one's
+    (the plan of sizes recorded before each phase is followed, nothing recomputed)."""
+    r = harness("sweep", 0, seed=0, workdir=str(tmp_path), aimed=2)
+    aimed = r["aimed"]
+    assert all(v["kills"] == 2 for v in aimed["points"].values()), aimed
+    assert aimed["total"] == {"kills": 10, "differing": 0, "leftovers": 0, "unexpected": 0,
+                              "failed": 0}, aimed
+    assert r["final_exit_code"] == 0 and r["differing_files"] == [], r

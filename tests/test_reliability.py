@@ -403,3 +403,153 @@ def test_two_identical_commands_at_once_one_runs_the_other_is_refused(tmp_path):
         assert first.wait(timeout=120) == 0
     assert json.loads((out / "index.json").read_text()) == {"complete": [2, 8]}
     assert not (out / ".lock").exists()
+
+
+# ------------------------------------------------- one plan of sizes per sweep phase
+
+REFINING_SWEEP = ["-N", "12", "-d", "4", "-K", "2", "--seeds", "0", "--coarse", "4", "--refine",
+                  "2", "--steps", "600", "--target", "x0", "--lr", "1e-2", "--noise-draws", "2",
+                  "--eval-samples", "16", "--eval-noise-draws", "2", "--quiet"]
+
+
+def snapshot(top):
+    """{relative path: bytes} of every file under ``top``."""
+    return {str(p.relative_to(top)): p.read_bytes() for p in sorted(top.rglob("*")) if p.is_file()}
+
+
+def test_a_sweep_resumed_after_its_last_result_trains_exactly_the_recorded_plan(tmp_path):
+    """The deterministic form of a kill between a configuration's last result and its
+    transition.json: with transition.json (and baselines.json) deleted, the re-run trains
+    nothing more and rewrites them byte for byte; the plan of sizes was recorded before
+    each phase and the refinement added sizes (reported per configuration)."""
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rd = out / "N12-d4-K2-s0"
+    plan = json.loads((rd / "plan.json").read_text())
+    assert plan["coarse"] == [3, 6, 9, 12] and len(plan["refine"]) == 2
+    assert f"N12-d4-K2-s0: refinement adds 2 sizes ({plan['refine'][0]}, " in result.output
+    sizes = sorted(plan["coarse"] + plan["refine"])
+    assert json.loads((rd / "index.json").read_text()) == {"complete": sizes}
+    before = snapshot(out)
+    (rd / "transition.json").unlink()
+    (rd / "baselines.json").unlink()
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert snapshot(out) == before
+    assert json.loads((rd / "transition.json").read_text())["M"] == sizes
+    # a resume follows the record, not a recomputation: a refinement plan recorded with
+    # other sizes (as an older rule would have chosen) is what the re-run trains
+    plan["refine"] = [7]
+    write_json(str(rd / "plan.json"), plan)
+    (rd / "transition.json").unlink()
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((rd / "transition.json").read_text())["M"] == [3, 6, 7, 9, 12]
+
+
+@pytest.mark.parametrize("plan, match", [
+    ({"coarse": [3, 6, 9]}, "records coarse sizes"),
+    ({"coarse": [3, 6, 9, 12], "refine": "abc"}, "not a gmmdiff plan"),
+    ({"coarse": [3, 6, 9, 12], "refine": [6]}, "not a gmmdiff plan"),
+    ({"coarse": [3, 6, 9, 12], "refine": [-3]}, "not a gmmdiff plan"),
+    ([], "not a gmmdiff file")])
+def test_a_damaged_plan_is_one_line_and_changes_nothing(tmp_path, plan, match):
+    out = tmp_path / "sweep"
+    args = REFINING_SWEEP + ["--steps", "20", "--out", str(out)]
+    assert CliRunner().invoke(sweep_cli, args).exit_code == 0
+    rd = out / "N12-d4-K2-s0"
+    (rd / "transition.json").unlink()
+    write_json(str(rd / "plan.json"), plan)
+    before = snapshot(out)
+    result = CliRunner().invoke(sweep_cli, args)
+    one_line_error(result, match)
+    assert snapshot(out) == before
+
+
+# ------------------------------------------------------ locks that cannot be redirected
+
+@pytest.mark.parametrize("where", ["run", "sweep"])
+def test_a_lock_path_that_is_a_symlink_is_refused_and_its_target_untouched(tmp_path, where):
+    """A symbolic link at a lock's path -- to a victim's file, or dangling -- is refused
+    in one line; the victim keeps its content and mode, nothing is created elsewhere."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    nowhere = tmp_path / "created-through-the-link"
+    for target in (victim, nowhere):
+        out = tmp_path / f"{where}-{target.name}"
+        out.mkdir()
+        if where == "run":
+            (out / ".lock").symlink_to(target)
+            result = CliRunner().invoke(train_cli, SMALL + ["--out", str(out)])
+        else:
+            (out / ".lock-N8-d3-shard0of1").symlink_to(target)
+            result = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)])
+        one_line_error(result, "is a symbolic link")
+        assert victim.read_text() == "secret" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+        assert not nowhere.exists()
+    # the sweep-creation lock too
+    out = tmp_path / "new-sweep"
+    out.mkdir()
+    (out / ".lock-sweep").symlink_to(victim)
+    one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)]), "symbolic link")
+    assert listing(out) == [".lock-sweep"] and victim.read_text() == "secret"
+
+
+def test_a_hard_linked_or_special_lock_file_is_refused(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("secret")
+    out = tmp_path / "run"
+    out.mkdir()
+    os.link(victim, out / ".lock")
+    one_line_error(CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]), "hard links")
+    assert victim.read_text() == "secret"
+    (out / ".lock").unlink()
+    os.mkfifo(out / ".lock")
+    one_line_error(CliRunner().invoke(train_cli, SMALL + ["--out", str(out)]), "not a regular file")
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o002, 0o664)])
+def test_lock_files_follow_the_umask(tmp_path, umask, mode):
+    old = os.umask(umask)
+    try:
+        lock = locks.try_lock(str(tmp_path / ".lock"))
+        assert stat.S_IMODE((tmp_path / ".lock").stat().st_mode) == mode
+        lock.release()
+    finally:
+        os.umask(old)
+    assert not (tmp_path / ".lock").exists()
+
+
+def test_a_symlinked_run_directory_inside_a_sweep_is_refused(tmp_path):
+    out = tmp_path / "sweep"
+    assert CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)]).exit_code == 0
+    elsewhere = tmp_path / "elsewhere"
+    (out / "N8-d3-K2-s0").rename(elsewhere)
+    (out / "N8-d3-K2-s0").symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)]), "symbolic link")
+    assert snapshot(elsewhere) == before
+
+
+def test_two_different_sweeps_started_together_on_a_new_directory_one_is_refused(tmp_path):
+    """sweep.json is checked and created under the sweep's lock: while another process
+    sets the directory up, a second sweep waits, then sees its sweep.json and is refused."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    import gmmdiff.sweep as sweep_mod
+    from gmmdiff.sweep import SweepSpec, open_sweep
+    with held_by_another_process(out / ".lock-sweep"):
+        old = sweep_mod.SWEEP_LOCK_WAIT_S
+        sweep_mod.SWEEP_LOCK_WAIT_S = 0.2
+        try:
+            with pytest.raises(ValueError, match="being set up by pid"):
+                open_sweep(str(out), SweepSpec(samples=(8,)), "numpy")
+        finally:
+            sweep_mod.SWEEP_LOCK_WAIT_S = old
+        assert not (out / "sweep.json").exists()
+    open_sweep(str(out), SweepSpec(samples=(8,)), "numpy")
+    with pytest.raises(ValueError, match="holds a different sweep"):
+        open_sweep(str(out), SweepSpec(samples=(10,)), "numpy")
+    assert listing(out) == ["sweep.json"]

@@ -289,3 +289,27 @@ def test_stacked_ratios_equal_predicted_ratio_for_each_configuration():
         w = rng.dirichlet(np.ones(4))
         want = np.array([predicted_ratio(M, g, p, w, N)[0] for M, g, p, N in curves])
         np.testing.assert_array_equal(_Stack(curves).ratios(w), want)
+
+
+def test_refinement_brackets_the_crossing_of_one_half_whatever_the_coarse_grid():
+    """Refinement adds sizes whenever the coarse grid brackets the crossing of 1/2: between
+    the coarse start and end, or (nothing below 0.1 / above 0.9) between the last size
+    below 1/2 and the first above; never a coarse size, never nothing when the range has
+    room, and nothing without a bracketed crossing."""
+    # nothing below 0.1 (the old rule added nothing): between 4 and 6, not up to 8
+    assert refine_sizes([2, 4, 6, 8, 10], [0.2, 0.3, 0.6, 0.95, 1.0], 10, 3) == [5]
+    # nothing above 0.9: between the last below 1/2 and the first above
+    assert refine_sizes([3, 6, 9, 12], [0.0, 0.4, 0.7, 0.8], 12, 6) == [7, 8]
+    # a small grid whose evenly spaced sizes would all round onto coarse ones
+    new = refine_sizes([3, 6, 9, 12], [0.0, 0.05, 0.6, 1.0], 12, 2)
+    assert len(new) == 2 and all(6 < m < 12 and m != 9 for m in new)
+    # the range has fewer free sizes than points: all of them
+    assert refine_sizes([4, 8, 12], [0.0, 0.6, 1.0], 12, 10) == [5, 6, 7, 9, 10, 11]
+    # no bracketed crossing: above at the smallest size, never crossing, points 0
+    assert refine_sizes([2, 4, 6], [0.6, 0.9, 1.0], 6, 5) == []
+    assert refine_sizes([2, 4, 6], [0.0, 0.1, 0.4], 6, 5) == []
+    assert refine_sizes([2, 4, 6], [0.0, 0.6, 1.0], 6, 0) == []
+    # evenly spread: 10 sizes over 41..79 without 60
+    new = refine_sizes([20, 40, 60, 80, 100], [0.0, 0.05, 0.5, 0.95, 1.0], 100, 10)
+    gaps = np.diff([40] + new + [80])
+    assert len(new) == 10 and 60 not in new and gaps.max() - gaps.min() <= 2
