@@ -31,8 +31,14 @@ setup(
         "test": ["pytest>=7", "hypothesis>=6.50"],
         # NVRTC for tests/test_nvrtc.py (compiles the CUDA kernels without a GPU)
         "nvrtc": ["cupy-cuda12x", "nvidia-cuda-nvrtc-cu12"],
-        "cuda12": ["cupy-cuda12x"],
-        "cuda13": ["cupy-cuda13x"],
+        # CuPy with the CUDA toolkit libraries as wheels ([ctk]: cuda-toolkit[cublas,
+        # cudart, nvrtc, ...]), so a machine with only the NVIDIA driver (cloud VMs,
+        # slim containers) runs; CuPy 14 is the first with the [ctk] extra. Where a CUDA
+        # toolkit is installed system-wide, the "-system" extras bring CuPy alone.
+        "cuda12": ["cupy-cuda12x[ctk]>=14"],
+        "cuda13": ["cupy-cuda13x[ctk]>=14"],
+        "cuda12-system": ["cupy-cuda12x"],
+        "cuda13-system": ["cupy-cuda13x"],
     },
     scripts=SCRIPTS,
     license="MIT",

@@ -5,14 +5,31 @@ namespace from their array arguments with :func:`array_namespace`; private helpe
 take ``xp`` explicitly. Host conversion happens only at the CLI, storage and plotting
 boundaries through :func:`to_host`.
 """
+import re
+
 import numpy as np
 
 BACKENDS = ("numpy", "cupy")
 DTYPES = ("float64", "float32")
 
 _CUPY_HELP = ("CuPy with a working CUDA GPU is required for backend 'cupy'; install it "
-              "with `pip install gmmdiff[cuda12]` or `pip install gmmdiff[cuda13]` "
+              "with `pip install 'gmmdiff[cuda12]'` or `pip install 'gmmdiff[cuda13]'` "
               "(matching your CUDA driver), or use backend 'numpy', which works everywhere")
+# The CUDA libraries CuPy loads on first use (not at import), named as they appear in
+# CuPy's and cuda-pathfinder's errors: what each one is, and who brings it.
+_CUDA_LIBRARIES = (
+    ("cublasLt", "cuBLASLt (CUDA's matrix-product library)"),
+    ("cublas", "cuBLAS (CUDA's matrix-product library)"),
+    ("nvrtc", "NVRTC (CUDA's runtime compiler, which builds every CuPy kernel)"),
+    ("nvJitLink", "nvJitLink (CUDA's JIT linker)"),
+    ("cudart", "the CUDA runtime"),
+    ("curand", "cuRAND"),
+    ("cusolver", "cuSOLVER"),
+    ("cusparse", "cuSPARSE"),
+    ("cufft", "cuFFT"),
+)
+_LIBRARY_PATTERN = re.compile(r"lib(" + "|".join(n for n, _ in _CUDA_LIBRARIES)
+                              + r")[\w.]*|\b(" + "|".join(n for n, _ in _CUDA_LIBRARIES) + r")\b")
 
 try:  # pragma: no cover - depends on the machine
     import cupy as _cupy
@@ -33,6 +50,76 @@ def cupy_available():
         return False
 
 
+def cuda_major():
+    """The CUDA major version CuPy was built for (12 or 13; None without CuPy)."""
+    if _cupy is None:
+        return None
+    try:  # pragma: no cover - depends on the machine
+        return int(_cupy.cuda.runtime.runtimeGetVersion()) // 1000
+    except Exception:
+        return None
+
+
+def _missing_library_message(exc):
+    """One line naming the CUDA library ``exc`` (CuPy's or cuda-pathfinder's error on
+    first use) could not load and the extra that brings it; None when ``exc`` names no
+    CUDA library."""
+    text = f"{type(exc).__name__}: {exc}"
+    m = _LIBRARY_PATTERN.search(text)
+    if m is None:
+        return None
+    key = m.group(1) or m.group(2)
+    what = dict(_CUDA_LIBRARIES)[key]
+    major = cuda_major() or 12
+    lib = f"lib{key}.so.{major}"
+    return (f"backend 'cupy': CuPy sees a GPU but cannot load {lib} ({what}; a "
+            f"driver-only machine lacks the CUDA toolkit); install the CUDA libraries with "
+            f"`pip install 'gmmdiff[cuda{major}]'` (cupy-cuda{major}x[ctk]: the toolkit "
+            f"wheels), or use backend 'numpy'")
+
+
+_PROBED = {}        # device ordinal -> None (passed) or the one-line error
+
+
+def probe_cupy(xp=None):
+    """Run one tiny elementwise kernel and one tiny matrix product on the current GPU
+    and check their values: CuPy's CUDA libraries (NVRTC for every kernel, cuBLAS for
+    matmul) load on first use, not at import, so this is what proves the backend
+    works before a run writes anything. Checked once per device and process.
+
+    Raises ValueError with one line: the library that is missing and the extra that
+    brings it, or what else went wrong.
+    """
+    cp = _cupy if xp is None else xp
+    try:
+        dev = int(cp.cuda.runtime.getDevice())
+    except Exception as exc:  # the runtime library itself may be the missing one
+        msg = _missing_library_message(exc)
+        raise ValueError(msg or f"{_CUPY_HELP} ({type(exc).__name__}: {exc})") from None
+    if dev not in _PROBED:
+        _PROBED[dev] = _probe_once(cp)
+    if _PROBED[dev] is not None:
+        raise ValueError(_PROBED[dev])
+
+
+def _probe_once(cp):
+    try:
+        double = cp.ElementwiseKernel("float64 x", "float64 y", "y = 2.0 * x + 1.0",
+                                      "gmmdiff_backend_probe")
+        a = double(cp.arange(4, dtype=cp.float64)).reshape(2, 2)       # [[1, 3], [5, 7]]
+        got = cp.matmul(a, a).get()                                      # cuBLAS dgemm
+    except Exception as exc:
+        msg = _missing_library_message(exc)
+        return msg or (f"backend 'cupy': a first kernel or matrix product on the GPU failed "
+                       f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                       f"{_CUPY_HELP}")
+    want = np.array([[16.0, 24.0], [40.0, 64.0]])
+    if not np.array_equal(got, want):
+        return (f"backend 'cupy': the GPU computed {got.tolist()} for a 2 x 2 product whose "
+                f"value is {want.tolist()}; check the CUDA installation, or use backend 'numpy'")
+    return None
+
+
 def get_xp(name="numpy"):
     """Return the array module for a backend name.
 
@@ -43,15 +130,23 @@ def get_xp(name="numpy"):
     Raises
     ------
     ValueError
-        For an unknown name, or for "cupy" where CuPy or a GPU is missing (the
-        message says how to install CuPy and that "numpy" works everywhere).
+        For an unknown name, or for "cupy" where CuPy or a GPU is missing, or where
+        the GPU cannot run a first kernel and matrix product (:func:`probe_cupy`: a
+        missing CUDA library is named with the extra that brings it).
     """
     if name == "numpy":
         return np
     if name == "cupy":
-        if not cupy_available():
-            detail = f" ({_CUPY_IMPORT_ERROR})" if _CUPY_IMPORT_ERROR else " (no CUDA device found)"
-            raise ValueError(_CUPY_HELP + detail)
+        if _cupy is None:
+            raise ValueError(f"{_CUPY_HELP} ({_CUPY_IMPORT_ERROR})")
+        try:
+            count = _cupy.cuda.runtime.getDeviceCount()
+        except Exception as exc:  # pragma: no cover - depends on the machine
+            raise ValueError(_missing_library_message(exc)
+                             or f"{_CUPY_HELP} ({type(exc).__name__}: {exc})") from None
+        if count < 1:
+            raise ValueError(f"{_CUPY_HELP} (no CUDA device found)")
+        probe_cupy()
         return _cupy
     raise ValueError(f"unknown backend {name!r}; accepted: {', '.join(BACKENDS)}")
 

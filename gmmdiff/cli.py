@@ -246,6 +246,31 @@ def parse_devices(spec, backend):
     return devs
 
 
+def check_jobs(jobs, backend):
+    """--jobs > 1 on cupy would start every worker on the same GPU, each sizing its draw
+    chunks from that GPU's free memory as if alone: refused, pointing to --devices."""
+    if jobs > 1 and backend == "cupy":
+        raise ValueError(f"--jobs {jobs} with --backend cupy would start {jobs} workers on one "
+                         f"GPU; use --devices {','.join(str(k) for k in range(jobs))} (one "
+                         "worker per listed GPU) instead")
+
+
+def probe_backend(backend, env=None):
+    """Check in a short child process, with the environment ``env`` of a worker, that
+    the backend works (:func:`gmmdiff.backend.get_xp`: CuPy's first kernel and matrix
+    product), so that a sweep with workers fails before it writes anything, and the
+    parent holds no CUDA context on any GPU. Raises ValueError with the child's line."""
+    if backend != "cupy":
+        return
+    code = ("import sys\nfrom gmmdiff.backend import get_xp\ntry:\n    get_xp('cupy')\n"
+            "except ValueError as e:\n    print(e)\n    sys.exit(2)\n")
+    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **(env or {})),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = (r.stdout.strip() or r.stderr.strip() or f"exit code {r.returncode}").splitlines()
+        raise ValueError(lines[0] if r.returncode == 2 else lines[-1])
+
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 

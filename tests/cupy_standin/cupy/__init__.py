@@ -281,6 +281,7 @@ class ufunc:
         if len(args) not in (self.nin, self.nargs):
             raise TypeError(f"Wrong number of arguments for {self.name!r}")
         ins = [_operand(a) for a in args[:self.nin]]
+        _standin.need("nvrtc")
         outs = tuple(args[self.nin:])
         if out is not None:
             if outs:
@@ -729,6 +730,7 @@ class ndarray:
     def _reduce(self, name, axis, out, keepdims, n=1, **kw):
         if out is not None and not isinstance(out, ndarray):
             raise TypeError("Output arguments must be cupy.ndarray")
+        _standin.need("nvrtc")
         with _np.errstate(all="ignore"):
             r = getattr(self._a, name)(axis=axis, keepdims=keepdims, **kw)
         _record("launch", name, n)
@@ -982,6 +984,7 @@ def copyto(dst, src, casting="same_kind", where=None):
 
 
 def arange(start, stop=None, step=1, dtype=None):
+    _standin.need("nvrtc")
     a = _np.arange(start, stop, step, dtype=dtype) if stop is not None else _np.arange(
         start, step=step, dtype=dtype)
     if a.size:
@@ -1340,6 +1343,7 @@ def _matmul(a, b, out=None, **kwargs):
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError("Scalar operands are not allowed, use '*' instead")
     o = None if out is None else _typed(out, "out")
+    _standin.need("cublas")
     n = _matmul_launches(x, y, o)
     r = _np.matmul(x, y)
     _record("launch", "matmul", n)
@@ -1482,6 +1486,7 @@ def einsum(*operands, **kwargs):
     for op in ops:                                   # cupy.asarray(op): host operands copied
         arrs.append(op._a if isinstance(op, ndarray) else asarray(op)._a)
     result_dtype = _np.result_type(*arrs) if dtype is None else _np.dtype(dtype)
+    _standin.need("nvrtc")
     n = _einsum_launches(subscripts, arrs, result_dtype)
     r = _np.einsum(subscripts, *arrs, dtype=dtype, optimize=optimize)
     _record("launch", "einsum", n)

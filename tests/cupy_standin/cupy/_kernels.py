@@ -334,6 +334,7 @@ class RawKernel:
         return 1024
 
     def __call__(self, grid, block, args, *, shared_mem=0, stream=None):
+        _standin.need("nvrtc")
         self._compile()
         g, b = _grid3(grid, "grid"), _grid3(block, "block")
         if 0 in g or 0 in b:
@@ -391,6 +392,7 @@ class ElementwiseKernel:
         if len(args) not in (self.nin, self.nargs):
             raise TypeError(f"Wrong number of arguments for {self.name!r}. It must be either "
                             f"{self.nin} or {self.nargs} (with outputs), but given {len(args)}.")
+        _standin.need("nvrtc")
         ins = [_operand(a) for a in args[:self.nin]]
         outs = list(args[self.nin:])
         for o in outs:

@@ -18,6 +18,15 @@ Usage::
 
 ``reset()`` clears the process-wide totals (:data:`TOTAL`); :func:`counting` blocks
 nest, and every event goes to each open block and to :data:`TOTAL`.
+
+A machine with the driver but not the CUDA toolkit libraries: ``CUPY_STANDIN_MISSING_LIBS``
+(comma-separated, read at each use) names libraries that fail to load, as CuPy 14 (with
+cuda-pathfinder) fails on first use, not at import: ``nvrtc`` makes every compiled
+kernel (ufuncs, reductions, ``arange``, ``ElementwiseKernel``, ``RawKernel``) raise
+cuda-pathfinder's ``DynamicLibNotFoundError`` (a RuntimeError), ``cublas`` makes
+``matmul``/``dot``/contracting ``einsum`` raise ``ImportError`` with the same text
+(cupy_backends/cuda/libs/__init__.py turns the pathfinder error into ImportError).
+The messages are those cuda-pathfinder 1.9 prints on a machine without the wheels.
 """
 import collections
 import contextlib
@@ -152,6 +161,27 @@ def suspended():
         yield
     finally:
         _suspended.depth -= 1
+
+
+class DynamicLibNotFoundError(RuntimeError):
+    """cuda.pathfinder's error for a CUDA library it cannot find."""
+
+
+_SONAMES = {"nvrtc": ("libnvrtc.so.13", "libnvrtc.so.12"),
+            "cublas": ("libcublasLt.so.13", "libcublasLt.so.12")}   # cublas loads cublasLt first
+
+
+def need(lib):
+    """Raise as CuPy does when library ``lib`` ("nvrtc" or "cublas") is named in
+    ``CUPY_STANDIN_MISSING_LIBS``; see the module docstring."""
+    missing = os.environ.get("CUPY_STANDIN_MISSING_LIBS", "")
+    if lib not in [m.strip() for m in missing.split(",")]:
+        return
+    names = " or ".join(_SONAMES[lib])
+    msg = f'Failure finding "{names}": No such file: {names}, No such file: {names}\n'
+    if lib == "cublas":
+        raise ImportError(msg)
+    raise DynamicLibNotFoundError(msg)
 
 
 def reset():
