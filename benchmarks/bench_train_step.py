@@ -82,13 +82,15 @@ def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
     return float(np.median(times)) / steps
 
 
-def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8):
+def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8, site_category="launch"):
     """Events of training on the CuPy stand-in ``cp``: ``(S, {category: (per step, per
     draw chunk)}, per-step launches by (site, op))`` for a batch of ``seeds``
     configurations x ``sizes``, drawing chunks of S = ``chunk_steps`` steps (on a GPU S
     follows free memory, :func:`gmmdiff.draws.device_chunk_steps`; the counts per chunk
     do not depend on it); per step = (4 steps - 2 steps) / 2 and per chunk =
-    (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end)."""
+    (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end).
+    Categories: launch, sync, h2d (events), alloc and copy (bytes); the per-step
+    breakdown is of ``site_category``."""
     from gmmdiff import draws
     cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
     all_sizes = [M for _ in cfgs for M in sizes]
@@ -112,11 +114,11 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8):
     finally:
         draws.device_chunk_steps = saved
     out = {}
-    for cat in ("launch", "sync", "h2d"):
+    for cat in ("launch", "sync", "h2d", "alloc", "copy"):
         step = (c4.total(cat) - c2.total(cat)) / 2
         out[cat] = (step, cS1.total(cat) - cS.total(cat) - step)
-    sites = c4.by_site_op("launch")
-    sites.subtract(c2.by_site_op("launch"))
+    sites = c4.by_site_op(site_category)
+    sites.subtract(c2.by_site_op(site_category))
     return S, out, {k: v / 2 for k, v in sites.items() if v}
 
 

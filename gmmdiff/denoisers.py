@@ -65,8 +65,40 @@ def _rowdot(a, b, xp):
 
 def _coldot(a, b, xp):
     """Dot products down the columns of rows-last blocks: (..., d, B), (..., d, B) ->
-    (..., B)."""
-    return xp.einsum("...db,...db->...b", a, b)
+    (..., B).
+
+    On cupy an elementwise product summed over the contracted axis: CuPy's einsum
+    would copy both operands into (batch, B, d) order and run one 1 x 1 matrix product
+    per column (cupy/linalg/_einsum.py), about three times the traffic."""
+    if xp is np:
+        return xp.einsum("...db,...db->...b", a, b)
+    return xp.sum(a * b, axis=-2)
+
+
+def _scaled_stack(a, c, extra, xp, rows_first=False):
+    """``concatenate([a * c[..., None, :], *extra], axis=-2)``: (..., d, B) columns
+    scaled per row by c (..., B), with the (..., k, B) blocks ``extra`` appended, in
+    the dtype of the product; with ``rows_first`` as the (..., B, d + k) operand of a
+    matrix product over the rows.
+
+    numpy: that expression (``rows_first``: its transposed view, which numpy's matmul
+    reads as it is). cupy: the product written straight into its place in a contiguous
+    result, so there is neither a concatenation copy nor, ``rows_first``, the
+    transposed copy CuPy's matmul makes of an operand that is not C-contiguous."""
+    if xp is np:
+        out = xp.concatenate([a * c[..., None, :], *extra], axis=-2) if extra else a * c[..., None, :]
+        return xp.swapaxes(out, -1, -2) if rows_first else out
+    d, B = a.shape[-2:]
+    k = sum(e.shape[-2] for e in extra)
+    dt = xp.result_type(a, c)
+    lead = np.broadcast_shapes(a.shape[:-2], c.shape[:-1], *(e.shape[:-2] for e in extra))
+    out = xp.empty(lead + ((B, d + k) if rows_first else (d + k, B)), dtype=dt)
+    cols = xp.swapaxes(out, -1, -2) if rows_first else out            # (..., d + k, B) view
+    xp.multiply(a, c[..., None, :], out=cols[..., :d, :])
+    for e in extra:
+        cols[..., d:d + e.shape[-2], :] = e
+        d += e.shape[-2]
+    return out
 
 
 def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
@@ -100,12 +132,12 @@ def _posterior(x_t, alpha, sigma, means, var, xp, mask=None):
     v = a64 * a64 * var + s64 * s64                                      # (..., B)
     mu = means.astype(f64, copy=False)
     av = a64 / v
-    cols = [x_t.astype(f64, copy=False) * av[..., None, :], (-0.5 * a64 * av)[..., None, :]]
+    extra = [(-0.5 * a64 * av)[..., None, :]]
     rows = [mu, _rowdot(mu, mu, xp)[..., None]]
     if mask is not None:
-        cols.append(xp.ones_like(v)[..., None, :])
+        extra.append(xp.ones_like(v)[..., None, :])
         rows.append(xp.where(mask, 0.0, PAD_LOGIT)[..., None])
-    U = xp.concatenate(cols, axis=-2)                                   # (..., d+1|2, B)
+    U = _scaled_stack(x_t, av, extra, xp)                               # (..., d+1|2, B) float64
     S = xp.matmul(xp.concatenate(rows, axis=-1), U)                     # (..., M, B)
     Wt = softmax_(S, -2, xp, None if mask is None else mask[..., None], logit_floor(means.dtype))
     Wt = Wt.astype(means.dtype, copy=False)

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import kernels
 from .backend import array_namespace, to_host
-from .denoisers import _coldot, _posterior, _rowdot, _x0_from_posterior
+from .denoisers import _coldot, _posterior, _rowdot, _scaled_stack, _x0_from_posterior
 from .process import TRAIN_TARGETS, check_process, check_target, check_times, coefficients, loss_scale
 
 
@@ -60,13 +60,14 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     Gt = xp.matmul(means, R)                                             # (J, M, B)
     Gt -= rmbar[..., None, :]
     Gt *= Wt
-    GS = xp.einsum("...mb,...mb->...b", Gt, S)                           # (J, B) float64
+    GS = _coldot(Gt, S, xp)                                              # (J, B) float64
     # grad_means = W (b R)^T + G (c1 x_t)^T - (G c1 alpha) mu: one product for the last
-    # two, with c1 alpha appended to c1 x_t as an extra column
-    P = xp.concatenate([x_t * c1.astype(dt, copy=False)[..., None, :],
-                        (c1 * alpha).astype(dt, copy=False)[..., None, :]], axis=-2)
-    GP = xp.matmul(Gt, xp.swapaxes(P, -1, -2))                          # (J, M, d+1)
-    grad_means = xp.matmul(Wt, xp.swapaxes(R * b.astype(dt, copy=False)[..., None, :], -1, -2))
+    # two, with c1 alpha appended to c1 x_t as an extra column; both right operands
+    # (J, B, d+1) and (J, B, d), rows first
+    Pt = _scaled_stack(x_t, c1.astype(dt, copy=False),
+                       [(c1 * alpha).astype(dt, copy=False)[..., None, :]], xp, rows_first=True)
+    GP = xp.matmul(Gt, Pt)                                               # (J, M, d+1)
+    grad_means = xp.matmul(Wt, _scaled_stack(R, b.astype(dt, copy=False), [], xp, rows_first=True))
     grad_means += GP[..., :-1]
     grad_means -= GP[..., -1:] * means                                   # (J, M, d)
     # d/ds through a and b (weights fixed), then through the weights: with

@@ -75,6 +75,19 @@ does it:
   matmul above, plus 1 if the final transpose/reshape copies;
 - ``RawKernel`` / ``ElementwiseKernel`` / ``fuse`` call: 1.
 
+Bytes (categories ``alloc`` and ``copy``, events of n bytes): every new device array
+is an allocation of its size rounded up to 512 bytes (the pool's unit), views none;
+copies are the bytes written by casts (``astype``), layout copies
+(``ascontiguousarray``, ``copy``, copying ``reshape``/``ravel``), ``concatenate``,
+``tile``, ``repeat``, gathers (``take``, fancy indexing) and scatters. CuPy's routines
+allocate and copy inside too, and those count as CuPy's source does them:
+``matmul`` makes each operand C-contiguous in the result dtype (a copy unless it
+already is) and, where ``out`` cannot take the result, computes into a new array and
+copies it over; ``einsum`` casts its operands, copies each into the
+(batch, free, contracted) layout ``_flatten_transpose`` asks for when a reshape of the
+transposed view cannot make it, then calls ``matmul``, and copies the result when the
+final transpose is not a view. ``a * b`` allocates its result and copies nothing.
+
 A *sync* is a device->host copy or an explicit synchronize; an *h2d* copy is host
 data written into device memory (``asarray(numpy_array)``, host fancy indices, ...;
 a 0-d host value also counts its fill kernel as a launch). Views, ``broadcast_to``,
@@ -154,6 +167,8 @@ class MemoryPool:
         if k in self._live:
             return
         nb = -(-root.nbytes // 512) * 512
+        if nb:
+            _record("alloc", "alloc", nb)
         self._live[k] = nb
         self._used += nb
         self._total = _b.max(self._total, self._used)
@@ -228,6 +243,18 @@ def _poison(a):
     elif a.size:
         a.view(_np.uint8).reshape(-1).fill(0x5A) if a.flags.c_contiguous else a.fill(0x5A5A)
     return a
+
+
+def _copy_bytes(op, nbytes):
+    """``nbytes`` written by a data-movement operation (category "copy")."""
+    _record("copy", op, int(nbytes))
+
+
+def _hidden(op, shape, dtype):
+    """A temporary CuPy allocates and fills by copying inside one of its routines."""
+    nb = int(_np.prod(shape, dtype=_np.int64)) * _np.dtype(dtype).itemsize
+    _record("alloc", op, -(-nb // 512) * 512)
+    _record("copy", op, nb)
 
 
 def _copied(new, old):
@@ -542,6 +569,8 @@ class ndarray:
         idx, kinds = _prepare_index(key)
         r = self._a[idx]
         _count_advanced(kinds, "take")
+        if kinds:
+            _copy_bytes("take", r.nbytes)
         return _wrap(r)
 
     def __setitem__(self, key, value):
@@ -559,11 +588,14 @@ class ndarray:
                 raise ValueError("non-scalar numpy.ndarray cannot be used for fill")
         if kinds:
             _count_advanced(kinds, "scatter")
+            _copy_bytes("scatter", self._a[idx].nbytes)
         elif not (isinstance(value, ndarray) and v.shape == self._a[idx].shape
                   and v.strides == self._a[idx].strides
                   and v.__array_interface__["data"][0]
                   == self._a[idx].__array_interface__["data"][0]):
             _record("launch", "copy" if isinstance(value, ndarray) else "fill")
+            if isinstance(value, ndarray):
+                _copy_bytes("copy", self._a[idx].nbytes)
         with _np.errstate(all="ignore"):
             self._a[idx] = v
 
@@ -625,10 +657,12 @@ class ndarray:
         with _np.errstate(all="ignore"):
             r = self._a.astype(dt, order=order or "K", casting=casting or "unsafe", copy=True)
         _record("launch", "astype")
+        _copy_bytes("astype", r.nbytes)
         return _wrap(r)
 
     def copy(self, order="C"):
         _record("launch", "copy")
+        _copy_bytes("copy", self._a.nbytes)
         return _wrap(self._a.copy(order=order))
 
     def view(self, dtype=None):
@@ -653,16 +687,19 @@ class ndarray:
         r = self._a.reshape(shape, order=order)
         if _copied(r, self._a):
             _record("launch", "reshape copy")
+            _copy_bytes("reshape copy", r.nbytes)
         return _wrap(r)
 
     def ravel(self, order="C"):
         r = self._a.ravel(order=order)
         if _copied(r, self._a):
             _record("launch", "ravel copy")
+            _copy_bytes("ravel copy", r.nbytes)
         return _wrap(r)
 
     def flatten(self, order="C"):
         _record("launch", "copy")
+        _copy_bytes("flatten", self._a.nbytes)
         return _wrap(self._a.flatten(order=order))
 
     def squeeze(self, axis=None):
@@ -705,6 +742,7 @@ class ndarray:
         r = _np.repeat(a._a, rep, axis=ax)
         if r.size:
             _record("launch", "repeat")
+            _copy_bytes("repeat", r.nbytes)
         return _wrap(r)
 
     def take(self, indices, axis=None, out=None):
@@ -716,7 +754,9 @@ class ndarray:
         else:
             ind = indices
         _record("launch", "take")
-        return _out(_np.take(self._a, ind, axis=axis), out)
+        r = _np.take(self._a, ind, axis=axis)
+        _copy_bytes("take", r.nbytes)
+        return _out(r, out)
 
     def dot(self, b, out=None):
         return dot(self, b, out)
@@ -1074,6 +1114,7 @@ def ascontiguousarray(a, dtype=None):
     if dt == x.dtype and x.flags.c_contiguous:
         return a if x.ndim else _wrap(x.reshape(1))
     _record("launch", "ascontiguousarray")
+    _copy_bytes("ascontiguousarray", x.size * dt.itemsize)
     return _wrap(_np.ascontiguousarray(x, dtype=dt).reshape(x.shape if x.ndim else (1,)))
 
 
@@ -1179,6 +1220,7 @@ def concatenate(tup, axis=0, out=None, *, dtype=None, casting="same_kind"):
         _record("launch", "concatenate (one kernel)")
     else:
         _record("launch", "concatenate (copy per input)", _b.sum(1 for a in arrays if a.size))
+    _copy_bytes("concatenate", r.nbytes)
     return out if out is not None else _wrap(r)
 
 
@@ -1199,6 +1241,7 @@ def tile(A, reps):
     r = _np.tile(c._a, tup)
     if r.size:
         _record("launch", "tile")
+        _copy_bytes("tile", r.nbytes)
     return _wrap(r)
 
 
@@ -1336,6 +1379,31 @@ def _matmul_launches(a, b, out):
 
 
 
+def _matmul_hidden(a, b, out):
+    """The temporaries of cupy/_core/_routines_linalg.pyx ``matmul`` for numpy arrays a,
+    b (the device data) and the device ``out`` (or None), counted as allocated and
+    copied: operands made C-contiguous in the result dtype (``ascontiguousarray(a,
+    dtype)`` for ndim > 2; ``_mat_to_cublas_contiguous`` for 2-D, which also takes
+    F-contiguous operands as they are), and the result computed into a new array and
+    copied to ``out`` where ``out`` cannot take it."""
+    dt = _np.promote_types(a.dtype, b.dtype)
+    ndim = _b.max(a.ndim, b.ndim)
+    for x in (a, b):
+        if ndim <= 2:
+            ok = x.dtype == dt and (x.flags.c_contiguous or (x.ndim == 2 and x.flags.f_contiguous))
+        else:
+            x2 = x.reshape(1, x.size) if x.ndim == 1 else x
+            v = _np.lib.stride_tricks.as_strided(x2, (1,) * (ndim - x2.ndim) + x2.shape,
+                                                 (0,) * (ndim - x2.ndim) + x2.strides)
+            ok = x.dtype == dt and v.flags.c_contiguous
+        if not ok and x.size:
+            _hidden("matmul operand copy", x.shape, dt)
+    if out is not None and not (out.dtype == dt and out.flags.c_contiguous
+                                and not _np.may_share_memory(out, a)
+                                and not _np.may_share_memory(out, b)):
+        _hidden("matmul result copy", out.shape, dt)
+
+
 def _matmul(a, b, out=None, **kwargs):
     if kwargs:
         raise NotImplementedError(f"cupy stand-in: matmul keywords {sorted(kwargs)}")
@@ -1345,6 +1413,7 @@ def _matmul(a, b, out=None, **kwargs):
     o = None if out is None else _typed(out, "out")
     _standin.need("cublas")
     n = _matmul_launches(x, y, o)
+    _matmul_hidden(x, y, o)
     r = _np.matmul(x, y)
     _record("launch", "matmul", n)
     return _out(r, out)
@@ -1412,9 +1481,12 @@ def _fake(shape, dtype):
     return _np.lib.stride_tricks.as_strided(_np.empty(1, dtype), tuple(shape), tuple(reversed(strides)))
 
 
-def _einsum_launches(subscripts, ops, result_dtype):
+def _einsum_launches(subscripts, ops, result_dtype, hidden=None):
     """Launches of CuPy's einsum (cupy/linalg/_einsum.py, optimize=False, no cuTENSOR)
-    for two operands without repeated labels; other cases count 1 per operand."""
+    for two operands without repeated labels; other cases count 1 per operand. With
+    ``hidden``, the temporaries of that plan are counted as allocated and copied
+    (:func:`_hidden`; the result itself is counted where it is wrapped), and a list
+    given as ``hidden`` gets "final copy" when the result is copied out of the product."""
     labels, out = _einsum_parse(subscripts, [o.ndim for o in ops])
     if len(ops) != 2 or _b.any(len(set(s)) < len(s) for s in labels):
         return _b.max(1, len(ops))
@@ -1431,11 +1503,17 @@ def _einsum_launches(subscripts, ops, result_dtype):
         axes = tuple(ax for ax, lab in enumerate(labels[k]) if lab not in others)
         if axes:
             n += 1
+            if hidden is not None:
+                shape = [d for ax, d in enumerate(ops[k].shape) if ax not in axes]
+                _record("alloc", "einsum unary sum",
+                        -(-int(_np.prod(shape, dtype=_np.int64)) * result_dtype.itemsize // 512) * 512)
             ops[k] = _fake([d for ax, d in enumerate(ops[k].shape) if ax not in axes], result_dtype)
             labels[k] = [lab for ax, lab in enumerate(labels[k]) if ax not in axes]
     for k in range(2):
         if ops[k].dtype != result_dtype:
             n += 1
+            if hidden is not None:
+                _hidden("einsum cast", ops[k].shape, result_dtype)
             ops[k] = _fake(ops[k].shape, result_dtype)
     (a0, s0), (a1, s1) = (ops[0], labels[0]), (ops[1], labels[1])
     if not s0 or not s1:
@@ -1460,15 +1538,23 @@ def _einsum_launches(subscripts, ops, result_dtype):
         try:
             return t.reshape(shape, copy=False), 0
         except ValueError:
+            if hidden is not None:
+                _hidden("einsum transposed operand", shape, t.dtype)
             return _fake(shape, t.dtype), 1
 
     t0, c0 = flatten(a0, (bs0, ts0, cs0))
     t1, c1 = flatten(a1, (bs1, cs1, ts1))
     n += c0 + c1 + _matmul_launches(t0, t1, None)
+    if hidden is not None:
+        _matmul_hidden(t0, t1, None)
     sub_out = [s0[ax] for ax in bs0] + [s0[ax] for ax in ts0] + [s1[ax] for ax in ts1]
     perm = [sub_out.index(lab) for lab in out if lab in sub_out]
     if perm != sorted(perm):                         # final transpose + reshape copies
         n += 1
+        if hidden is not None:                       # the product before that copy
+            nb = int(_np.prod(t0.shape[:-1], dtype=_np.int64)) * int(t1.shape[-1]) * result_dtype.itemsize
+            _record("alloc", "einsum product", -(-nb // 512) * 512)
+            hidden.append("final copy")
     return n
 
 
@@ -1487,8 +1573,11 @@ def einsum(*operands, **kwargs):
         arrs.append(op._a if isinstance(op, ndarray) else asarray(op)._a)
     result_dtype = _np.result_type(*arrs) if dtype is None else _np.dtype(dtype)
     _standin.need("nvrtc")
-    n = _einsum_launches(subscripts, arrs, result_dtype)
+    hidden = []
+    n = _einsum_launches(subscripts, arrs, result_dtype, hidden=hidden)
     r = _np.einsum(subscripts, *arrs, dtype=dtype, optimize=optimize)
+    if hidden:
+        _copy_bytes("einsum final transpose", r.nbytes)
     _record("launch", "einsum", n)
     return _wrap(r)
 

@@ -6,6 +6,12 @@ and outside numpy (numpy frames appear when ``numpy.sum(cupy_array)`` dispatches
 CuPy), written ``path:line`` with the path relative to the repository root where the
 file lies inside it (``gmmdiff/losses.py:57``, ``tests/test_x.py:12``).
 
+Bytes, counted as events of n bytes: ``alloc`` is device memory handed out (each new
+array, and the temporaries CuPy's own routines allocate inside, such as the contiguous
+operand copies of ``matmul`` and the transposed operands of ``einsum``), ``copy`` the
+bytes written by operations that only move data (casts, layout copies, concatenation,
+gathers and scatters, those hidden copies included). ``c.bytes("alloc")`` totals them.
+
 Usage::
 
     from cupy import _standin
@@ -36,7 +42,7 @@ import threading
 
 import numpy as _np
 
-CATEGORIES = ("launch", "sync", "h2d", "warning")
+CATEGORIES = ("launch", "sync", "h2d", "warning", "alloc", "copy")
 
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/cupy_standin
 _NUMPY_DIR = os.path.dirname(os.path.abspath(_np.__file__))
@@ -68,6 +74,10 @@ class Counts:
     def h2d(self):
         return self.total("h2d")
 
+    def bytes(self, category):
+        """Total bytes of an "alloc" or "copy" category (its events count bytes)."""
+        return self.total(category)
+
     @property
     def warnings(self):
         return self.total("warning")
@@ -97,6 +107,8 @@ class Counts:
         """A few lines: totals, then the busiest call sites of each category."""
         lines = [f"launches {self.launches}, syncs {self.syncs}, h2d copies {self.h2d}"
                  + (f", warnings {self.warnings}" if self.warnings else "")]
+        if self.total("alloc") or self.total("copy"):
+            lines.append(f"bytes allocated {self.total('alloc')}, copied {self.total('copy')}")
         for cat in CATEGORIES:
             sites = self.by_site_op(cat).most_common(top)
             if sites:
