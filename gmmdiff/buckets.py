@@ -41,13 +41,24 @@ def plan_buckets(sizes, rows, overhead=BUCKET_OVERHEAD["numpy"]):
     return buckets[::-1]
 
 
+def _index(b, xp):
+    """Model indices ``b`` (sorted) as a slice where they are evenly spaced, so that a
+    bucket's parameters, data and noise are views, not gathered copies; otherwise a
+    device index array."""
+    b = np.asarray(b)
+    step = int(b[1] - b[0]) if len(b) > 1 else 1
+    if step > 0 and np.all(np.diff(b) == step):
+        return slice(int(b[0]), int(b[-1]) + 1, step)
+    return xp.asarray(b)
+
+
 def bucketed(loss_fn, buckets, sizes, xp):
     """``loss_fn`` evaluated bucket by bucket on parameters sliced to each bucket's own
     largest size, with losses and gradients scattered back into the padded layout
     (:func:`plan_buckets`). One bucket: ``loss_fn`` itself.
 
     A bucket whose models are a contiguous range j0..j1 of the batch (the usual case:
-    sizes in increasing order) takes its parameters and noise as views (no gather) and
+    sizes in increasing order), or evenly spaced (:func:`_index`), takes its parameters and noise as views (no gather) and
     writes its gradients straight into the batch's gradients; a bucket whose models all
     have its largest size gets no mask (``mask=None``: no padding work). Gradients
     beyond a model's own size are zero only where some bucket leaves them unwritten.
@@ -59,9 +70,7 @@ def bucketed(loss_fn, buckets, sizes, xp):
     for b in buckets:
         b = np.asarray(b)
         Mg = int(max(sizes[i] for i in b))
-        contiguous = bool(np.all(np.diff(b) == 1))
-        idx = slice(int(b[0]), int(b[-1]) + 1) if contiguous else xp.asarray(b)
-        plan.append((idx, Mg, all(sizes[i] == Mg for i in b)))
+        plan.append((_index(b, xp), Mg, all(sizes[i] == Mg for i in b)))
 
     def loss(params, x0, eps, alpha, sigma, wt, xp_, mask):
         total = None

@@ -123,7 +123,8 @@ WEIGH_COLUMNS = Kernel(
 
 # The training times of a chunk of steps, as each row's grid index: thread (u, s, i)
 # draws sample i's time at step first + s of stream u (gmmdiff.rng.integers_of with the
-# step's key) and writes it to the sample's `reps` rows (row = i reps + r).
+# step's key) and writes it to the sample's `reps` rows (row = i reps + r), steps first
+# in memory (S, U, N reps): one step of every stream is one contiguous block.
 STEP_ROWS = Kernel(
     "gmm_step_rows",
     (("const unsigned long long*", "base"), ("const long long", "first"),
@@ -137,12 +138,14 @@ STEP_ROWS = Kernel(
         gmm_mix(base[u] + (unsigned long long)(first + s + 1) * 0x9E3779B97F4A7C15ULL);
     long long t = (long long)(gmm_uniform(key, i) * (double)L);
     if (t > L - 1) t = L - 1;
-    for (long long r = 0; r < reps; ++r) rows[id * reps + r] = t;
+    long long* out = rows + ((s * U + u) * N + i) * reps;
+    for (long long r = 0; r < reps; ++r) out[r] = t;
 """, _HASH)
 
 # The training noise of a chunk of steps: thread (u, s, i) hashes counters i and m + i
 # of the step's key (m = ceil(n / 2) pairs) into two uniforms and writes both
-# Box-Muller outputs, out[u, s, i] and out[u, s, m + i] (gmmdiff.rng.normals_of).
+# Box-Muller outputs, out[s, u, i] and out[s, u, m + i] (gmmdiff.rng.normals_of), steps
+# first in memory as in gmm_step_rows.
 STEP_NORMALS = Kernel(
     "gmm_step_normals",
     (("const unsigned long long*", "base"), ("const long long", "first"),
@@ -157,8 +160,9 @@ STEP_NORMALS = Kernel(
         gmm_mix(base[u] + (unsigned long long)(first + s + 1) * 0x9E3779B97F4A7C15ULL);
     const double r = sqrt(-2.0 * log1p(-gmm_uniform(key, i)));
     const double theta = 6.283185307179586 * gmm_uniform(key, m + i);
-    out[us * n + i] = r * cos(theta);
-    if (m + i < n) out[us * n + m + i] = r * sin(theta);
+    double* o = out + (s * U + u) * n;
+    o[i] = r * cos(theta);
+    if (m + i < n) o[m + i] = r * sin(theta);
 """, _HASH)
 
 # One optimizer step for one parameter array (J, per) (gmmdiff.optim.step): clip by the
@@ -229,13 +233,15 @@ ROW_SETUP = Kernel(
 # The per-row work of the GMM loss after the posterior mean mubar (fused path), one
 # thread per column (j, b): err = a x_t + b mubar - x0, the row's loss wt |err|^2, the
 # loss gradient R = (2 / B) wt err, R b, the columns P = [c1 x_t ; c1 alpha] of the
-# mean gradient, r.mubar and the row's first term of the std gradient.
+# mean gradient, r.mubar and the row's first term of the std gradient. R b and P are
+# written rows first, Rbt (J, B, d) and Pt (J, B, d + 1): they are the right operands
+# of the gradient products over the rows, which CuPy's matmul would otherwise copy.
 ROW_FINISH = Kernel(
     "gmm_row_finish",
     (("const long long", "J"), ("const long long", "d"), ("const long long", "B"),
      ("const T*", "x0"), ("const int", "x0_shared"), ("const T*", "x_t"), ("const T*", "mubar"),
      ("const double*", "alpha"), ("const double*", "C"), ("double*", "loss_rows"),
-     ("T*", "R"), ("T*", "Rb"), ("T*", "P"), ("T*", "rmbar"), ("double*", "ds_rows")),
+     ("T*", "R"), ("T*", "Rbt"), ("T*", "Pt"), ("T*", "rmbar"), ("double*", "ds_rows")),
     """    const long long col = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (col >= J * B) return;
     const long long j = col / B, b = col - j * B;
@@ -252,10 +258,10 @@ ROW_FINISH = Kernel(
         rm += (double)r * (double)m;
         rx += (double)r * (double)x;
         R[i] = r;
-        Rb[i] = r * bb;
-        P[j * (d + 1) * B + k * B + b] = x * c1;
+        Rbt[col * d + k] = r * bb;
+        Pt[col * (d + 1) + k] = x * c1;
     }
-    P[j * (d + 1) * B + d * B + b] = (T)c[3 * B];
+    Pt[col * (d + 1) + d] = (T)c[3 * B];
     loss_rows[col] = c[7 * B] * sq;
     rmbar[col] = (T)rm;
     ds_rows[col] = c[4 * B] * (rx - alpha[col] * (double)(T)rm);
@@ -333,42 +339,45 @@ def row_setup(x0, eps, alpha, sigma, wt, var):
 def row_finish(x0, x_t, mubar, alpha, C):
     """:data:`ROW_FINISH` on device arrays (shapes of :func:`row_setup`; mubar
     (J, d, B) T). Returns ``(loss_rows (J, B) float64, R, Rb (J, d, B) T,
-    P (J, d + 1, B) T, rmbar (J, B) T, ds_rows (J, B) float64)``."""
+    P (J, d + 1, B) T, rmbar (J, B) T, ds_rows (J, B) float64)``, with Rb and P
+    transposed views of rows-first arrays (``xp.swapaxes(P, -1, -2)`` is contiguous)."""
     xp = array_namespace(x_t)
     J, d, B = x_t.shape
     dt = x_t.dtype
     loss_rows, ds_rows = xp.empty((J, B)), xp.empty((J, B))
-    R, Rb = xp.empty((J, d, B), dtype=dt), xp.empty((J, d, B), dtype=dt)
-    P = xp.empty((J, d + 1, B), dtype=dt)
+    R, Rbt = xp.empty((J, d, B), dtype=dt), xp.empty((J, B, d), dtype=dt)
+    Pt = xp.empty((J, B, d + 1), dtype=dt)
     rmbar = xp.empty((J, B), dtype=dt)
     _launch(xp, ROW_FINISH, dt, J * B,
             (np.int64(J), np.int64(d), np.int64(B), x0, np.int32(x0.ndim == 2), x_t, mubar, alpha,
-             C, loss_rows, R, Rb, P, rmbar, ds_rows))
-    return loss_rows, R, Rb, P, rmbar, ds_rows
+             C, loss_rows, R, Rbt, Pt, rmbar, ds_rows))
+    return loss_rows, R, xp.swapaxes(Rbt, -1, -2), xp.swapaxes(Pt, -1, -2), rmbar, ds_rows
 
 
 def step_rows(base, first, steps, N, reps, L):
     """Rows (U, steps, N reps) int64: the grid index of each row's time at steps
-    first.. of the streams with base keys ``base`` (U,) uint64 (device arrays)."""
+    first.. of the streams with base keys ``base`` (U,) uint64 (device arrays). Steps
+    first in memory (a view of a (steps, U, N reps) array): ``rows[:, s]`` is contiguous."""
     xp = array_namespace(base)
     U = base.shape[0]
-    rows = xp.empty((U, steps, N * reps), dtype=xp.int64)
+    rows = xp.empty((steps, U, N * reps), dtype=xp.int64)
     _launch(xp, STEP_ROWS, np.float64, U * steps * N,
             (base, np.int64(first), np.int64(steps), np.int64(U), np.int64(N), np.int64(reps),
              np.int64(L), rows))
-    return rows
+    return xp.swapaxes(rows, 0, 1)
 
 
 def step_normals(base, first, steps, n):
     """Normals (U, steps, n) float64 of steps first.. of the streams with base keys
     ``base`` (U,) uint64 (device arrays), equal to :func:`gmmdiff.rng.normals_of` of
-    their step keys up to the device's rounding of log1p, cos and sin."""
+    their step keys up to the device's rounding of log1p, cos and sin. Steps first in
+    memory, as :func:`step_rows`: each step's noise ``out[:, s]`` is one contiguous block."""
     xp = array_namespace(base)
     U = base.shape[0]
-    out = xp.empty((U, steps, n), dtype=xp.float64)
+    out = xp.empty((steps, U, n), dtype=xp.float64)
     _launch(xp, STEP_NORMALS, np.float64, U * steps * ((n + 1) // 2),
             (base, np.int64(first), np.int64(steps), np.int64(U), np.int64(n), out))
-    return out
+    return xp.swapaxes(out, 0, 1)
 
 
 def adam_step(params, grads, state, lr, cfg):
