@@ -2,10 +2,11 @@
 """Time one training step: the batched path (all sizes in one array program) beside
 the one-model-at-a-time loop, in the same run.
 
-Prints ms per step, model-steps per second, an estimate of achieved FLOP/s (the five
-(rows x components x d) matrix products of a step, 2 flops per multiply-add), peak
-host memory, the device and versions, and the projected wall time of the paper's
-64-configuration sweep (about 20 sizes x 50,000 steps each) at the measured rate.
+Prints ms per step (device and host), model-steps per second, an estimate of achieved
+FLOP/s (the five (rows x components x d) matrix products of a step, 2 flops per
+multiply-add), peak GPU memory-pool bytes, peak host memory, the device and versions,
+and the projected wall time of the paper's 64-configuration sweep (about 20 sizes x
+50,000 steps each) at the measured rate.
 
     python benchmarks/bench_train_step.py                      # CPU, small shapes
     python benchmarks/bench_train_step.py --paper              # the issue's standard shapes
@@ -17,8 +18,15 @@ With ``--seeds S`` a batch holds S configurations (seeds 0..S-1) x the sizes, as
 groups them; the loop still trains one model at a time. ``--fused`` adds rows for the
 fused CUDA kernels (:mod:`gmmdiff.kernels`) beside the plain cupy array program.
 
-GPU timings use CUDA events through cupyx.profiler.benchmark (never wall clock around
-asynchronous work).
+What is timed: steady-state optimizer steps only. Each repeat is one training run;
+the boundary of every step is marked as training asks for its draws (host clock, and on
+cupy a CUDA event recorded on the stream, never a synchronization inside the loop).
+Set-up (data, initial state, draw streams), compilation and the whole first draw chunk
+are warm-up; on cupy the run lasts at least three chunks, so the peak memory of the
+memory pool includes a second live chunk, and the steps that also launch the next
+chunk's draws are reported apart ("draw ms"). Per step: device time (CUDA events; on
+numpy the host clock) beside host time (how long Python took to issue the step: above
+the device time, the run is launch-bound). ``--json PATH`` writes the rows too.
 
 ``--roofline`` (numpy) prints ms/step at the three standard shapes (default, middle,
 paper) beside a lower bound from a roofline it measures in the same run (GEMM, exp,
@@ -43,6 +51,8 @@ import time
 
 import numpy as np
 
+from gmmdiff import draws as draws_module
+from gmmdiff import train as train_module
 from gmmdiff.backend import backend_name, get_xp
 from gmmdiff.config import TrainConfig
 from gmmdiff.state import initial_state
@@ -57,29 +67,95 @@ def step_flops(sizes, N, n, d):
     return sum(5 * 2 * B * M * d for M in sizes)
 
 
+class _MarkedDraws(draws_module.BatchDraws):
+    """:class:`gmmdiff.draws.BatchDraws` that marks the boundary of every step as
+    training asks for it: the host clock and, on cupy, a CUDA event recorded on the
+    stream (asynchronous: no synchronization inside the loop). Mark k is taken when step
+    k's draws are handed out, before its work is issued; the last mark after the last
+    step's work. The draws themselves are unchanged."""
+    last = None
+
+    def steps(self, start, stop):
+        rec = _MarkedDraws.last = {"S": self.S, "start": start, "host": [], "events": []}
+        cupy_events = self.xp is not np
+
+        def mark():
+            rec["host"].append(time.perf_counter())
+            if cupy_events:  # pragma: no cover - GPU (the stand-in's events use the host clock)
+                ev = self.xp.cuda.Event()
+                ev.record()
+                rec["events"].append(ev)
+
+        gen = super().steps(start, stop)
+        try:
+            for item in gen:
+                mark()
+                yield item
+            mark()
+        finally:
+            gen.close()
+
+
+def step_times(rec, xp, warmup):
+    """Per-step seconds from the marks of :class:`_MarkedDraws`: ``(device (n,), host
+    (n,), draw_steps (m,))`` for the steady-state steps k >= ``warmup`` whose interval
+    holds no draw of a new chunk (on cupy: the step before a chunk starts carries the
+    next chunk's draw kernels, reported apart as ``draw_steps``; on numpy draws are
+    made ahead on a second thread and every step counts), the last step excluded (it
+    syncs the final losses)."""
+    host = np.diff(np.asarray(rec["host"]))                               # (steps,)
+    if rec["events"]:  # pragma: no cover - GPU
+        rec["events"][-1].synchronize()
+        dev = np.array([xp.cuda.get_elapsed_time(a, b) / 1e3
+                        for a, b in zip(rec["events"][:-1], rec["events"][1:])])
+    else:
+        dev = host
+    k = rec["start"] + np.arange(host.shape[0])
+    S = rec["S"]
+    draws_next = ((k + 1) % S == 0) if xp is not np else np.zeros(k.shape, dtype=bool)
+    keep = (k >= warmup) & (k < k[-1]) & ~draws_next
+    return dev[keep], host[keep], dev[(k >= warmup) & draws_next & (k < k[-1])]
+
+
 def time_steps(cfg, sizes, xp, steps, repeats, seeds=1, fused=False):
-    """Median seconds per step of ``steps`` optimizer steps (after one warm-up step) for
-    a batch of ``seeds`` configurations x ``sizes``."""
+    """Steady-state step times of a batch of ``seeds`` configurations x ``sizes``: one
+    training run per repeat of at least ``steps`` steps and, on cupy, across at least two
+    draw-chunk boundaries after the first chunk (set-up, compilation and the first chunk
+    are warm-up and not timed). Returns a dict: median device and host seconds per
+    step, the draw chunk steps S, steps timed, median seconds of a step that also draws
+    the next chunk, and on cupy the memory pool's peak bytes."""
     cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
     dss = [c.dataset(xp) for c in cfgs]
     all_sizes = [M for _ in cfgs for M in sizes]
     owners = [o for o in range(seeds) for _ in sizes]
-
-    def go(c):
-        state = initial_state(dss, all_sizes, c, xp, owners=owners)
-        return train(dss, state, c, xp, fused=fused, log_every=c[0].steps)   # syncs once, at the end
-
-    go([dataclasses.replace(c, steps=1) for c in cfgs])                 # warm-up, compiles
-    if backend_name(xp) == "cupy":  # pragma: no cover - GPU only
-        from cupyx.profiler import benchmark
-        res = benchmark(lambda: go(cfgs), n_repeat=repeats, n_warmup=1)
-        return float(np.median(res.gpu_times)) / steps
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        go(cfgs)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) / steps
+    cupy = backend_name(xp) == "cupy"
+    if cupy:
+        per_step = cfg.samples * cfg.noise_draws * (cfg.dim + 1)
+        S = draws_module.device_chunk_steps(len(all_sizes), per_step, xp)
+    else:
+        S = draws_module.draw_chunk_steps(cfg.samples, cfg.noise_draws, cfg.dim)
+    warmup = S if cupy else min(S, 2)
+    total = max(steps + warmup, 3 * S + 2) if cupy else steps + warmup + 1
+    run_cfgs = [dataclasses.replace(c, steps=total) for c in cfgs]
+    pool = xp.get_default_memory_pool() if cupy else None
+    dev, host, draw = [], [], []
+    saved = train_module.BatchDraws
+    train_module.BatchDraws = _MarkedDraws
+    try:
+        for _ in range(repeats):
+            if pool is not None:
+                pool.free_all_blocks()
+            state = initial_state(dss, all_sizes, run_cfgs, xp, owners=owners)
+            train(dss, state, run_cfgs, xp, fused=fused, log_every=total)  # syncs at the end
+            d, h, w = step_times(_MarkedDraws.last, xp, warmup)
+            dev.append(d), host.append(h), draw.append(w)
+    finally:
+        train_module.BatchDraws = saved
+    dev, host, draw = (np.concatenate(a) for a in (dev, host, draw))
+    return {"device": float(np.median(dev)), "host": float(np.median(host)),
+            "S": _MarkedDraws.last["S"], "timed": int(dev.size),
+            "draw": float(np.median(draw)) if draw.size else float("nan"),
+            "peak": pool.total_bytes() if pool is not None else None}
 
 
 def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8, site_category="launch"):
@@ -156,11 +232,14 @@ def main():
     ap.add_argument("--backend", default="numpy", choices=["numpy", "cupy"])
     ap.add_argument("--dtype", default="both", choices=["float64", "float32", "both"])
     ap.add_argument("--paper", action="store_true", help="the issue's standard shapes")
-    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--steps", type=int, default=None,
+                    help="steady-state steps to time per repeat (cupy: at least enough to "
+                         "cross two draw-chunk boundaries after the warm-up chunk)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-loop", action="store_true", help="skip the one-at-a-time loop")
     ap.add_argument("--seeds", type=int, default=1, help="configurations per batch")
     ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--launches", action="store_true",
                     help="count launches, syncs and copies with the CuPy stand-in instead of timing")
     ap.add_argument("--roofline", action="store_true",
@@ -180,16 +259,23 @@ def main():
         return
     xp = get_xp(args.backend)
     shapes = PAPER if args.paper else SMALL
-    steps = args.steps or (2 if args.paper else 200)
+    steps = args.steps or (4 if args.paper else 200)
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
+    head = {"backend": args.backend, "numpy": np.__version__, "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine()}
     print(f"# gmmdiff benchmark: backend {args.backend}, numpy {np.__version__}, "
-          f"python {platform.python_version()}, {platform.processor() or platform.machine()}")
+          f"python {platform.python_version()}, {head['cpu']}")
     if args.backend == "cupy":  # pragma: no cover
         import cupy
         props = cupy.cuda.runtime.getDeviceProperties(0)
-        print(f"# device {props['name'].decode()}, cupy {cupy.__version__}")
+        head.update(device=props["name"].decode(), cupy=cupy.__version__,
+                    device_memory=int(props["totalGlobalMem"]))
+        print(f"# device {head['device']}, cupy {cupy.__version__}; times: CUDA events between "
+              "steps inside warm draw chunks (set-up, compilation and the first chunk excluded)")
     print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'models':>6} {'dtype':>7} {'path':>8} "
-          f"{'ms/step':>10} {'model-steps/s':>14} {'GFLOP/s':>8} {'sweep h':>8}")
+          f"{'ms/step':>9} {'host ms':>8} {'draw ms':>8} {'chunk':>5} {'timed':>5} "
+          f"{'model-steps/s':>13} {'GFLOP/s':>8} {'peak GiB':>8} {'sweep h':>8}")
+    out = []
     for d, K, N, n, J in shapes:
         sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
         for dt in dtypes:
@@ -200,22 +286,33 @@ def main():
             if args.fused:
                 rows.append(("fused", time_steps(cfg, sizes, xp, steps, args.repeats, S, True)))
             if not args.no_loop:
-                loop = sum(time_steps(dataclasses.replace(cfg, seed=s), [M], xp, steps, args.repeats)
-                           for s in range(S) for M in sizes)
-                rows.append(("loop", loop))
-            for path, sec in rows:
+                parts = [time_steps(dataclasses.replace(cfg, seed=s), [M], xp, steps, args.repeats)
+                         for s in range(S) for M in sizes]
+                rows.append(("loop", {"device": sum(p["device"] for p in parts),
+                                      "host": sum(p["host"] for p in parts),
+                                      "draw": float("nan"), "S": parts[0]["S"],
+                                      "timed": min(p["timed"] for p in parts),
+                                      "peak": max((p["peak"] or 0) for p in parts) or None}))
+            for path, r in rows:
+                sec = r["device"]
                 rate = models / sec
                 gflops = S * step_flops(sizes, N, n, d) / sec / 1e9
                 sweep_h = 64 * 20 * 50_000 / rate / 3600
+                peak = f"{r['peak'] / 2**30:8.2f}" if r["peak"] is not None else f"{'-':>8}"
                 print(f"{d:>3} {K:>3} {N:>4} {n:>5} {models:>6} {dt:>7} {path:>8} "
-                      f"{sec * 1e3:>10.2f} {rate:>14.1f} {gflops:>8.2f} {sweep_h:>8.1f}")
+                      f"{sec * 1e3:>9.3f} {r['host'] * 1e3:>8.3f} {r['draw'] * 1e3:>8.3f} "
+                      f"{r['S']:>5d} {r['timed']:>5d} {rate:>13.1f} {gflops:>8.2f} {peak} "
+                      f"{sweep_h:>8.1f}")
+                out.append(dict(d=d, K=K, N=N, noise_draws=n, models=models, dtype=dt, path=path,
+                                ms_per_step=sec * 1e3, host_ms_per_step=r["host"] * 1e3,
+                                draw_step_ms=r["draw"] * 1e3, chunk_steps=r["S"],
+                                steps_timed=r["timed"], model_steps_per_s=rate, gflops=gflops,
+                                peak_pool_bytes=r["peak"], sweep_hours=sweep_h))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# peak host memory {peak:.0f} MiB")
-    if args.backend == "cupy":  # pragma: no cover
-        import cupy
-        pool = cupy.get_default_memory_pool()
-        print(f"# GPU memory pool: {pool.total_bytes() / 2**30:.2f} GiB held "
-              f"({pool.used_bytes() / 2**30:.2f} GiB in use at the end)")
+    if args.json:
+        from gmmdiff.storage import write_json
+        write_json(args.json, {"machine": head, "peak_host_mib": peak, "rows": out})
 
 
 if __name__ == "__main__":

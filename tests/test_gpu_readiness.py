@@ -177,3 +177,23 @@ def test_bytes_per_step_near_the_arithmetic_minimum_and_linear_in_models(standin
         assert hidden < J * B * 8, sorted(((v, k) for k, v in sites.items()), reverse=True)[:5]
         measured[seeds] = alloc, copy
     assert measured[10][0] <= 10 * measured[1][0] and measured[10][1] <= 10 * measured[1][1], measured
+
+
+# ------------------------------------------------------------------- benchmark
+
+def test_benchmark_times_steady_steps_across_two_chunk_boundaries(standin, bench, monkeypatch):
+    """With draw chunks of 4 steps: the first chunk is warm-up, the run goes on past two
+    more chunk starts (steps 8 and 12), and the steps timed are those inside warm chunks
+    (4, 5, 6, 8, 9, 10, 12); the steps that carry the next chunk's draws (7 and 11) are
+    reported apart, the last step (which syncs) not at all; peak pool memory is read."""
+    from gmmdiff import draws
+    from gmmdiff.train import TrainConfig
+    monkeypatch.setattr(draws, "device_chunk_steps", lambda *a, **k: 4)
+    cfg = TrainConfig(dim=3, components=2, samples=8, noise_draws=2)
+    r = bench.time_steps(cfg, [4, 8], standin, steps=6, repeats=1)
+    assert r["S"] == 4 and r["timed"] == 7 and r["peak"] > 0, r
+    assert r["device"] > 0 and r["host"] > 0 and r["draw"] > 0
+    rec = bench._MarkedDraws.last
+    assert rec["start"] == 0 and len(rec["host"]) == 14 + 1          # 3 S + 2 steps, one mark each + end
+    dev, host, draw = bench.step_times(rec, standin, warmup=4)
+    assert dev.size == 7 and draw.size == 2
