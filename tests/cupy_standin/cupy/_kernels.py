@@ -111,16 +111,55 @@ def compiler():
 
 
 _FLAGS = ("-std=c++17", "-O2", "-ffp-contract=off", "-shared", "-fPIC", "-w")
+# Device arithmetic (RawKernel only): NVRTC contracts a * b + c into one fused
+# multiply-add by default (--fmad=true) and CuPy adds -ftz=true (float32 subnormal inputs
+# and results flushed to zero; cupy/cuda/compiler.py _compile_with_cache_cuda). The
+# host emulation: contraction by the host compiler on an FMA unit, and x86's FTZ and DAZ
+# bits set while the kernel runs. Not the same contractions as NVVM chooses, nor
+# exactly its flushing (x86 FTZ/DAZ flush float64 subnormals too, CUDA's -ftz does not):
+# the same kinds of difference from the exact evaluation, for tolerance tests.
+_DEVICE_FLAGS = ("-std=c++17", "-O2", "-ffp-contract=fast", "-mfma", "-shared", "-fPIC", "-w",
+                 "-DCUPY_STANDIN_DEVICE_MATH=1")
 _libs = {}
+_device_math = [os.environ.get("CUPY_STANDIN_DEVICE_MATH", "") == "1"]
 
 
-def _build(source, label):
+def device_math_available():
+    """True where the host has fused multiply-add (x86-64 with FMA3): the device
+    arithmetic mode can run."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            return any(line.startswith("flags") and " fma " in f" {line.split(':', 1)[-1]} "
+                       for line in fh)
+    except OSError:  # pragma: no cover - not Linux
+        return False
+
+
+class device_math:
+    """Context manager (and CUPY_STANDIN_DEVICE_MATH=1 for a whole process): raw kernels
+    launched inside run with the device's kinds of arithmetic, see ``_DEVICE_FLAGS``."""
+
+    def __init__(self, on=True):
+        self.on = on
+
+    def __enter__(self):
+        if self.on and not device_math_available():
+            raise RuntimeError("cupy stand-in: device arithmetic needs a host with FMA (x86-64 FMA3)")
+        self._prev = _device_math[0]
+        _device_math[0] = self.on
+        return self
+
+    def __exit__(self, *exc):
+        _device_math[0] = self._prev
+
+
+def _build(source, label, flags=_FLAGS):
     """Compile ``source`` to a cached shared library; returns the ctypes CDLL."""
     cxx = compiler()
     if cxx is None:
         raise RuntimeError("cupy stand-in: RawKernel / ElementwiseKernel need a host C++ compiler "
                            "(g++ or c++, or $CXX) to run CUDA kernels on the CPU; none found")
-    key = hashlib.sha256("\0".join((cxx,) + _FLAGS + (source,)).encode()).hexdigest()[:32]
+    key = hashlib.sha256("\0".join((cxx,) + tuple(flags) + (source,)).encode()).hexdigest()[:32]
     if key in _libs:
         return _libs[key]
     cache = os.environ.get("CUPY_STANDIN_CACHE") or os.path.join(
@@ -132,10 +171,10 @@ def _build(source, label):
         with open(src, "w") as f:
             f.write(source)
         tmp = f"{so}.{os.getpid()}.tmp"
-        res = subprocess.run([cxx, *_FLAGS, "-o", tmp, src], capture_output=True, text=True)
+        res = subprocess.run([cxx, *flags, "-o", tmp, src], capture_output=True, text=True)
         if res.returncode != 0:
             raise CompileException(f"{label}: host build of the kernel failed:\n{res.stderr}",
-                                   source, label, _FLAGS)
+                                   source, label, tuple(flags))
         os.replace(tmp, so)
     _libs[key] = ctypes.CDLL(so)
     return _libs[key]
@@ -289,8 +328,12 @@ class RawKernel:
         self._lib = None
 
     def _compile(self):
-        if self._lib is not None:
+        mode = _device_math[0]
+        libs = self.__dict__.setdefault("_libs_by_mode", {})
+        if mode in libs:
+            self._lib = libs[mode]
             return
+        self._lib = None
         for word in _REFUSED:
             if word in self.code:
                 raise NotImplementedError(
@@ -312,8 +355,12 @@ class RawKernel:
         decls = ", ".join(p.decl for p in self._params)
         names = ", ".join(p.name for p in self._params)
         launcher = (
-            f'\nextern "C" void cupy_standin_launch(unsigned gx, unsigned gy, unsigned gz, '
+            "\n#ifdef CUPY_STANDIN_DEVICE_MATH\n#include <xmmintrin.h>\n#endif\n"
+            f'extern "C" void cupy_standin_launch(unsigned gx, unsigned gy, unsigned gz, '
             f"unsigned bx, unsigned by, unsigned bz{', ' if decls else ''}{decls})\n{{\n"
+            "#ifdef CUPY_STANDIN_DEVICE_MATH\n"
+            "    const unsigned csr = _mm_getcsr(); _mm_setcsr(csr | 0x8040);  // FTZ | DAZ\n"
+            "#endif\n"
             "    gridDim = {gx, gy, gz}; blockDim = {bx, by, bz};\n"
             "    for (blockIdx.z = 0; blockIdx.z < gz; ++blockIdx.z)\n"
             "    for (blockIdx.y = 0; blockIdx.y < gy; ++blockIdx.y)\n"
@@ -321,9 +368,10 @@ class RawKernel:
             "    for (threadIdx.z = 0; threadIdx.z < bz; ++threadIdx.z)\n"
             "    for (threadIdx.y = 0; threadIdx.y < by; ++threadIdx.y)\n"
             "    for (threadIdx.x = 0; threadIdx.x < bx; ++threadIdx.x)\n"
-            f"        {self.name}({names});\n}}\n")
-        self._lib = _build(PRELUDE + "\n#line 1 \"kernel.cu\"\n" + self.code + launcher,
-                           f"RawKernel {self.name}")
+            f"        {self.name}({names});\n"
+            "#ifdef CUPY_STANDIN_DEVICE_MATH\n    _mm_setcsr(csr);\n#endif\n}\n")
+        self._lib = libs[mode] = _build(PRELUDE + "\n#line 1 \"kernel.cu\"\n" + self.code + launcher,
+                                        f"RawKernel {self.name}", _DEVICE_FLAGS if mode else _FLAGS)
 
     @property
     def attributes(self):
