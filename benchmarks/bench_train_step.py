@@ -240,6 +240,8 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="configurations per batch")
     ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--first-shape", action="store_true",
+                    help="only the first shape of the list (--paper: d=50, K=12, N=200)")
     ap.add_argument("--launches", action="store_true",
                     help="count launches, syncs and copies with the CuPy stand-in instead of timing")
     ap.add_argument("--roofline", action="store_true",
@@ -258,7 +260,7 @@ def main():
         print_launches(PAPER if args.paper else SMALL, args.seeds)
         return
     xp = get_xp(args.backend)
-    shapes = PAPER if args.paper else SMALL
+    shapes = (PAPER if args.paper else SMALL)[:1 if args.first_shape else None]
     steps = args.steps or (4 if args.paper else 200)
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     head = {"backend": args.backend, "numpy": np.__version__, "python": platform.python_version(),

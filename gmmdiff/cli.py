@@ -264,8 +264,10 @@ def probe_backend(backend, env=None):
         return
     code = ("import sys\nfrom gmmdiff.backend import get_xp\ntry:\n    get_xp('cupy')\n"
             "except ValueError as e:\n    print(e)\n    sys.exit(2)\n")
-    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, **(env or {})),
-                       capture_output=True, text=True)
+    child = dict(os.environ, **(env or {}))
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # gmmdiff's parent
+    child["PYTHONPATH"] = os.pathsep.join(p for p in (child.get("PYTHONPATH"), here) if p)
+    r = subprocess.run([sys.executable, "-c", code], env=child, capture_output=True, text=True)
     if r.returncode != 0:
         lines = (r.stdout.strip() or r.stderr.strip() or f"exit code {r.returncode}").splitlines()
         raise ValueError(lines[0] if r.returncode == 2 else lines[-1])
