@@ -36,8 +36,9 @@ older checkout interleaved with this one (see ``benchmarks/roofline.py``)::
     git worktree add /tmp/old21 6540a89
     python benchmarks/bench_train_step.py --roofline --old /tmp/old21 --repeats 3
 
-``--launches`` prints kernel launches, device syncs and host-to-device copies per
-optimizer step and per draw chunk, for the batch shapes given, plain and fused,
+``--launches`` prints kernel launches, device syncs, host-to-device copies and the
+bytes allocated and copied (with CuPy's own hidden temporaries) per optimizer step and
+per draw chunk, for the batch shapes given, plain and fused,
 counted by the CuPy stand-in of tests/cupy_standin (which stands in for CuPy where no
 GPU is present; the counting model is in its docstring)::
 
@@ -216,7 +217,8 @@ def print_launches(shapes, seeds):
     if not getattr(cupy, "STANDIN", False):
         raise SystemExit("--launches counts with the CuPy stand-in; a real CuPy was imported")
     print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'models':>6} {'path':>6} {'launch/step':>11} "
-          f"{'launch/chunk':>12} {'chunk steps':>11} {'sync/step':>9} {'h2d/step':>8}")
+          f"{'launch/chunk':>12} {'chunk steps':>11} {'sync/step':>9} {'h2d/step':>8} "
+          f"{'alloc MB/step':>13} {'copy MB/step':>12}")
     for d, K, N, n, J in shapes:
         sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
         cfg = TrainConfig(dim=d, components=K, samples=N, noise_draws=n)
@@ -224,7 +226,7 @@ def print_launches(shapes, seeds):
             S, per, _ = launch_counts(cupy, cfg, sizes, fused, seeds)
             print(f"{d:>3} {K:>3} {N:>4} {n:>5} {len(sizes) * seeds:>6} {'fused' if fused else 'plain':>6} "
                   f"{per['launch'][0]:>11g} {per['launch'][1]:>12g} {S:>11d} {per['sync'][0]:>9g} "
-                  f"{per['h2d'][0]:>8g}")
+                  f"{per['h2d'][0]:>8g} {per['alloc'][0] / 1e6:>13.3f} {per['copy'][0] / 1e6:>12.3f}")
 
 
 def main():
