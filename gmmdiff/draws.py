@@ -61,14 +61,16 @@ def _stream_keys(stream):
     return tuple(counter_rng.stream_key(seed, STREAM_NOISE, *rest, k) for k in (0, 1))
 
 
-def _hash_chunk(base_t, base_e, first, steps, N, n, per, L, xp):
+def _hash_chunk(base_t, base_e, first, steps, N, n, per, L, xp, dtype=np.float64):
     """Steps first .. first + steps - 1 of the streams with base keys ``base_t``,
     ``base_e`` (U,) uint64 on ``xp``: ``(rows (U, S, N n) grid index of each row's time,
-    eps (U, S, per))`` -- the kernels of :mod:`gmmdiff.kernels` on a device, the same
-    arithmetic as array code on numpy."""
+    eps (U, S, per))`` -- the kernels of :mod:`gmmdiff.kernels` on a device (noise
+    computed in float64 and stored in ``dtype``: the float64 draws rounded once, as a
+    cast would, without a per-step cast), the same arithmetic as array code on numpy
+    (float64)."""
     if xp is not np:
         return (kernels.step_rows(base_t, first, steps, N, n, L),
-                kernels.step_normals(base_e, first, steps, per))
+                kernels.step_normals(base_e, first, steps, per, dtype))
     t = counter_rng.integers_of(counter_rng.step_keys(base_t, first, steps), L, N)
     return np.repeat(t, n, axis=-1), counter_rng.normals_of(counter_rng.step_keys(base_e, first, steps), per)
 
@@ -174,7 +176,7 @@ class BatchDraws:
         dev, U, S, N, n = self.dev, len(self.unique), self.S, self.N, self.n
         if self.source == "hash":
             rows, eps = _hash_chunk(self.base_t, self.base_e, c * S, S, N, n,
-                                    int(np.prod(self.eps_shape)), self.L, dev)
+                                    int(np.prod(self.eps_shape)), self.L, dev, self.dtype)
             return rows, eps.reshape((U, S) + self.eps_shape)
         t_c = np.empty((U, S, N), dtype=np.int64)
         e_c = self._buffers[c % 2]                       # the chunk before last's buffer

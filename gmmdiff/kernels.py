@@ -150,7 +150,7 @@ STEP_NORMALS = Kernel(
     "gmm_step_normals",
     (("const unsigned long long*", "base"), ("const long long", "first"),
      ("const long long", "S"), ("const long long", "U"), ("const long long", "n"),
-     ("double*", "out")),
+     ("T*", "out")),
     """    const long long m = (n + 1) / 2;
     const long long id = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (id >= U * S * m) return;
@@ -160,9 +160,9 @@ STEP_NORMALS = Kernel(
         gmm_mix(base[u] + (unsigned long long)(first + s + 1) * 0x9E3779B97F4A7C15ULL);
     const double r = sqrt(-2.0 * log1p(-gmm_uniform(key, i)));
     const double theta = 6.283185307179586 * gmm_uniform(key, m + i);
-    double* o = out + (s * U + u) * n;
-    o[i] = r * cos(theta);
-    if (m + i < n) o[m + i] = r * sin(theta);
+    T* o = out + (s * U + u) * n;
+    o[i] = (T)(r * cos(theta));
+    if (m + i < n) o[m + i] = (T)(r * sin(theta));
 """, _HASH)
 
 # One optimizer step for one parameter array (J, per) (gmmdiff.optim.step): clip by the
@@ -367,15 +367,16 @@ def step_rows(base, first, steps, N, reps, L):
     return xp.swapaxes(rows, 0, 1)
 
 
-def step_normals(base, first, steps, n):
-    """Normals (U, steps, n) float64 of steps first.. of the streams with base keys
-    ``base`` (U,) uint64 (device arrays), equal to :func:`gmmdiff.rng.normals_of` of
-    their step keys up to the device's rounding of log1p, cos and sin. Steps first in
-    memory, as :func:`step_rows`: each step's noise ``out[:, s]`` is one contiguous block."""
+def step_normals(base, first, steps, n, dtype=np.float64):
+    """Normals (U, steps, n) of steps first.. of the streams with base keys ``base``
+    (U,) uint64 (device arrays), equal to :func:`gmmdiff.rng.normals_of` of their step
+    keys up to the device's rounding of log1p, cos and sin; computed in float64 and
+    stored in ``dtype`` (float64 or float32). Steps first in memory, as
+    :func:`step_rows`: each step's noise ``out[:, s]`` is one contiguous block."""
     xp = array_namespace(base)
     U = base.shape[0]
-    out = xp.empty((steps, U, n), dtype=xp.float64)
-    _launch(xp, STEP_NORMALS, np.float64, U * steps * ((n + 1) // 2),
+    out = xp.empty((steps, U, n), dtype=dtype)
+    _launch(xp, STEP_NORMALS, dtype, U * steps * ((n + 1) // 2),
             (base, np.int64(first), np.int64(steps), np.int64(U), np.int64(n), out))
     return xp.swapaxes(out, 0, 1)
 

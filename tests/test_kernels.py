@@ -154,6 +154,16 @@ def test_step_kernels_equal_the_array_program(cp, n):
     np.testing.assert_array_equal(part, to_host(kernels.step_normals(cp.asarray(base), 5, 4, n))[:, 2:])
 
 
+def test_float32_noise_is_the_float64_noise_rounded_once(cp):
+    """Training in float32 draws its noise as float32 on the device (no per-step cast):
+    the same float64 computation, rounded once when stored, bit for bit the cast."""
+    base = cp.asarray(np.array([counter_rng.stream_key(1, 11, u) for u in range(2)], dtype=np.uint64))
+    e64 = to_host(kernels.step_normals(base, 3, 5, 101))
+    e32 = to_host(kernels.step_normals(base, 3, 5, 101, np.float32))
+    assert e32.dtype == np.float32 and e32.shape == e64.shape == (2, 5, 101)
+    np.testing.assert_array_equal(e32, e64.astype(np.float32))
+
+
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 def test_fused_adam_equals_the_array_program(cp, dtype, rtol):
     """Several steps of the two-kernel optimizer against gmmdiff.optim.step, with a clip
