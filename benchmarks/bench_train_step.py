@@ -76,7 +76,7 @@ class _MarkedDraws(draws_module.BatchDraws):
     step's work. The draws themselves are unchanged."""
     last = None
 
-    def steps(self, start, stop):
+    def steps(self, start, stop, **kwargs):
         rec = _MarkedDraws.last = {"S": self.S, "start": start, "host": [], "events": []}
         cupy_events = self.xp is not np
 
@@ -87,7 +87,7 @@ class _MarkedDraws(draws_module.BatchDraws):
                 ev.record()
                 rec["events"].append(ev)
 
-        gen = super().steps(start, stop)
+        gen = super().steps(start, stop, **kwargs)
         try:
             for item in gen:
                 mark()
