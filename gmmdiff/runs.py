@@ -76,7 +76,11 @@ def _resume(path, labels, owners, sizes, xp):
     loaded = TrainState.load(path, xp)
     if not set(labels) <= set(loaded.labels):
         return None
-    return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+    try:
+        return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+    except ValueError as exc:
+        raise StorageError(f"checkpoint {path} is damaged: {exc}; remove it to start the "
+                           "pending sizes from scratch") from None
 
 
 def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None,

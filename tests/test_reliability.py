@@ -158,12 +158,19 @@ def test_the_template_file_enters_the_run_by_its_content(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["identity"]["template_file"].startswith("sha256:")
+    original = good.read_bytes()
     images = np.random.default_rng(1).integers(0, 255, (5, 6, 6)).astype(np.uint8)
     write_idx(str(good), images)                      # changed in place
     one_line_error(CliRunner().invoke(train_cli, args + ["--template-file", str(good)]),
                    "differs in: template_file")
+    before = listing(out)                             # figure 5 would show other templates:
+    one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "changed since the run")
+    assert listing(out) == before                     # refused before figure 2 is written
+    good.write_bytes(original)
     result = CliRunner().invoke(plot_cli, [str(out)])
     assert result.exit_code == 0, result.output       # figure 5 finds the file from meta
+    good.unlink()
+    one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "is gone")
 
 
 @pytest.mark.parametrize("args, match", [
