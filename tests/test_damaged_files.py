@@ -373,3 +373,13 @@ def test_fuzz_damaged_sweep(pristine, tmp_path_factory, data):
     check_one_damage(top, sweep, names,
                      lambda: CliRunner().invoke(sweep_cli, ["--summary", str(top)]), data,
                      writes=("summary.csv",))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_outcomes():
+    """With GMMDIFF_FUZZ_EXAMPLES set, print how many damaged files were refused and how
+    many were still valid (per directory and kind of damage) at the end."""
+    yield
+    if _N:
+        for (top, kind, refused), n in sorted(OUTCOMES.items()):
+            print(f"fuzz {top}: {kind}: {n} {'refused (one line, exit 2, unchanged)' if refused else 'still valid, accepted'}")
