@@ -183,6 +183,57 @@ def apply_model_defaults(ctx, opts):
     return out
 
 
+def given_options(ctx):
+    """Names of the parameters of ``ctx`` set explicitly (command line or environment),
+    not left at their defaults."""
+    from click.core import ParameterSource
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)}
+
+
+def option_label(ctx, name):
+    """'--init-var' for the parameter ``name`` of the command of ``ctx``."""
+    for p in ctx.command.params:
+        if p.name == name:
+            return max(p.opts, key=len) if p.opts else name
+    return name  # pragma: no cover
+
+
+def refuse_without_effect(ctx, rules):
+    """Raise a one-line UsageError for the first option given explicitly where it would
+    have no effect. ``rules``: (parameter names, whether they take effect here, why
+    not) triples."""
+    given = given_options(ctx)
+    for names, applies, why in rules:
+        for name in names:
+            if name in given and not applies:
+                raise click.UsageError(f"{option_label(ctx, name)} has no effect {why}; leave it out")
+
+
+def config_rules(opts):
+    """The options of :func:`optimization_options` and :func:`model_options` that only
+    some settings use: (names, applies, why) for :func:`refuse_without_effect`.
+    (--fused-kernels without cupy is refused by :func:`gmmdiff.train.check_fused`.)"""
+    init, model = opts.get("init"), opts.get("model", "gmm")
+    return [
+        (("init_var",), init in ("pmem", "gaussian"),
+         f"with --init {init} (the prior init takes the data variance)"),
+        (("init_noise_var",), init == "pmem", f"with --init {init} (it perturbs pmem's means)"),
+        (("gaussian_scale",), init == "gaussian", f"with --init {init} (it scales gaussian means)"),
+        (("template_file", "image_size", "colors"), model == "templates",
+         f"with --model {model} (they set the template model)"),
+        (("dim",), model == "gmm", f"with --model {model} (the dimension is colors x image "
+                                   "size squared)"),
+    ]
+
+
+def check_out(value, what="--out"):
+    """Refuse an empty output path (it would mean the current directory)."""
+    if value is not None and not str(value).strip():
+        raise click.UsageError(f"{what} {value!r} is empty; give a path")
+    return value
+
+
 CONFIG_FIELDS = {f for f in TrainConfig.__dataclass_fields__}
 
 

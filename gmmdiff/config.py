@@ -19,6 +19,9 @@ from .process import TRAIN_TARGETS, check_process, check_target, time_grid
 INITS = ("pmem", "prior", "gaussian")
 MAX_SIZES = 10_000          # model sizes per run
 MAX_STEPS = 10**9           # optimizer steps (about a week at the fastest rates measured)
+MAX_GRID_SIZE = 10_000      # times of the grid (the paper's is 26): each is a sampler step
+                            # and a Monte Carlo evaluation of every model
+MAX_DRAWS = 10**6           # noise draws per sample (training, evaluation, figure 1)
 MODELS = families.MODELS
 SAMPLERS = ("ddim", "ddpm")
 
@@ -68,6 +71,8 @@ class TrainConfig:
         check_positive_int("noise draws", self.noise_draws)
         check_positive_int("eval samples", self.eval_samples)
         check_positive_int("eval noise draws", self.eval_noise_draws)
+        check_draws("noise draws (--noise-draws)", self.noise_draws)
+        check_draws("eval noise draws (--eval-noise-draws)", self.eval_noise_draws)
         check_positive_int("test samples", self.test_samples)
         get_dtype(self.dtype)
         check_target(self.target, TRAIN_TARGETS)
@@ -82,6 +87,11 @@ class TrainConfig:
                 raise ValueError(f"{name} = {v!r} must be finite and >= 0")
         if self.data_var <= 0:
             raise ValueError(f"data_var = {self.data_var!r} must be > 0")
+        check_positive_int("grid size", self.grid_size, minimum=2)
+        if self.grid_size > MAX_GRID_SIZE:
+            raise ValueError(f"grid size (--grid-size) {self.grid_size} is above the limit of "
+                             f"{MAX_GRID_SIZE} times (the paper's grid has 26): each time is a "
+                             "sampler step and a Monte Carlo evaluation of every model")
         time_grid(self.grid_size, self.t_min, self.t_max)
         self.optim().validate()
         if self.model not in families.REGISTRY:
@@ -107,6 +117,14 @@ class TrainConfig:
     def dataset(self, xp=np):
         """The seeded data set of this configuration on backend ``xp``."""
         return self.family().dataset(self, xp)
+
+
+def check_draws(name, n):
+    """Raise ValueError when ``n`` noise draws per sample exceed :data:`MAX_DRAWS` (a
+    Monte Carlo average that would run for days is refused, not started)."""
+    if n > MAX_DRAWS:
+        raise ValueError(f"{name} {n} is above the limit of {MAX_DRAWS:.0e} draws per sample")
+    return n
 
 
 def parse_model_sizes(spec, N):

@@ -50,11 +50,14 @@ def run_bytes(cfg, sizes, n_configs=1, backend="numpy"):
     }
     rows = min(200_000.0, N * cfg.eval_noise_draws)            # losses.monte_carlo_per_time
     E = float(cfg.eval_samples)
+    L = float(cfg.grid_size)
     stages["evaluation"] = (
-        data + rows * P * f * 8 + Mmax * rows * C * f * 6      # per-time Monte Carlo losses
+        data + rows * P * f * 8 + max(Mmax, N) * rows * C * f * 6  # per-time Monte Carlo
+                                                               # losses (theta_mem: N means)
         + E * P * f * 8 + Mmax * E * C * f * 6                 # sampling
-        + E * N * P * f * 2 + E * E * f * 3 + Mmax * N * P * f * 2,  # nearest points, W2
-        "--eval-samples, --eval-noise-draws, --samples, --dim")
+        + E * N * P * f * 2 + E * E * f * 3 + Mmax * N * P * f * 2  # nearest points, W2
+        + L * (N + E + 64) * f * 4,                            # per-time curves, grid
+        "--eval-samples, --eval-noise-draws, --samples, --dim, --grid-size")
     return stages
 
 
@@ -86,6 +89,26 @@ def predict_bytes(cfg):
     N, d = float(cfg.samples), float(cfg.dim)
     data = (N + cfg.test_samples) * d * 8.0 * 2 + 3.0 * cfg.components * d * 8
     return data + 2 * N * d * 8 + 3 * BLOCK_BYTES + 32 * N * 8 + (64 << 20)
+
+
+def figure1_bytes(N, d, K, n_noise, n_sizes, times=26):
+    """Estimated peak bytes of figure 1 from the theory (gmmdiff-plot --figure1): the
+    data set and the theory's curves (:func:`predict_bytes`), the Monte Carlo chunks of
+    ``min(200,000, N n_noise)`` rows (:func:`gmmdiff.losses.monte_carlo_per_time`) and
+    the (rows, N) blocks of the memorizing denoiser on them, and the comparison's
+    per-time arrays for each of the ``n_sizes`` sizes."""
+    from .config import TrainConfig
+    cfg = TrainConfig(dim=d, components=K, samples=N)
+    rows = min(200_000.0, float(N) * n_noise)
+    return (predict_bytes(cfg) + rows * d * 8.0 * 8 + rows * N * 8.0 * 3
+            + max(rows, float(N)) * 8.0 * 6 + n_sizes * times * 8.0 * 16)
+
+
+def check_figure1_fits(N, d, K, n_noise, n_sizes, available=None):
+    """Raise ValueError (one line, naming the options) when figure 1 from the theory
+    would not fit in the host's memory."""
+    _check(figure1_bytes(N, d, K, n_noise, n_sizes), "--samples, --dim, --noise-draws",
+           "this figure", np, available)
 
 
 def check_predict_fits(cfg, available=None):

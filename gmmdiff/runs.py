@@ -15,7 +15,7 @@ from .backend import backend_name, to_host
 from .config import check_batchable, check_sizes
 from .state import TrainState, initial_state
 from .memory import check_run_fits
-from .storage import RunDir, StorageError, completed_sizes
+from .storage import RunDir, StorageError, check_regular_file, completed_sizes
 from .train import check_fused, train
 
 
@@ -40,6 +40,7 @@ def identity(cfg, backend):
 def file_sha256(path):
     """Hex SHA-256 of a file's content (ValueError naming an unreadable file)."""
     h = hashlib.sha256()
+    check_regular_file(path, "template file")       # a FIFO would block here
     try:
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -75,7 +76,11 @@ def _resume(path, labels, owners, sizes, xp):
     loaded = TrainState.load(path, xp)
     if not set(labels) <= set(loaded.labels):
         return None
-    return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+    try:
+        return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+    except ValueError as exc:
+        raise StorageError(f"checkpoint {path} is damaged: {exc}; remove it to start the "
+                           "pending sizes from scratch") from None
 
 
 def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None,
@@ -140,9 +145,12 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
     if not sizes:
         _remove_finished_checkpoint(ckpt, rds)
         return
+    fresh = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
     state = _resume(ckpt, labels, owners, sizes, xp)
-    if state is None:
-        state = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
+    if state is not None:
+        _check_resumed(ckpt, state, fresh, cfgs[0].steps)
+    else:
+        state = fresh
     if state.step < cfgs[0].steps:
         state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
                       checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
@@ -159,6 +167,25 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
         rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
                                          "generated": extra["generated"]})
     os.unlink(ckpt)
+
+
+def _check_resumed(path, state, fresh, steps):
+    """Raise StorageError unless the checkpointed ``state`` can continue the run whose
+    fresh start is ``fresh``: the same parameter and optimizer arrays (names, shapes,
+    dtypes) and at most ``steps`` steps done."""
+    advice = "remove it to start the pending sizes from scratch"
+    if state.step > steps:
+        raise StorageError(f"checkpoint {path} is at step {state.step}, beyond the run's "
+                           f"{steps} steps: it is not this run's; {advice}")
+    for what, got, want in (("parameter", state.params, fresh.params),
+                            ("optimizer slot", state.opt, fresh.opt)):
+        if set(got) != set(want):
+            raise StorageError(f"checkpoint {path} holds the {what}s {sorted(got)}, this run "
+                               f"has {sorted(want)}; {advice}")
+        for k, v in want.items():
+            if k != "count" and (got[k].shape != v.shape or got[k].dtype != v.dtype):
+                raise StorageError(f"checkpoint {path}: {what} {k} is {got[k].shape} "
+                                   f"{got[k].dtype}, this run's is {v.shape} {v.dtype}; {advice}")
 
 
 def _remove_finished_checkpoint(path, rds):

@@ -85,12 +85,20 @@ class TrainState:
 
     @staticmethod
     def _read(path):
-        z = read_npz(path)
+        """The checkpoint's arrays, checked for what a checkpoint holds: its keys, their
+        dtypes and mutually consistent shapes ((J,) sizes, owners, labels; (J, Mmax)
+        mask; (J, Mmax, ...) or (J,) parameters and optimizer slots of one shape each;
+        (L,) steps and (L, J) losses), finite numbers and a step >= 0. StorageError
+        naming the file and what is wrong otherwise."""
+        z = read_npz(path, "checkpoint")
+        advice = "remove it to start the pending sizes from scratch"
         missing = [k for k in CHECKPOINT_KEYS if k not in z]
         if missing or not any(k.startswith("param_") for k in z):
             raise StorageError(f"{path} is not a gmmdiff checkpoint (missing "
-                               f"{', '.join(missing) or 'parameters'}); remove it to start the "
-                               "pending sizes from scratch")
+                               f"{', '.join(missing) or 'parameters'}); {advice}")
+        problem = _checkpoint_problem(z)
+        if problem:
+            raise StorageError(f"checkpoint {path} is damaged: {problem}; {advice}")
         return z
 
     @classmethod
@@ -110,6 +118,48 @@ class TrainState:
                    opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
                    losses=[list(r) for r in z["losses"]], owners=[int(o) for o in z["owners"]],
                    labels=[str(v) for v in z["labels"]])
+
+
+def _checkpoint_problem(z):
+    """What is wrong with the arrays ``z`` of a checkpoint, or None."""
+    def kind(k, kinds, ndim):
+        a = z[k]
+        return (None if a.dtype.kind in kinds and a.ndim == ndim else
+                f"{k} has dtype {a.dtype} and {a.ndim} dimensions")
+    for k, kinds, ndim in (("sizes", "iu", 1), ("owners", "iu", 1), ("labels", "U", 1),
+                           ("mask", "b", 2), ("step", "iu", 0), ("opt_count", "iu", 0),
+                           ("loss_steps", "iu", 1), ("losses", "f", 2)):
+        bad = kind(k, kinds, ndim)
+        if bad:
+            return bad
+    J = z["sizes"].shape[0]
+    if J == 0 or z["sizes"].min() < 1:
+        return "its model sizes are not sizes >= 1"
+    Mmax = int(z["sizes"].max())
+    if z["mask"].shape != (J, Mmax) or not np.array_equal(z["mask"].sum(axis=1), z["sizes"]):
+        return f"its mask {z['mask'].shape} does not match its sizes"
+    if z["owners"].shape != (J,) or z["labels"].shape != (J,) or z["owners"].min() < 0:
+        return "its owners or labels do not match its sizes"
+    L = z["loss_steps"].shape[0]
+    if z["losses"].shape != (L, J):
+        return f"its losses {z['losses'].shape} do not match ({L}, {J})"
+    if int(z["step"]) < 0 or int(z["opt_count"]) < 0:
+        return "a negative step count"
+    params = {k[6:]: z[k] for k in z if k.startswith("param_")}
+    for name, a in params.items():
+        if a.dtype.kind != "f" or a.shape[:1] != (J,) or (a.ndim > 1 and a.shape[1] != Mmax):
+            return f"parameter {name} has shape {a.shape} (dtype {a.dtype})"
+        if not np.all(np.isfinite(a)):
+            return f"parameter {name} holds NaN or infinite values"
+    for k in z:
+        if k.startswith("opt_") and k != "opt_count":
+            name = k[4:].partition("_")[2]
+            a = z[k]
+            if name not in params or a.shape != params[name].shape or a.dtype.kind != "f":
+                return f"optimizer slot {k} does not match the parameters"
+            if not np.all(np.isfinite(a)):
+                return f"optimizer slot {k} holds NaN or infinite values"
+    return None
 
 
 def init_params(dataset, M, cfg):

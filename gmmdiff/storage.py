@@ -25,11 +25,14 @@ killed holder left behind (temporary files, a half-written first ``config.json``
 """
 import io
 import json
+import math
 import os
 import socket
+import stat
 import tempfile
 import time
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -150,15 +153,54 @@ def write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_json(path):
-    """Read a JSON file; a missing, truncated or corrupt file raises StorageError."""
+def check_regular_file(path, what="file"):
+    """Raise StorageError unless ``path`` is a regular file (or absent: the reader
+    reports that): a FIFO would block the reader forever, a device read without end."""
     try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot read {what} {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO (named pipe)"
+                if stat.S_ISFIFO(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "not a regular file")
+        raise StorageError(f"{what} {path} is {kind}; give a regular file")
+
+
+MAX_JSON_BYTES = 256 << 20          # larger than any file gmmdiff writes
+
+
+def read_json(path):
+    """Read a JSON file; a missing, truncated or corrupt file raises StorageError (so do
+    a non-regular file and the non-standard constants NaN and Infinity, which gmmdiff
+    never writes)."""
+    check_regular_file(path, "JSON file")
+    try:
+        if os.path.getsize(path) > MAX_JSON_BYTES:
+            raise StorageError(f"{path} is larger than any JSON file gmmdiff writes "
+                               f"({MAX_JSON_BYTES >> 20} MiB); it is not a gmmdiff file")
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
+            return json.load(fh, parse_constant=_no_constant)
     except FileNotFoundError:
         raise StorageError(f"missing file: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StorageError(f"corrupt or truncated JSON file {path}: {exc}") from None
+    except RecursionError:
+        raise StorageError(f"corrupt JSON file {path}: nested too deeply") from None
+    except _Constant as exc:
+        raise StorageError(f"corrupt JSON file {path}: it holds {exc.args[0]}, which gmmdiff "
+                           "never writes") from None
+
+
+class _Constant(ValueError):
+    pass
+
+
+def _no_constant(name):
+    raise _Constant(name)
 
 
 def write_npz(path, arrays):
@@ -168,16 +210,85 @@ def write_npz(path, arrays):
     atomic_write_bytes(path, buf.getvalue())
 
 
-def read_npz(path):
-    """Read an NPZ into a dict of numpy arrays (allow_pickle=False); a missing,
-    truncated or corrupt file raises StorageError."""
+def _read_npy(fh, available, name, max_bytes):
+    """One array from the open NPY stream ``fh``: the header is parsed and checked first
+    (no object dtype, i.e. no pickle; the declared size within the ``available`` bytes
+    of the file and ``max_bytes``), then exactly the declared bytes are read."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unsupported NPY format version {version}")
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise ValueError(f"{name}: not an NPY array ({str(exc).splitlines()[0][:80]})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{name} holds Python objects (dtype {dtype}), which gmmdiff never "
+                         "writes and never loads (that would unpickle them)")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > available or nbytes > max_bytes:
+        raise ValueError(f"{name}: its header declares shape {shape} of {dtype} "
+                         f"({nbytes:.4g} bytes), more than the file holds ({available} bytes)"
+                         if nbytes > available else
+                         f"{name}: its header declares shape {shape} ({nbytes:.4g} bytes), "
+                         "more than the memory available")
+    buf = bytearray(nbytes)
+    if fh.readinto(memoryview(buf)) != nbytes:
+        raise ValueError(f"{name}: truncated (fewer bytes than its header declares)")
+    arr = np.frombuffer(buf, dtype=dtype) if nbytes else np.zeros(0, dtype=dtype)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+def _host_limit():
+    from .backend import available_bytes
+    avail = available_bytes(np)
+    return avail if avail is not None else float("inf")
+
+
+def read_npy(path, what="NPY file"):
+    """Read one ``.npy`` array safely (header checked before any allocation, no pickle);
+    a missing, truncated, corrupt or non-regular file raises StorageError naming it."""
+    check_regular_file(path, what)
+    try:
+        with open(path, "rb") as fh:
+            return _read_npy(fh, os.fstat(fh.fileno()).st_size, os.path.basename(path),
+                             _host_limit())
     except FileNotFoundError:
         raise StorageError(f"missing file: {path}") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise StorageError(f"corrupt or truncated NPZ file {path}: {exc}") from None
+    except (ValueError, OSError) as exc:
+        raise StorageError(f"corrupt or truncated {what} {path}: {exc}") from None
+
+
+def read_npz(path, what="NPZ file"):
+    """Read an NPZ into a dict of numpy arrays: every member's header is checked
+    before its array is allocated (no object dtype, i.e. no pickle; a declared shape
+    no larger than the member's stored bytes or the memory available). A missing,
+    truncated, corrupt or non-regular file raises StorageError naming it."""
+    check_regular_file(path, what)
+    try:
+        size = os.path.getsize(path)
+        limit = _host_limit()
+        out = {}
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                name = info.filename
+                if not name.endswith(".npy"):
+                    raise ValueError(f"member {name!r} is not an array")
+                if info.compress_type == zipfile.ZIP_STORED and info.file_size > size:
+                    raise ValueError(f"member {name!r} declares {info.file_size} bytes, more "
+                                     f"than the file's {size}")
+                with z.open(info) as fh:
+                    out[name[:-4]] = _read_npy(fh, info.file_size, name, limit)
+        return out
+    except FileNotFoundError:
+        raise StorageError(f"missing file: {path}") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
+            NotImplementedError, zlib.error) as exc:
+        raise StorageError(f"corrupt or truncated {what} {path}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                           ) from None
 
 
 def read_record(path, required=(), advice="remove it or choose another directory"):
@@ -267,7 +378,8 @@ class RunDir:
         if not os.access(full, os.W_OK | os.X_OK):
             raise StorageError(f"run directory {path} is not writable")
         cfg_path = os.path.join(full, "config.json")
-        if os.path.exists(cfg_path):
+        if os.path.lexists(cfg_path):
+            read_checked(cfg_path, SCHEMAS["config"])
             check_identity(cfg_path, identity, f"{path} holds a run with a different configuration",
                            "choose another --out or remove it")
         elif not leftovers_only(full):
@@ -306,7 +418,7 @@ class RunDir:
     def read_result(self, M):
         """(metrics dict, arrays dict) of a completed model size."""
         stem = self.model_stem(M)
-        return read_metrics(self.file(stem + ".json"), int(M)), read_npz(self.file(stem + ".npz"))
+        return read_metrics(self.file(stem + ".json"), int(M)), read_model_arrays(self.file(stem + ".npz"))
 
 
 def completed_sizes(run_dir):
@@ -322,6 +434,23 @@ def completed_sizes(run_dir):
     return sorted(complete)
 
 
+def read_model_arrays(path):
+    """One model size's arrays (``model_M00020.npz``: its parameters and "generated"
+    samples), checked to be finite floating-point arrays; StorageError naming the file."""
+    arrays = read_npz(path)
+    bad = ("generated" if "generated" not in arrays else
+           next((k for k, a in arrays.items() if a.dtype.kind != "f" or not np.all(np.isfinite(a))),
+                None))
+    if bad:
+        raise StorageError(f"{path} is not a valid gmmdiff file: "
+                           + ("it has no 'generated' samples" if bad == "generated" and
+                              "generated" not in arrays else
+                              f"{bad} is not an array of finite numbers")
+                           + "; remove the run directory's damaged size from index.json or the "
+                             "directory itself")
+    return arrays
+
+
 def load_run(run_dir, *, check_arrays=False):
     """(config dict, list of per-size metric dicts in increasing M) of a run directory.
 
@@ -330,15 +459,13 @@ def load_run(run_dir, *, check_arrays=False):
     cfg_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(cfg_path):
         raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
-    cfg = read_record(cfg_path, ("identity",))
-    if not isinstance(cfg["identity"], dict):
-        raise StorageError(f"{cfg_path} is not a gmmdiff file (its identity is not an object)")
+    cfg = read_checked(cfg_path, SCHEMAS["config"])
     rows = []
     for M in completed_sizes(run_dir):
         stem = os.path.join(run_dir, RunDir.model_stem(M))
         rows.append(read_metrics(stem + ".json", M))
         if check_arrays:
-            read_npz(stem + ".npz")
+            read_model_arrays(stem + ".npz")
     if not rows:
         raise StorageError(f"{run_dir} holds no completed model sizes yet")
     return cfg, rows
@@ -443,8 +570,31 @@ SCHEMAS = {
             "measured?": ["num"], "predicted?": ["num"], "test?": ["int"], "train?": ["int"],
             "mse_train?": "num?", "mse_test?": "num?", "trivial_prediction?": "num?",
             "trivial_mse_train?": "num?", "trivial_mse_test?": "num?",
-            "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [["num?"]]},
+            "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [(2, "num?")]},
 }
+# what figure 3 draws from a fit: its scores too
+SCHEMAS["fit_scores"] = dict({k.rstrip("?"): v for k, v in SCHEMAS["fit"].items()
+                              if k.rstrip("?") in ("measured", "predicted", "test", "train",
+                                                   "trivial_prediction", "beats_trivial_on_test")},
+                             **{k: v for k, v in SCHEMAS["fit"].items() if k not in (
+                                 "measured?", "predicted?", "test?", "train?",
+                                 "trivial_prediction?", "beats_trivial_on_test?")},
+                             mse_train="num", mse_test="num", trivial_mse_test="num")
+SCHEMAS["fit_scores"]["trivial_prediction"] = "num"
+
+
+def read_fit_scores(path):
+    """A fit file with its scores (``fit_<source>.json`` of ``gmmdiff-predict --fit``),
+    checked: the lists of measured and predicted M_pt/N of equal length, the train and
+    test splits indices into them. StorageError naming the file otherwise."""
+    advice = "re-run `gmmdiff-predict --fit` to rewrite it"
+    fit = read_checked(path, SCHEMAS["fit_scores"], advice=advice)
+    n = len(fit["measured"])
+    if (len(fit["predicted"]) != n or not all(0 <= i < n for i in fit["train"] + fit["test"])
+            or len(fit.get("measured_interval", [None] * n)) != n):
+        raise StorageError(f"{path} is not a valid gmmdiff file: its measured, predicted, "
+                           f"train and test entries do not match; {advice}")
+    return fit
 
 
 def read_transition(path):

@@ -652,7 +652,23 @@ def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
     summary = transition_summary(sweep_dir)
-    write_json(os.path.join(sweep_dir, "summary.json"), summary)
     result = fit_summary(summary, source, test_fraction=test_fraction, seed=seed)
-    write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)
+    write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
+    write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)  # a refusal writes none
     return result
+
+
+def check_sweep_files(sweep_dir):
+    """Read and check every file of a sweep that its figures use (sweep.json; per
+    finished configuration its transition, config, index, metrics and arrays; every
+    fit file) before a figure is written: StorageError naming the first damaged one."""
+    from .storage import read_fit_scores
+    spec = read_sweep(sweep_dir)
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        if os.path.exists(os.path.join(rd, "transition.json")):
+            read_transition(os.path.join(rd, "transition.json"))
+            load_run(rd, check_arrays=True)
+    for name in sorted(os.listdir(sweep_dir)):
+        if name.startswith("fit_") and name.endswith(".json"):
+            read_fit_scores(os.path.join(sweep_dir, name))

@@ -7,14 +7,16 @@ by :func:`draw_default_templates` in this module -- simple clothing-like silhoue
 package's MIT licence, so that nothing is downloaded at run time. Any Fashion-MNIST or
 MNIST IDX file given by path can replace it.
 """
-import gzip
+import math
 import os
 import struct
+import zlib
 
 import numpy as np
 from scipy import ndimage
 
 from .data import check_positive_int
+from .storage import StorageError, check_regular_file, read_npy, read_npz
 from .streams import STREAM_TEMPLATE_PICK, rng_for
 
 DEFAULT_TEMPLATES = os.path.join(os.path.dirname(__file__), "assets", "default_templates.npy")
@@ -25,18 +27,45 @@ class TemplateFileError(ValueError):
     """A missing, truncated or malformed template file (the message names it)."""
 
 
+MAX_TEMPLATE_BYTES = 1 << 30       # uncompressed; Fashion-MNIST's training set is 47 MB
+
+
+def _regular(path):
+    try:
+        check_regular_file(path, "template file")
+    except StorageError as exc:
+        raise TemplateFileError(str(exc)) from None
+
+
+def _gunzip(raw, path):
+    """Decompress gzip data ``raw``, refusing output beyond MAX_TEMPLATE_BYTES (a
+    damaged or malicious file must not exhaust memory) and corrupt data."""
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(raw, MAX_TEMPLATE_BYTES + 1)
+    except zlib.error as exc:
+        raise TemplateFileError(f"{path}: corrupt gzip data ({exc})") from None
+    if len(out) > MAX_TEMPLATE_BYTES:
+        raise TemplateFileError(f"{path}: decompresses to more than {MAX_TEMPLATE_BYTES >> 20} "
+                                "MiB; not a template file")
+    if not d.eof:
+        raise TemplateFileError(f"{path}: corrupt gzip data (truncated)")
+    return out
+
+
 def read_idx(path):
     """Read an IDX file (optionally gzipped) into a numpy array of its declared shape."""
+    _regular(path)
     try:
+        if os.path.getsize(path) > MAX_TEMPLATE_BYTES:
+            raise TemplateFileError(f"{path} is larger than {MAX_TEMPLATE_BYTES >> 20} MiB; not "
+                                    "a template file")
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
         raise TemplateFileError(f"cannot read template file {path}: {exc.strerror}") from None
     if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise TemplateFileError(f"{path}: corrupt gzip data ({exc})") from None
+        raw = _gunzip(raw, path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise TemplateFileError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
@@ -45,7 +74,7 @@ def read_idx(path):
         raise TemplateFileError(f"{path}: truncated IDX header")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    need = int(np.prod(shape)) * dtype.itemsize
+    need = math.prod(shape) * dtype.itemsize
     if len(raw) - header != need:
         raise TemplateFileError(f"{path}: IDX data holds {len(raw) - header} bytes, its header "
                                 f"declares {need} (truncated or corrupt)")
@@ -65,15 +94,16 @@ def read_images(path=None):
     """Images (n, H, W) from an IDX, .npy or .npz file (default: the shipped set)."""
     path = path or DEFAULT_TEMPLATES
     if path.endswith((".npy", ".npz")):
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
-            raise TemplateFileError(f"cannot read template file {path}: {exc}") from None
-        if isinstance(data, np.lib.npyio.NpzFile):
-            with data:
-                if not data.files:
-                    raise TemplateFileError(f"{path} holds no arrays")
-                data = data[data.files[0]]
+        _regular(path)
+        try:       # headers checked before any allocation; never a pickle
+            data = (read_npy(path, "template file") if path.endswith(".npy") else
+                    read_npz(path, "template file"))
+        except StorageError as exc:
+            raise TemplateFileError(str(exc)) from None
+        if isinstance(data, dict):
+            if not data:
+                raise TemplateFileError(f"{path} holds no arrays")
+            data = next(iter(data.values()))
     else:
         data = read_idx(path)
     if data.ndim != 3 or min(data.shape) < 1:

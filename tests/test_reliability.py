@@ -158,19 +158,30 @@ def test_the_template_file_enters_the_run_by_its_content(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["identity"]["template_file"].startswith("sha256:")
+    original = good.read_bytes()
     images = np.random.default_rng(1).integers(0, 255, (5, 6, 6)).astype(np.uint8)
     write_idx(str(good), images)                      # changed in place
     one_line_error(CliRunner().invoke(train_cli, args + ["--template-file", str(good)]),
                    "differs in: template_file")
+    before = listing(out)                             # figure 5 would show other templates:
+    one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "changed since the run")
+    assert listing(out) == before                     # refused before figure 2 is written
+    good.write_bytes(original)
     result = CliRunner().invoke(plot_cli, [str(out)])
     assert result.exit_code == 0, result.output       # figure 5 finds the file from meta
+    good.unlink()
+    one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "is gone")
 
 
 @pytest.mark.parametrize("args, match", [
     (["--dim", "1000000000000"], "GiB"),
     (["--components", "10000000000"], "GiB"),
     (["--samples", "100000000000", "--model-sizes", "2"], "GiB"),
-    (["--noise-draws", "1000000000000"], "GiB"),
+    (["--noise-draws", "1000000000000"], "above the limit of 1e+06 draws"),
+    (["--eval-noise-draws", "100000000000"], "above the limit of 1e+06 draws"),
+    (["--samples", "20000", "--model-sizes", "2", "--eval-noise-draws", "1000"], "GiB"),
+    (["--grid-size", "1000000000"], "above the limit of 10000 times"),
+    (["--grid-size", "1000000"], "above the limit of 10000 times"),
     (["--eval-samples", "10000000000"], "--eval-samples"),
     (["--model-sizes", "0.1:inf:0.1"], "not understood"),
     (["--model-sizes", "0.1:1e9:0.1"], "at most 10000"),
@@ -203,7 +214,8 @@ def test_huge_template_images_are_refused_before_resizing(tmp_path):
 def test_sweep_inputs_are_checked_before_sweep_json(tmp_path):
     out = tmp_path / "sweep"
     for args, match in ((["--coarse", "1000000000"], "at most 1000"),
-                        (["--noise-draws", "1000000000000"], "GiB"),
+                        (["--noise-draws", "1000000000000"], "above the limit"),
+                        (["--noise-draws", "100000", "-N", "2000"], "GiB"),
                         (["--samples", "8,x"], "samples")):
         one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + args + ["--out", str(out)]), match)
         assert not out.exists()
@@ -360,11 +372,12 @@ def test_bad_fit_files_are_one_line(tmp_path, content, match):
 def test_fit_files_with_nan_or_negative_weights_are_refused(tmp_path):
     from gmmdiff.process import time_grid
     t = time_grid().tolist()
-    for bad in ([float("nan")] + [1.0] * 25, [-1.0] + [1.0] * 25, [0.0] * 26):
+    for bad, match in (([float("nan")] + [1.0] * 25, "it holds NaN, which gmmdiff never writes"),
+                       ([-1.0] + [1.0] * 25, "finite numbers >= 0"), ([0.0] * 26, "finite numbers >= 0")):
         f = tmp_path / "fit.json"
-        f.write_text(json.dumps({"weights": bad, "times": t, "source": "expected"}).replace("NaN", "NaN"))
+        f.write_text(json.dumps({"weights": bad, "times": t, "source": "expected"}))
         one_line_error(CliRunner().invoke(predict_cli, ["-N", "12", "-d", "3", "-K", "2",
-                                                        "--fit-file", str(f)]), "finite numbers >= 0")
+                                                        "--fit-file", str(f)]), match)
 
 
 def test_test_fraction_must_lie_in_the_open_unit_interval(tmp_path):
@@ -553,3 +566,71 @@ def test_two_different_sweeps_started_together_on_a_new_directory_one_is_refused
     with pytest.raises(ValueError, match="holds a different sweep"):
         open_sweep(str(out), SweepSpec(samples=(10,)), "numpy")
     assert listing(out) == ["sweep.json"]
+
+
+# ----------------------------------------- options without effect, memory, non-regular
+
+@pytest.mark.parametrize("cli, args, match", [
+    ("train", ["--template-file", "x.npy"], "--template-file has no effect with --model gmm"),
+    ("train", ["--model", "templates", "-d", "4"], "--dim has no effect with --model templates"),
+    ("train", ["--model", "templates", "--image-size", "4", "--colors", "2", "--dim", "3"], "--dim"),
+    ("train", ["--init", "prior", "--init-var", "0.1"], "--init-var has no effect with --init prior"),
+    ("train", ["--init", "gaussian", "--init-noise-var", "0.1"], "--init-noise-var has no effect"),
+    ("train", ["--init-scale", "2"], "--init-scale has no effect with --init pmem"),
+    ("train", ["--image-size", "4"], "--image-size has no effect with --model gmm"),
+    ("train", ["--out", ""], "is empty"),
+    ("sweep", ["--init", "prior", "--init-var", "0.1"], "--init-var has no effect"),
+    ("sweep", ["--summary", "."], "has no effect with --summary"),
+    ("predict", ["--fit", ".", "--fit-file", os.path.abspath(__file__)], "--fit-file has no effect with --fit"),
+    ("predict", ["--fit", ".", "-N", "20"], "--samples has no effect with --fit"),
+    ("predict", ["--test-fraction", "0.3"], "--test-fraction has no effect without --fit"),
+    ("predict", ["--split-seed", "3"], "--split-seed has no effect without --fit"),
+    ("predict", ["--source", "mc"], "--source has no effect without --fit"),
+    ("predict", ["--fit", ".", "--split-seed", "-1"], "-1 is below 0"),
+    ("plot", [".", "--figure1"], "not both"),
+    ("plot", [".", "-M", "abc"], "--model-sizes has no effect without --figure1"),
+    ("plot", [".", "--out", "x.png"], "--out has no effect without --figure1"),
+    ("plot", ["--figure1", "--out", "x.txt"], "ending in .png"),
+    ("plot", ["--figure1", "--out", ""], "is empty"),
+])
+def test_options_without_effect_are_refused_in_one_line(cli, args, match, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    command = {"train": train_cli, "sweep": sweep_cli, "predict": predict_cli, "plot": plot_cli}[cli]
+    base = {"train": SMALL, "sweep": TINY_SWEEP}.get(cli, [])
+    if cli == "sweep" and "--summary" in args:
+        base = ["--coarse", "3"]
+    before = listing(tmp_path)
+    one_line_error(CliRunner().invoke(command, base + args), match)
+    assert listing(tmp_path) == before
+
+
+def test_figure1_sizes_and_draws_are_checked_before_any_allocation(tmp_path):
+    out = tmp_path / "f.png"
+    one_line_error(CliRunner().invoke(plot_cli, ["--figure1", "-N", "100000000", "-d", "1000",
+                                                 "--out", str(out)]), "GiB")
+    one_line_error(CliRunner().invoke(plot_cli, ["--figure1", "--noise-draws", "100000000000",
+                                                 "--out", str(out)]), "above the limit")
+    assert not out.exists()
+
+
+def test_non_regular_files_are_refused_before_reading(tmp_path):
+    fifo = tmp_path / "fit.json"
+    os.mkfifo(fifo)
+    one_line_error(CliRunner().invoke(predict_cli, ["-N", "12", "-d", "3", "-K", "2", "--fit-file",
+                                                    str(fifo)]), "FIFO")
+    out = tmp_path / "run"
+    one_line_error(CliRunner().invoke(train_cli, TEMPLATES + ["--template-file", str(fifo),
+                                                              "--out", str(out)]), "FIFO")
+    assert not out.exists()
+    one_line_error(CliRunner().invoke(train_cli, TEMPLATES + ["--template-file", "/dev/zero",
+                                                              "--out", str(out)]), "device")
+
+
+def test_a_fit_that_cannot_be_made_writes_nothing(tmp_path):
+    """predict --fit on a sweep with one measured transition, or with a bad split seed,
+    refuses in one line and writes no summary.json."""
+    out = tmp_path / "sweep"
+    assert CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)]).exit_code == 0
+    before = snapshot(out)
+    one_line_error(CliRunner().invoke(predict_cli, ["--fit", str(out), "--source", "mc"]), "at least 2")
+    assert snapshot(out) == before
