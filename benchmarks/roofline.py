@@ -21,7 +21,9 @@ draw chunk (drawn before the loop can prefetch; a run of 50,000 steps draws all 
 ahead) to the last step; with ``--old PATH`` (a checkout of
 an older commit, e.g. ``git worktree add /tmp/old21 6540a89``) the older code is timed
 in the same rounds, interleaved with this checkout, so both see the same machine load.
-The load average (``/proc/loadavg``) is printed before and after.
+The load average (``/proc/loadavg``) is printed before and after, and beside each
+wall time the process's CPU time per step (all its threads: on a loaded machine it
+shows the work done where the wall time also counts the waits for a core).
 """
 import json
 import os
@@ -110,11 +112,13 @@ ds = cfg.dataset(np)
 warm = TrainConfig(**{**cfg.__dict__, "steps": 1})
 train(ds, initial_state(ds, sizes, warm, np), warm, np, log_every=1)
 state = initial_state(ds, sizes, cfg, np)
-stamps = [time.perf_counter()]
-train(ds, state, cfg, np, log_every=1, callback=lambda k, losses: stamps.append(time.perf_counter()))
+stamps = [(time.perf_counter(), time.process_time())]
+train(ds, state, cfg, np, log_every=1,
+      callback=lambda k, losses: stamps.append((time.perf_counter(), time.process_time())))
 # steady state: from the end of the first draw chunk (drawn before the loop can prefetch)
 k0 = min(draw_chunk_steps(N, n, d), steps // 2)
-print(json.dumps({"s_per_step": (stamps[-1] - stamps[k0]) / (steps - k0)}))
+print(json.dumps({"s_per_step": (stamps[-1][0] - stamps[k0][0]) / (steps - k0),
+                  "cpu_per_step": (stamps[-1][1] - stamps[k0][1]) / (steps - k0)}))
 """
 
 
@@ -123,7 +127,8 @@ def time_code(path, shape, dtype, steps):
     env = dict(os.environ, PYTHONPATH=path)
     res = subprocess.run([sys.executable, "-c", WORKER, path, ",".join(map(str, shape)), dtype,
                           str(steps)], capture_output=True, text=True, env=env, check=True)
-    return json.loads(res.stdout.strip().splitlines()[-1])["s_per_step"]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    return out["s_per_step"], out["cpu_per_step"]
 
 
 def loadavg():
@@ -158,9 +163,10 @@ def main(args):
             for _ in range(rounds):                          # interleaved: new, old, new, old
                 for c, path in codes:
                     times[c].append(time_code(path, shape, dt, steps))
-            measured.append((shape, dt, steps, {c: float(np.median(v)) for c, v in times.items()}))
-            print(f"# timed {shape} {dt}: " + ", ".join(f"{c} {v * 1e3:.2f} ms" for c, v in
-                                                        measured[-1][3].items()),
+            med = {c: tuple(float(x) for x in np.median(np.array(v), axis=0)) for c, v in times.items()}
+            measured.append((shape, dt, steps, med))
+            print(f"# timed {shape} {dt}: " + ", ".join(f"{c} {v[0] * 1e3:.2f} ms" for c, v in
+                                                        med.items()),
                   file=sys.stderr, flush=True)
     for dt in dtypes:                                        # the better of two measurements
         again = roofline(dt)
@@ -171,12 +177,13 @@ def main(args):
               f"{r['normal'] / 1e6:.0f} M/s")
     print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'sizes':>5} {'dtype':>7} {'steps':>5} "
           f"{'bound ms':>9} {'(gemm/exp/mem/normal ms, 1 core)':>34} "
-          + " ".join(f"{c + ' ms':>10} {c + ' x':>6}" for c, _ in codes))
+          + " ".join(f"{c + ' ms':>10} {c + ' x':>6} {c + ' cpu':>8}" for c, _ in codes))
     for shape, dt, steps, med in measured:
         bound, parts = bound_seconds(shape, dt, rates[dt], cores)
-        cols = " ".join(f"{med[c] * 1e3:>10.2f} {med[c] / bound:>6.1f}" for c, _ in codes)
+        cols = " ".join(f"{med[c][0] * 1e3:>10.2f} {med[c][0] / bound:>6.1f} {med[c][1] * 1e3:>8.2f}"
+                        for c, _ in codes)
         split = "/".join(f"{parts[k] * 1e3:.3g}" for k in ("gemm", "exp", "mem", "normal"))
         print(f"{shape[0]:>3} {shape[1]:>3} {shape[2]:>4} {shape[3]:>5} {shape[4]:>5} {dt:>7} "
               f"{steps:>5} {bound * 1e3:>9.2f} {split:>34} {cols}")
-    print(f"# load average at the end {loadavg()}; x = ms/step over the bound; "
-          f"{rounds} rounds, medians")
+    print(f"# load average at the end {loadavg()}; x = ms/step over the bound; cpu = CPU ms "
+          f"of the process per step (all its threads); {rounds} rounds, medians")
