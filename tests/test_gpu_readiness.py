@@ -197,3 +197,19 @@ def test_benchmark_times_steady_steps_across_two_chunk_boundaries(standin, bench
     assert rec["start"] == 0 and len(rec["host"]) == 14 + 1          # 3 S + 2 steps, one mark each + end
     dev, host, draw = bench.step_times(rec, standin, warmup=4)
     assert dev.size == 7 and draw.size == 2
+
+
+def test_gpu_check_script_parses_and_its_values_check_runs(standin, tmp_path):
+    """benchmarks/gpu_check.sh is valid bash, and its values check (plain, fused and
+    numpy with the same hash draws) runs on the stand-in at a small shape, every path
+    within its screening threshold: what the GPU run will call still exists."""
+    assert subprocess.run(["bash", "-n", os.path.join(ROOT, "benchmarks", "gpu_check.sh")]).returncode == 0
+    out = tmp_path / "values.json"
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_values.py"), "--small",
+                        "--steps", "2", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from gmmdiff.storage import read_json
+    rows = read_json(str(out))["rows"]
+    assert [(x["path"], x["dtype"]) for x in rows] == [("plain", "float64"), ("fused", "float64"),
+                                                       ("plain", "float32"), ("fused", "float32")]
+    assert all(x["ok"] for x in rows) and rows[0]["max_rel_diff"]["loss"] < 1e-12, rows
