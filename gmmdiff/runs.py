@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import os
 
-from .backend import backend_name, to_host
+from .backend import backend_name, probe_cupy, to_host
 from .config import check_batchable, check_sizes
 from .state import TrainState, initial_state
 from .memory import check_run_fits
@@ -105,6 +105,8 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
     for c, _, sz in items:
         check_sizes(sz, c.samples, c.init)
     backend = backend_name(xp)
+    if backend == "cupy":
+        probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
     idents = [identity(c, backend) for c in cfgs]
     # everything is checked before anything is written: the directories, the data (a
     # bad template file raises here), the memory the pending sizes need

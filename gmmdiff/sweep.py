@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import locks
-from .backend import backend_name
+from .backend import backend_name, probe_cupy
 from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
@@ -410,6 +410,8 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     held them, as ``[(name, holder)]``.
     """
     spec.validate(xp)
+    if backend_name(xp) == "cupy":
+        probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
     open_sweep(sweep_dir, spec, backend_name(xp))
     i, n = shard_spec
     mine = shard(spec.configurations(), i, n)

@@ -213,3 +213,17 @@ def test_gpu_check_script_parses_and_its_values_check_runs(standin, tmp_path):
     assert [(x["path"], x["dtype"]) for x in rows] == [("plain", "float64"), ("fused", "float64"),
                                                        ("plain", "float32"), ("fused", "float32")]
     assert all(x["ok"] for x in rows) and rows[0]["max_rel_diff"]["loss"] < 1e-12, rows
+
+
+def test_library_runs_probe_the_device_before_writing(standin, tmp_path, monkeypatch):
+    """gmmdiff.runs.run called with the cupy module itself (not through get_xp) probes
+    too: a missing NVRTC fails in one line before the run directory exists."""
+    from gmmdiff.config import TrainConfig
+    from gmmdiff.runs import run
+    monkeypatch.setattr(backend, "_PROBED", {})
+    monkeypatch.setenv("CUPY_STANDIN_MISSING_LIBS", "nvrtc")
+    cfg = TrainConfig(dim=3, components=2, samples=8, noise_draws=2, steps=4, eval_samples=4)
+    with pytest.raises(ValueError, match="libnvrtc.so.12"):
+        run(cfg, [2, 8], str(tmp_path / "run"), standin)
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr(backend, "_PROBED", {})
