@@ -1,8 +1,8 @@
 """The numpy training step against the machine's limit: ``bench_train_step.py --roofline``.
 
 Measures, in the same run, a roofline of this machine on one core (BLAS held to one
-thread; the best of several timings, measured again after the step timings and the
-better of the two kept): GEMM (GFLOP/s, a 1024^3 product), exp (G elements/s, on
+thread; the best of several timings in the thread's CPU time, measured again after the
+step timings and the better of the two kept): GEMM (GFLOP/s, a 1024^3 product), exp (G elements/s, on
 cache-resident logits in [-60, 0]), memory (GB/s, a 256 MiB copy) and numpy's normal
 generator (M draws/s, the dtype of the run), and from it a lower bound on the time of
 one optimizer step:
@@ -23,7 +23,8 @@ an older commit, e.g. ``git worktree add /tmp/old21 6540a89``) the older code is
 in the same rounds, interleaved with this checkout, so both see the same machine load.
 The load average (``/proc/loadavg``) is printed before and after, and beside each
 wall time the process's CPU time per step (all its threads: on a loaded machine it
-shows the work done where the wall time also counts the waits for a core).
+shows the work done where the wall time also counts the waits for a core) and its
+ratio to the bound's one-core work (``cx``, which a loaded machine barely moves).
 """
 import json
 import os
@@ -56,15 +57,16 @@ def step_work(shape, dtype):
 
 
 def _best(fn, repeats=7):
-    """The shortest of ``repeats`` timings (after one warm-up): a roofline is the best
-    rate the machine gives, and on a shared machine a median would fold the other
-    processes' load into the bound and flatter the ratios."""
+    """The shortest of ``repeats`` timings (after one warm-up) in CPU time of the calling
+    thread, which runs all of the work (BLAS at one thread): a roofline is the best rate
+    a core gives, and on a shared machine wall time would fold the other processes' load
+    into the bound and flatter the ratios."""
     fn()
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         fn()
-        times.append(time.perf_counter() - t0)
+        times.append(time.thread_time() - t0)
     return float(np.min(times))
 
 
@@ -177,13 +179,14 @@ def main(args):
               f"{r['normal'] / 1e6:.0f} M/s")
     print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'sizes':>5} {'dtype':>7} {'steps':>5} "
           f"{'bound ms':>9} {'(gemm/exp/mem/normal ms, 1 core)':>34} "
-          + " ".join(f"{c + ' ms':>10} {c + ' x':>6} {c + ' cpu':>8}" for c, _ in codes))
+          + " ".join(f"{c + ' ms':>10} {c + ' x':>6} {c + ' cpu':>8} {c + ' cx':>6}" for c, _ in codes))
     for shape, dt, steps, med in measured:
         bound, parts = bound_seconds(shape, dt, rates[dt], cores)
-        cols = " ".join(f"{med[c][0] * 1e3:>10.2f} {med[c][0] / bound:>6.1f} {med[c][1] * 1e3:>8.2f}"
-                        for c, _ in codes)
+        cols = " ".join(f"{med[c][0] * 1e3:>10.2f} {med[c][0] / bound:>6.1f} {med[c][1] * 1e3:>8.2f} "
+                        f"{med[c][1] / (bound * cores):>6.1f}" for c, _ in codes)
         split = "/".join(f"{parts[k] * 1e3:.3g}" for k in ("gemm", "exp", "mem", "normal"))
         print(f"{shape[0]:>3} {shape[1]:>3} {shape[2]:>4} {shape[3]:>5} {shape[4]:>5} {dt:>7} "
               f"{steps:>5} {bound * 1e3:>9.2f} {split:>34} {cols}")
     print(f"# load average at the end {loadavg()}; x = ms/step over the bound; cpu = CPU ms "
-          f"of the process per step (all its threads); {rounds} rounds, medians")
+          f"of the process per step (all its threads); cx = cpu over the bound's one-core "
+          f"work (bound x cores); {rounds} rounds, medians")

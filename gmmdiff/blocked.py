@@ -29,23 +29,35 @@ MIN_ROWS = 64
 
 class Workspace:
     """Buffers for :func:`blocked_loss_and_grad`, allocated once and reused: one per
-    training run (each bucket of sizes gets its own buffers, keyed by shape)."""
+    training run (each bucket of sizes gets its own set of buffers, keyed by shape)."""
 
     def __init__(self):
-        self._buffers = {}
+        self._sets = {}
 
-    def get(self, name, shape, dtype):
-        """An uninitialized buffer of ``shape`` and ``dtype`` named ``name`` (the same
-        array on every call with the same arguments)."""
-        key = (name, tuple(shape), np.dtype(dtype).str)
-        buf = self._buffers.get(key)
-        if buf is None:
-            buf = self._buffers[key] = np.empty(shape, dtype=dtype)
-        return buf
+    def buffers(self, J, M, d, k, Bb, dtype):
+        """The buffers of blocks of ``Bb`` rows for J models of M components in d
+        dimensions (k columns of logit factors), weights in ``dtype``: a dict of
+        uninitialized arrays, the same arrays on every call with the same arguments."""
+        dt = np.dtype(dtype)
+        key = (J, M, d, k, Bb, dt.str)
+        bufs = self._sets.get(key)
+        if bufs is None:
+            f64 = np.float64
+            shapes = {"rows": ((J, M, k), f64), "x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
+                      "U": ((J, k, Bb), f64), "S": ((J, M, Bb), f64), "W": ((J, M, Bb), f64),
+                      "G": ((J, M, Bb), dt), "mubar": ((J, d, Bb), dt),
+                      "P": ((J, d + 1, Bb), dt), "GP": ((J, M, d + 1), dt),
+                      "GM": ((J, M, d), dt), "gp_sum": ((J, M, d + 1), f64),
+                      "gm_sum": ((J, M, d), f64)}
+            if dt != f64:
+                shapes["Wt"] = ((J, M, Bb), dt)
+            bufs = self._sets[key] = {name: np.empty(shape, dtype=t)
+                                      for name, (shape, t) in shapes.items()}
+        return bufs
 
     def nbytes(self):
         """Bytes held by every buffer."""
-        return sum(b.nbytes for b in self._buffers.values())
+        return sum(b.nbytes for bufs in self._sets.values() for b in bufs.values())
 
 
 def block_rows(J, M, B, entries=None):
@@ -70,14 +82,16 @@ def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, w
     f64 = np.float64
     J, M, d = means.shape
     B = eps.shape[-1]
-    alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
+    if alpha.shape != (J, B):
+        alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
     padded = mask is not None and not bool(mask.all())
     Bb = block_rows(J, M, B, entries)
     var = std.astype(f64) ** 2                                           # (J,)
     mu = means.astype(f64, copy=False)
     # the logits' left factor: [mu, -|mu|^2/2 ... ] with the pad bias as a last column
     k = d + 1 + padded
-    rows = ws.get("rows", (J, M, k), f64)
+    buf = ws.buffers(J, M, d, k, Bb, dt)
+    rows = buf["rows"]
     rows[..., :d] = mu
     rows[..., d] = _rowdot(mu, mu, np)
     if padded:
@@ -85,19 +99,10 @@ def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, w
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
     floor = logit_floor(dt)
     # per-block buffers (the last block may be shorter: views of the first Bb columns)
-    xt_b = ws.get("x_t", (J, d, Bb), dt)
-    tmp_b = ws.get("tmp", (J, d, Bb), dt)
-    U_b = ws.get("U", (J, k, Bb), f64)
-    S_b = ws.get("S", (J, M, Bb), f64)
-    W_b = ws.get("W", (J, M, Bb), f64)
-    Wt_b = ws.get("Wt", (J, M, Bb), dt) if dt != f64 else None
-    G_b = ws.get("G", (J, M, Bb), dt)
-    mubar_b = ws.get("mubar", (J, d, Bb), dt)
-    P_b = ws.get("P", (J, d + 1, Bb), dt)
-    GP_b = ws.get("GP", (J, M, d + 1), dt)
-    GM_b = ws.get("GM", (J, M, d), dt)
-    gp = ws.get("gp_sum", (J, M, d + 1), f64)
-    gm = ws.get("gm_sum", (J, M, d), f64)
+    xt_b, tmp_b, U_b, S_b, W_b = (buf[n] for n in ("x_t", "tmp", "U", "S", "W"))
+    Wt_b = buf.get("Wt")                                                 # None in float64
+    G_b, mubar_b, P_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "P", "GP", "GM"))
+    gp, gm = buf["gp_sum"], buf["gm_sum"]
     gp[...] = 0.0
     gm[...] = 0.0
     loss = np.zeros(J)

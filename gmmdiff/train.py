@@ -7,11 +7,16 @@ One optimizer step, for every model of the batch:
    stream, drawn chunk by chunk);
 2. the loss is the mean over the N * noise_draws rows of the target-scale squared
    error, with the hand-derived gradients of the model family (:mod:`gmmdiff.families`;
-   models of similar size share a padded bucket, :mod:`gmmdiff.buckets`);
+   models of similar size share a padded bucket, :mod:`gmmdiff.buckets`; on numpy the
+   GMM loss runs in cache-sized row blocks into buffers kept for the run,
+   :mod:`gmmdiff.blocked`);
 3. the learning rate follows the warmup-stable-decay schedule at the 0-based step and
    the update is clip + Adam + averaged updates (:func:`gmmdiff.optim.step`);
 4. at log intervals the losses come to the host (the loop's only synchronizations),
    and at checkpoint intervals the whole state is saved (:mod:`gmmdiff.state`).
+
+On numpy the loop holds the BLAS to the cores the noise-drawing thread leaves free
+(:mod:`gmmdiff.threads`) and restores it when it returns.
 
 The loop knows no model family: it takes the family's loss from
 ``cfg.family()``. Where things are:

@@ -84,10 +84,12 @@ def test_the_workspace_allocates_once_and_keeps_results():
     p = problem(2, 8, 4, 500)
     ws = Workspace()
     first = blocked_loss_and_grad(*p, ws=ws, entries=2 * 8 * 64)
-    buffers = dict(ws._buffers)
+    buffers = {key: dict(bufs) for key, bufs in ws._sets.items()}
+    nbytes = ws.nbytes()
     second = blocked_loss_and_grad(*p, ws=ws, entries=2 * 8 * 64)
-    assert ws._buffers.keys() == buffers.keys()
-    assert all(ws._buffers[k] is buffers[k] for k in buffers)           # the same arrays
+    assert ws._sets.keys() == buffers.keys() and ws.nbytes() == nbytes > 0
+    assert all(ws._sets[key][n] is b for key, bufs in buffers.items()
+               for n, b in bufs.items())                                  # the same arrays
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)                             # no state leaks
 
