@@ -41,7 +41,7 @@ from .runs import identity as runs_identity
 from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, completed_sizes,
                       leftovers_only, load_run, read_checked, read_record, read_transition,
                       remove_temporaries, schema_error, write_json)
-from .transition import detect
+from .transition import detect, fit_curve
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 
@@ -381,7 +381,10 @@ def transition_of(rows):
     ratio = [r["memorization"]["ratio"] for r in rows]
     lo = [r["memorization"]["interval"][0] for r in rows]
     hi = [r["memorization"]["interval"][1] for r in rows]
-    return dict(detect(M, ratio, lo, hi), M=M.tolist(), ratio=ratio)
+    counts = [r["memorization"]["count"] for r in rows]
+    n = [r["memorization"]["n"] for r in rows]
+    return dict(detect(M, ratio, lo, hi), M=M.tolist(), ratio=ratio,
+                fit=fit_curve(M, counts, n, rows[0]["M"] / rows[0]["M_over_N"]))
 
 
 def baselines_table(rows):
@@ -531,7 +534,7 @@ def _hold_run_dirs(sweep_dir, cfgs):
 
 
 SUMMARY_COLUMNS = ["N", "d", "K", "data_var", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
-                   "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
+                   "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
 
 
 def summarize(sweep_dir, *, weights=None):
@@ -549,7 +552,8 @@ def summarize(sweep_dir, *, weights=None):
         row["data_var"] = f"{row['data_var']:g}"
         if "mc" in c:
             row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
-                       M_pt_hi=c["interval"][1], start_over_N=c["start_over_N"],
+                       M_pt_hi=c["interval"][1], M_pt_two_point=c["two_point"]["M_pt_over_N"],
+                       start_over_N=c["start_over_N"],
                        end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
             cfg = config_of(base, c)
             X = cfg.dataset().X
@@ -657,44 +661,125 @@ def transition_summary(sweep_dir):
         if not os.path.exists(tpath):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
-        tr = read_transition(tpath)
+        read_transition(tpath)                     # (complete: its transition.json is valid)
         meta, rows = load_run(rd)
         trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
         times = rows[0]["times"]
         M, gen, pmem = curves_from_results(rows, "mc", config=dataclasses.asdict(cfg))
-        scale = (lambda v: None if v is None else v / cfg.samples)  # noqa: E731
-        entry.update(status=tr["status"], M_pt_over_N=scale(tr["M_pt"]["value"]),
-                     interval=[scale(v) for v in tr["M_pt"]["interval"]],
-                     start_over_N=scale(tr["start"]["value"]), end_over_N=scale(tr["end"]["value"]),
-                     sizes=tr["M"], ratios=tr["ratio"],
+        entry.update(sizes=[float(r["M"]) for r in rows],
+                     ratios=[r["memorization"]["ratio"] for r in rows],
+                     counts=[r["memorization"]["count"] for r in rows],
+                     n_generated=[r["memorization"]["n"] for r in rows],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
-        configs.append(entry)
+        configs.append(measure_entry(entry, rows))
     ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
             "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
                            "date": _time.strftime("%Y-%m-%d"),
                            "sweep_dir": os.path.basename(os.path.abspath(sweep_dir)),
+                           "transition_estimator": ESTIMATOR,
                            "python": platform.python_version(), "numpy": np.__version__,
                            "machine": platform.machine()}}
 
 
-def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
-    """Fit the time weights on a seeded split of the sweep's configurations.
+ESTIMATOR = ("M_pt_over_N: gmmdiff.transition.fit_curve (complementary log-log, quasi-likelihood "
+             "with the sizes' scatter on the link scale, t interval); two_point: the interpolated "
+             "1/2 crossing")
 
-    Uses every complete configuration whose measured curve crosses 1/2; the others are
-    listed under ``excluded`` with their status. Writes ``summary.json``
-    (:func:`transition_summary`) and ``fit_<source>.json`` atomically and returns the
-    fit (:func:`gmmdiff.predict.fit_summary`).
+
+def measure_entry(entry, rows=None):
+    """Fill in a summary entry's measured transition from its curve (``sizes``,
+    ``counts`` and ``n_generated``, or for summaries written before the counts,
+    ``ratios`` times the identity's ``eval_samples``, given as ``n_generated``):
+
+    - ``M_pt_over_N``, ``interval``, ``se``, ``status``: the whole-curve fit
+      (:func:`gmmdiff.transition.fit_curve`); M_pt_over_N is None unless its status is "ok";
+    - ``fit``: the fit's slope, tau, dispersion, degrees of freedom, link shape;
+    - ``two_point``: the paper's rule (:func:`gmmdiff.transition.detect`: the
+      interpolated 1/2 crossing, its interval from the Wilson bound curves, status),
+      and ``start_over_N`` / ``end_over_N`` from it (the 0.1 and 0.9 crossings).
+
+    Returns the entry (changed in place)."""
+    N = entry["N"]
+    M = np.asarray(entry["sizes"], dtype=np.float64)
+    n = np.asarray(entry["n_generated"], dtype=np.float64) * np.ones(M.size)
+    counts = (np.asarray(entry["counts"], dtype=np.float64) if "counts" in entry
+              else np.round(np.asarray(entry["ratios"]) * n))
+    if rows is not None:
+        lo = [r["memorization"]["interval"][0] for r in rows]
+        hi = [r["memorization"]["interval"][1] for r in rows]
+    else:
+        from .metrics import wilson_interval
+        lo, hi = zip(*(wilson_interval(int(k), int(m)) for k, m in zip(counts, n)))
+    two = detect(M, counts / n, lo, hi)
+    scale = (lambda v: None if v is None else v / N)  # noqa: E731
+    fit = fit_curve(M, counts, n, N)
+    ok = fit["status"] == "ok"
+    entry.update(status=fit["status"], M_pt_over_N=fit["value"] if ok else None,
+                 interval=fit["interval"] if ok else [None, None], se=fit["se"] if ok else None,
+                 fit={k: fit[k] for k in ("value", "slope", "tau", "dispersion", "df", "link_shape")},
+                 two_point={"M_pt_over_N": scale(two["M_pt"]["value"]),
+                            "interval": [scale(v) for v in two["M_pt"]["interval"]],
+                            "status": two["status"]},
+                 start_over_N=scale(two["start"]["value"]), end_over_N=scale(two["end"]["value"]))
+    return entry
+
+
+def reanalyse_summary(summary):
+    """A summary (``summary.json``) with every complete configuration's transition
+    measured again by :func:`measure_entry` from the curve it holds (no run directory):
+    how summaries written before the whole-curve fit are brought up to date."""
+    import copy
+    out = copy.deepcopy(summary)
+    n_default = out["identity"]["base"]["eval_samples"]
+    for entry in out["configs"]:
+        if "sizes" in entry:
+            entry.setdefault("n_generated", [n_default] * len(entry["sizes"]))
+            measure_entry(entry)
+    out.setdefault("provenance", {})["transition_estimator"] = ESTIMATOR
+    return out
+
+
+def sweep_summary(sweep_dir):
+    """The summary of a sweep directory: :func:`transition_summary` of its run
+    directories, or, for a directory holding only a
+    ``summary.json`` (a shipped sweep), that summary re-measured by
+    :func:`reanalyse_summary`. Writes nothing (:func:`fit_sweep` writes it after a fit
+    succeeded)."""
+    from .storage import read_json
+    if os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
+        return transition_summary(sweep_dir)
+    if os.path.isfile(os.path.join(sweep_dir, "summary.json")):
+        return reanalyse_summary(read_json(os.path.join(sweep_dir, "summary.json")))
+    raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json or "
+                       "summary.json)")
+
+
+def fit_path(sweep_dir, source, data_var=None):
+    """``fit_<source>.json``, or ``fit_<source>_v<s*>.json`` for one s* of a sweep."""
+    tag = "" if data_var is None else f"_v{float(data_var):g}"
+    return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
+
+
+def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
+    """Fit and cross-validate the time weights on the sweep's configurations
+    (:func:`gmmdiff.predict.fit_summary`: folds of whole settings, the noise floor and
+    the paired verdict), of one data variance ``data_var`` where the sweep varies it.
+
+    Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
+    fit (:func:`fit_path`) atomically, both only once the fit succeeded, and returns the
+    fit.
     """
-    from .predict import SOURCES, check_test_fraction, fit_summary
-    check_test_fraction(test_fraction)
+    from .predict import SOURCES, fit_summary
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
-    summary = transition_summary(sweep_dir)
-    result = fit_summary(summary, source, test_fraction=test_fraction, seed=seed)
+    check_positive_int("folds (--folds)", n_folds, minimum=2)
+    if summary is None:
+        summary = sweep_summary(sweep_dir)
+    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
     write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
-    write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)  # a refusal writes none
+    write_json(fit_path(sweep_dir, source, data_var), result)         # a refusal writes none
     return result
 
 
