@@ -348,3 +348,40 @@ def test_refinement_brackets_the_crossing_of_one_half_whatever_the_coarse_grid()
     new = refine_sizes([20, 40, 60, 80, 100], [0.0, 0.05, 0.5, 0.95, 1.0], 100, 10)
     gaps = np.diff([40] + new + [80])
     assert len(new) == 10 and 60 not in new and gaps.max() - gaps.min() <= 2
+
+
+@pytest.mark.slow
+def test_data_variance_sweep_fits_per_s_and_transfers(tmp_path, tiny_sweep):
+    """A sweep over s*: its summary carries s*, a fit needs one s*, and --transfer
+    predicts every s* with weights fitted elsewhere: for "simple" exactly the closed form
+    M*/N = 1 - sum lam w / (1 + SNR s*) / sum lam w of those weights at each s*."""
+    import json
+    from gmmdiff.process import time_grid
+    from gmmdiff.theory import simple_transition_ratio
+    out = tmp_path / "sv"
+    args = ["-N", "12", "-d", "4", "-K", "2", "--seeds", "0,1", "--data-vars", "0.5,2", "--coarse", "4",
+            "--refine", "2", "--steps", "1500", "--noise-draws", "4", "--target", "x0", "--lr", "1e-2",
+            "--eval-samples", "40", "--eval-noise-draws", "4", "--quiet", "--out", str(out)]
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), args)
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [ln.split(",") for ln in (out / "summary.csv").read_text().splitlines()[1:]]
+    assert sorted({r[3] for r in rows}) == ["0.5", "2"] and len(rows) == 4
+    predict = load_script("gmmdiff-predict")
+    result = CliRunner().invoke(predict, ["--fit", str(out), "--source", "simple"])
+    assert result.exit_code == 2 and "data variance" in result.output, result.output
+    for src in ("simple", "mc"):                        # weights fitted on the s* = 1 sweep
+        result = CliRunner().invoke(predict, ["--fit", str(tiny_sweep), "--source", src])
+        assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(predict, ["--transfer", str(out), "--fits-dir", str(tiny_sweep)])
+    assert result.exit_code == 0, result.output
+    res = json.loads((out / "transfer.json").read_text())
+    assert "measured M_pt/N" in result.output and set(res["sources"]) == {"simple", "mc"}
+    w = np.array(json.loads((tiny_sweep / "fit_simple.json").read_text())["weights"])
+    for v in res["measured"]:
+        p = res["sources"]["simple"]["simplex"]["per_data_var"][v]
+        want = simple_transition_ratio(time_grid(), 4, float(v), w, target="x0")
+        assert p["mean"] == pytest.approx(want, abs=1e-9)     # (Delta is linear in M: exact)
+        assert p["range"][1] - p["range"][0] < 1e-12                  # the same for every config
+    assert res["sources"]["simple"]["simplex"]["difference"] != 0
