@@ -134,33 +134,72 @@ def figure1(run_dir, path=None, n_sizes=3):
 
 
 def figure3(fit, path):
-    """Predicted against measured M_pt/N for one fit: train and held-out configurations
-    (the measured 95% interval as a bar), the diagonal, and the trivial predictor (the
-    mean measured ratio of the training split); the title says whether the fit beats
-    the trivial predictor on the held-out configurations."""
+    """Predicted against measured M_pt/N for one fit (:func:`gmmdiff.predict.fit_summary`):
+    each configuration's held-out prediction (from the fit without its fold of
+    settings) for the 26-weight simplex and the SNR^a weighting against its measured
+    whole-curve M_pt/N (95% interval as a bar), the diagonal, the trivial predictor, and
+    in the title each weighting's paired verdict and the noise floor."""
     plt = _plt()
-    pred, meas = np.array(fit["predicted"]), np.array(fit["measured"])
+    meas = np.array(fit["measured"])
     iv = np.array([[np.nan if v is None else v for v in pair]
                    for pair in fit.get("measured_interval", [[None, None]] * meas.size)], dtype=float)
-    fig, ax = plt.subplots(figsize=(5.4, 5.0))
-    for split, marker, color in (("train", "o", "C0"), ("test", "s", "C1")):
-        idx = np.array(fit[split], dtype=int)
-        err = np.abs(iv[idx] - meas[idx, None]).T if idx.size else None
-        mse = fit[f"mse_{split}"]
-        ax.errorbar(meas[idx], pred[idx], xerr=err, fmt=marker, color=color, ms=5, lw=0.8,
-                    capsize=2, label=f"{split} ({idx.size} configurations, MSE {mse:.2g})")
-    values = np.concatenate([meas, pred, iv[np.isfinite(iv)], [fit["trivial_prediction"]]])
-    lo, hi = max(0.0, values.min() - 0.05), min(1.05, values.max() + 0.05)
+    err = np.abs(iv - meas[:, None]).T
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    power = fit["snr_power"]
+    for r, label, marker, color in ((fit, "simplex (26 weights)", "o", "C0"),
+                                    (power, f"SNR^a, a = {power['exponent']:.2f}", "s", "C1")):
+        pred = np.array(r["cv_predicted"])
+        ax.errorbar(meas, pred, xerr=err, fmt=marker, color=color, ms=4, lw=0.6, capsize=1.5,
+                    label=f"{label}: held-out MSE {r['mse_test']:.2g}, {r['verdict']['verdict']}")
+    values = np.concatenate([meas, fit["cv_predicted"], power["cv_predicted"], iv[np.isfinite(iv)],
+                             [fit["trivial_prediction"]]])
+    lo, hi = max(0.0, values.min() - 0.03), min(1.05, values.max() + 0.03)
     ax.plot([lo, hi], [lo, hi], color="gray", lw=1, label="predicted = measured")
     ax.axhline(fit["trivial_prediction"], color="k", ls="--", lw=1,
-               label=f"trivial predictor {fit['trivial_prediction']:.3f} "
-                     f"(held-out MSE {fit['trivial_mse_test']:.2g})")
-    verdict = "beats" if fit["beats_trivial_on_test"] else "does not beat"
-    ax.set(xlabel="measured M_pt / N (95% interval)", ylabel="predicted M* / N",
-           xlim=(lo, hi), ylim=(lo, hi), aspect="equal",
-           title=f"source {fit['source']}: the fitted weighting {verdict}\nthe trivial "
-                 "predictor on held-out configurations")
-    ax.legend(fontsize=7, loc="upper left")
+               label=f"trivial {fit['trivial_prediction']:.3f} (held-out MSE {fit['trivial_mse_test']:.2g})")
+    floor = fit.get("noise_floor", {}).get("value")
+    ax.set(xlabel="measured M_pt / N (whole-curve fit, 95% interval)",
+           ylabel="predicted M* / N (held out by setting)", xlim=(lo, hi), ylim=(lo, hi), aspect="equal",
+           title=f"source {fit['source']}, s* = {fit.get('data_var', 1.0):g}: noise floor "
+                 + (f"{floor:.2g}" if floor is not None else "unknown"))
+    ax.legend(fontsize=6, loc="upper left")
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def figure3_svar(result, path, *, weighting="simplex"):
+    """The data-variance experiment (:func:`gmmdiff.transfer.transfer`): per source, the
+    mean predicted M*/N at each s* (bars: the range over configurations) against the
+    mean measured M_pt/N (bars: its 95% t interval), colour = s*, weights fitted at
+    s* = 1 on the CPU sweep; the diagonal and each source's trivial predictor (no change
+    with s*)."""
+    plt = _plt()
+    srcs = list(result["sources"])
+    fig, axes = plt.subplots(1, len(srcs), figsize=(3.2 * len(srcs), 3.6), squeeze=False)
+    colors = {v: plt.cm.viridis(i / max(1, len(result["data_vars"]) - 1))
+              for i, v in enumerate(result["data_vars"])}
+    allv = []
+    for ax, src in zip(axes[0], srcs):
+        r = result["sources"][src][weighting]
+        for v in result["data_vars"]:
+            m, p = result["measured"][f"{v:g}"], r["per_data_var"][f"{v:g}"]
+            xerr = [[m["mean"] - m["interval"][0]], [m["interval"][1] - m["mean"]]]
+            yerr = [[p["mean"] - p["range"][0]], [p["range"][1] - p["mean"]]]
+            ax.errorbar([m["mean"]], [p["mean"]], xerr=xerr, yerr=yerr, fmt="o", color=colors[v],
+                        capsize=2, label=f"s* = {v:g}")
+            allv += [m["interval"][0], m["interval"][1], p["range"][0], p["range"][1]]
+        ax.axhline(result["sources"][src]["trivial_prediction"], color="k", ls="--", lw=0.8,
+                   label="trivial (s* = 1 mean)")
+        ax.set_title(f"{src}: {r['verdict']['verdict']}", fontsize=8)
+        ax.set_xlabel("measured M_pt / N")
+    lo, hi = min(allv) - 0.02, max(allv) + 0.02
+    for ax in axes[0]:
+        ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8)
+        ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
+    axes[0][0].set_ylabel(f"predicted M* / N ({weighting} weights fitted at s* = 1)")
+    axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return path
@@ -225,6 +264,9 @@ def sweep_figures(sweep_dir):
         if name.startswith("fit_") and name.endswith(".json"):
             paths.append(figure3(read_fit_scores(os.path.join(sweep_dir, name)),
                                  os.path.join(sweep_dir, name[:-5].replace("fit_", "fig3_") + ".png")))
+    if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
+        paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
+                                  os.path.join(sweep_dir, "fig3_data_variance.png")))
     multi = {k: v for k, v in by_setting.items() if len(v) > 1}
     if multi:
         paths.append(figure7(multi, os.path.join(sweep_dir, "fig7_seeds.png")))

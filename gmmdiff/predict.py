@@ -32,6 +32,16 @@ from .theory import crossover, crossover_search, excess_curve, generalizing_exce
 SOURCES = ("mc", "simple", "nearest", "expected")
 
 
+def config_of(base, entry):
+    """The :class:`gmmdiff.config.TrainConfig` of one configuration of a sweep summary:
+    the sweep's ``base`` settings (dict) with the entry's N, d, K, seed and s* (an entry
+    without ``data_var``, from a sweep of one s*, takes the base's)."""
+    from .config import TrainConfig
+    data_var = entry.get("data_var", base.get("data_var", 1.0))
+    return TrainConfig(**dict(base, samples=entry["N"], dim=entry["d"], components=entry["K"],
+                              seed=entry["seed"], data_var=data_var))
+
+
 def curves_from_results(rows, source, *, config, X=None):
     """(M (J,), gen (T,), pmem (J, T)) of one configuration for a ``source``.
 
@@ -199,92 +209,177 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
     return lam / lam.sum()
 
 
-def check_test_fraction(test_fraction):
-    """Raise ValueError unless 0 < test_fraction < 1 (NaN included)."""
-    if not (isinstance(test_fraction, (int, float)) and 0.0 < test_fraction < 1.0):
-        raise ValueError(f"test fraction (--test-fraction) = {test_fraction!r} must lie strictly "
-                         "between 0 and 1")
+def fit_power(curves, measured, snr, *, bounds=(-2.0, 2.0)):
+    """The one-parameter weighting lam_t proportional to SNR_t^a minimizing the mean
+    squared error of M*/N (a = 0 is the training weighting; a > 0 weights small t).
 
-
-def split_configurations(n, *, test_fraction=0.25, seed=0):
-    """Seeded split of ``n`` configurations: (train indices, test indices), sorted."""
-    check_test_fraction(test_fraction)
-    if n < 2:
-        raise ValueError(f"need at least 2 configurations to split; got {n}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_test = min(n - 1, max(1, int(round(test_fraction * n))))
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-
-
-def fit_and_score(curves, measured, *, test_fraction=0.25, seed=0):
-    """Fit on a seeded training split, score on held-out configurations.
-
-    Returns a dict with ``weights``, ``train``/``test`` index lists, per-configuration
-    ``predicted`` ratios, and mean squared errors of the fit and of the trivial
-    predictor (mean measured ratio of the training split) on both splits.
-    """
+    curves, measured : as for :func:`fit_weights`;  snr : (T,) SNR of the grid times.
+    Returns (a, weights (T,) summing to 1). A grid of 81 exponents over ``bounds``, then
+    a bounded scalar search around the best grid point."""
+    from scipy.optimize import minimize_scalar
     measured = np.asarray(measured, dtype=np.float64)
-    tr, te = split_configurations(len(curves), test_fraction=test_fraction, seed=seed)
-    lam = fit_weights([curves[i] for i in tr], measured[tr], seed=seed)
-    pred = _Stack(curves).ratios(lam)
-    trivial = float(measured[tr].mean())
+    stack = _Stack(curves)
+    log_snr = np.log(np.asarray(snr, dtype=np.float64))
 
-    def mse(idx, values):
-        return float(np.mean((values[idx] - measured[idx]) ** 2))
+    def weights(a):
+        z = a * log_snr
+        w = np.exp(z - z.max())
+        return w / w.sum()
 
+    def loss(a):
+        return float(np.mean((stack.ratios(weights(a)) - measured) ** 2))
+
+    grid = np.linspace(bounds[0], bounds[1], 81)
+    j = int(np.argmin([loss(a) for a in grid]))
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    a = float(res.x) if res.fun <= loss(grid[j]) else float(grid[j])
+    return a, weights(a)
+
+
+FAMILIES = ("simplex", "snr_power")
+
+
+def _fit_family(family, curves, measured, snr, seed):
+    if family == "simplex":
+        return fit_weights(curves, measured, seed=seed), None
+    a, w = fit_power(curves, measured, snr)
+    return w, a
+
+
+def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="simplex", snr=None):
+    """Fit a weighting family and score it by cross-validation grouped by setting.
+
+    Parameters
+    ----------
+    curves : list of (M (J,), gen (T,), pmem (J, T), N);  measured : (C,) M_pt / N
+    groups : (C,) the setting of each configuration (configurations of one setting --
+        seeds -- are held out together); default: each configuration its own
+    n_folds : folds of settings (:func:`gmmdiff.verdict.grouped_folds`, seeded)
+    family : "simplex" (26 weights, :func:`fit_weights`) or "snr_power" (lam_t
+        proportional to SNR_t^a, :func:`fit_power`; needs ``snr`` (T,))
+
+    Returns a dict: ``weights`` (T,) and ``predicted`` (C,) of the fit on every
+    configuration, ``mse_train`` its in-sample error; ``cv_predicted`` (C,), each from
+    the fit without its fold, and ``mse_test`` their error; the trivial predictor (the
+    mean measured ratio: ``trivial_prediction`` on all, ``trivial_cv_predicted`` from the
+    other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
+    verdict on the held-out errors (:func:`gmmdiff.verdict.paired_verdict`) and
+    ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
+    "snr_power".
+    """
+    from .verdict import grouped_folds, paired_verdict
+    if family not in FAMILIES:
+        raise ValueError(f"unknown weighting family {family!r}; accepted: {', '.join(FAMILIES)}")
+    if family == "snr_power" and snr is None:
+        raise ValueError("family 'snr_power' needs the SNR of the grid times (snr=)")
+    measured = np.asarray(measured, dtype=np.float64)
+    groups = list(range(measured.size)) if groups is None else list(groups)
+    folds = grouped_folds(groups, n_folds, seed=seed)
+    stack = _Stack(curves)
+    lam, a = _fit_family(family, curves, measured, snr, seed)
+    pred = stack.ratios(lam)
+    cv, cv_trivial = np.empty_like(measured), np.empty_like(measured)
+    for test in folds:
+        train = np.setdiff1d(np.arange(measured.size), test)
+        w, _ = _fit_family(family, [curves[i] for i in train], measured[train], snr, seed)
+        cv[test] = stack.ratios(w)[test]
+        cv_trivial[test] = measured[train].mean()
+    trivial = float(measured.mean())
+    sq, sq_trivial = (cv - measured) ** 2, (cv_trivial - measured) ** 2
+    verdict = paired_verdict(sq, sq_trivial, groups, seed=seed)
     return {
-        "weights": lam.tolist(), "train": tr.tolist(), "test": te.tolist(),
-        "predicted": pred.tolist(), "measured": measured.tolist(),
-        "mse_train": mse(tr, pred), "mse_test": mse(te, pred),
-        "trivial_prediction": trivial,
-        "trivial_mse_train": mse(tr, np.full_like(measured, trivial)),
-        "trivial_mse_test": mse(te, np.full_like(measured, trivial)),
-        # a tie (within 0.1%, e.g. a source whose prediction is the same for every
-        # configuration, fitted to the training mean) does not count as beating it
-        "beats_trivial_on_test": mse(te, pred) < 0.999 * mse(te, np.full_like(measured, trivial)),
+        "family": family, "exponent": a,
+        "weights": lam.tolist(), "predicted": pred.tolist(), "measured": measured.tolist(),
+        "cv_predicted": cv.tolist(), "folds": [f.tolist() for f in folds],
+        "mse_train": float(np.mean((pred - measured) ** 2)), "mse_test": float(np.mean(sq)),
+        "trivial_prediction": trivial, "trivial_cv_predicted": cv_trivial.tolist(),
+        "trivial_mse_train": float(np.mean((trivial - measured) ** 2)),
+        "trivial_mse_test": float(np.mean(sq_trivial)),
+        "verdict": verdict, "beats_trivial_on_test": verdict["verdict"] == "beats trivial",
     }
 
 
-def fit_summary(summary, source, *, test_fraction=0.25, seed=0):
-    """Fit the time weights of ``source`` on a sweep's summary
-    (:func:`gmmdiff.sweep.transition_summary`), needing no run directory: "mc" uses the
-    Monte Carlo curves the summary holds, the approximations are computed from each
-    configuration (and its seeded training set, for "nearest").
+def setting_of(entry):
+    """The setting of a summary entry: (N, d, K, s*), every seed of it alike."""
+    return (entry["N"], entry["d"], entry["K"], float(entry.get("data_var", 1.0)))
 
-    Uses every configuration whose measured curve crosses 1/2; the others are listed
-    under ``excluded``. Returns :func:`fit_and_score`'s dict with the source, the time
-    grid, the configurations used, their fitted range of N, d and K, the split, the
-    target and process, and the summary's provenance.
-    """
-    from .config import TrainConfig
+
+def summary_curves(summary, source, *, data_var=None):
+    """The curves of ``source`` for the configurations of a summary with a measured
+    transition (``M_pt_over_N`` not None), optionally of one data variance only.
+    Returns (entries used, curves [(M, gen, pmem, N)], excluded [{config, status}])."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
     base = summary["identity"]["base"]
     times = np.asarray(summary["times"], dtype=np.float64)
-    names, curves, measured, excluded, used = [], [], [], [], []
+    used, curves, excluded = [], [], []
     for c in summary["configs"]:
+        if data_var is not None and float(c.get("data_var", base.get("data_var", 1.0))) != float(data_var):
+            continue
         if c.get("M_pt_over_N") is None:
             excluded.append({"config": c["name"], "status": c["status"]})
             continue
-        cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"], seed=c["seed"]))
+        cfg = config_of(base, c)
         if source == "mc":
             M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
         else:
             X = cfg.dataset().X if source == "nearest" else None
             M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
-        names.append(c["name"])
-        curves.append((M, gen, pmem, c["N"]))
-        measured.append(c["M_pt_over_N"])
         used.append(c)
-    intervals = [c.get("interval", [None, None]) for c in used]
+        curves.append((M, gen, pmem, c["N"]))
+    return used, curves, excluded
+
+
+def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
+    """Fit the time weights of ``source`` on a sweep's summary
+    (:func:`gmmdiff.sweep.transition_summary`), needing no run directory: "mc" uses the
+    Monte Carlo curves the summary holds, the approximations are computed from each
+    configuration (and its seeded training set, for "nearest").
+
+    Uses every configuration (of data variance ``data_var``, required when the sweep
+    varies s*) whose fitted transition has status "ok"; the others are listed under
+    ``excluded``. Both weighting families are fitted and cross-validated with folds of
+    whole settings (:func:`fit_and_score`): the 26-weight simplex (the top-level keys)
+    and the SNR power (under ``snr_power``). Adds the noise floor of the measurements
+    (:func:`gmmdiff.verdict.noise_floor` over seeds of a setting), whether the trivial
+    predictor's held-out error already lies within it, the source, the time grid, the
+    configurations used, their range of N, d and K, the folds' seed, the target,
+    process and data variance, and the summary's provenance.
+    """
+    from .process import snr as snr_of
+    from .verdict import noise_floor
+    base = summary["identity"]["base"]
+    variances = sorted({float(c.get("data_var", base.get("data_var", 1.0))) for c in summary["configs"]})
+    if data_var is None:
+        if len(variances) > 1:
+            raise ValueError(f"the sweep varies the data variance ({', '.join(f'{v:g}' for v in variances)}); "
+                             "fit on one of them (--data-var)")
+        data_var = variances[0]
+    elif float(data_var) not in variances:
+        raise ValueError(f"data variance {data_var!r} is not in the sweep; accepted: "
+                         f"{', '.join(f'{v:g}' for v in variances)}")
+    times = np.asarray(summary["times"], dtype=np.float64)
+    used, curves, excluded = summary_curves(summary, source, data_var=data_var)
     if len(curves) < 2:
         raise ValueError(f"{len(curves)} configuration(s) with a measured transition; a fit "
                          "needs at least 2")
-    result = fit_and_score(curves, measured, test_fraction=test_fraction, seed=seed)
-    result.update(source=source, times=times.tolist(), configs=names, measured_interval=intervals,
-                  excluded=excluded,
-                  split_seed=seed, test_fraction=test_fraction, target=base["target"],
-                  process=base["process"], data_var=base["data_var"],
+    measured = [c["M_pt_over_N"] for c in used]
+    groups = [setting_of(c) for c in used]
+    snr = snr_of(times, base["process"])
+    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex")
+    power = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="snr_power",
+                          snr=snr)
+    floor = noise_floor(measured, groups)
+    at_floor = (floor["value"] is not None
+                and result["trivial_mse_test"] <= floor["interval"][1])
+    result.update(source=source, times=times.tolist(), configs=[c["name"] for c in used],
+                  settings=[list(g) for g in groups],
+                  measured_interval=[c.get("interval", [None, None]) for c in used],
+                  excluded=excluded, snr_power=power, noise_floor=floor,
+                  trivial_at_noise_floor=bool(at_floor),
+                  split_seed=seed, n_folds=len(result["folds"]), target=base["target"],
+                  process=base["process"], data_var=float(data_var),
                   range={k: [min(c[k] for c in used), max(c[k] for c in used)] for k in ("N", "d", "K")},
                   provenance=summary.get("provenance", {}))
     return result

@@ -1,8 +1,9 @@
-"""Sweeps over configurations (N, d, K, seed), each a run directory of its own.
+"""Sweeps over configurations (N, d, K, data variance s*, seed), each a run directory of
+its own.
 
 A sweep directory holds ``sweep.json`` (the sweep's identity: the grids and every
 training setting) and one run directory per configuration, named
-``N{N}-d{d}-K{K}-s{seed}``, in the format of :mod:`gmmdiff.runs` (atomic files,
+``N{N}-d{d}-K{K}-s{seed}`` (``N{N}-d{d}-K{K}-v{s*}-s{seed}`` for s* other than 1), in the format of :mod:`gmmdiff.runs` (atomic files,
 resume, refusal of foreign configurations). Per configuration:
 
 1. train the coarse grid M = N/10, 2N/10, ..., N;
@@ -15,7 +16,7 @@ resume, refusal of foreign configurations). Per configuration:
 
 ``--shard i/n`` takes configurations i, i + n, i + 2n, ... (0-based) of the canonical
 order, so n processes (a Slurm array, several GPUs) split a sweep with no overlap.
-Within a shard, unfinished configurations that share N and d (several seeds and K)
+Within a shard, unfinished configurations that share N, d and s* (several seeds and K)
 train together in one array program per phase, each model with its own draws; the
 phase's checkpoint lives in the sweep directory.
 """
@@ -34,13 +35,13 @@ from .backend import backend_name, probe_cupy
 from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
-from .predict import SOURCES, approximation_curves, curves_from_results, predicted_ratio
+from .predict import SOURCES, approximation_curves, config_of, curves_from_results, predicted_ratio
 from .runs import RESULTS_FORMAT, open_run_dir, run_batch
 from .runs import identity as runs_identity
 from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, completed_sizes,
                       leftovers_only, load_run, read_checked, read_record, read_transition,
                       remove_temporaries, schema_error, write_json)
-from .transition import detect
+from .transition import detect, fit_curve
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 
@@ -53,6 +54,18 @@ def parse_int_list(spec, name, minimum=1):
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of integers") from None
     if not values or values[0] < minimum:
         raise ValueError(f"{name} {spec!r} must be integers >= {minimum}")
+    return values
+
+
+def parse_float_list(spec, name):
+    """'0.5,1,2' -> (0.5, 1.0, 2.0) (sorted, distinct, finite and > 0); ValueError names
+    the value."""
+    try:
+        values = sorted({float(p) for p in str(spec).split(",") if p.strip()})
+    except ValueError:
+        raise ValueError(f"{name} {spec!r} must be a comma-separated list of numbers") from None
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{name} {spec!r} must be finite numbers > 0")
     return values
 
 
@@ -88,6 +101,17 @@ PRESETS = {
                   seeds="0", coarse=10, refine=10, noise_draws=100),
     "cpu": dict(samples="20,30,40", dims="10,15,20", components="2,3,4", seeds="0,1",
                 coarse=5, refine=6, noise_draws=10),
+    # "svar" tests the one prediction the simple theory makes (M*/N moves with the data
+    # variance s*, not with N, d or K): s* in {0.5, 1, 2} at 2 laptop settings (N = 20,
+    # d = 10, K in {2, 3}), 5 seeds each, the cpu preset's protocol: 30 configurations in
+    # 3 units (one per s*). Sized from timings measured on the shared 2-core machine
+    # (2,000-step pilots: about 1 s of CPU per configuration at N = 20, 2.5x that with
+    # the refinement sizes): about 1,900 CPU seconds, ~21 minutes with --jobs 2 on 2 idle
+    # cores. (A first version with N in {20, 30} -- ~40 idle minutes -- ran at a quarter of
+    # a core per worker on the machine shared with four other jobs and would have missed
+    # its deadline; it was stopped after 9 minutes.)
+    "svar": dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3,4",
+                 data_vars="0.5,1,2", coarse=5, refine=6, noise_draws=10),
 }
 
 
@@ -101,6 +125,7 @@ class SweepSpec:
     dims: tuple = (30, 40, 50, 60)
     components: tuple = (3, 6, 9, 12)
     seeds: tuple = (0,)
+    data_vars: tuple = None     # data variances s*; None: the base's data_var only
     base: TrainConfig = field(default_factory=lambda: TrainConfig(noise_draws=100))
     coarse: int = 10
     refine: int = 10
@@ -123,22 +148,35 @@ class SweepSpec:
         check_run_fits(big, coarse_sizes(big.samples, self.coarse) * n_big, xp, n_configs=n_big)
         return self
 
+    def variances(self):
+        """The data variances s* of the sweep: ``data_vars`` or the base's one."""
+        return tuple(self.data_vars) if self.data_vars is not None else (self.base.data_var,)
+
     def configurations(self):
-        """Every configuration, in the canonical order (N, d, K, seed)."""
-        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, seed=s)
+        """Every configuration, in the canonical order (N, d, K, s*, seed)."""
+        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, data_var=v, seed=s)
                 for N in self.samples for d in self.dims for K in self.components
-                for s in self.seeds]
+                for v in self.variances() for s in self.seeds]
 
     def identity(self, backend):
         base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
-        return {"samples": list(self.samples), "dims": list(self.dims),
-                "components": list(self.components), "seeds": list(self.seeds),
-                "coarse": self.coarse, "refine": self.refine, "base": base,
-                "backend": backend, "results_format": RESULTS_FORMAT}
+        ident = {"samples": list(self.samples), "dims": list(self.dims),
+                 "components": list(self.components), "seeds": list(self.seeds),
+                 "coarse": self.coarse, "refine": self.refine, "base": base,
+                 "backend": backend, "results_format": RESULTS_FORMAT}
+        if self.data_vars is not None:  # (absent from sweeps of one s*, as before the axis)
+            ident["data_vars"] = [float(v) for v in self.data_vars]
+            base.pop("data_var")
+        return ident
+
+
+def _var_tag(cfg):
+    """'' for s* = 1 (the names of sweeps before the s* axis), '-v0.5' otherwise."""
+    return "" if cfg.data_var == 1.0 else f"-v{cfg.data_var:g}"
 
 
 def run_name(cfg):
-    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}-s{cfg.seed}"
+    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{_var_tag(cfg)}-s{cfg.seed}"
 
 
 def coarse_sizes(N, points):
@@ -343,7 +381,10 @@ def transition_of(rows):
     ratio = [r["memorization"]["ratio"] for r in rows]
     lo = [r["memorization"]["interval"][0] for r in rows]
     hi = [r["memorization"]["interval"][1] for r in rows]
-    return dict(detect(M, ratio, lo, hi), M=M.tolist(), ratio=ratio)
+    counts = [r["memorization"]["count"] for r in rows]
+    n = [r["memorization"]["n"] for r in rows]
+    return dict(detect(M, ratio, lo, hi), M=M.tolist(), ratio=ratio,
+                fit=fit_curve(M, counts, n, rows[0]["M"] / rows[0]["M_over_N"]))
 
 
 def baselines_table(rows):
@@ -371,14 +412,14 @@ def baselines_table(rows):
 
 def work_units(cfgs, *, group=True, tag=""):
     """The units of work of a sweep (or of one shard of it, ``tag`` naming the shard):
-    ``[(name, [configurations])]``. With ``group``, configurations that share N and d
-    (seeds and K) form one unit, trained in one array program; without, each
+    ``[(name, [configurations])]``. With ``group``, configurations that share N, d and
+    s* (seeds and K) form one unit, trained in one array program; without, each
     configuration is a unit. Units come largest first (estimated cost per step
     ~ N noise_draws (N + d) per configuration), so processes that take units in turn
     finish close together."""
     units = {}
     for cfg in cfgs:
-        key = f"N{cfg.samples}-d{cfg.dim}{tag}" if group else run_name(cfg)
+        key = f"N{cfg.samples}-d{cfg.dim}{_var_tag(cfg)}{tag}" if group else run_name(cfg)
         units.setdefault(key, []).append(cfg)
 
     def cost(item):
@@ -494,8 +535,8 @@ def _hold_run_dirs(sweep_dir, cfgs):
     return held
 
 
-SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
-                   "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
+SUMMARY_COLUMNS = ["N", "d", "K", "data_var", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
+                   "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
 
 
 def summarize(sweep_dir, *, weights=None):
@@ -509,13 +550,14 @@ def summarize(sweep_dir, *, weights=None):
     base = summary["identity"]["base"]
     rows = []
     for c in summary["configs"]:
-        row = {k: c[k] for k in ("N", "d", "K", "seed", "status")}
+        row = {k: c.get(k, base.get("data_var")) for k in ("N", "d", "K", "data_var", "seed", "status")}
+        row["data_var"] = f"{row['data_var']:g}"
         if "mc" in c:
             row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
-                       M_pt_hi=c["interval"][1], start_over_N=c["start_over_N"],
+                       M_pt_hi=c["interval"][1], M_pt_two_point=c["two_point"]["M_pt_over_N"],
+                       start_over_N=c["start_over_N"],
                        end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
-            cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"],
-                                     seed=c["seed"]))
+            cfg = config_of(base, c)
             X = cfg.dataset().X
             for source in SOURCES:
                 if source == "mc":
@@ -593,8 +635,10 @@ def read_sweep(sweep_dir):
 def spec_from_identity(ident):
     """The :class:`SweepSpec` of a sweep identity (``sweep.json``)."""
     base = TrainConfig(**ident["base"]).validate()
+    data_vars = ident.get("data_vars")
     return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
                      components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
+                     data_vars=None if data_vars is None else tuple(data_vars),
                      base=base, coarse=ident["coarse"], refine=ident["refine"])
 
 
@@ -614,49 +658,130 @@ def transition_summary(sweep_dir):
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
         entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
-                 "seed": cfg.seed}
+                 "data_var": cfg.data_var, "seed": cfg.seed}
         tpath = os.path.join(rd, "transition.json")
         if not os.path.exists(tpath):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
-        tr = read_transition(tpath)
+        read_transition(tpath)                     # (complete: its transition.json is valid)
         meta, rows = load_run(rd)
         trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
         times = rows[0]["times"]
         M, gen, pmem = curves_from_results(rows, "mc", config=dataclasses.asdict(cfg))
-        scale = (lambda v: None if v is None else v / cfg.samples)  # noqa: E731
-        entry.update(status=tr["status"], M_pt_over_N=scale(tr["M_pt"]["value"]),
-                     interval=[scale(v) for v in tr["M_pt"]["interval"]],
-                     start_over_N=scale(tr["start"]["value"]), end_over_N=scale(tr["end"]["value"]),
-                     sizes=tr["M"], ratios=tr["ratio"],
+        entry.update(sizes=[float(r["M"]) for r in rows],
+                     ratios=[r["memorization"]["ratio"] for r in rows],
+                     counts=[r["memorization"]["count"] for r in rows],
+                     n_generated=[r["memorization"]["n"] for r in rows],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
-        configs.append(entry)
+        configs.append(measure_entry(entry, rows))
     ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
             "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
                            "date": _time.strftime("%Y-%m-%d"),
                            "sweep_dir": os.path.basename(os.path.abspath(sweep_dir)),
+                           "transition_estimator": ESTIMATOR,
                            "python": platform.python_version(), "numpy": np.__version__,
                            "machine": platform.machine()}}
 
 
-def fit_sweep(sweep_dir, source="mc", *, test_fraction=0.25, seed=0):
-    """Fit the time weights on a seeded split of the sweep's configurations.
+ESTIMATOR = ("M_pt_over_N: gmmdiff.transition.fit_curve (complementary log-log, quasi-likelihood "
+             "with the sizes' scatter on the link scale, t interval); two_point: the interpolated "
+             "1/2 crossing")
 
-    Uses every complete configuration whose measured curve crosses 1/2; the others are
-    listed under ``excluded`` with their status. Writes ``summary.json``
-    (:func:`transition_summary`) and ``fit_<source>.json`` atomically and returns the
-    fit (:func:`gmmdiff.predict.fit_summary`).
+
+def measure_entry(entry, rows=None):
+    """Fill in a summary entry's measured transition from its curve (``sizes``,
+    ``counts`` and ``n_generated``, or for summaries written before the counts,
+    ``ratios`` times the identity's ``eval_samples``, given as ``n_generated``):
+
+    - ``M_pt_over_N``, ``interval``, ``se``, ``status``: the whole-curve fit
+      (:func:`gmmdiff.transition.fit_curve`); M_pt_over_N is None unless its status is "ok";
+    - ``fit``: the fit's slope, tau, dispersion, degrees of freedom, link shape;
+    - ``two_point``: the paper's rule (:func:`gmmdiff.transition.detect`: the
+      interpolated 1/2 crossing, its interval from the Wilson bound curves, status),
+      and ``start_over_N`` / ``end_over_N`` from it (the 0.1 and 0.9 crossings).
+
+    Returns the entry (changed in place)."""
+    N = entry["N"]
+    M = np.asarray(entry["sizes"], dtype=np.float64)
+    n = np.asarray(entry["n_generated"], dtype=np.float64) * np.ones(M.size)
+    counts = (np.asarray(entry["counts"], dtype=np.float64) if "counts" in entry
+              else np.round(np.asarray(entry["ratios"]) * n))
+    if rows is not None:
+        lo = [r["memorization"]["interval"][0] for r in rows]
+        hi = [r["memorization"]["interval"][1] for r in rows]
+    else:
+        from .metrics import wilson_interval
+        lo, hi = zip(*(wilson_interval(int(k), int(m)) for k, m in zip(counts, n)))
+    two = detect(M, counts / n, lo, hi)
+    scale = (lambda v: None if v is None else v / N)  # noqa: E731
+    fit = fit_curve(M, counts, n, N)
+    ok = fit["status"] == "ok"
+    entry.update(status=fit["status"], M_pt_over_N=fit["value"] if ok else None,
+                 interval=fit["interval"] if ok else [None, None], se=fit["se"] if ok else None,
+                 fit={k: fit[k] for k in ("value", "slope", "tau", "dispersion", "df", "link_shape")},
+                 two_point={"M_pt_over_N": scale(two["M_pt"]["value"]),
+                            "interval": [scale(v) for v in two["M_pt"]["interval"]],
+                            "status": two["status"]},
+                 start_over_N=scale(two["start"]["value"]), end_over_N=scale(two["end"]["value"]))
+    return entry
+
+
+def reanalyse_summary(summary):
+    """A summary (``summary.json``) with every complete configuration's transition
+    measured again by :func:`measure_entry` from the curve it holds (no run directory):
+    how summaries written before the whole-curve fit are brought up to date."""
+    import copy
+    out = copy.deepcopy(summary)
+    n_default = out["identity"]["base"]["eval_samples"]
+    for entry in out["configs"]:
+        if "sizes" in entry:
+            entry.setdefault("n_generated", [n_default] * len(entry["sizes"]))
+            measure_entry(entry)
+    out.setdefault("provenance", {})["transition_estimator"] = ESTIMATOR
+    return out
+
+
+def sweep_summary(sweep_dir):
+    """The summary of a sweep directory: :func:`transition_summary` of its run
+    directories, or, for a directory holding only a
+    ``summary.json`` (a shipped sweep), that summary re-measured by
+    :func:`reanalyse_summary`. Writes nothing (:func:`fit_sweep` writes it after a fit
+    succeeded)."""
+    from .storage import read_json
+    if os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
+        return transition_summary(sweep_dir)
+    if os.path.isfile(os.path.join(sweep_dir, "summary.json")):
+        return reanalyse_summary(read_json(os.path.join(sweep_dir, "summary.json")))
+    raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json or "
+                       "summary.json)")
+
+
+def fit_path(sweep_dir, source, data_var=None):
+    """``fit_<source>.json``, or ``fit_<source>_v<s*>.json`` for one s* of a sweep."""
+    tag = "" if data_var is None else f"_v{float(data_var):g}"
+    return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
+
+
+def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
+    """Fit and cross-validate the time weights on the sweep's configurations
+    (:func:`gmmdiff.predict.fit_summary`: folds of whole settings, the noise floor and
+    the paired verdict), of one data variance ``data_var`` where the sweep varies it.
+
+    Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
+    fit (:func:`fit_path`) atomically, both only once the fit succeeded, and returns the
+    fit.
     """
-    from .predict import SOURCES, check_test_fraction, fit_summary
-    check_test_fraction(test_fraction)
+    from .predict import SOURCES, fit_summary
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
-    summary = transition_summary(sweep_dir)
-    result = fit_summary(summary, source, test_fraction=test_fraction, seed=seed)
+    check_positive_int("folds (--folds)", n_folds, minimum=2)
+    if summary is None:
+        summary = sweep_summary(sweep_dir)
+    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
     write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
-    write_json(os.path.join(sweep_dir, f"fit_{source}.json"), result)  # a refusal writes none
+    write_json(fit_path(sweep_dir, source, data_var), result)         # a refusal writes none
     return result
 
 

@@ -380,13 +380,13 @@ def test_fit_files_with_nan_or_negative_weights_are_refused(tmp_path):
                                                         "--fit-file", str(f)]), match)
 
 
-def test_test_fraction_must_lie_in_the_open_unit_interval(tmp_path):
+def test_folds_must_be_at_least_two(tmp_path):
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "sweep.json").write_text("{}")
-    for bad in ("2", "0", "-0.5", "nan", "1"):
-        one_line_error(CliRunner().invoke(predict_cli, ["--fit", str(sweep), "--test-fraction", bad]),
-                       "--test-fraction")
+    for bad in ("1", "0", "-3"):
+        one_line_error(CliRunner().invoke(predict_cli, ["--fit", str(sweep), "--folds", bad]),
+                       "--folds")
     assert sorted(p.name for p in sweep.iterdir()) == ["sweep.json"]
 
 

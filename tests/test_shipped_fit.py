@@ -38,20 +38,55 @@ def test_the_shipped_summary_records_its_provenance(shipped):
         assert fit["provenance"] == summary["provenance"]
 
 
+def test_the_shipped_summary_is_measured_by_the_whole_curve_fit(shipped):
+    """summary.json holds the whole-curve M_pt (and the two-point rule beside it) as
+    re-measured from the curves it holds: measuring again changes nothing."""
+    from gmmdiff.sweep import reanalyse_summary
+    summary, _ = shipped
+    assert reanalyse_summary(summary) == summary
+    for c in summary["configs"]:
+        assert c["status"] == "ok" and c["interval"][0] < c["M_pt_over_N"] < c["interval"][1]
+        assert c["two_point"]["M_pt_over_N"] is not None
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", ["simple", "expected", "nearest"])
 def test_each_shipped_fit_re_derives_from_the_shipped_summary(shipped, source):
     """Fit again from summary.json alone (no training, no run directory): the same
-    split, the same weights and the same errors, within the optimizer's tolerance."""
+    folds, weights, held-out predictions, errors and verdicts, within the optimizer's
+    tolerance. ("mc" takes minutes to refit: the next test checks its predictions.)"""
     summary, fits = shipped
     ship = fits[source]
-    again = fit_summary(summary, source, test_fraction=ship["test_fraction"], seed=ship["split_seed"])
-    assert again["configs"] == ship["configs"] and again["test"] == ship["test"]
+    again = fit_summary(summary, source, n_folds=ship["n_folds"], seed=ship["split_seed"])
+    assert again["configs"] == ship["configs"] and again["folds"] == ship["folds"]
     np.testing.assert_allclose(again["weights"], ship["weights"], rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(again["predicted"], ship["predicted"], rtol=1e-9, atol=1e-12)
-    for key in ("mse_train", "mse_test", "trivial_mse_train", "trivial_mse_test", "trivial_prediction"):
-        assert again[key] == pytest.approx(ship[key], rel=1e-9), key
-    assert again["beats_trivial_on_test"] == ship["beats_trivial_on_test"]
+    for fam_again, fam_ship in ((again, ship), (again["snr_power"], ship["snr_power"])):
+        np.testing.assert_allclose(fam_again["predicted"], fam_ship["predicted"], atol=1e-6)
+        np.testing.assert_allclose(fam_again["cv_predicted"], fam_ship["cv_predicted"], atol=1e-6)
+        for key in ("mse_train", "mse_test", "trivial_mse_train", "trivial_mse_test", "trivial_prediction"):
+            assert fam_again[key] == pytest.approx(fam_ship[key], rel=1e-5, abs=1e-12), key
+        assert fam_again["verdict"]["verdict"] == fam_ship["verdict"]["verdict"]
+    assert again["noise_floor"]["value"] == pytest.approx(ship["noise_floor"]["value"])
+    assert again["noise_floor"]["interval"] == pytest.approx(ship["noise_floor"]["interval"])
+
+
+def test_the_shipped_mc_fit_predicts_what_it_records(shipped):
+    """The shipped "mc" weights applied to the summary's Monte Carlo curves give the
+    recorded predictions and in-sample errors, and its folds keep every setting whole."""
+    from gmmdiff.predict import _Stack, setting_of, summary_curves
+    summary, fits = shipped
+    ship = fits["mc"]
+    used, curves, _ = summary_curves(summary, "mc")
+    assert [c["name"] for c in used] == ship["configs"]
+    stack = _Stack(curves)
+    for fam in (ship, ship["snr_power"]):
+        pred = stack.ratios(np.asarray(fam["weights"]))
+        np.testing.assert_allclose(pred, fam["predicted"], rtol=1e-12)
+        assert np.mean((pred - np.array(fam["measured"])) ** 2) == pytest.approx(fam["mse_train"])
+    settings = [setting_of(c) for c in used]
+    for fold in ship["folds"]:
+        inside = {settings[i] for i in fold}
+        assert not inside & {settings[i] for i in range(len(used)) if i not in fold}
 
 
 def test_predict_answers_with_the_shipped_fits_inside_the_range(shipped):

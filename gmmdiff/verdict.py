@@ -1,0 +1,90 @@
+"""Whether a predictor of the transition beats the trivial one, measured honestly
+(SPEC 7): the noise floor from seed replicates, folds held out by setting, and a
+paired comparison with a confidence interval.
+
+- :func:`noise_floor`: the per-measurement noise variance, pooled within settings
+  (configurations that differ only in seed), with its chi-square 95% interval. No
+  predictor can expect a held-out mean squared error below it on single measurements.
+- :func:`grouped_folds`: k folds of whole settings (every seed of a setting on one
+  side), seeded.
+- :func:`paired_verdict`: the mean over settings of (squared error of the predictor -
+  squared error of the trivial predictor) on the same held-out measurements, with a
+  bootstrap interval over settings; "beats trivial" when the interval lies below
+  -delta, "worse than trivial" above +delta, "indistinguishable from trivial"
+  otherwise, with delta = 0.1% of the trivial predictor's mean squared error (a tie
+  within an optimizer's tolerance, such as a fit that can only reproduce the mean, is
+  not a difference).
+"""
+import numpy as np
+from scipy import stats
+
+VERDICTS = ("beats trivial", "indistinguishable from trivial", "worse than trivial")
+
+
+def _group_index(groups):
+    """(G,) labels and (C,) integer group of each item, for hashable ``groups`` (C,)."""
+    labels = sorted(set(groups), key=repr)
+    where = {g: i for i, g in enumerate(labels)}
+    return labels, np.array([where[g] for g in groups], dtype=np.int64)
+
+
+def noise_floor(values, groups, *, level=0.95):
+    """Pooled within-setting variance of ``values`` (C,) given each one's setting
+    ``groups`` (C,): sum_g sum_i (v_gi - mean_g)^2 / sum_g (n_g - 1), with its
+    chi-square interval on those degrees of freedom. Returns a dict with ``value``,
+    ``interval``, ``df`` and ``settings`` (replicated settings); value None when no
+    setting has two measurements."""
+    values = np.asarray(values, dtype=np.float64)
+    _, g = _group_index(list(groups))
+    ss, df, reps = 0.0, 0, 0
+    for k in np.unique(g):
+        v = values[g == k]
+        if v.size >= 2:
+            ss += float(np.sum((v - v.mean()) ** 2))
+            df += v.size - 1
+            reps += 1
+    if df == 0:
+        return {"value": None, "interval": [None, None], "df": 0, "settings": 0}
+    est = ss / df
+    a = (1 - level) / 2
+    return {"value": est, "interval": [ss / stats.chi2.ppf(1 - a, df), ss / stats.chi2.ppf(a, df)],
+            "df": df, "settings": reps}
+
+
+def grouped_folds(groups, n_folds=5, *, seed=0):
+    """Test index sets of ``n_folds`` folds (at most one per setting) that keep each
+    setting whole: settings shuffled (seeded) and dealt in turn. Returns a list of
+    sorted (C_f,) int arrays covering 0..C-1 exactly once."""
+    labels, g = _group_index(list(groups))
+    if len(labels) < 2:
+        raise ValueError(f"need at least 2 settings to hold any out; got {len(labels)}")
+    if isinstance(n_folds, bool) or int(n_folds) != n_folds or n_folds < 2:
+        raise ValueError(f"folds = {n_folds!r} must be an integer >= 2")
+    n_folds = min(int(n_folds), len(labels))
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    fold_of = np.empty(len(labels), dtype=np.int64)
+    fold_of[perm] = np.arange(len(labels)) % n_folds
+    return [np.flatnonzero(fold_of[g] == f) for f in range(n_folds)]
+
+
+TIE = 1e-3                  # delta, relative to the trivial predictor's mean squared error
+
+
+def paired_verdict(sq_pred, sq_trivial, groups, *, n_boot=4000, seed=0, level=0.95):
+    """Paired comparison of two predictors' squared errors (C,) on the same held-out
+    measurements: the mean over settings of the per-setting mean difference
+    (predictor - trivial), a percentile bootstrap interval over settings, and the
+    verdict (:data:`VERDICTS`; differences within :data:`TIE` of the trivial error are
+    ties). Returns a dict with ``mean_difference``, ``interval``,
+    ``settings`` and ``verdict``."""
+    diff = np.asarray(sq_pred, dtype=np.float64) - np.asarray(sq_trivial, dtype=np.float64)
+    _, g = _group_index(list(groups))
+    per = np.array([diff[g == k].mean() for k in np.unique(g)])           # (G,)
+    rng = np.random.default_rng(seed)
+    boot = per[rng.integers(0, per.size, size=(n_boot, per.size))].mean(axis=1)
+    a = (1 - level) / 2
+    lo, hi = (float(v) for v in np.quantile(boot, [a, 1 - a]))
+    delta = TIE * float(np.mean(sq_trivial))
+    verdict = VERDICTS[0] if hi < -delta else VERDICTS[2] if lo > delta else VERDICTS[1]
+    return {"mean_difference": float(per.mean()), "interval": [lo, hi], "settings": int(per.size),
+            "verdict": verdict}
