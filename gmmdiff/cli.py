@@ -11,7 +11,6 @@ import subprocess
 import sys
 
 import click
-import numpy as np
 
 from .backend import BACKENDS, DTYPES, get_xp
 from .process import PROCESSES, TRAIN_TARGETS
@@ -139,7 +138,9 @@ def optimization_options(defaults=D):
                               "blocks as fused CUDA kernels (same results up to rounding)"),
             click.option("--checkpoint-every", type=int, default=1000, show_default=True,
                          callback=positive(0), help="steps between checkpoints (0: only at the end)"),
-            click.option("--quiet", "-q", is_flag=True, help="no progress bar"),
+            click.option("--quiet", "-q", is_flag=True,
+                         help="no progress on stderr (default: a bar on a terminal, otherwise "
+                              "a line every 30 s, or every $GMMDIFF_PROGRESS_SECONDS)"),
         ]):
             f = opt(f)
         return f
@@ -250,26 +251,16 @@ def backend_from_name(name):
 
 
 def progress_callback(steps, quiet, label):
-    """(callback, close) drawing click's progress bar with the mean loss over models.
-    The bar appears with the first logged step, so a command refused before training
-    prints its one error line and nothing else."""
+    """(callback, close) reporting training progress on stderr
+    (:class:`gmmdiff.progress.StepProgress`): click's bar on a terminal, otherwise a
+    line every 30 s (``$GMMDIFF_PROGRESS_SECONDS``) with step, elapsed, ETA and mean
+    loss. Nothing appears before the first logged step, so a command refused before
+    training prints its one error line and nothing else; ``quiet``: nothing at all."""
     if quiet:
         return None, lambda: None
-    state = {"done": 0, "bar": None}
-
-    def callback(step, losses):
-        if state["bar"] is None:
-            state["bar"] = click.progressbar(length=steps, label=label, file=sys.stderr,
-                                             show_eta=True, show_pos=True, item_show_func=lambda s: s)
-            state["bar"].__enter__()
-        state["bar"].update(step - state["done"], f"loss {np.mean(losses):.4g}")
-        state["done"] = step
-
-    def close():
-        if state["bar"] is not None:
-            state["bar"].__exit__(None, None, None)
-
-    return callback, close
+    from .progress import StepProgress
+    progress = StepProgress(steps, label)
+    return progress, progress.close
 
 
 def format_table(rows):

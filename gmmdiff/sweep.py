@@ -435,7 +435,7 @@ def is_complete(sweep_dir, cfg):
 
 
 def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=print,
-              checkpoint_every=1000, group=True, fused=False):
+              checkpoint_every=1000, group=True, fused=False, progress=None):
     """Run (or resume) this shard's configurations; finished ones are skipped.
 
     With ``group`` the shard's configurations that share N and d (different seeds and
@@ -449,6 +449,9 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     started by hand on several machines) share the units dynamically, each taking the
     next free one. Returns the units this process skipped because another live process
     held them, as ``[(name, holder)]``.
+
+    ``progress``: a :class:`gmmdiff.progress.SweepProgress` of this shard's units; it
+    reports during training (with ``callback``, if any) and after each unit.
     """
     spec.validate(xp)
     if backend_name(xp) == "cupy":
@@ -490,15 +493,24 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             try:
                 echo(f"training {', '.join(run_name(c) for c in todo)}")
                 run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
-                          callback=callback, checkpoint_every=checkpoint_every, fused=fused,
-                          echo=echo)
+                          callback=_both(callback, progress and progress.training_callback(name)),
+                          checkpoint_every=checkpoint_every, fused=fused, echo=echo)
             finally:
                 for rd_lock in held:
                     rd_lock.release()
+            if progress is not None:
+                progress.report(force=True)
             # lock files and temporaries a killed process left in the unit's other
             # configurations (finished before the kill): the completing run removes them
             _tidy_finished_unit(sweep_dir, name, cfgs)
     return busy
+
+
+def _both(a, b):
+    """One training callback calling ``a`` and ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a or b
+    return lambda step, losses: (a(step, losses), b(step, losses))
 
 
 def check_configuration(sweep_dir, cfg, spec, backend):
