@@ -33,5 +33,46 @@ Modules (one concept each):
 - :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
 - :mod:`gmmdiff.kernels`   -- hand-written CUDA kernels (fused loss, draws, optimizer)
 - :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/, workers
+- :mod:`gmmdiff.progress`  -- progress bars and lines of training runs and sweeps
+- :mod:`gmmdiff.results`   -- load_run / load_sweep: results for analysis
+
+The main functions import from the package itself (``from gmmdiff import load_run``);
+each is loaded on first use, so ``import gmmdiff`` stays cheap.
 """
+import importlib
+
 __version__ = "0.2.0"
+
+# name -> module that defines it (see each function's docstring)
+_EXPORTS = {
+    "load_run": "results", "load_sweep": "results", "RunResults": "results",
+    "SweepResults": "results",
+    "make_dataset": "data", "make_mixture": "data", "Dataset": "data",
+    "GaussianMixture": "data",
+    "gmm_denoise": "denoisers", "gmm_x0": "denoisers", "convert": "denoisers",
+    "generalizing": "denoisers", "memorizing": "denoisers",
+    "partially_memorizing": "denoisers", "GMMParams": "denoisers",
+    "loss_and_grad": "losses", "denoising_loss": "losses", "per_time_losses": "losses",
+    "time_grid": "process", "coefficients": "process",
+    "generalizing_excess_loss": "theory", "partial_memorizing_excess_loss": "theory",
+    "predict_transition": "theory", "compare_with_monte_carlo": "theory",
+    "predicted_ratios": "predict", "shipped_fits": "predict", "read_fit": "predict",
+    "TrainConfig": "config", "parse_model_sizes": "config",
+    "run": "runs", "run_batch": "runs",
+    "SweepSpec": "sweep", "run_sweep": "sweep", "summarize": "sweep", "fit_sweep": "sweep",
+    "sample": "sampling", "memorization": "metrics", "detect": "transition",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
