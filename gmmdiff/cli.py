@@ -73,15 +73,17 @@ def positive(minimum=1):
 D = TrainConfig()
 
 
-def data_options(f):
-    """--dim, --components, --samples, --seed (SPEC 2)."""
+def data_options(f, notes=None):
+    """--dim, --components, --samples, --seed (SPEC 2); ``notes`` as for
+    :func:`optimization_options` (see :func:`noted_data_options`)."""
     for opt in reversed([
         click.option("--dim", "-d", type=int, default=D.dim, show_default=True,
                      callback=positive(1), help="data dimension d"),
         click.option("--components", "-K", type=int, default=D.components, show_default=True,
-                     callback=positive(1), help="number of mixture components K"),
+                     callback=positive(1), help=noted("number of mixture components K", "components",
+                                                          notes)),
         click.option("--samples", "-N", type=int, default=D.samples, show_default=True,
-                     callback=positive(2), help="number of training samples N"),
+                     callback=positive(2), help=noted("number of training samples N", "samples", notes)),
         click.option("--seed", type=int, default=D.seed, show_default=True,
                      callback=positive(0), help="seed of data, initialization and noise"),
     ]):
@@ -89,23 +91,42 @@ def data_options(f):
     return f
 
 
-def optimization_options(defaults=D):
+def noted_data_options(notes):
+    """:func:`data_options` with ``notes`` in the help."""
+    return lambda f: data_options(f, notes)
+
+
+def noted(help_text, name, notes):
+    """``help_text`` with the default that applies elsewhere, e.g. '(--model templates: 8)'."""
+    return f"{help_text} ({notes[name]})" if notes and name in notes else help_text
+
+
+def optimization_options(defaults=D, notes=None):
     """The settings of :class:`gmmdiff.config.TrainConfig` beyond the data options, with
-    the given defaults (the CPU default for gmmdiff-train, the paper's for sweeps)."""
+    the given defaults (the CPU default for gmmdiff-train, the paper's for sweeps);
+    ``notes``: option name -> the default under another --model or --preset, added to
+    its help."""
     def decorate(f):
         for opt in reversed([
             click.option("--steps", type=int, default=defaults.steps, show_default=True,
-                         callback=positive(1), help="optimizer steps (full batch: one step = one epoch)"),
+                         callback=positive(1), help=noted("optimizer steps (full batch: one step = one "
+                                                           "epoch)", "steps", notes)),
             click.option("--noise-draws", type=int, default=defaults.noise_draws, show_default=True,
-                         callback=positive(1), help="noise draws per sample and step"),
+                         callback=positive(1),
+                         help=noted("noise draws per sample and step", "noise_draws", notes)),
             click.option("--eval-samples", type=int, default=defaults.eval_samples, show_default=True,
                          callback=positive(1), help="generated samples for the memorization ratio and W2"),
             click.option("--eval-noise-draws", type=int, default=defaults.eval_noise_draws,
                          show_default=True, callback=positive(1),
                          help="noise draws per sample for the per-time losses"),
-            click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True),
-            click.option("--dtype", type=click.Choice(DTYPES), default=defaults.dtype, show_default=True),
-            click.option("--init", type=click.Choice(INITS), default=defaults.init, show_default=True),
+            click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True,
+                         help="numpy: the CPU; cupy: a GPU (pip install '.[cuda12]')"),
+            click.option("--dtype", type=click.Choice(DTYPES), default=defaults.dtype, show_default=True,
+                         help="precision of training (float64 is the reference)"),
+            click.option("--init", type=click.Choice(INITS), default=defaults.init, show_default=True,
+                         help="initial means: pmem (M training points, the paper's), prior "
+                              "(M draws of the data mixture, variance s*) or gaussian "
+                              "(N(0, scale^2/d I))"),
             click.option("--init-var", type=float, default=defaults.init_var, show_default=True,
                          help="initial variance for inits pmem and gaussian"),
             click.option("--init-noise-var", type=float, default=defaults.init_noise_var,
@@ -115,21 +136,31 @@ def optimization_options(defaults=D):
                          default=defaults.gaussian_scale, show_default=True,
                          help="gaussian: means ~ N(0, scale^2 / d I)"),
             click.option("--target", type=click.Choice(TRAIN_TARGETS), default=defaults.target,
-                         show_default=True),
+                         show_default=True,
+                         help=noted("what the denoiser predicts and the loss compares: noise "
+                                    "eps, clean x0 or velocity v", "target", notes)),
             click.option("--process", type=click.Choice(PROCESSES), default=defaults.process,
-                         show_default=True),
+                         show_default=True,
+                         help="diffusion process: vp (alpha_t = sqrt(1 - t^2), sigma_t = t) or "
+                              "fm (flow matching, alpha_t = 1 - t)"),
             click.option("--data-var", type=float, default=defaults.data_var, show_default=True,
                          help="variance s* of the data mixture"),
             click.option("--lr", "lr_peak", type=float, default=defaults.lr_peak, show_default=True,
-                         help="peak learning rate"),
-            click.option("--lr-final", type=float, default=defaults.lr_final, show_default=True),
+                         help=noted("peak learning rate", "lr_peak", notes)),
+            click.option("--lr-final", type=float, default=defaults.lr_final, show_default=True,
+                         help="learning rate at the last step (linear decay after the warm-up)"),
             click.option("--warmup", "warmup_frac", type=float, default=defaults.warmup_frac,
                          show_default=True, help="fraction of steps of linear warm-up"),
-            click.option("--t-min", type=float, default=defaults.t_min, show_default=True),
-            click.option("--t-max", type=float, default=defaults.t_max, show_default=True),
-            click.option("--grid-size", type=int, default=defaults.grid_size, show_default=True),
+            click.option("--t-min", type=float, default=defaults.t_min, show_default=True,
+                         help="smallest time of the training and evaluation grid"),
+            click.option("--t-max", type=float, default=defaults.t_max, show_default=True,
+                         help="largest time of the grid"),
+            click.option("--grid-size", type=int, default=defaults.grid_size, show_default=True,
+                         help="number of grid times (evenly spaced from --t-min to --t-max)"),
             click.option("--sampler", type=click.Choice(["ddim", "ddpm"]), default=defaults.sampler,
-                         show_default=True),
+                         show_default=True,
+                         help="sampler of the generated samples that the memorization ratio "
+                              "is measured on (ddim: deterministic)"),
             click.option("--common-noise", is_flag=True,
                          help="all models of a batch share one stream of times and noise "
                               "(default: each model its own)"),
@@ -157,7 +188,8 @@ def model_options(f):
                      help="MNIST/Fashion-MNIST IDX (.gz or not), .npy or .npz images "
                           "(default: the set shipped with gmmdiff)"),
         click.option("--image-size", type=int, default=D.image_size, show_default=True,
-                     callback=positive(2), help="templates are resized to this many pixels a side"),
+                     callback=positive(2), help=noted("templates are resized to this many pixels a side",
+                                                         "image_size", TEMPLATE_NOTES)),
         click.option("--colors", type=int, default=D.colors, show_default=True,
                      callback=positive(1), help="color channels C"),
     ]):
@@ -165,11 +197,19 @@ def model_options(f):
     return f
 
 
+def version_option(script):
+    """--version: the script's name and gmmdiff's version."""
+    from . import __version__
+    return click.version_option(__version__, "--version", prog_name=script,
+                                message="%(prog)s (gmmdiff) %(version)s")
+
+
 # Built-in defaults of `gmmdiff-train --model templates` where an option is not given:
 # 8 templates (the paper's count) at 10 x 10, 24 samples, the x0 target, which converges
 # in 3,000 steps at a peak learning rate of 1e-2 (measured; ~1 minute on 2 cores).
 TEMPLATE_DEFAULTS = {"components": 8, "samples": 24, "image_size": 10, "steps": 3000,
                      "lr_peak": 1e-2, "target": "x0", "noise_draws": 4}
+TEMPLATE_NOTES = {k: f"--model templates: {v}" for k, v in TEMPLATE_DEFAULTS.items()}
 
 
 def apply_model_defaults(ctx, opts):

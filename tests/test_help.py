@@ -1,0 +1,54 @@
+"""Every script: --version, and --help with a line for every option and the defaults
+that apply under --model templates and --preset cpu."""
+import subprocess
+import sys
+import os
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import gmmdiff
+from gmmdiff.cli import TEMPLATE_DEFAULTS
+from gmmdiff.sweep import PRESETS
+
+from test_cli import ROOT, load_script
+
+SCRIPTS = ("gmmdiff-train", "gmmdiff-sweep", "gmmdiff-predict", "gmmdiff-plot")
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_version_and_a_help_line_for_every_option(name):
+    main = load_script(name)
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0 and result.output == f"{name} (gmmdiff) {gmmdiff.__version__}\n"
+    missing = [p.name for p in main.params if isinstance(p, click.Option) and not p.help]
+    assert missing == [], f"{name}: options without help: {missing}"
+    assert CliRunner().invoke(main, ["--help"]).exit_code == 0
+
+
+def test_version_from_the_installed_script_path():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "gmmdiff-train"), "--version"],
+                          env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip().endswith(gmmdiff.__version__)
+
+
+def option_help(main, name):
+    return next(p for p in main.params if p.name == name).help
+
+
+def test_train_help_gives_the_template_defaults_and_the_resume_rule():
+    main = load_script("gmmdiff-train")
+    for name, value in TEMPLATE_DEFAULTS.items():
+        assert f"(--model templates: {value})" in option_help(main, name), name
+    text = CliRunner().invoke(main, ["--help"]).output
+    assert "Resume: re-running the same command" in text and "is refused" in text
+
+
+def test_sweep_help_gives_the_cpu_preset_and_the_override_rule():
+    main = load_script("gmmdiff-sweep")
+    for name, value in PRESETS["cpu"].items():
+        assert f"(--preset cpu: {value})" in option_help(main, name), name
+    text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
+    assert "Options given explicitly override the preset's" in text
+    assert "Resume: re-running the same command" in text
