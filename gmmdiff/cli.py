@@ -30,6 +30,13 @@ class Command(click.Command):
     """A click command whose every error is one line on stderr: click's usage errors
     (a bad option value, a missing argument) too, without the Usage/Try lines."""
 
+    def parse_args(self, ctx, args):
+        repeated = repeated_option(self, args)
+        if repeated:
+            raise click.UsageError(f"option {repeated} given more than once; give it once "
+                                   "(a second value would silently replace the first)", ctx=ctx)
+        return super().parse_args(ctx, args)
+
     def main(self, *args, standalone_mode=True, **kwargs):
         if not standalone_mode:
             return super().main(*args, standalone_mode=False, **kwargs)
@@ -42,6 +49,38 @@ class Command(click.Command):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def repeated_option(command, args):
+    """The first option of ``command`` (not ``multiple``) that ``args`` give twice, by
+    any of its names ('--steps 5', '--steps=5', '-N 5', '-N5'), or None."""
+    names, seen = {}, {}
+    for p in command.params:
+        if isinstance(p, click.Option) and not p.multiple and not p.count:
+            for opt in p.opts + p.secondary_opts:
+                names[opt] = p
+    k = 0
+    while k < len(args):
+        a = args[k]
+        k += 1
+        if a == "--":
+            break
+        p = names.get(a)
+        if p is None and a.startswith("--") and "=" in a:
+            p = names.get(a.split("=", 1)[0])
+        elif p is None and a.startswith("-") and not a.startswith("--") and len(a) > 2:
+            p = names.get(a[:2])                         # '-N5'
+            if p is not None and p.is_flag:
+                p = None
+        elif p is not None and not p.is_flag:
+            k += 1                                       # its value
+        if p is None:
+            continue
+        name = a.split("=", 1)[0] if a.startswith("--") else a[:2]
+        if p.name in seen:
+            return seen[p.name] if seen[p.name] == name else f"{seen[p.name]} / {name}"
+        seen[p.name] = name
+    return None
 
 
 def handle_errors(func):

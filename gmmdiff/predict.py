@@ -419,3 +419,39 @@ def shipped_fits():
         if os.path.exists(path):
             out[source] = read_json(path)
     return out
+
+
+def held_out_error(fit, source, weights):
+    """Mean squared error of M*/N predicted by ``source`` with time weights ``weights``
+    (T,) on the held-out configurations of ``fit`` (a ``fit_<source>.json`` dict), as
+    :func:`fit_summary` scores them (a curve without a sign change clamped). For the
+    fit's own source and weights it is the fit's ``mse_test``; for another
+    approximation, or another weighting, it is computed here from the configurations'
+    names, the fit's target, process and data variance. "mc" needs the sweep's trained
+    curves, which a fit file does not hold: None unless it is the fit's own.
+    Returns ``(mse or None, number of held-out configurations)``."""
+    import re
+
+    from .config import TrainConfig
+    test = list(fit.get("test", []))
+    weights = np.asarray(weights, dtype=np.float64)
+    own = np.allclose(weights, np.asarray(fit["weights"], dtype=np.float64), rtol=0, atol=0)
+    if source == fit.get("source") and own and "mse_test" in fit:
+        return float(fit["mse_test"]), len(test)
+    if source == "mc" or not test or "configs" not in fit or "measured" not in fit:
+        return None, len(test)
+    times = np.asarray(fit["times"], dtype=np.float64)
+    errors = []
+    for i in test:
+        m = re.fullmatch(r"N(\d+)-d(\d+)-K(\d+)-s(\d+)", str(fit["configs"][i]))
+        if m is None:
+            return None, len(test)
+        N, d, K, seed = (int(v) for v in m.groups())
+        cfg = TrainConfig(dim=d, components=K, samples=N, seed=seed,
+                          data_var=fit.get("data_var", 1.0), target=fit.get("target", "eps"),
+                          process=fit.get("process", "vp"))
+        X = cfg.dataset().X if source == "nearest" else None
+        M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
+        ratio, _ = predicted_ratio(M, gen, pmem, weights, N, clamp=True)
+        errors.append((ratio - float(fit["measured"][i])) ** 2)
+    return float(np.mean(errors)), len(test)

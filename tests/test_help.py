@@ -52,3 +52,26 @@ def test_sweep_help_gives_the_cpu_preset_and_the_override_rule():
     text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
     assert "Options given explicitly override the preset's" in text
     assert "Resume: re-running the same command" in text
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--steps", "5", "--steps", "6"], "--steps"),
+    (["-N", "5", "--samples", "7"], "-N / --samples"),
+    (["--steps=5", "--steps", "3"], "--steps"),
+    (["-N5", "-N", "6"], "-N"),
+    (["--lr", "-1", "--lr", "2"], "--lr"),
+])
+def test_an_option_given_twice_is_refused(args, named, tmp_path):
+    result = CliRunner().invoke(load_script("gmmdiff-train"), args + ["--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: option {named} given more than once; give it once (a second value would "
+        "silently replace the first)"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_value_that_looks_like_an_option_is_not_counted():
+    from gmmdiff.cli import repeated_option
+    main = load_script("gmmdiff-train")
+    assert repeated_option(main, ["--out", "--steps", "--steps", "4"]) is None
+    assert repeated_option(main, ["--model-sizes", "2,4", "-M", "3"]) == "--model-sizes / -M"
