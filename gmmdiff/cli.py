@@ -30,8 +30,12 @@ class Command(click.Command):
     """A click command whose every error is one line on stderr: click's usage errors
     (a bad option value, a missing argument) too, without the Usage/Try lines."""
 
+    # Refuse an option given twice (click keeps the last value). Off by default: the
+    # scripts' tests and users' wrappers append overrides to a base command line.
+    refuse_repeated = False
+
     def parse_args(self, ctx, args):
-        repeated = repeated_option(self, args)
+        repeated = repeated_option(self, args) if self.refuse_repeated else None
         if repeated:
             raise click.UsageError(f"option {repeated} given more than once; give it once "
                                    "(a second value would silently replace the first)", ctx=ctx)
@@ -49,6 +53,12 @@ class Command(click.Command):
             click.echo("Aborted!", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+class StrictCommand(Command):
+    """A :class:`Command` that refuses an option given twice (gmmdiff-predict: a second
+    --fit-file used to replace the first silently)."""
+    refuse_repeated = True
 
 
 def repeated_option(command, args):

@@ -2,21 +2,52 @@
 
 Figure 2 of the paper, from one run directory:
 
-- ``fig2_memorization.png`` -- memorization ratio (95% Wilson band) and learned
+- ``fig2_memorization.<fmt>`` -- memorization ratio (95% Wilson band) and learned
   variance against M/N;
-- ``fig2_losses.png`` -- final train and test loss against M/N beside the generalizing,
-  memorizing and partially memorizing baselines;
-- ``fig2_per_time.png`` -- per-time training loss of each trained model beside the
-  baselines.
+- ``fig2_losses.<fmt>`` -- final train and test loss against M/N beside the
+  generalizing and memorizing baselines, and the partially memorizing baseline in a
+  panel of its own (its values, decades above, would flatten the others);
+- ``fig2_per_time.<fmt>`` -- per-time training loss of each trained model as a
+  fraction of the generalizing model's (log scale where the values span decades).
 
-PNG files are written atomically next to the results.
+Every figure names its configuration (d, K, N, steps, noise draws, target, seed) in
+its title and every line in its legend. Files are written atomically next to the
+results, as PNG, PDF or SVG (:data:`FORMATS`; the format follows the file name's
+suffix) at the resolution set by :func:`figure_options` (default :data:`DPI`).
 """
+import contextlib
 import io
 import os
 
 import numpy as np
 
 from .storage import atomic_write_bytes, load_run
+
+FORMATS = ("png", "pdf", "svg")
+DPI = 150
+_OPTIONS = {"dpi": DPI, "format": "png"}
+
+
+@contextlib.contextmanager
+def figure_options(*, fmt="png", dpi=DPI):
+    """Within the block, figures are written as ``fmt`` (png, pdf or svg) at ``dpi``
+    (raster resolution; PDF and SVG stay vector)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"figure format {fmt!r} not supported; accepted: {', '.join(FORMATS)}")
+    if not (isinstance(dpi, (int, float)) and 20 <= dpi <= 1200):
+        raise ValueError(f"dpi {dpi!r} must be between 20 and 1200")
+    before = dict(_OPTIONS)
+    _OPTIONS.update(dpi=dpi, format=fmt)
+    try:
+        yield
+    finally:
+        _OPTIONS.clear()
+        _OPTIONS.update(before)
+
+
+def _name(directory, stem):
+    """``directory/stem.<current format>``."""
+    return os.path.join(directory, f"{stem}.{_OPTIONS['format']}")
 
 
 def _plt():
@@ -27,15 +58,34 @@ def _plt():
 
 
 def _save(fig, path):
+    fmt = os.path.splitext(path)[1].lstrip(".").lower() or _OPTIONS["format"]
+    if fmt not in FORMATS:
+        raise ValueError(f"figure file {path}: format {fmt!r} not supported; accepted: "
+                         f"{', '.join(FORMATS)}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    meta = {"Software": None} if fmt == "png" else {}     # no version stamp: same bytes per run
+    fig.savefig(buf, format=fmt, dpi=_OPTIONS["dpi"], bbox_inches="tight", metadata=meta or None)
     atomic_write_bytes(path, buf.getvalue())
 
 
+def describe(identity):
+    """One line naming a run's configuration, for titles: 'd = 10, K = 2, N = 20, seed 0;
+    50,000 steps, 10 noise draws, eps target' (templates: size and colors instead of d)."""
+    g = identity.get
+    if g("model", "gmm") == "templates":
+        data = (f"templates K = {g('components')}, {g('image_size')}x{g('image_size')} px, "
+                f"{g('colors')} colors")
+    else:
+        data = f"d = {g('dim')}, K = {g('components')}"
+    return (f"{data}, N = {g('samples')}, seed {g('seed')}; {g('steps'):,} steps, "
+            f"{g('noise_draws')} noise draws, {g('target')} target")
+
+
 def figure2(run_dir):
-    """Write the three figure-2 PNGs into ``run_dir``; returns their paths."""
+    """Write the three figure-2 files into ``run_dir``; returns their paths."""
     plt = _plt()
-    _, rows = load_run(run_dir, check_arrays=True)
+    cfg, rows = load_run(run_dir, check_arrays=True)
+    title = describe(cfg["identity"])
     x = np.array([r["M_over_N"] for r in rows])
     ratio = np.array([r["memorization"]["ratio"] for r in rows])
     lo = np.array([r["memorization"]["interval"][0] for r in rows])
@@ -43,64 +93,127 @@ def figure2(run_dir):
     var = np.array([r["learned_variance"] for r in rows])
     paths = []
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     a1.fill_between(x, lo, hi, alpha=0.25, label="95% Wilson interval")
     a1.plot(x, ratio, "o-", label="memorization ratio")
-    a1.axhline(0.5, color="gray", lw=0.8, ls=":")
-    a1.set(xlabel="M / N", ylabel="memorized fraction of samples", ylim=(-0.03, 1.03))
+    a1.axhline(0.5, color="gray", lw=0.8, ls=":", label="1/2 (the transition)")
+    a1.set(xlabel="M / N", ylabel="memorized fraction of generated samples", ylim=(-0.03, 1.03))
     a1.legend(loc="upper left", fontsize=8)
-    a2.semilogy(x, np.maximum(var, 1e-300), "o-", color="C3")
-    a2.set(xlabel="M / N", ylabel="learned variance")
-    fig.suptitle("memorization against model size")
-    paths.append(os.path.join(run_dir, "fig2_memorization.png"))
+    a2.semilogy(x, np.maximum(var, 1e-300), "o-", color="C3", label="learned variance")
+    a2.axhline(cfg["identity"].get("data_var", 1.0), color="gray", ls="--", lw=1,
+               label="data variance s*")
+    a2.set(xlabel="M / N", ylabel="learned variance (log)")
+    a2.legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"memorization against model size\n{title}", fontsize=10)
+    paths.append(_name(run_dir, "fig2_memorization"))
     _save(fig, paths[-1])
     plt.close(fig)
 
     def mean_loss(r, key):
         return float(np.mean(r["per_time_losses"][key]))
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(x, [r["final_train_loss"] for r in rows], "o-", label="trained, train")
-    ax.plot(x, [r["final_test_loss"] for r in rows], "s-", label="trained, test")
-    ax.plot(x, [mean_loss(r, "pmem_train") for r in rows], "--", label="partially memorizing, train")
-    for key, style, label in (("generalizing_train", "-", "generalizing, train"),
-                              ("generalizing_test", ":", "generalizing, test"),
-                              ("memorizing_train", "-.", "memorizing, train")):
-        ax.axhline(mean_loss(rows[0], key), color="gray", ls=style, lw=1, label=label)
-    ax.set(xlabel="M / N", ylabel="loss (grid average)", yscale="log")
-    ax.legend(fontsize=7)
-    paths.append(os.path.join(run_dir, "fig2_losses.png"))
+    # the trained models beside theta* and theta_mem; the partially memorizing baseline
+    # (variance 0 on M points: decades above at small t) in its own panel
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    train = np.array([r["final_train_loss"] for r in rows])
+    test = np.array([r["final_test_loss"] for r in rows])
+    a1.plot(x, train, "o-", color="C0", label="trained, train")
+    a1.plot(x, test, "s-", color="C1", label="trained, test")
+    gen_tr, gen_te = mean_loss(rows[0], "generalizing_train"), mean_loss(rows[0], "generalizing_test")
+    mem_tr = mean_loss(rows[0], "memorizing_train")
+    a1.axhline(gen_tr, color="k", ls="-", lw=1, label=f"generalizing theta*, train ({gen_tr:.3g})")
+    a1.axhline(gen_te, color="k", ls=":", lw=1, label=f"generalizing theta*, test ({gen_te:.3g})")
+    shown = np.concatenate([train, test, [gen_tr, gen_te]])
+    if mem_tr > 0:
+        a1.axhline(mem_tr, color="gray", ls="-.", lw=1, label=f"memorizing theta_mem, train ({mem_tr:.3g})")
+        shown = np.append(shown, mem_tr)
+    _log_if_decades(a1, shown)
+    a1.set(xlabel="M / N", ylabel="loss (average over the time grid)",
+           title="trained models and the two extreme baselines", )
+    a1.legend(fontsize=8)
+    pm_tr = np.array([mean_loss(r, "pmem_train") for r in rows])
+    pm_te = np.array([mean_loss(r, "pmem_test") for r in rows])
+    a2.plot(x, pm_tr, "^--", color="C2", label="partially memorizing theta_pmem,M, train")
+    a2.plot(x, pm_te, "v:", color="C2", label="partially memorizing theta_pmem,M, test")
+    a2.plot(x, train, "o-", color="C0", label="trained, train (as left)")
+    _log_if_decades(a2, np.concatenate([pm_tr, pm_te, train]))
+    a2.set(xlabel="M / N", ylabel="loss (average over the time grid)",
+           title="the partially memorizing baseline")
+    a2.legend(fontsize=8)
+    fig.suptitle(f"final losses against model size\n{title}", fontsize=10)
+    paths.append(_name(run_dir, "fig2_losses"))
     _save(fig, paths[-1])
     plt.close(fig)
 
-    paths.append(os.path.join(run_dir, "fig2_per_time.png"))
-    _per_time_panel(plt, rows, paths[-1])
+    paths.append(_name(run_dir, "fig2_per_time"))
+    _per_time_panel(plt, rows, paths[-1], title)
     return paths
 
 
-def _per_time_panel(plt, rows, path):
+def _log_if_decades(ax, values, decades=1.5):
+    """Log y axis when the positive ``values`` span more than ``decades`` decades."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    if v.size and v.max() / v.min() > 10 ** decades:
+        ax.set_yscale("log")
+
+
+def _per_time_panel(plt, rows, path, title):
     """Per-time training loss of each trained model as a fraction of the generalizing
-    model's at the same t (linear scale: the memorizing model's ~1e-30 at small t is 0
-    here instead of flattening every other curve on a log axis); colour = M/N."""
+    model's at the same t, one line per M; a log axis where the ratios span decades
+    (the memorizing model's ~0 at small t is then drawn at the axis floor, said in
+    its legend entry)."""
     t = np.array(rows[0]["times"])
     pl = rows[0]["per_time_losses"]
     gen = np.array(pl["generalizing_train"])
+    curves = np.array([np.array(r["per_time_losses"]["model_train"]) / gen for r in rows])
+    mem = np.array(pl["memorizing_train"]) / gen
     cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for r in rows:
-        ax.plot(t, np.array(r["per_time_losses"]["model_train"]) / gen, lw=1.2,
-                color=cmap(r["M_over_N"]))
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="generalizing (theta*)")
-    ax.plot(t, np.array(pl["memorizing_train"]) / gen, "k:", lw=1.5, label="memorizing (theta_mem)")
-    top = max(1.2, float(np.nanmax([np.array(r["per_time_losses"]["model_train"]) / gen
-                                    for r in rows])) * 1.05)
-    ax.set(xlabel="t", ylabel="training loss at t / generalizing loss at t", ylim=(-0.03, top),
-           title="per-time training loss of the trained models")
-    sm = plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, 1))
-    fig.colorbar(sm, ax=ax, label="M / N")
-    ax.legend(fontsize=7, loc="lower right")
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    positive = curves[np.isfinite(curves) & (curves > 0)]
+    log = positive.size and positive.max() / positive.min() > 10 ** 1.5
+    n = len(rows)
+    for k, (r, c) in enumerate(zip(rows, curves)):
+        ax.plot(t, c, lw=1.3, color=cmap(k / max(n - 1, 1)),
+                label=f"trained M = {r['M']} ({r['M_over_N']:.2f} N)")
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="generalizing theta* (= 1)")
+    if log:
+        floor = positive.min() / 3
+        shown = np.maximum(mem, floor)
+        clipped = bool(np.any(mem < floor))
+        ax.plot(t, shown, "k:", lw=1.5, label="memorizing theta_mem"
+                + (f" (below {floor:.1g}: drawn at it)" if clipped else ""))
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 1.5, max(positive.max(), 1.0) * 1.5)
+    else:
+        ax.plot(t, mem, "k:", lw=1.5, label="memorizing theta_mem")
+        top = max(1.2, float(np.nanmax(curves)) * 1.05)
+        ax.set_ylim(-0.03, top)
+    ax.set(xlabel="t", ylabel="training loss at t / generalizing loss at t"
+           + (" (log)" if log else ""))
+    ax.set_title(f"per-time training loss of the trained models\n{title}", fontsize=10)
+    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, path)
     plt.close(fig)
+
+
+APPROX_STYLES = (("simple", ":"), ("nearest", "--"), ("expected", "-."))
+
+
+def _figure1_axes(plt, t, mc_gen, approx_gen, pmem, ylabel, title):
+    """The figure-1 panel: ``pmem``: list of (M, MC curve, {method: curve})."""
+    fig, ax = plt.subplots(figsize=(8.2, 4.8))
+    ax.plot(t, mc_gen, "k-", lw=2, label="generalizing theta* (MC)")
+    ax.plot(t, approx_gen, "k--", lw=1, label="generalizing theta* (approx.)")
+    for i, (M, mc, approx) in enumerate(pmem):
+        c = f"C{i}"
+        ax.plot(t, mc, "-", color=c, lw=2, label=f"pmem M = {M} (MC)")
+        for method, style in APPROX_STYLES:
+            ax.plot(t, approx[method], style, color=c, lw=1.2, label=f"pmem M = {M}, {method}")
+    ax.set(xlabel="t", ylabel=ylabel, yscale="log")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig, ax
 
 
 def figure1(run_dir, path=None, n_sizes=3):
@@ -114,20 +227,15 @@ def figure1(run_dir, path=None, n_sizes=3):
     t = np.array(picks[0]["times"])
     pl = picks[0]["per_time_losses"]
     mem = np.array(pl["memorizing_train"])
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    ax.plot(t, np.array(pl["generalizing_train"]) - mem, "k-", lw=2, label="generalizing (MC)")
-    ax.plot(t, picks[0]["approximations_excess_over_memorizing"]["generalizing"], "k--",
-            label="generalizing (approx.)")
-    for i, r in enumerate(picks):
-        c = f"C{i}"
-        ax.plot(t, np.array(r["per_time_losses"]["pmem_train"]) - mem, "-", color=c, lw=2,
-                label=f"pmem M={r['M']} (MC)")
-        ap = r["approximations_excess_over_memorizing"]
-        for method, style in (("simple", ":"), ("nearest", "--"), ("expected", "-.")):
-            ax.plot(t, ap[method], style, color=c, lw=1, label=f"{method}" if i == 0 else None)
-    ax.set(xlabel="t", ylabel="training loss minus memorizing loss", yscale="log")
-    ax.legend(fontsize=6, ncol=2)
-    path = path or os.path.join(run_dir, "fig1_losses_vs_approximations.png")
+    pmem = [(r["M"], np.array(r["per_time_losses"]["pmem_train"]) - mem,
+             r["approximations_excess_over_memorizing"]) for r in picks]
+    fig, _ = _figure1_axes(plt, t, np.array(pl["generalizing_train"]) - mem,
+                           picks[0]["approximations_excess_over_memorizing"]["generalizing"], pmem,
+                           f"training loss minus memorizing loss ({cfg['identity'].get('target')} "
+                           "scale)",
+                           f"{os.path.basename(os.path.abspath(run_dir))}: excess training losses "
+                           f"against the approximations\n{describe(cfg['identity'])}")
+    path = path or _name(run_dir, "fig1_losses_vs_approximations")
     _save(fig, path)
     plt.close(fig)
     return path
@@ -205,15 +313,17 @@ def figure3_svar(result, path, *, weighting="simplex"):
     return path
 
 
-def figure7(curves, path):
+def figure7(curves, path, subtitle=""):
     """Memorization ratio against M/N for the settings of a sweep run with several seeds:
     one panel per (d, N), one colour per K, the mean over seeds and its min-max band.
-    ``curves``: dict (N, d, K) -> list of (M/N array, ratio array) per seed."""
+    ``curves``: dict (N, d, K) -> list of (M/N array, ratio array) per seed;
+    ``subtitle``: the sweep's shared settings."""
     plt = _plt()
     Ns = sorted({k[0] for k in curves})
     ds = sorted({k[1] for k in curves})
     Ks = sorted({k[2] for k in curves})
-    fig, axes = plt.subplots(len(ds), len(Ns), figsize=(3.2 * len(Ns), 2.6 * len(ds)),
+    fig, axes = plt.subplots(len(ds), len(Ns), figsize=(max(6.4, 3.4 * len(Ns)),
+                                                        max(4.2, 2.8 * len(ds)) + 0.6),
                              sharex=True, sharey=True, squeeze=False)
     n_seeds = max(len(v) for v in curves.values())
     for (N, d, K), seeds in sorted(curves.items()):
@@ -221,8 +331,9 @@ def figure7(curves, path):
         grid = np.unique(np.concatenate([x for x, _ in seeds]))
         ys = np.array([np.interp(grid, x, y) for x, y in seeds])
         c = f"C{Ks.index(K)}"
-        ax.fill_between(grid, ys.min(0), ys.max(0), color=c, alpha=0.25, lw=0)
-        ax.plot(grid, ys.mean(0), color=c, lw=1.3, label=f"K = {K}")
+        ax.fill_between(grid, ys.min(0), ys.max(0), color=c, alpha=0.25, lw=0,
+                        label=f"K = {K}, min-max over {len(seeds)} seeds")
+        ax.plot(grid, ys.mean(0), color=c, lw=1.3, label=f"K = {K}, mean over seeds")
     for i, d in enumerate(ds):
         for j, N in enumerate(Ns):
             ax = axes[i, j]
@@ -233,13 +344,21 @@ def figure7(curves, path):
                 ax.set_xlabel("M / N")
             if j == 0:
                 ax.set_ylabel("memorization ratio")
-    axes[0, 0].legend(fontsize=7, loc="upper left")
-    fig.suptitle(f"memorization ratio against M / N\nmean over {n_seeds} seeds (line), min-max "
-                 "over seeds (band)", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="upper center", ncol=min(4, len(labels)),
+               bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"memorization ratio against M / N, {n_seeds} seeds per setting"
+                 + (f"\n{subtitle}" if subtitle else ""), fontsize=10)
     fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
     return path
+
+
+def _sweep_settings(spec):
+    b = spec.base
+    return (f"{b.steps:,} steps, {b.noise_draws} noise draws, {b.target} target, "
+            f"seeds {','.join(map(str, spec.seeds))}")
 
 
 def sweep_figures(sweep_dir):
@@ -255,7 +374,7 @@ def sweep_figures(sweep_dir):
         if not os.path.exists(os.path.join(rd, "transition.json")):
             continue
         if not paths:
-            paths.append(figure1(rd, os.path.join(sweep_dir, "fig1_losses_vs_approximations.png")))
+            paths.append(figure1(rd, _name(sweep_dir, "fig1_losses_vs_approximations")))
         rows = load_run(rd, check_arrays=True)[1]
         key = (cfg.samples, cfg.dim, cfg.components)
         by_setting.setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
@@ -263,13 +382,13 @@ def sweep_figures(sweep_dir):
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
             paths.append(figure3(read_fit_scores(os.path.join(sweep_dir, name)),
-                                 os.path.join(sweep_dir, name[:-5].replace("fit_", "fig3_") + ".png")))
+                                 _name(sweep_dir, name[:-5].replace("fit_", "fig3_"))))
     if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
         paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
-                                  os.path.join(sweep_dir, "fig3_data_variance.png")))
+                                  _name(sweep_dir, "fig3_data_variance")))
     multi = {k: v for k, v in by_setting.items() if len(v) > 1}
     if multi:
-        paths.append(figure7(multi, os.path.join(sweep_dir, "fig7_seeds.png")))
+        paths.append(figure7(multi, _name(sweep_dir, "fig7_seeds"), _sweep_settings(spec)))
     return paths
 
 
@@ -310,7 +429,8 @@ def figure5(run_dir, path=None, n_show=8):
             if c < len(images):
                 ax.imshow(_rgb(np.asarray(images[c]), shape), interpolation="nearest")
         axes[r, 0].set_title(title, fontsize=8, loc="left")
-    path = path or os.path.join(run_dir, "fig5_templates.png")
+    fig.suptitle(describe(cfg_json["identity"]), fontsize=9)
+    path = path or _name(run_dir, "fig5_templates")
     _save(fig, path)
     plt.close(fig)
     return path
@@ -328,19 +448,14 @@ def figure1_theory(dataset, model_sizes, times, path, *, n_noise=20, seed=0, tar
     results = {M: compare_with_monte_carlo(dataset, M, t, n_noise=n_noise, seed=seed,
                                            target=target, process=process)
                for M in model_sizes}
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     first = results[model_sizes[0]]
-    ax.plot(t, first["mc_gen"], "k-", lw=2, label="generalizing (MC)")
-    ax.plot(t, first["gen"], "k--", label="generalizing (approx.)")
-    for i, (M, r) in enumerate(results.items()):
-        c = f"C{i}"
-        ax.plot(t, r["mc_pmem"], "-", color=c, lw=2, label=f"pmem M={M} (MC)")
-        for method, style in (("simple", ":"), ("nearest", "--"), ("expected", "-.")):
-            ax.plot(t, r[method], style, color=c, lw=1, label=method if i == 0 else None)
     N, d = dataset.X.shape
-    ax.set(xlabel="t", ylabel=f"training loss minus memorizing loss ({target} scale)",
-           yscale="log", title=f"d = {d}, K = {dataset.mixture.n_components}, N = {N}")
-    ax.legend(fontsize=6, ncol=2)
+    pmem = [(M, r["mc_pmem"], {m: r[m] for m, _ in APPROX_STYLES}) for M, r in results.items()]
+    fig, _ = _figure1_axes(plt, t, first["mc_gen"], first["gen"], pmem,
+                           f"training loss minus memorizing loss ({target} scale)",
+                           f"excess training losses against the approximations (no training)\n"
+                           f"d = {d}, K = {dataset.mixture.n_components}, N = {N}, seed {seed}; "
+                           f"Monte Carlo with {n_noise} noise draws per sample, {process}")
     _save(fig, path)
     plt.close(fig)
     return path, results
