@@ -42,4 +42,12 @@ setup(
     },
     scripts=SCRIPTS,
     license="MIT",
+    license_files=["LICENSE"],
+    author="The gmmdiff developers",
+    # the package has no public repository yet: the URLs are the paper's
+    url="https://arxiv.org/abs/2508.17689",
+    project_urls={"Paper (arXiv 2508.17689)": "https://arxiv.org/abs/2508.17689"},
+    classifiers=["License :: OSI Approved :: MIT License", "Programming Language :: Python :: 3",
+                 "Intended Audience :: Science/Research",
+                 "Topic :: Scientific/Engineering :: Artificial Intelligence"],
 )
