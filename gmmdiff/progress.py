@@ -99,10 +99,7 @@ class StepProgress:
         if step >= self.steps:
             return 0.0
         if step <= s0 or now <= t0:
-            # one report so far: the rate since the process started, counting the
-            # first report's steps as if they had all been run here
-            elapsed = now - self.start
-            return elapsed / step * (self.steps - step) if step > 0 and elapsed > 0 else None
+            return None             # one report so far: its time includes the start-up
         return (now - t0) / (step - s0) * (self.steps - step)
 
     def line(self, step, mean_loss, now):

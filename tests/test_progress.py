@@ -38,6 +38,7 @@ def test_step_progress_prints_at_a_steady_interval_with_eta_and_mean_loss():
     assert lines[1] == ("training 3 model sizes: step 310/1000 (31%), elapsed 0:31, ETA 1:09, "
                         "mean loss 3")
     assert lines[-1].endswith("ETA 0:00, mean loss 3")
+    assert "ETA ?" in lines[0]          # one report: no rate yet (its time holds the start-up)
 
 
 def test_a_resumed_run_takes_its_rate_from_its_own_steps():
