@@ -62,9 +62,10 @@ def _save(fig, path):
     if fmt not in FORMATS:
         raise ValueError(f"figure file {path}: format {fmt!r} not supported; accepted: "
                          f"{', '.join(FORMATS)}")
+    import matplotlib
     buf = io.BytesIO()
-    meta = {"Software": None} if fmt == "png" else {}     # no version stamp: same bytes per run
-    fig.savefig(buf, format=fmt, dpi=_OPTIONS["dpi"], bbox_inches="tight", metadata=meta or None)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):   # SVG text stays text (editable)
+        fig.savefig(buf, format=fmt, dpi=_OPTIONS["dpi"], bbox_inches="tight")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -105,6 +106,7 @@ def figure2(run_dir):
     a2.set(xlabel="M / N", ylabel="learned variance (log)")
     a2.legend(loc="lower left", fontsize=8)
     fig.suptitle(f"memorization against model size\n{title}", fontsize=10)
+    fig.tight_layout()
     paths.append(_name(run_dir, "fig2_memorization"))
     _save(fig, paths[-1])
     plt.close(fig)
@@ -129,7 +131,7 @@ def figure2(run_dir):
         shown = np.append(shown, mem_tr)
     _log_if_decades(a1, shown)
     a1.set(xlabel="M / N", ylabel="loss (average over the time grid)",
-           title="trained models and the two extreme baselines", )
+           title="trained models and the two extreme baselines")
     a1.legend(fontsize=8)
     pm_tr = np.array([mean_loss(r, "pmem_train") for r in rows])
     pm_te = np.array([mean_loss(r, "pmem_test") for r in rows])
@@ -141,6 +143,7 @@ def figure2(run_dir):
            title="the partially memorizing baseline")
     a2.legend(fontsize=8)
     fig.suptitle(f"final losses against model size\n{title}", fontsize=10)
+    fig.tight_layout()
     paths.append(_name(run_dir, "fig2_losses"))
     _save(fig, paths[-1])
     plt.close(fig)
@@ -159,40 +162,44 @@ def _log_if_decades(ax, values, decades=1.5):
 
 
 def _per_time_panel(plt, rows, path, title):
-    """Per-time training loss of each trained model as a fraction of the generalizing
-    model's at the same t, one line per M; a log axis where the ratios span decades
-    (the memorizing model's ~0 at small t is then drawn at the axis floor, said in
-    its legend entry)."""
+    """Per-time training loss of each trained model, one line per M: on the left as a
+    fraction of the generalizing model's at the same t (linear, cut at 2 where the
+    values go further: small differences near 1 stay visible), on the right absolute
+    on a log axis (values spanning decades stay visible; the memorizing model's ~0 at
+    small t is drawn at the axis floor, said in its legend entry)."""
     t = np.array(rows[0]["times"])
     pl = rows[0]["per_time_losses"]
     gen = np.array(pl["generalizing_train"])
-    curves = np.array([np.array(r["per_time_losses"]["model_train"]) / gen for r in rows])
-    mem = np.array(pl["memorizing_train"]) / gen
+    mem = np.array(pl["memorizing_train"])
+    absolute = np.array([r["per_time_losses"]["model_train"] for r in rows], dtype=np.float64)
+    rel = absolute / gen
     cmap = plt.get_cmap("viridis")
-    fig, ax = plt.subplots(figsize=(7.5, 4.6))
-    positive = curves[np.isfinite(curves) & (curves > 0)]
-    log = positive.size and positive.max() / positive.min() > 10 ** 1.5
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.6))
     n = len(rows)
-    for k, (r, c) in enumerate(zip(rows, curves)):
-        ax.plot(t, c, lw=1.3, color=cmap(k / max(n - 1, 1)),
-                label=f"trained M = {r['M']} ({r['M_over_N']:.2f} N)")
-    ax.axhline(1.0, color="k", ls="--", lw=1, label="generalizing theta* (= 1)")
-    if log:
-        floor = positive.min() / 3
-        shown = np.maximum(mem, floor)
-        clipped = bool(np.any(mem < floor))
-        ax.plot(t, shown, "k:", lw=1.5, label="memorizing theta_mem"
-                + (f" (below {floor:.1g}: drawn at it)" if clipped else ""))
-        ax.set_yscale("log")
-        ax.set_ylim(floor / 1.5, max(positive.max(), 1.0) * 1.5)
-    else:
-        ax.plot(t, mem, "k:", lw=1.5, label="memorizing theta_mem")
-        top = max(1.2, float(np.nanmax(curves)) * 1.05)
-        ax.set_ylim(-0.03, top)
-    ax.set(xlabel="t", ylabel="training loss at t / generalizing loss at t"
-           + (" (log)" if log else ""))
-    ax.set_title(f"per-time training loss of the trained models\n{title}", fontsize=10)
-    ax.legend(fontsize=7.5, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    for k, (r, c_rel, c_abs) in enumerate(zip(rows, rel, absolute)):
+        color = cmap(k / max(n - 1, 1))
+        a1.plot(t, c_rel, lw=1.3, color=color, label=f"trained M = {r['M']} ({r['M_over_N']:.2f} N)")
+        a2.plot(t, c_abs, lw=1.3, color=color)
+    a1.axhline(1.0, color="k", ls="--", lw=1, label="generalizing theta*")
+    a1.plot(t, mem / gen, "k:", lw=1.5, label="memorizing theta_mem")
+    top = float(np.nanmax(rel))
+    cut = top > 2.0
+    a1.set_ylim(-0.03, 2.0 if cut else max(1.2, top * 1.05))
+    a1.set(xlabel="t", ylabel="training loss at t / generalizing loss at t"
+           + (" (cut at 2)" if cut else ""), title="relative to theta*")
+    a2.plot(t, gen, "k--", lw=1)
+    positive = np.concatenate([absolute[absolute > 0], gen[gen > 0]])
+    floor = positive.min() / 10
+    clipped = bool(np.any(mem < floor))
+    a2.plot(t, np.maximum(mem, floor), "k:", lw=1.5)
+    a2.set_yscale("log")
+    a2.set_ylim(floor / 1.5, positive.max() * 1.5)
+    a2.set(xlabel="t", ylabel="training loss at t (log)", title="absolute"
+           + (f" (theta_mem below {floor:.1g} drawn at it)" if clipped else ""))
+    fig.suptitle(f"per-time training loss of the trained models\n{title}", fontsize=10)
+    fig.legend(*a1.get_legend_handles_labels(), fontsize=7.5, loc="center left",
+               bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
     _save(fig, path)
     plt.close(fig)
 
