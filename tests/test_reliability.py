@@ -590,7 +590,7 @@ def test_two_different_sweeps_started_together_on_a_new_directory_one_is_refused
     ("plot", [".", "--figure1"], "not both"),
     ("plot", [".", "-M", "abc"], "--model-sizes has no effect without --figure1"),
     ("plot", [".", "--out", "x.png"], "--out has no effect without --figure1"),
-    ("plot", ["--figure1", "--out", "x.txt"], "ending in .png"),
+    ("plot", ["--figure1", "--out", "x.txt"], "the suffix must name a format (png, pdf, svg)"),
     ("plot", ["--figure1", "--out", ""], "is empty"),
 ])
 def test_options_without_effect_are_refused_in_one_line(cli, args, match, tmp_path, monkeypatch):
