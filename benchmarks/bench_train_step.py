@@ -242,6 +242,9 @@ def main():
     ap.add_argument("--seeds", type=int, default=1, help="configurations per batch")
     ap.add_argument("--fused", action="store_true", help="cupy: also time the fused kernels")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--noise-draws", type=int, default=None,
+                    help="with --launches: noise draws per sample instead of the shapes' own "
+                         "(row counts scale every per-step byte count linearly)")
     ap.add_argument("--first-shape", action="store_true",
                     help="only the first shape of the list (--paper: d=50, K=12, N=200)")
     ap.add_argument("--launches", action="store_true",
@@ -259,7 +262,10 @@ def main():
         roofline.main(args)
         return
     if args.launches:
-        print_launches(PAPER if args.paper else SMALL, args.seeds)
+        shapes = (PAPER if args.paper else SMALL)[:1 if args.first_shape else None]
+        if args.noise_draws:
+            shapes = [(d, K, N, args.noise_draws, J) for d, K, N, _, J in shapes]
+        print_launches(shapes, args.seeds)
         return
     xp = get_xp(args.backend)
     shapes = (PAPER if args.paper else SMALL)[:1 if args.first_shape else None]
