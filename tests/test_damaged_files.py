@@ -383,3 +383,27 @@ def report_outcomes():
     if _N:
         for (top, kind, refused), n in sorted(OUTCOMES.items()):
             print(f"fuzz {top}: {kind}: {n} {'refused (one line, exit 2, unchanged)' if refused else 'still valid, accepted'}")
+
+
+def test_a_damaged_file_of_an_unfinished_sweep_configuration_is_one_line_before_any_work(
+        pristine, copies):
+    """What resuming a configuration reads -- its completed sizes' metrics and arrays,
+    its unit's checkpoint -- is checked before the sweep prints or trains anything."""
+    _, sweep = copies
+    rd = sweep / "N8-d3-K2-s0"
+    (rd / "transition.json").unlink()
+    good = (rd / "model_M00004.json").read_text()
+    set_json(rd / "model_M00004.json", ["memorization"], "high")
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "model_M00004.json")
+    (rd / "model_M00004.json").write_text(good)
+    replace_member(rd / "model_M00004.npz", "generated", huge_npy())
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "declares shape")
+    shutil.copy(pristine[1] / rd.name / "model_M00004.npz", rd / "model_M00004.npz")
+    (sweep / "checkpoint-N8-d3-shard0of1-refine.npz").write_bytes(b"PK\x03\x04 not a zip")
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "checkpoint-N8-d3-shard0of1-refine.npz")
