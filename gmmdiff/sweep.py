@@ -39,8 +39,10 @@ from .predict import SOURCES, approximation_curves, config_of, curves_from_resul
 from .runs import RESULTS_FORMAT, open_run_dir, run_batch
 from .runs import identity as runs_identity
 from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, completed_sizes,
-                      leftovers_only, load_run, read_checked, read_record, read_transition,
+                      leftovers_only, load_run, read_checked, read_metrics, read_model_arrays,
+                      read_record, read_transition,
                       remove_temporaries, schema_error, write_json)
+from .state import TrainState
 from .transition import detect, fit_curve
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -464,6 +466,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
     for name, _ in units:
         locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
+        check_unit_checkpoints(sweep_dir, name)
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
     busy = []
@@ -516,7 +519,8 @@ def _both(a, b):
 def check_configuration(sweep_dir, cfg, spec, backend):
     """Raise StorageError (one line naming the file) unless the run directory of ``cfg``
     in the sweep is absent or usable: a real directory (not a symbolic link) of this
-    configuration, with a valid index, plan and transition; reads, writes nothing."""
+    configuration, with a valid index, plan and transition and, while unfinished, valid
+    results of its completed sizes (what a resume reads); reads, writes nothing."""
     rd = os.path.join(sweep_dir, run_name(cfg))
     if os.path.islink(rd):
         raise StorageError(f"{rd} is a symbolic link; a sweep's run directories must be real "
@@ -525,10 +529,24 @@ def check_configuration(sweep_dir, cfg, spec, backend):
         return
     RunDir.check(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
-    completed_sizes(rd)
+    done = completed_sizes(rd)
     read_plan(rd, cfg, spec.coarse)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
+        return
+    for M in done:                          # what resuming the configuration reads
+        stem = os.path.join(rd, RunDir.model_stem(M))
+        read_metrics(stem + ".json", M)
+        read_model_arrays(stem + ".npz")
+
+
+def check_unit_checkpoints(sweep_dir, name):
+    """Raise StorageError (one line naming the file) when a checkpoint of unit ``name``
+    in the sweep directory is damaged; reads, writes nothing."""
+    for phase in ("coarse", "refine"):
+        path = os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz")
+        if os.path.lexists(path):
+            TrainState.labels_in(path)
 
 
 def _hold_run_dirs(sweep_dir, cfgs):

@@ -339,7 +339,7 @@ def check_one_damage(top, reference, target_files, command, data, writes=()):
         # besides the command's own output file (``writes``) the directory is as it
         # was, or the command redid what the file no longer listed, bit for bit
         assert kind == "type" and _LAST["still_valid"], result.output
-        after = {k: v for k, v in snapshot(top).items() if k not in writes}
+        after = {k: v for k, v in snapshot(top).items() if not k.startswith(tuple(writes))}
         assert after == before or after == pristine
         return
     one_line_error(result)
@@ -375,6 +375,19 @@ def test_fuzz_damaged_sweep(pristine, tmp_path_factory, data):
                      writes=("summary.csv",))
 
 
+@FUZZ
+@given(data=st.data())
+def test_fuzz_damaged_sweep_results_and_arrays_in_plot(pristine, tmp_path_factory, data):
+    """The same for what a sweep's figures read: every configuration's results and
+    arrays (NPZ: truncated, a flipped byte, a huge declared shape); gmmdiff-plot checks
+    them all before its first figure."""
+    sweep = pristine[1]
+    top = tmp_path_factory.getbasetemp() / "fuzz-plot"
+    names = sorted(str(p.relative_to(sweep)) for p in sweep.glob("N*/model_M*"))
+    check_one_damage(top, sweep, names, lambda: CliRunner().invoke(plot_cli, [str(top)]), data,
+                     writes=("fig",))
+
+
 @pytest.fixture(scope="module", autouse=True)
 def report_outcomes():
     """With GMMDIFF_FUZZ_EXAMPLES set, print how many damaged files were refused and how
@@ -383,3 +396,27 @@ def report_outcomes():
     if _N:
         for (top, kind, refused), n in sorted(OUTCOMES.items()):
             print(f"fuzz {top}: {kind}: {n} {'refused (one line, exit 2, unchanged)' if refused else 'still valid, accepted'}")
+
+
+def test_a_damaged_file_of_an_unfinished_sweep_configuration_is_one_line_before_any_work(
+        pristine, copies):
+    """What resuming a configuration reads -- its completed sizes' metrics and arrays,
+    its unit's checkpoint -- is checked before the sweep prints or trains anything."""
+    _, sweep = copies
+    rd = sweep / "N8-d3-K2-s0"
+    (rd / "transition.json").unlink()
+    good = (rd / "model_M00004.json").read_text()
+    set_json(rd / "model_M00004.json", ["memorization"], "high")
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "model_M00004.json")
+    (rd / "model_M00004.json").write_text(good)
+    replace_member(rd / "model_M00004.npz", "generated", huge_npy())
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "declares shape")
+    shutil.copy(pristine[1] / rd.name / "model_M00004.npz", rd / "model_M00004.npz")
+    (sweep / "checkpoint-N8-d3-shard0of1-refine.npz").write_bytes(b"PK\x03\x04 not a zip")
+    before = snapshot(sweep)
+    refused_unchanged(CliRunner().invoke(sweep_cli, SWEEP + ["--out", str(sweep)]), sweep, before,
+                      "checkpoint-N8-d3-shard0of1-refine.npz")
