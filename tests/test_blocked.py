@@ -164,3 +164,28 @@ def test_pcg_draws_keep_their_documented_stream_and_float32_draws_its_own():
                 np.testing.assert_array_equal(eps[j], e[o].T)
     z = BatchDraws(streams, 400, 50, (d,), L, xp=np, dtype=np.float32).chunk(0)[1]
     assert abs(z.mean()) < 5 / np.sqrt(z.size) and abs(z.var() - 1) < 5 * np.sqrt(2 / z.size)
+
+
+def test_buckets_pass_views_and_no_mask_where_nothing_is_padded():
+    """What each bucket's loss receives: contiguous buckets get views of the batch's
+    parameters and noise (no gather), buckets whose models all have the bucket's size
+    get mask=None (no padding work), padded buckets their mask slice."""
+    sizes = [4, 7, 7, 10]
+    p = problem(4, 10, 3, 50, pad=[(j, M) for j, M in enumerate(sizes) if M < 10])
+    means, std, x0, eps, alpha, sigma, wt, mask = p
+    seen = []
+
+    def spy(params, x0_b, eps_b, alpha_b, sigma_b, wt_b, xp, mask_b):
+        seen.append((np.shares_memory(eps_b, eps), np.shares_memory(params["means"], means),
+                     None if mask_b is None else mask_b.copy()))
+        return gmm_loss(params, x0_b, eps_b, alpha_b, sigma_b, wt_b, xp, mask_b)
+
+    bucketed(spy, [[0], [1, 2], [3]], sizes, np)({"means": means, "std": std}, x0, eps,
+                                                 alpha, sigma, wt, np, mask)
+    assert [s[:2] for s in seen] == [(True, True)] * 3
+    assert all(s[2] is None for s in seen)
+    seen.clear()
+    bucketed(spy, [[0, 1], [2, 3]], sizes, np)({"means": means, "std": std}, x0, eps,
+                                               alpha, sigma, wt, np, mask)
+    np.testing.assert_array_equal(seen[0][2], mask[:2, :7])               # 4 of 7 padded
+    np.testing.assert_array_equal(seen[1][2], mask[2:, :10])
