@@ -371,7 +371,7 @@ def _sweep_settings(spec):
 def sweep_figures(sweep_dir):
     """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
     several seeds) of a sweep directory; returns the paths written."""
-    from .storage import read_fit_scores
+    from .storage import read_fit_scores, read_json
     from .sweep import check_sweep_files, read_sweep, run_name
     check_sweep_files(sweep_dir)                    # every input checked, then drawn
     spec = read_sweep(sweep_dir)
@@ -384,7 +384,7 @@ def sweep_figures(sweep_dir):
             paths.append(figure1(rd, _name(sweep_dir, "fig1_losses_vs_approximations")))
         rows = load_run(rd, check_arrays=True)[1]
         key = (cfg.samples, cfg.dim, cfg.components)
-        by_setting.setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
+        by_setting.setdefault(cfg.data_var, {}).setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
                                                np.array([r["memorization"]["ratio"] for r in rows])))
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
@@ -393,9 +393,11 @@ def sweep_figures(sweep_dir):
     if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
         paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
                                   _name(sweep_dir, "fig3_data_variance")))
-    multi = {k: v for k, v in by_setting.items() if len(v) > 1}
-    if multi:
-        paths.append(figure7(multi, _name(sweep_dir, "fig7_seeds"), _sweep_settings(spec)))
+    for v, settings in sorted(by_setting.items()):     # one figure 7 per data variance
+        multi = {k: c for k, c in settings.items() if len(c) > 1}
+        if multi:
+            tag = "" if v == 1.0 else f"_v{v:g}"
+            paths.append(figure7(multi, _name(sweep_dir, f"fig7_seeds{tag}"), _sweep_settings(spec)))
     return paths
 
 

@@ -567,33 +567,41 @@ SCHEMAS = {
     "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
                    "M": ["num"], "ratio": ["num"]},
     "fit": {"weights": ["num"], "times": ["num"], "source": "str", "configs?": ["str"],
-            "measured?": ["num"], "predicted?": ["num"], "test?": ["int"], "train?": ["int"],
-            "mse_train?": "num?", "mse_test?": "num?", "trivial_prediction?": "num?",
-            "trivial_mse_train?": "num?", "trivial_mse_test?": "num?",
-            "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [(2, "num?")]},
+            "measured?": ["num"], "predicted?": ["num"], "cv_predicted?": ["num"],
+            "folds?": [["int"]], "mse_train?": "num?", "mse_test?": "num?",
+            "trivial_prediction?": "num?", "trivial_mse_train?": "num?", "trivial_mse_test?": "num?",
+            "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [(2, "num?")],
+            "verdict?": {"verdict": "str", "interval": (2, "num"), "mean_difference": "num"},
+            "snr_power?": {"weights": ["num"], "cv_predicted": ["num"], "mse_test": "num",
+                           "exponent": "num"}},
 }
-# what figure 3 draws from a fit: its scores too
-SCHEMAS["fit_scores"] = dict({k.rstrip("?"): v for k, v in SCHEMAS["fit"].items()
-                              if k.rstrip("?") in ("measured", "predicted", "test", "train",
-                                                   "trivial_prediction", "beats_trivial_on_test")},
-                             **{k: v for k, v in SCHEMAS["fit"].items() if k not in (
-                                 "measured?", "predicted?", "test?", "train?",
-                                 "trivial_prediction?", "beats_trivial_on_test?")},
-                             mse_train="num", mse_test="num", trivial_mse_test="num")
+# what figure 3 draws from a fit: its scores too (written by gmmdiff 0.3 and later:
+# cross-validated in folds of settings, both weighting families)
+SCHEMAS["fit_scores"] = dict(
+    {k.rstrip("?"): v for k, v in SCHEMAS["fit"].items()
+     if k.rstrip("?") in ("measured", "predicted", "cv_predicted", "folds", "trivial_prediction",
+                          "beats_trivial_on_test", "verdict", "snr_power")},
+    **{k: v for k, v in SCHEMAS["fit"].items() if k not in (
+        "measured?", "predicted?", "cv_predicted?", "folds?", "trivial_prediction?",
+        "beats_trivial_on_test?", "verdict?", "snr_power?")},
+    mse_train="num", mse_test="num", trivial_mse_test="num")
 SCHEMAS["fit_scores"]["trivial_prediction"] = "num"
 
 
 def read_fit_scores(path):
     """A fit file with its scores (``fit_<source>.json`` of ``gmmdiff-predict --fit``),
-    checked: the lists of measured and predicted M_pt/N of equal length, the train and
-    test splits indices into them. StorageError naming the file otherwise."""
+    checked: the lists of measured, predicted and held-out predicted M_pt/N of equal
+    length, the folds a partition of their indices. StorageError naming the file
+    otherwise."""
     advice = "re-run `gmmdiff-predict --fit` to rewrite it"
     fit = read_checked(path, SCHEMAS["fit_scores"], advice=advice)
     n = len(fit["measured"])
-    if (len(fit["predicted"]) != n or not all(0 <= i < n for i in fit["train"] + fit["test"])
+    folded = sorted(i for f in fit["folds"] for i in f)
+    if (len(fit["predicted"]) != n or len(fit["cv_predicted"]) != n or folded != list(range(n))
+            or len(fit["snr_power"]["cv_predicted"]) != n
             or len(fit.get("measured_interval", [None] * n)) != n):
         raise StorageError(f"{path} is not a valid gmmdiff file: its measured, predicted, "
-                           f"train and test entries do not match; {advice}")
+                           f"held-out and fold entries do not match; {advice}")
     return fit
 
 

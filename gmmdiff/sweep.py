@@ -43,7 +43,7 @@ from .storage import (RunDir, StorageError, atomic_write_bytes, check_identity, 
                       read_record, read_transition,
                       remove_temporaries, schema_error, write_json)
 from .state import TrainState
-from .transition import detect, fit_curve
+from .transition import MIN_SIZES, detect, fit_curve
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 
@@ -618,7 +618,7 @@ def _fmt(v):
 
 SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
                              "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
-                             "backend": "str", "results_format": "int"}}
+                             "backend": "str", "results_format": "int", "data_vars?": ["num"]}}
 
 
 def _field_schema(f):
@@ -672,13 +672,18 @@ def spec_from_identity(ident):
                      base=base, coarse=ident["coarse"], refine=ident["refine"])
 
 
-def transition_summary(sweep_dir):
+def transition_summary(sweep_dir, *, partial=False):
     """The compact record of a sweep that fits are made from (``summary.json``): the
     sweep's identity and provenance, the grid of times and, per configuration, its
     measured transition (M_pt/N with interval, start, end, status) and its Monte Carlo
     curves (generalizing and partially memorizing training losses at the trained sizes,
     the "mc" source of :mod:`gmmdiff.predict`). Incomplete configurations are listed
-    with their status. A fit needs nothing else (:func:`gmmdiff.predict.fit_summary`)."""
+    with their status. A fit needs nothing else (:func:`gmmdiff.predict.fit_summary`).
+
+    With ``partial``, an incomplete configuration (a sweep stopped before its
+    refinement finished) is measured from the sizes it has finished, at least
+    :data:`gmmdiff.transition.MIN_SIZES` of them, and marked ``"complete": False``
+    (its status prefixed "partial: ")."""
     import platform
     import time as _time
 
@@ -690,10 +695,13 @@ def transition_summary(sweep_dir):
         entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
                  "data_var": cfg.data_var, "seed": cfg.seed}
         tpath = os.path.join(rd, "transition.json")
-        if not os.path.exists(tpath):
+        complete = os.path.exists(tpath)
+        if not complete and not (partial and os.path.isdir(rd)
+                                 and len(completed_sizes(rd)) >= MIN_SIZES):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
-        read_transition(tpath)                     # (complete: its transition.json is valid)
+        if complete:
+            read_transition(tpath)                 # (complete: its transition.json is valid)
         meta, rows = load_run(rd)
         trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
         times = rows[0]["times"]
@@ -703,7 +711,11 @@ def transition_summary(sweep_dir):
                      counts=[r["memorization"]["count"] for r in rows],
                      n_generated=[r["memorization"]["n"] for r in rows],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
-        configs.append(measure_entry(entry, rows))
+        measure_entry(entry, rows)
+        if not complete:
+            entry["complete"] = False
+            _mark_partial(entry)
+        configs.append(entry)
     ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
@@ -758,6 +770,14 @@ def measure_entry(entry, rows=None):
     return entry
 
 
+def _mark_partial(entry):
+    """A measured entry of an incomplete configuration: status "partial: <status>"; its
+    M_pt kept only when the fit is "ok"."""
+    entry["status"] = "partial: " + entry["status"]
+    if entry["status"] != "partial: ok":
+        entry.update(M_pt_over_N=None, interval=[None, None], se=None)
+
+
 def reanalyse_summary(summary):
     """A summary (``summary.json``) with every complete configuration's transition
     measured again by :func:`measure_entry` from the curve it holds (no run directory):
@@ -769,6 +789,8 @@ def reanalyse_summary(summary):
         if "sizes" in entry:
             entry.setdefault("n_generated", [n_default] * len(entry["sizes"]))
             measure_entry(entry)
+            if entry.get("complete") is False:
+                _mark_partial(entry)
     out.setdefault("provenance", {})["transition_estimator"] = ESTIMATOR
     return out
 

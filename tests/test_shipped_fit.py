@@ -121,3 +121,22 @@ def test_a_fit_file_overrides_the_shipped_fits(shipped, tmp_path):
     result = CliRunner().invoke(predict_cli, ["-N", "20", "-d", "10", "-K", "2", "--fit-file", str(path)])
     assert result.exit_code == 0, result.output
     assert f"fit: {path}" in result.output and "shipped fits" not in result.output
+
+
+def test_predict_at_any_data_variance_with_the_shipped_weights(shipped):
+    """--data-var applies the weights fitted at s* = 1 to the theory's curves at s*: the
+    "simple" prediction is the closed form of those weights at that s*, and it moves."""
+    from gmmdiff.process import time_grid
+    from gmmdiff.theory import simple_transition_ratio
+    _, fits = shipped
+    w = np.asarray(fits["simple"]["weights"])
+    got = {}
+    for v in ("0.5", "2"):
+        result = CliRunner().invoke(predict_cli, ["-N", "20", "-d", "10", "-K", "2", "--data-var", v])
+        assert result.exit_code == 0, result.output
+        assert "fitted at data variance s* = 1" in result.output
+        line = [ln for ln in result.output.splitlines() if ln.startswith("simple") and "fitted" in ln][0]
+        got[v] = float(line.split()[4])                                 # M*/N column
+        want = simple_transition_ratio(time_grid(), 10, float(v), w)
+        assert got[v] == pytest.approx(want, abs=1e-3)                  # printed to 3 decimals
+    assert got["2"] > got["0.5"] + 0.05

@@ -385,3 +385,27 @@ def test_data_variance_sweep_fits_per_s_and_transfers(tmp_path, tiny_sweep):
         assert p["mean"] == pytest.approx(want, abs=1e-9)     # (Delta is linear in M: exact)
         assert p["range"][1] - p["range"][0] < 1e-12                  # the same for every config
     assert res["sources"]["simple"]["simplex"]["difference"] != 0
+
+
+def test_partial_summary_measures_what_a_stopped_sweep_finished(tmp_path, tiny_sweep):
+    import shutil
+    from gmmdiff.sweep import transition_summary
+    part = tmp_path / "part"
+    shutil.copytree(tiny_sweep, part)
+    victim = sorted(p for p in part.iterdir() if p.is_dir())[0]
+    (victim / "transition.json").unlink()                 # as if stopped before it was written
+    full = {c["name"]: c for c in transition_summary(str(tiny_sweep))["configs"]}
+    strict = {c["name"]: c for c in transition_summary(str(part))["configs"]}
+    loose = {c["name"]: c for c in transition_summary(str(part), partial=True)["configs"]}
+    assert strict[victim.name]["status"] == "incomplete" and "sizes" not in strict[victim.name]
+    entry = loose[victim.name]
+    assert entry["complete"] is False and entry["status"].startswith("partial: ")
+    assert entry["sizes"] == full[victim.name]["sizes"]
+    if entry["status"] == "partial: ok":
+        assert entry["M_pt_over_N"] == pytest.approx(full[victim.name]["M_pt_over_N"])
+    for name, c in loose.items():
+        if name != victim.name:
+            assert c == full[name]
+    from gmmdiff.sweep import reanalyse_summary
+    summary = transition_summary(str(part), partial=True)
+    assert reanalyse_summary(summary)["configs"] == summary["configs"]
