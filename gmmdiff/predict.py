@@ -421,37 +421,101 @@ def shipped_fits():
     return out
 
 
-def held_out_error(fit, source, weights):
-    """Mean squared error of M*/N predicted by ``source`` with time weights ``weights``
-    (T,) on the held-out configurations of ``fit`` (a ``fit_<source>.json`` dict), as
-    :func:`fit_summary` scores them (a curve without a sign change clamped). For the
-    fit's own source and weights it is the fit's ``mse_test``; for another
-    approximation, or another weighting, it is computed here from the configurations'
-    names, the fit's target, process and data variance. "mc" needs the sweep's trained
-    curves, which a fit file does not hold: None unless it is the fit's own.
-    Returns ``(mse or None, number of held-out configurations)``."""
+def _fit_configs(fit):
+    """The TrainConfig of each configuration of a fit file (its settings, the seed in
+    its name, the fit's target and process)."""
     import re
 
     from .config import TrainConfig
-    test = list(fit.get("test", []))
-    weights = np.asarray(weights, dtype=np.float64)
-    own = np.allclose(weights, np.asarray(fit["weights"], dtype=np.float64), rtol=0, atol=0)
-    if source == fit.get("source") and own and "mse_test" in fit:
-        return float(fit["mse_test"]), len(test)
-    if source == "mc" or not test or "configs" not in fit or "measured" not in fit:
-        return None, len(test)
-    times = np.asarray(fit["times"], dtype=np.float64)
-    errors = []
-    for i in test:
-        m = re.fullmatch(r"N(\d+)-d(\d+)-K(\d+)-s(\d+)", str(fit["configs"][i]))
+    out = []
+    for name, (N, d, K, s) in zip(fit["configs"], fit["settings"]):
+        m = re.search(r"-s(\d+)$", str(name))
         if m is None:
-            return None, len(test)
-        N, d, K, seed = (int(v) for v in m.groups())
-        cfg = TrainConfig(dim=d, components=K, samples=N, seed=seed,
-                          data_var=fit.get("data_var", 1.0), target=fit.get("target", "eps"),
-                          process=fit.get("process", "vp"))
+            raise ValueError(f"configuration name {name!r} of the fit carries no seed")
+        out.append(TrainConfig(dim=int(d), components=int(K), samples=int(N), seed=int(m.group(1)),
+                               data_var=float(s), target=fit.get("target", "eps"),
+                               process=fit.get("process", "vp")))
+    return out
+
+
+def _source_curves(fit, source, summary=None):
+    """[(M, gen, pmem, N)] of ``source`` for every configuration of ``fit``: the
+    approximations from the configurations themselves, "mc" from the sweep's ``summary``
+    (None without one)."""
+    if source == "mc":
+        if summary is None:
+            return None
+        by_name = {c["name"]: c for c in summary["configs"]}
+        if not all(n in by_name and "mc" in by_name[n] for n in fit["configs"]):
+            return None
+        return [tuple(np.asarray(by_name[n]["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+                + (by_name[n]["N"],) for n in fit["configs"]]
+    times = np.asarray(fit["times"], dtype=np.float64)
+    curves = []
+    for cfg in _fit_configs(fit):
         X = cfg.dataset().X if source == "nearest" else None
-        M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
-        ratio, _ = predicted_ratio(M, gen, pmem, weights, N, clamp=True)
-        errors.append((ratio - float(fit["measured"][i])) ** 2)
-    return float(np.mean(errors)), len(test)
+        curves.append(tuple(approximation_curves(times, vars(cfg), source, X=X)) + (cfg.samples,))
+    return curves
+
+
+def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
+    """Held-out error of one row of ``gmmdiff-predict``: M*/N predicted by ``source``
+    with the naive (uniform) weighting or with ``fit``'s weighting, on the fit's
+    measured configurations, beside the trivial predictor's cross-validated error and
+    the paired verdict (:func:`gmmdiff.verdict.paired_verdict`, over settings).
+
+    - the fit's own source and weighting: the fit's cross-validated scores;
+    - the naive weighting: nothing is fitted, so every configuration is held out;
+    - the fit's weighting with another source: cross-validated here with the fit's
+      folds (weights refitted with the fit's source without each fold, predictions with
+      ``source``; seconds). Not for an "mc" fit: refitting on the sweep's Monte Carlo
+      curves takes minutes (measured: about 3 minutes a row on the shipped sweep).
+
+    ``summary``: the sweep's summary, for the naive row of an "mc" source;
+    ``recompute``: cross-validate the fit's own row here too (it then equals the fit's
+    stored score, which the tests check). Returns a
+    dict with ``mse``, ``trivial_mse``, ``verdict``, ``n`` and ``how``, or None where
+    the error is not computed."""
+    from .verdict import paired_verdict
+    if weighting not in ("naive", "fitted"):
+        raise ValueError(f"unknown weighting {weighting!r}; accepted: naive, fitted")
+    measured = np.asarray(fit["measured"], dtype=np.float64)
+    n = int(measured.size)
+    if weighting == "fitted" and source == fit["source"] and not recompute:
+        return {"mse": float(fit["mse_test"]), "trivial_mse": float(fit["trivial_mse_test"]),
+                "verdict": fit["verdict"]["verdict"], "n": n,
+                "how": "the fit's cross-validation"}
+    if weighting == "fitted" and fit["source"] == "mc":
+        return None         # refitting on the Monte Carlo curves takes minutes: not here
+    curves = _source_curves(fit, source, summary)
+    if curves is None:
+        return None
+    stack = _Stack(curves)
+    if weighting == "naive":
+        T = len(fit["times"])
+        pred = stack.ratios(np.full(T, 1.0 / T))
+        how = "naive weighting: nothing fitted, every configuration held out"
+    else:
+        fit_curves = _source_curves(fit, fit["source"], summary)
+        if fit_curves is None:
+            return None
+        snr_t = None
+        if fit.get("family", "simplex") == "snr_power":
+            from .process import snr
+            snr_t = snr(np.asarray(fit["times"], dtype=np.float64), fit.get("process", "vp"))
+        pred = np.empty_like(measured)
+        for test in fit["folds"]:
+            test = np.asarray(test, dtype=int)
+            train = np.setdiff1d(np.arange(n), test)
+            w, _ = _fit_family(fit.get("family", "simplex"), [fit_curves[i] for i in train],
+                               measured[train], snr_t, int(fit.get("split_seed", 0)))
+            pred[test] = stack.ratios(w)[test]
+        how = f"cross-validated here: weights fitted with {fit['source']}, predictions with {source}"
+        if fit.get("family", "simplex") == "snr_power":      # a fit of the SNR^a family
+            how += " (SNR^a family)"
+    sq = (pred - measured) ** 2
+    sq_trivial = (np.asarray(fit["trivial_cv_predicted"], dtype=np.float64) - measured) ** 2
+    groups = [tuple(g) for g in fit["settings"]]
+    verdict = paired_verdict(sq, sq_trivial, groups, seed=int(fit.get("split_seed", 0)))
+    return {"mse": float(np.mean(sq)), "trivial_mse": float(np.mean(sq_trivial)),
+            "verdict": verdict["verdict"], "n": n, "how": how}

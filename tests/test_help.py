@@ -47,8 +47,11 @@ def test_train_help_gives_the_template_defaults_and_the_resume_rule():
 
 def test_sweep_help_gives_the_cpu_preset_and_the_override_rule():
     main = load_script("gmmdiff-sweep")
-    for name, value in PRESETS["cpu"].items():
-        assert f"(--preset cpu: {value})" in option_help(main, name), name
+    for preset in ("cpu", "svar"):
+        for name, value in PRESETS[preset].items():
+            text = option_help(main, name)
+            assert (f"--preset {preset}: {value}" in text or f"; {preset}: {value}" in text), \
+                (preset, name, text)
     text = " ".join(CliRunner().invoke(main, ["--help"]).output.split())
     assert "Options given explicitly override the preset's" in text
     assert "Resume: re-running the same command" in text
