@@ -58,10 +58,12 @@ def bucketed(loss_fn, buckets, sizes, xp):
     (:func:`plan_buckets`). One bucket: ``loss_fn`` itself.
 
     A bucket whose models are a contiguous range j0..j1 of the batch (the usual case:
-    sizes in increasing order), or evenly spaced (:func:`_index`), takes its parameters and noise as views (no gather) and
-    writes its gradients straight into the batch's gradients; a bucket whose models all
-    have its largest size gets no mask (``mask=None``: no padding work). Gradients
-    beyond a model's own size are zero only where some bucket leaves them unwritten.
+    sizes in increasing order) or evenly spaced (:func:`_index`) takes its parameters
+    and noise as views (no gather) and writes its gradients straight into the batch's
+    gradients; a bucket whose models all have its largest size gets no mask
+    (``mask=None``: no padding work). Gradients beyond a bucket's largest size are set
+    to 0 (only those: no zero fill of the whole batch); below it they come from the
+    loss, which gives padding components exactly 0.
     """
     J = len(sizes)
     if len(buckets) == 1:

@@ -65,8 +65,11 @@ def _loaded_libraries():
 
 
 def _find_controller():
-    import numpy  # noqa: F401  (numpy's BLAS must be loaded to be found)
-    for path in _loaded_libraries():
+    import numpy  # numpy's BLAS must be loaded to be found
+    # numpy's own copy first (scipy's wheels load a second OpenBLAS of their own)
+    home = os.path.dirname(os.path.dirname(os.path.abspath(numpy.__file__)))
+    mine = (os.path.join(home, "numpy.libs"), os.path.dirname(os.path.abspath(numpy.__file__)))
+    for path in sorted(_loaded_libraries(), key=lambda p: (not p.startswith(mine), p)):
         try:
             lib = ctypes.CDLL(path)
         except OSError:

@@ -86,3 +86,17 @@ def test_prefetching_changes_nothing_and_blas_threads_only_rounding(monkeypatch)
     np.testing.assert_allclose(out["3"].means, out["1"].means, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out["3"].std, out["1"].std, rtol=1e-12)
     np.testing.assert_allclose(out["3"].losses, out["1"].losses, rtol=1e-12)
+
+
+@needs_blas
+def test_the_budget_controls_numpys_blas_not_scipys():
+    """scipy's wheels load an OpenBLAS of their own; the budget must hold numpy's."""
+    import os
+    import scipy.linalg  # noqa: F401  (loads scipy's BLAS too)
+    libs = threads._loaded_libraries()
+    path = threads._find_controller().path
+    assert path in libs
+    numpy_dir = os.path.dirname(np.__file__)
+    if any("numpy" in os.path.dirname(p) for p in libs):          # numpy's wheel bundles one
+        assert "numpy" in os.path.dirname(path) and not path.startswith(
+            os.path.dirname(scipy.linalg.__file__)), (path, numpy_dir)
