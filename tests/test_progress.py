@@ -110,6 +110,7 @@ def test_workers_progress_is_counted_by_the_parent(tmp_path):
                           check=True, capture_output=True, text=True)
     err = done.stderr.splitlines()
     assert "estimated" in err[0] and not any(ln.startswith("[worker") for ln in err), err
+    assert "of training shared by 2 workers, if each has a core of its own" in err[0]
     assert err[-1].startswith("sweep: units 2/2, configurations 4/4 done (100% of the work)"), err
 
 
