@@ -254,7 +254,8 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
     ----------
     curves : list of (M (J,), gen (T,), pmem (J, T), N);  measured : (C,) M_pt / N
     groups : (C,) the setting of each configuration (configurations of one setting --
-        seeds -- are held out together); default: each configuration its own
+        seeds -- are held out together); default, and where all share one setting:
+        each configuration its own (``held_out_by`` says which)
     n_folds : folds of settings (:func:`gmmdiff.verdict.grouped_folds`, seeded)
     family : "simplex" (26 weights, :func:`fit_weights`) or "snr_power" (lam_t
         proportional to SNR_t^a, :func:`fit_power`; needs ``snr`` (T,))
@@ -275,6 +276,9 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
         raise ValueError("family 'snr_power' needs the SNR of the grid times (snr=)")
     measured = np.asarray(measured, dtype=np.float64)
     groups = list(range(measured.size)) if groups is None else list(groups)
+    held_out_by = "setting"
+    if len(set(groups)) < 2:        # one setting: its seeds are all there is to hold out
+        groups, held_out_by = list(range(measured.size)), "configuration (one setting only)"
     folds = grouped_folds(groups, n_folds, seed=seed)
     stack = _Stack(curves)
     lam, a = _fit_family(family, curves, measured, snr, seed)
@@ -297,6 +301,7 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
         "trivial_mse_train": float(np.mean((trivial - measured) ** 2)),
         "trivial_mse_test": float(np.mean(sq_trivial)),
         "verdict": verdict, "beats_trivial_on_test": verdict["verdict"] == "beats trivial",
+        "held_out_by": held_out_by,
     }
 
 

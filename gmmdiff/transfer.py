@@ -52,12 +52,19 @@ def transfer(summary, fits, *, sources=SOURCES, seed=0):
     measured = np.array([c["M_pt_over_N"] for c in configs])
     v_of = np.array([var_of(c) for c in configs])
     groups = [setting_of(c) for c in configs]
+    two_point = np.array([np.nan if c.get("two_point", {}).get("M_pt_over_N") is None
+                          else c["two_point"]["M_pt_over_N"] for c in configs])
     for v in data_vars:
         sel = v_of == v
         mean, iv = _mean_interval(measured[sel])
-        out["measured"][f"{v:g}"] = {"mean": mean, "interval": iv, "n": int(sel.sum()),
-                                     "se_mean_of_fits": float(np.sqrt(np.sum(np.square(
-                                         [c["se"] for c, s in zip(configs, sel) if s]))) / sel.sum())}
+        tp = two_point[sel & np.isfinite(two_point)]
+        tp_mean, tp_iv = _mean_interval(tp)
+        out["measured"][f"{v:g}"] = {
+            "mean": mean, "interval": iv, "n": int(sel.sum()),
+            "complete": int(sum(1 for c, s in zip(configs, sel) if s and c.get("complete", True))),
+            "se_mean_of_fits": float(np.sqrt(np.sum(np.square(
+                [c["se"] for c, s in zip(configs, sel) if s]))) / sel.sum()),
+            "two_point": {"mean": tp_mean, "interval": tp_iv, "n": int(tp.size)}}
     lo_v, hi_v = data_vars[0], data_vars[-1]
 
     def diff_interval(pred_or_meas):

@@ -140,3 +140,31 @@ def test_predict_at_any_data_variance_with_the_shipped_weights(shipped):
         want = simple_transition_ratio(time_grid(), 10, float(v), w)
         assert got[v] == pytest.approx(want, abs=1e-3)                  # printed to 3 decimals
     assert got["2"] > got["0.5"] + 0.05
+
+
+SVAR = os.path.join(os.path.dirname(SHIPPED), "svar_sweep")
+
+
+@pytest.mark.slow
+def test_the_shipped_data_variance_experiment_re_derives(shipped):
+    """assets/svar_sweep/transfer.json (the README's s* table) follows from the shipped
+    svar summary and the shipped CPU-sweep fits alone; the summary records which commit
+    trained it and holds every s* of the preset."""
+    from gmmdiff.sweep import PRESETS, reanalyse_summary
+    from gmmdiff.transfer import transfer
+    _, fits = shipped
+    summary = read_json(os.path.join(SVAR, "summary.json"))
+    ship = read_json(os.path.join(SVAR, "transfer.json"))
+    assert summary["provenance"]["trained_at_commit"] and summary["identity"]["data_vars"] == [0.5, 1.0, 2.0]
+    assert PRESETS["svar"]["data_vars"] == "0.5,1,2"
+    assert reanalyse_summary(summary)["configs"] == summary["configs"]
+    again = transfer(summary, fits, sources=tuple(ship["sources"]))
+    assert again["configs"] == ship["configs"] and again["data_vars"] == ship["data_vars"]
+    for v, m in ship["measured"].items():
+        assert again["measured"][v]["mean"] == pytest.approx(m["mean"], rel=1e-9)
+        assert again["measured"][v]["interval"] == pytest.approx(m["interval"], rel=1e-9)
+    for src, r in ship["sources"].items():
+        for name in ("naive", "simplex", "snr_power"):
+            np.testing.assert_allclose(again["sources"][src][name]["predicted"], r[name]["predicted"],
+                                       rtol=1e-9)
+            assert again["sources"][src][name]["verdict"]["verdict"] == r[name]["verdict"]["verdict"]
