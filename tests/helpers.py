@@ -1,4 +1,7 @@
 """Test helpers: host conversion and namespace/shape/dtype-aware comparisons."""
+import importlib.util
+import os
+
 import numpy as np
 
 from gmmdiff.backend import array_namespace, to_host
@@ -14,3 +17,13 @@ def assert_close(actual, expected, *, rtol, atol=0.0, xp=None, dtype=None):
     if dtype is not None:
         assert a.dtype == np.dtype(dtype), f"dtype {a.dtype} != {dtype}"
     np.testing.assert_allclose(a, e, rtol=rtol, atol=atol)
+
+
+def load_benchmark(name="bench_train_step"):
+    """The module ``benchmarks/<name>.py``, imported from its path (benchmarks/ is no package)."""
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "benchmarks", name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

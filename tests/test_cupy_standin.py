@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from gmmdiff import data, denoisers, losses, metrics, optim, rng, sampling, templates, theory, transition
 from gmmdiff.backend import array_namespace, cupy_available, get_xp, to_host
 from gmmdiff.process import time_grid
-from helpers import assert_close
+from helpers import assert_close, load_benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
@@ -679,11 +679,7 @@ def test_sweep_workers_per_device_on_cupy(cp, tmp_path):
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_train_step", os.path.join(ROOT, "benchmarks", "bench_train_step.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark()
 
 
 @pytest.mark.parametrize("model, dtype, fused", [("gmm", "float64", False), ("gmm", "float64", True),

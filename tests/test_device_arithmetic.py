@@ -27,9 +27,9 @@ import numpy as np
 import pytest
 
 from gmmdiff import kernels, optim
-from gmmdiff.backend import cupy_available, get_xp, to_host
+from gmmdiff.backend import to_host
 from gmmdiff.losses import _batched_loss_and_grad
-from test_kernels import on, packed_problem
+from test_kernels import cp, on, packed_problem  # noqa: F401 (cp: the kernel fixture)
 
 U32 = 2.0 ** -24
 TINY32 = 2.0 ** -126          # smallest normal float32
@@ -41,16 +41,6 @@ def unit_roundoff(dtype):
 
 def gamma(n, u):
     return n * u / (1 - n * u)
-
-
-@pytest.fixture(scope="module")
-def cp():
-    if not cupy_available():
-        pytest.skip("neither CuPy with a GPU nor the CuPy stand-in is active")
-    xp = get_xp("cupy")
-    if getattr(xp, "STANDIN", False) and xp._kernels.compiler() is None:
-        pytest.skip("the CuPy stand-in runs raw kernels with a host C++ compiler; none found")
-    return xp
 
 
 @pytest.fixture(params=["exact", "device"])

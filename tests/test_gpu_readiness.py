@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from gmmdiff import backend, cli
 from gmmdiff.backend import cupy_available, get_xp
+from helpers import load_benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--dim", "3", "--components", "2", "--samples", "8", "--steps", "4", "--noise-draws", "2",
@@ -125,12 +126,7 @@ def cli_script(name):
 
 @pytest.fixture(scope="module")
 def bench():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "bench_train_step", os.path.join(ROOT, "benchmarks", "bench_train_step.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark()
 
 
 # (alloc, copy) budgets in units of the step's arithmetic minimum (see the test)
