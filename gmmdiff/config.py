@@ -32,7 +32,7 @@ class TrainConfig:
     samples: int = 20
     steps: int = 50_000
     noise_draws: int = 10
-    eval_samples: int = 50
+    eval_samples: int = 500
     eval_noise_draws: int = 20
     seed: int = 0
     dtype: str = "float64"

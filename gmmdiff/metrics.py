@@ -2,6 +2,8 @@
 Python values (these run at evaluation time, never inside the training step)."""
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+from scipy.stats import binomtest
 
 from .backend import to_host
 
@@ -10,25 +12,26 @@ PERCENTILES = (10, 25, 50, 75, 90)
 
 def _two_nearest(A, B):
     """Euclidean distances from each row of A (n, d) to its nearest and second-nearest
-    row of B (m, d): two (n,) arrays (second = inf when m = 1). Direct differences."""
+    row of B (m, d): two (n,) arrays (second = inf when m = 1).
+
+    A k-d tree over B (``scipy.spatial.cKDTree``, exact; distances from direct
+    differences) instead of the dense (n, m, d) difference array: memory O((n + m) d),
+    so the number of generated samples n can grow freely."""
     A = np.asarray(to_host(A), dtype=np.float64)
     B = np.asarray(to_host(B), dtype=np.float64)
-    D = np.sqrt(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1))          # (n, m)
     if B.shape[0] == 1:
-        return D[:, 0], np.full(A.shape[0], np.inf)
-    part = np.partition(D, 1, axis=1)
-    return part[:, 0], part[:, 1]
+        return np.sqrt(((A - B[0]) ** 2).sum(-1)), np.full(A.shape[0], np.inf)
+    dist, _ = cKDTree(B).query(A, k=2)                                   # (n, 2)
+    return dist[:, 0], dist[:, 1]
 
 
-def wilson_interval(k, n, z=1.959963984540054):
-    """95% Wilson score interval for k successes out of n: (low, high)."""
+def wilson_interval(k, n, confidence=0.95):
+    """Wilson score interval for k successes out of n: (low, high)
+    (``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``; nan for n = 0)."""
     if n <= 0:
         return (float("nan"), float("nan"))
-    p = k / n
-    den = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
+    return (float(ci.low), float(ci.high))
 
 
 def memorization(samples, X):

@@ -32,6 +32,16 @@ from .theory import crossover, crossover_search, excess_curve, generalizing_exce
 SOURCES = ("mc", "simple", "nearest", "expected")
 
 
+def config_of(base, entry):
+    """The :class:`gmmdiff.config.TrainConfig` of one configuration of a sweep summary:
+    the sweep's ``base`` settings (dict) with the entry's N, d, K, seed and s* (an entry
+    without ``data_var``, from a sweep of one s*, takes the base's)."""
+    from .config import TrainConfig
+    data_var = entry.get("data_var", base.get("data_var", 1.0))
+    return TrainConfig(**dict(base, samples=entry["N"], dim=entry["d"], components=entry["K"],
+                              seed=entry["seed"], data_var=data_var))
+
+
 def curves_from_results(rows, source, *, config, X=None):
     """(M (J,), gen (T,), pmem (J, T)) of one configuration for a ``source``.
 
@@ -256,7 +266,6 @@ def fit_summary(summary, source, *, test_fraction=0.25, seed=0):
     grid, the configurations used, their fitted range of N, d and K, the split, the
     target and process, and the summary's provenance.
     """
-    from .config import TrainConfig
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
     base = summary["identity"]["base"]
@@ -266,7 +275,7 @@ def fit_summary(summary, source, *, test_fraction=0.25, seed=0):
         if c.get("M_pt_over_N") is None:
             excluded.append({"config": c["name"], "status": c["status"]})
             continue
-        cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"], seed=c["seed"]))
+        cfg = config_of(base, c)
         if source == "mc":
             M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
         else:

@@ -1,8 +1,9 @@
-"""Sweeps over configurations (N, d, K, seed), each a run directory of its own.
+"""Sweeps over configurations (N, d, K, data variance s*, seed), each a run directory of
+its own.
 
 A sweep directory holds ``sweep.json`` (the sweep's identity: the grids and every
 training setting) and one run directory per configuration, named
-``N{N}-d{d}-K{K}-s{seed}``, in the format of :mod:`gmmdiff.runs` (atomic files,
+``N{N}-d{d}-K{K}-s{seed}`` (``N{N}-d{d}-K{K}-v{s*}-s{seed}`` for s* other than 1), in the format of :mod:`gmmdiff.runs` (atomic files,
 resume, refusal of foreign configurations). Per configuration:
 
 1. train the coarse grid M = N/10, 2N/10, ..., N;
@@ -15,7 +16,7 @@ resume, refusal of foreign configurations). Per configuration:
 
 ``--shard i/n`` takes configurations i, i + n, i + 2n, ... (0-based) of the canonical
 order, so n processes (a Slurm array, several GPUs) split a sweep with no overlap.
-Within a shard, unfinished configurations that share N and d (several seeds and K)
+Within a shard, unfinished configurations that share N, d and s* (several seeds and K)
 train together in one array program per phase, each model with its own draws; the
 phase's checkpoint lives in the sweep directory.
 """
@@ -32,7 +33,7 @@ from .backend import backend_name
 from .config import TrainConfig
 from .data import check_positive_int
 from .memory import check_run_fits
-from .predict import SOURCES, approximation_curves, curves_from_results, predicted_ratio
+from .predict import SOURCES, approximation_curves, config_of, curves_from_results, predicted_ratio
 from .runs import RESULTS_FORMAT, run_batch
 from .storage import (StorageError, atomic_write_bytes, check_identity, leftovers_only, load_run,
                       read_record, remove_temporaries, write_json)
@@ -49,6 +50,18 @@ def parse_int_list(spec, name, minimum=1):
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of integers") from None
     if not values or values[0] < minimum:
         raise ValueError(f"{name} {spec!r} must be integers >= {minimum}")
+    return values
+
+
+def parse_float_list(spec, name):
+    """'0.5,1,2' -> (0.5, 1.0, 2.0) (sorted, distinct, finite and > 0); ValueError names
+    the value."""
+    try:
+        values = sorted({float(p) for p in str(spec).split(",") if p.strip()})
+    except ValueError:
+        raise ValueError(f"{name} {spec!r} must be a comma-separated list of numbers") from None
+    if not values or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ValueError(f"{name} {spec!r} must be finite numbers > 0")
     return values
 
 
@@ -84,6 +97,14 @@ PRESETS = {
                   seeds="0", coarse=10, refine=10, noise_draws=100),
     "cpu": dict(samples="20,30,40", dims="10,15,20", components="2,3,4", seeds="0,1",
                 coarse=5, refine=6, noise_draws=10),
+    # "svar" tests the one prediction the simple theory makes (M*/N moves with the data
+    # variance s*, not with N, d or K): s* in {0.5, 1, 2} at 4 laptop settings (N in
+    # {20, 30}, d = 10, K in {2, 3}), 5 seeds each, the cpu preset's protocol. Sized from
+    # timings measured on the 2-core machine (2,000-step pilots, one unit of 8
+    # configurations: 11 s of CPU at N = 30, 4 s at N = 20, about 2.5x that with the
+    # refinement sizes): about 4,500 CPU seconds, ~40 minutes with --jobs 2 on 2 idle cores.
+    "svar": dict(samples="20,30", dims="10", components="2,3", seeds="0,1,2,3,4",
+                 data_vars="0.5,1,2", coarse=5, refine=6, noise_draws=10),
 }
 
 
@@ -97,6 +118,7 @@ class SweepSpec:
     dims: tuple = (30, 40, 50, 60)
     components: tuple = (3, 6, 9, 12)
     seeds: tuple = (0,)
+    data_vars: tuple = None     # data variances s*; None: the base's data_var only
     base: TrainConfig = field(default_factory=lambda: TrainConfig(noise_draws=100))
     coarse: int = 10
     refine: int = 10
@@ -119,22 +141,35 @@ class SweepSpec:
         check_run_fits(big, coarse_sizes(big.samples, self.coarse) * n_big, xp, n_configs=n_big)
         return self
 
+    def variances(self):
+        """The data variances s* of the sweep: ``data_vars`` or the base's one."""
+        return tuple(self.data_vars) if self.data_vars is not None else (self.base.data_var,)
+
     def configurations(self):
-        """Every configuration, in the canonical order (N, d, K, seed)."""
-        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, seed=s)
+        """Every configuration, in the canonical order (N, d, K, s*, seed)."""
+        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, data_var=v, seed=s)
                 for N in self.samples for d in self.dims for K in self.components
-                for s in self.seeds]
+                for v in self.variances() for s in self.seeds]
 
     def identity(self, backend):
         base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
-        return {"samples": list(self.samples), "dims": list(self.dims),
-                "components": list(self.components), "seeds": list(self.seeds),
-                "coarse": self.coarse, "refine": self.refine, "base": base,
-                "backend": backend, "results_format": RESULTS_FORMAT}
+        ident = {"samples": list(self.samples), "dims": list(self.dims),
+                 "components": list(self.components), "seeds": list(self.seeds),
+                 "coarse": self.coarse, "refine": self.refine, "base": base,
+                 "backend": backend, "results_format": RESULTS_FORMAT}
+        if self.data_vars is not None:  # (absent from sweeps of one s*, as before the axis)
+            ident["data_vars"] = [float(v) for v in self.data_vars]
+            base.pop("data_var")
+        return ident
+
+
+def _var_tag(cfg):
+    """'' for s* = 1 (the names of sweeps before the s* axis), '-v0.5' otherwise."""
+    return "" if cfg.data_var == 1.0 else f"-v{cfg.data_var:g}"
 
 
 def run_name(cfg):
-    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}-s{cfg.seed}"
+    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{_var_tag(cfg)}-s{cfg.seed}"
 
 
 def coarse_sizes(N, points):
@@ -258,14 +293,14 @@ def baselines_table(rows):
 
 def work_units(cfgs, *, group=True, tag=""):
     """The units of work of a sweep (or of one shard of it, ``tag`` naming the shard):
-    ``[(name, [configurations])]``. With ``group``, configurations that share N and d
-    (seeds and K) form one unit, trained in one array program; without, each
+    ``[(name, [configurations])]``. With ``group``, configurations that share N, d and
+    s* (seeds and K) form one unit, trained in one array program; without, each
     configuration is a unit. Units come largest first (estimated cost per step
     ~ N noise_draws (N + d) per configuration), so processes that take units in turn
     finish close together."""
     units = {}
     for cfg in cfgs:
-        key = f"N{cfg.samples}-d{cfg.dim}{tag}" if group else run_name(cfg)
+        key = f"N{cfg.samples}-d{cfg.dim}{_var_tag(cfg)}{tag}" if group else run_name(cfg)
         units.setdefault(key, []).append(cfg)
 
     def cost(item):
@@ -353,7 +388,7 @@ def _hold_run_dirs(sweep_dir, cfgs):
     return held
 
 
-SUMMARY_COLUMNS = ["N", "d", "K", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
+SUMMARY_COLUMNS = ["N", "d", "K", "data_var", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
                    "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
 
 
@@ -368,13 +403,13 @@ def summarize(sweep_dir, *, weights=None):
     base = summary["identity"]["base"]
     rows = []
     for c in summary["configs"]:
-        row = {k: c[k] for k in ("N", "d", "K", "seed", "status")}
+        row = {k: c.get(k, base.get("data_var")) for k in ("N", "d", "K", "data_var", "seed", "status")}
+        row["data_var"] = f"{row['data_var']:g}"
         if "mc" in c:
             row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
                        M_pt_hi=c["interval"][1], start_over_N=c["start_over_N"],
                        end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
-            cfg = TrainConfig(**dict(base, samples=c["N"], dim=c["d"], components=c["K"],
-                                     seed=c["seed"]))
+            cfg = config_of(base, c)
             X = cfg.dataset().X
             for source in SOURCES:
                 if source == "mc":
@@ -420,8 +455,10 @@ def read_sweep(sweep_dir):
 def spec_from_identity(ident):
     """The :class:`SweepSpec` of a sweep identity (``sweep.json``)."""
     base = TrainConfig(**ident["base"]).validate()
+    data_vars = ident.get("data_vars")
     return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
                      components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
+                     data_vars=None if data_vars is None else tuple(data_vars),
                      base=base, coarse=ident["coarse"], refine=ident["refine"])
 
 
@@ -441,7 +478,7 @@ def transition_summary(sweep_dir):
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
         entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
-                 "seed": cfg.seed}
+                 "data_var": cfg.data_var, "seed": cfg.seed}
         tpath = os.path.join(rd, "transition.json")
         if not os.path.exists(tpath):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))

@@ -78,3 +78,30 @@ def test_subset_and_validation():
         make_mixture(2.5, 2)
     with pytest.raises(ValueError, match="seed = -1"):
         make_dataset(3, 2, 5, seed=-1)
+
+
+def test_two_nearest_equals_the_dense_direct_differences():
+    from gmmdiff.metrics import _two_nearest
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((37, 5)), rng.standard_normal((23, 5))
+    D = np.sqrt(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1))          # (37, 23)
+    d1, d2 = _two_nearest(A, B)
+    srt = np.sort(D, axis=1)
+    np.testing.assert_allclose(d1, srt[:, 0], rtol=1e-13)
+    np.testing.assert_allclose(d2, srt[:, 1], rtol=1e-13)
+    d1, d2 = _two_nearest(A, B[:1])
+    np.testing.assert_allclose(d1, D[:, 0], rtol=1e-13)
+    assert np.all(np.isinf(d2))
+
+
+def test_wilson_interval_matches_the_score_formula():
+    from gmmdiff.metrics import wilson_interval
+    z = 1.959963984540054
+    for k, n in ((0, 50), (7, 50), (25, 50), (50, 50), (130, 500)):
+        p = k / n
+        c = (p + z * z / (2 * n)) / (1 + z * z / n)
+        h = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        lo, hi = wilson_interval(k, n)
+        assert lo == pytest.approx(max(0.0, c - h), abs=1e-12)
+        assert hi == pytest.approx(min(1.0, c + h), abs=1e-12)
+    assert all(np.isnan(wilson_interval(0, 0)))

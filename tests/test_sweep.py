@@ -133,6 +133,38 @@ def test_shard_parsing_and_grids():
     assert refine_sizes([1, 2], [0.0, 0.0], 2, 10) == []
 
 
+def test_data_variance_axis_names_identity_and_units():
+    from gmmdiff.config import TrainConfig
+    from gmmdiff.sweep import SweepSpec, parse_float_list, run_name, spec_from_identity, work_units
+    spec = SweepSpec(samples=(12,), dims=(4,), components=(2, 3), seeds=(0, 1), data_vars=(0.5, 1.0, 2.0),
+                     base=TrainConfig(steps=10))
+    cfgs = spec.configurations()
+    assert len(cfgs) == 12 and sorted({c.data_var for c in cfgs}) == [0.5, 1.0, 2.0]
+    names = [run_name(c) for c in cfgs]
+    assert len(set(names)) == 12 and "N12-d4-K2-v0.5-s1" in names and "N12-d4-K3-s0" in names
+    ident = spec.identity("numpy")
+    assert ident["data_vars"] == [0.5, 1.0, 2.0] and "data_var" not in ident["base"]
+    assert spec_from_identity(ident) == spec
+    # one unit per (N, d, s*): a batch never mixes data variances
+    units = work_units(cfgs)
+    assert len(units) == 3 and all(len({c.data_var for c in u}) == 1 for _, u in units)
+    # the data differ with s* (same seed), and a sweep of one s* keeps its old identity
+    X = {c.data_var: c.dataset().X for c in cfgs if c.seed == 0 and c.components == 2}
+    assert not np.allclose(X[0.5], X[2.0])
+    assert "data_vars" not in SweepSpec(base=TrainConfig(steps=10)).identity("numpy")
+    assert parse_float_list("2, 0.5,1", "v") == [0.5, 1.0, 2.0]
+    for bad in ("0,1", "a", "", "1,inf"):
+        with pytest.raises(ValueError, match="v"):
+            parse_float_list(bad, "v")
+
+
+def test_data_var_and_data_vars_together_are_refused(tmp_path):
+    result = CliRunner().invoke(load_script("gmmdiff-sweep"),
+                                ["--preset", "svar", "--data-var", "2", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "not both" in result.output, result.output
+    assert not (tmp_path / "x").exists()
+
+
 # --------------------------------------------------------------------- end to end
 
 TINY = ["-N", "12,16", "-d", "4", "-K", "2", "--seeds", "0,1", "--coarse", "4", "--refine", "3",
@@ -154,10 +186,11 @@ def test_small_sweep_end_to_end(tiny_sweep):
     result = CliRunner().invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
     assert result.exit_code == 0, result.output
     lines = (out / "summary.csv").read_text().splitlines()
-    assert lines[0].startswith("N,d,K,seed,status,M_pt_over_N")
+    assert lines[0].startswith("N,d,K,data_var,seed,status,M_pt_over_N")
     assert len(lines) == 5
     rows = [ln.split(",") for ln in lines[1:]]
-    measured = [float(r[5]) for r in rows if r[5]]
+    assert {r[3] for r in rows} == {"1"}
+    measured = [float(r[6]) for r in rows if r[6]]
     assert len(measured) >= 3 and all(0 < m < 1 for m in measured)
     assert "0 missing or incomplete" in result.output
     result = CliRunner().invoke(load_script("gmmdiff-predict"), ["--fit", str(out), "--source", "mc"])
