@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 SHAPES = [(10, 2, 20, 10, 10), (30, 3, 50, 100, 20), (50, 12, 200, 100, 20)]
-STEPS = {SHAPES[0]: 320, SHAPES[1]: 12, SHAPES[2]: 3}
+STEPS = {SHAPES[0]: 320, SHAPES[1]: 30, SHAPES[2]: 4}
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

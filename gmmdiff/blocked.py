@@ -1,18 +1,26 @@
-"""The numpy training loss in cache-sized row blocks, into buffers reused every step.
+"""The numpy training loss in cache-sized row blocks, into buffers reused every step,
+spread over the cores as tasks.
 
 :func:`gmmdiff.losses._batched_loss_and_grad` is the reference: one array program over
 all B rows, written once for numpy and cupy. On a CPU that program makes about 30
 passes over the (J, M, B) and (J, d, B) blocks per step, most into a fresh array, so
 at the paper's shape it moves ~14 GB per step through main memory and page-faults on
-every new array. :func:`blocked_loss_and_grad` computes the same formulas (the same
-operations in the same order on each row) on blocks of rows small enough that a
-block's (J, M, rows) arrays stay in the cache, into buffers of a :class:`Workspace`
-allocated on the first step and reused on every later one. Every loss and gradient
-term is a sum over rows, so the blocks' sums simply add up; only the order of those
-sums differs from the reference (the tests bound the difference).
+every new array. :func:`blocked_tasks` computes the same formulas (the same operations
+in the same order on each row) on blocks of rows small enough that a block's (J, M,
+rows) arrays stay in the cache, into buffers of a :class:`Workspace` allocated on the
+first step and reused on every later one.
+
+Every loss and gradient term is a sum over rows, so the blocks' sums simply add up.
+The blocks are grouped into at most :data:`MAX_TASKS` tasks of consecutive blocks (a
+function of the shapes only); a task sums its blocks in order into a slot of its own,
+and the slots are added in task order at the end. So the tasks may run on any threads
+in any order (:class:`gmmdiff.threads.Crew`) and the result is the same bit for bit,
+on one core or many; only the order of the sums over rows differs from the reference
+(the tests bound the difference).
 
 Models without padding (every model of the block as large as the block) skip the
-padding work: no ones row in the logit product, no mask pass over the weights.
+padding work; padded models get their padding logits and weights set by slices (only
+the padded entries are touched), where the reference multiplies by a mask.
 """
 import numpy as np
 
@@ -25,35 +33,51 @@ from .softmax import PAD_LOGIT, logit_floor
 # beside them; blocks never go below MIN_ROWS rows (call overhead).
 BLOCK_ENTRIES = 1 << 16
 MIN_ROWS = 64
+# Row-block groups per loss call (per bucket of sizes): each group's partial sums are
+# kept apart (a (J, M, d + 1) slot each) until the end, so this bounds that memory.
+MAX_TASKS = 16
 
 
 class Workspace:
-    """Buffers for :func:`blocked_loss_and_grad`, allocated once and reused: one per
-    training run (each bucket of sizes gets its own set of buffers, keyed by shape)."""
+    """Buffers for :func:`blocked_tasks`, allocated once and reused: one per training
+    run. Each thread slot gets its own block buffers (keyed by shape), each loss call
+    site (``tag``, one per bucket of sizes) its own partial sums."""
 
     def __init__(self):
         self._sets = {}
 
-    def buffers(self, J, M, d, k, Bb, dtype):
-        """The buffers of blocks of ``Bb`` rows for J models of M components in d
-        dimensions (k columns of logit factors), weights in ``dtype``: a dict of
-        uninitialized arrays, the same arrays on every call with the same arguments."""
-        dt = np.dtype(dtype)
-        key = (J, M, d, k, Bb, dt.str)
+    def _set(self, key, shapes):
         bufs = self._sets.get(key)
         if bufs is None:
-            f64 = np.float64
-            shapes = {"rows": ((J, M, k), f64), "x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
-                      "U": ((J, k, Bb), f64), "S": ((J, M, Bb), f64), "W": ((J, M, Bb), f64),
-                      "G": ((J, M, Bb), dt), "mubar": ((J, d, Bb), dt),
-                      "P": ((J, d + 1, Bb), dt), "GP": ((J, M, d + 1), dt),
-                      "GM": ((J, M, d), dt), "gp_sum": ((J, M, d + 1), f64),
-                      "gm_sum": ((J, M, d), f64)}
-            if dt != f64:
-                shapes["Wt"] = ((J, M, Bb), dt)
             bufs = self._sets[key] = {name: np.empty(shape, dtype=t)
                                       for name, (shape, t) in shapes.items()}
         return bufs
+
+    def buffers(self, J, M, d, k, Bb, dtype, slot=0):
+        """The block buffers of thread ``slot`` for blocks of ``Bb`` rows of J models of
+        M components in d dimensions (k columns of logit factors), weights in
+        ``dtype``: a dict of uninitialized arrays, the same arrays on every call with
+        the same arguments."""
+        dt = np.dtype(dtype)
+        f64 = np.float64
+        shapes = {"x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
+                  "U": ((J, k, Bb), f64), "S": ((J, M, Bb), f64), "W": ((J, M, Bb), f64),
+                  "G": ((J, M, Bb), dt), "mubar": ((J, d, Bb), dt),
+                  "P": ((J, d + 1, Bb), dt), "GP": ((J, M, d + 1), dt),
+                  "GM": ((J, M, d), dt)}
+        if dt != f64:
+            shapes["Wt"] = ((J, M, Bb), dt)
+        return self._set(("block", slot, J, M, d, k, Bb, dt.str), shapes)
+
+    def sums(self, tag, T, J, M, d, k):
+        """The partial sums of ``T`` tasks of one loss call site (float64): loss (T,
+        J), ds (T, J), gp (T, J, M, d + 1), gm (T, J, M, d), and the logits' left factor
+        rows (J, M, k)."""
+        f64 = np.float64
+        return self._set(("sums", tag, T, J, M, d, k),
+                         {"loss": ((T, J), f64), "ds": ((T, J), f64),
+                          "gp": ((T, J, M, d + 1), f64), "gm": ((T, J, M, d), f64),
+                          "rows": ((J, M, k), f64)})
 
     def nbytes(self):
         """Bytes held by every buffer."""
@@ -67,15 +91,40 @@ def block_rows(J, M, B, entries=None):
     return int(min(B, max(MIN_ROWS, entries // max(1, J * M))))
 
 
-def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
-                          entries=None):
-    """:func:`gmmdiff.losses._batched_loss_and_grad` (numpy) in row blocks.
+def task_blocks(B, Bb, max_tasks=None):
+    """The row blocks of each task: a list of lists of (b0, b1), consecutive blocks of
+    ``Bb`` rows (the last may be shorter) split into at most ``max_tasks`` (default
+    :data:`MAX_TASKS`) near-equal groups of consecutive blocks. Shapes only: never the
+    number of cores."""
+    max_tasks = MAX_TASKS if max_tasks is None else max_tasks
+    blocks = [(b0, min(B, b0 + Bb)) for b0 in range(0, B, Bb)]
+    T = min(len(blocks), max(1, max_tasks))
+    return [blocks[g * len(blocks) // T:(g + 1) * len(blocks) // T] for g in range(T)]
+
+
+def _padding(mask):
+    """Padded models of a bucket as (model, size) pairs where the mask is a prefix
+    (True for the first components only, as training's padding is), else None."""
+    sizes = mask.sum(axis=1)
+    if not np.array_equal(mask, np.arange(mask.shape[1]) < sizes[:, None]):
+        return None
+    return [(j, int(m)) for j, m in enumerate(sizes) if m < mask.shape[1]]
+
+
+def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
+                  entries=None, tag=0, max_tasks=None):
+    """:func:`gmmdiff.losses._batched_loss_and_grad` (numpy) in row blocks, as tasks.
 
     means: (J, M, d); std: (J,); x0: (J, d, B) or (d, B); eps: (J, d, B); alpha, sigma,
     wt: (J, B) float64; mask: (J, M) bool or None; ws: :class:`Workspace` (a fresh one
-    when None); entries: block size in (J x M x rows) entries (:func:`block_rows`).
+    when None); entries: block size in (J x M x rows) entries (:func:`block_rows`);
+    tag: the call site's key in ``ws`` (calls whose tasks are pending at the same time
+    need different tags); max_tasks: see :func:`task_blocks`.
 
-    Returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``, dtype of ``means``.
+    Returns ``(tasks, finish)``: every ``task(slot)`` must be called once, in any order
+    and on any thread (``slot``: the calling thread's own index, 0, 1, ...; two tasks
+    running at once need different slots), then ``finish()`` returns ``(loss (J,),
+    grad_means (J, M, d), grad_std (J,))``, dtype of ``means``.
     """
     ws = Workspace() if ws is None else ws
     dt = means.dtype
@@ -85,91 +134,125 @@ def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, w
     if alpha.shape != (J, B):
         alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
     padded = mask is not None and not bool(mask.all())
-    Bb = block_rows(J, M, B, entries)
+    pads = _padding(mask) if padded else []
+    by_slices = pads is not None
+    groups = task_blocks(B, block_rows(J, M, B, entries), max_tasks)
+    Bb = groups[0][0][1] - groups[0][0][0]
     var = std.astype(f64) ** 2                                           # (J,)
     mu = means.astype(f64, copy=False)
-    # the logits' left factor: [mu, -|mu|^2/2 ... ] with the pad bias as a last column
-    k = d + 1 + padded
-    buf = ws.buffers(J, M, d, k, Bb, dt)
-    rows = buf["rows"]
+    # the logits' left factor [mu, -|mu|^2/2 ...], with the pad bias as a last column
+    # where the padding is not a prefix of the components
+    k = d + 1 + (padded and not by_slices)
+    sums = ws.sums(tag, len(groups), J, M, d, k)
+    rows = sums["rows"]
     rows[..., :d] = mu
     rows[..., d] = _rowdot(mu, mu, np)
-    if padded:
+    if k > d + 1:
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
     floor = logit_floor(dt)
-    # per-block buffers (the last block may be shorter: views of the first Bb columns)
-    xt_b, tmp_b, U_b, S_b, W_b = (buf[n] for n in ("x_t", "tmp", "U", "S", "W"))
-    Wt_b = buf.get("Wt")                                                 # None in float64
-    G_b, mubar_b, P_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "P", "GP", "GM"))
-    gp, gm = buf["gp_sum"], buf["gm_sum"]
-    gp[...] = 0.0
-    gm[...] = 0.0
-    loss = np.zeros(J)
-    ds = np.zeros(J)
     shared_x0 = x0.ndim == 2
-    for b0 in range(0, B, Bb):
-        b1 = min(B, b0 + Bb)
-        n = b1 - b0
-        x_t, tmp, U, S, W = xt_b[..., :n], tmp_b[..., :n], U_b[..., :n], S_b[..., :n], W_b[..., :n]
-        G, mubar, P = G_b[..., :n], mubar_b[..., :n], P_b[..., :n]
-        a64, s64, w64 = alpha[:, b0:b1], sigma[:, b0:b1], wt[:, b0:b1]   # (J, n)
-        x0b = x0[:, b0:b1] if shared_x0 else x0[:, :, b0:b1]             # (d, n) | (J, d, n)
-        # x_t = alpha x0 + sigma eps (dtype dt, as the reference)
-        np.multiply(a64.astype(dt, copy=False)[:, None, :], x0b, out=x_t)
-        np.multiply(s64.astype(dt, copy=False)[:, None, :], eps[:, :, b0:b1], out=tmp)
-        x_t += tmp
-        # logits S = [mu, |mu|^2, pad] @ [x_t alpha / v; -alpha^2 / (2 v); 1]   (J, M, n)
-        v = a64 * a64 * var[:, None] + s64 * s64                         # (J, n)
-        av = a64 / v
-        np.multiply(x_t, av[:, None, :], out=U[:, :d])
-        U[:, d] = -0.5 * a64 * av
-        if padded:
-            U[:, d + 1] = 1.0
-        np.matmul(rows, U, out=S)
-        # softmax over components, floored by dtype (gmmdiff.softmax.softmax_)
-        S -= S.max(axis=1, keepdims=True)
-        np.maximum(S, floor, out=S)
-        np.exp(S, out=W)
-        if padded:
-            W *= mask[..., None]
-        W /= W.sum(axis=1, keepdims=True)
-        if Wt_b is None:
-            Wt = W
-        else:
-            Wt = Wt_b[..., :n]
-            Wt[...] = W
-        np.matmul(meansT, Wt, out=mubar)                                 # (J, d, n)
-        # err = (alpha s / v) x_t + (sigma^2 / v) mubar - x0, in place in tmp
-        c_a = (a64 * var[:, None] / v).astype(dt, copy=False)[:, None, :]
-        b = s64 * s64 / v                                                # (J, n) float64
-        err = tmp
-        np.multiply(c_a, x_t, out=err)
-        err += b.astype(dt, copy=False)[:, None, :] * mubar
-        err -= x0b
-        ee = np.einsum("jdb,jdb->jb", err, err)                          # (J, n)
-        loss += np.einsum("jb,jb->j", w64.astype(dt, copy=False), ee)
-        # R = dL/dx0hat = (2 / B) wt err, in place
-        R = err
-        R *= ((2.0 / B) * w64).astype(dt, copy=False)[:, None, :]
-        c1 = b * a64 / v                                                 # (J, n)
-        rmbar = np.einsum("jdb,jdb->jb", R, mubar)                       # (J, n)
-        np.matmul(means, R, out=G)                                       # (J, M, n)
-        G -= rmbar[:, None, :]
-        G *= Wt
-        GS = np.einsum("jmb,jmb->jb", G, S)                              # (J, n) float64
-        np.multiply(x_t, c1.astype(dt, copy=False)[:, None, :], out=P[:, :d])
-        P[:, d] = (c1 * a64).astype(dt, copy=False)
-        np.matmul(G, np.swapaxes(P, -1, -2), out=GP_b)
-        gp += GP_b
-        rx = np.einsum("jdb,jdb->jb", R, x_t)                            # (J, n)
-        R *= b.astype(dt, copy=False)[:, None, :]                        # now R b
-        np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)
-        gm += GM_b
-        ds += np.sum((a64 * s64 * s64 / (v * v)) * (rx - a64 * rmbar), axis=-1)
-        ds -= np.sum(b * a64 * a64 / v * GS, axis=-1)
-    gm += gp[..., :-1]
-    gm -= gp[..., -1:] * means
-    grad_means = gm.astype(dt)
-    grad_std = (2.0 * std.astype(f64) * ds).astype(dt)
-    return (loss / B).astype(dt), grad_means, grad_std
+
+    def task(g, slot):
+        buf = ws.buffers(J, M, d, k, Bb, dt, slot)
+        xt_b, tmp_b, U_b, S_b, W_b = (buf[n] for n in ("x_t", "tmp", "U", "S", "W"))
+        Wt_b = buf.get("Wt")                                             # None in float64
+        G_b, mubar_b, P_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "P", "GP", "GM"))
+        loss, ds, gp, gm = (sums[n][g] for n in ("loss", "ds", "gp", "gm"))
+        loss[...] = 0.0
+        ds[...] = 0.0
+        gp[...] = 0.0
+        gm[...] = 0.0
+        for b0, b1 in groups[g]:
+            n = b1 - b0
+            x_t, tmp, U, S, W = (a[..., :n] for a in (xt_b, tmp_b, U_b, S_b, W_b))
+            G, mubar, P = G_b[..., :n], mubar_b[..., :n], P_b[..., :n]
+            a64, s64, w64 = alpha[:, b0:b1], sigma[:, b0:b1], wt[:, b0:b1]   # (J, n)
+            x0b = x0[:, b0:b1] if shared_x0 else x0[:, :, b0:b1]         # (d, n) | (J, d, n)
+            # x_t = alpha x0 + sigma eps (dtype dt, as the reference)
+            np.multiply(a64.astype(dt, copy=False)[:, None, :], x0b, out=x_t)
+            np.multiply(s64.astype(dt, copy=False)[:, None, :], eps[:, :, b0:b1], out=tmp)
+            x_t += tmp
+            # logits S = [mu, |mu|^2, pad] @ [x_t alpha / v; -alpha^2 / (2 v); 1]  (J, M, n)
+            v = a64 * a64 * var[:, None] + s64 * s64                     # (J, n)
+            av = a64 / v
+            np.multiply(x_t, av[:, None, :], out=U[:, :d])
+            U[:, d] = -0.5 * a64 * av
+            if k > d + 1:
+                U[:, d + 1] = 1.0
+            np.matmul(rows, U, out=S)
+            for j, m in pads:                        # the reference's pad bias, exactly
+                S[j, m:] = PAD_LOGIT
+            # softmax over components, floored by dtype (gmmdiff.softmax.softmax_)
+            S -= S.max(axis=1, keepdims=True)
+            np.maximum(S, floor, out=S)
+            np.exp(S, out=W)
+            if by_slices:
+                for j, m in pads:                    # W * mask, on the padded entries only
+                    W[j, m:] = 0.0
+            else:
+                W *= mask[..., None]
+            W /= W.sum(axis=1, keepdims=True)
+            if Wt_b is None:
+                Wt = W
+            else:
+                Wt = Wt_b[..., :n]
+                Wt[...] = W
+            np.matmul(meansT, Wt, out=mubar)                             # (J, d, n)
+            # err = (alpha s / v) x_t + (sigma^2 / v) mubar - x0, in place in tmp
+            c_a = (a64 * var[:, None] / v).astype(dt, copy=False)[:, None, :]
+            b = s64 * s64 / v                                            # (J, n) float64
+            err = tmp
+            np.multiply(c_a, x_t, out=err)
+            bm = P[:, :d]                                                # scratch until P
+            np.multiply(b.astype(dt, copy=False)[:, None, :], mubar, out=bm)
+            err += bm
+            err -= x0b
+            ee = np.einsum("jdb,jdb->jb", err, err)                      # (J, n)
+            loss += np.einsum("jb,jb->j", w64.astype(dt, copy=False), ee)
+            # R = dL/dx0hat = (2 / B) wt err, in place
+            R = err
+            R *= ((2.0 / B) * w64).astype(dt, copy=False)[:, None, :]
+            c1 = b * a64 / v                                             # (J, n)
+            rmbar = np.einsum("jdb,jdb->jb", R, mubar)                   # (J, n)
+            np.matmul(means, R, out=G)                                   # (J, M, n)
+            G -= rmbar[:, None, :]
+            G *= Wt
+            GS = np.einsum("jmb,jmb->jb", G, S)                          # (J, n) float64
+            np.multiply(x_t, c1.astype(dt, copy=False)[:, None, :], out=P[:, :d])
+            P[:, d] = (c1 * a64).astype(dt, copy=False)
+            np.matmul(G, np.swapaxes(P, -1, -2), out=GP_b)
+            gp += GP_b
+            rx = np.einsum("jdb,jdb->jb", R, x_t)                        # (J, n)
+            R *= b.astype(dt, copy=False)[:, None, :]                    # now R b
+            np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)
+            gm += GM_b
+            ds += np.sum((a64 * s64 * s64 / (v * v)) * (rx - a64 * rmbar), axis=-1)
+            ds -= np.sum(b * a64 * a64 / v * GS, axis=-1)
+
+    def finish():
+        loss, ds, gp, gm = (sums[n] for n in ("loss", "ds", "gp", "gm"))
+        lt, dst, gpt, gmt = loss[0].copy(), ds[0].copy(), gp[0].copy(), gm[0].copy()
+        for g in range(1, len(groups)):                                  # in task order
+            lt += loss[g]
+            dst += ds[g]
+            gpt += gp[g]
+            gmt += gm[g]
+        gmt += gpt[..., :-1]
+        gmt -= gpt[..., -1:] * means
+        grad_means = gmt.astype(dt)
+        grad_std = (2.0 * std.astype(f64) * dst).astype(dt)
+        return (lt / B).astype(dt), grad_means, grad_std
+
+    return [lambda slot, g=g: task(g, slot) for g in range(len(groups))], finish
+
+
+def blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
+                          entries=None, max_tasks=None):
+    """:func:`blocked_tasks` run here, task after task: ``(loss (J,), grad_means (J, M,
+    d), grad_std (J,))``, the same bits as the tasks spread over any threads."""
+    tasks, finish = blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask, ws=ws,
+                                  entries=entries, max_tasks=max_tasks)
+    for t in tasks:
+        t(0)
+    return finish()

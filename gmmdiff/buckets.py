@@ -52,10 +52,10 @@ def _index(b, xp):
     return xp.asarray(b)
 
 
-def bucketed(loss_fn, buckets, sizes, xp):
+def bucketed(loss_fn, buckets, sizes, xp, runner=None):
     """``loss_fn`` evaluated bucket by bucket on parameters sliced to each bucket's own
     largest size, with losses and gradients scattered back into the padded layout
-    (:func:`plan_buckets`). One bucket: ``loss_fn`` itself.
+    (:func:`plan_buckets`). One bucket and no ``runner``: ``loss_fn`` itself.
 
     A bucket whose models are a contiguous range j0..j1 of the batch (the usual case:
     sizes in increasing order) or evenly spaced (:func:`_index`) takes its parameters
@@ -64,10 +64,23 @@ def bucketed(loss_fn, buckets, sizes, xp):
     (``mask=None``: no padding work). Gradients beyond a bucket's largest size are set
     to 0 (only those: no zero fill of the whole batch); below it they come from the
     loss, which gives padding components exactly 0.
+
+    runner : None, or a callable that calls every task of a list once
+        (:meth:`gmmdiff.threads.Crew.run`); then ``loss_fn`` must take ``defer=True`` and
+        ``tag=`` (bucket index) and return ``(tasks, finish)`` (a family with
+        ``workspace``, :func:`gmmdiff.blocked.blocked_tasks`): the tasks of every bucket
+        of a step go to the runner together, then each bucket finishes in order.
     """
     J = len(sizes)
-    if len(buckets) == 1:
+    if len(buckets) == 1 and runner is None:
         return loss_fn
+    if len(buckets) == 1:
+        def whole(params, x0, eps, alpha, sigma, wt, xp_, mask):
+            tasks, finish = loss_fn(params, x0, eps, alpha, sigma, wt, xp_, mask, defer=True,
+                                    tag=0)
+            runner(tasks)
+            return finish()
+        return whole
     plan = []
     for b in buckets:
         b = np.asarray(b)
@@ -81,11 +94,17 @@ def bucketed(loss_fn, buckets, sizes, xp):
             for idx, Mg, _ in plan:                  # components beyond each bucket's Mg
                 if g.ndim > 1 and Mg < g.shape[1]:
                     g[idx, Mg:] = 0
-        for idx, Mg, full in plan:
+        calls = []
+        for tag, (idx, Mg, full) in enumerate(plan):
             sub = {k: (v[idx] if v.ndim == 1 else v[idx, :Mg]) for k, v in params.items()}
             x0_b = x0[idx] if x0.ndim == eps.ndim else x0                # per-model or shared
-            lb, gb = loss_fn(sub, x0_b, eps[idx], alpha[idx], sigma[idx], wt[idx], xp_,
-                             None if full else mask[idx, :Mg])
+            args = (sub, x0_b, eps[idx], alpha[idx], sigma[idx], wt[idx], xp_,
+                    None if full else mask[idx, :Mg])
+            calls.append(loss_fn(*args, defer=True, tag=tag) if runner is not None else args)
+        if runner is not None:
+            runner([t for tasks, _ in calls for t in tasks])
+        for (idx, Mg, _), call in zip(plan, calls):
+            lb, gb = call[1]() if runner is not None else loss_fn(*call)
             if total is None:
                 total = xp.empty(J, dtype=lb.dtype)
             total[idx] = lb

@@ -9,19 +9,19 @@ Draws are stateless, so a run resumes from any step without saving generator sta
 and one call draws a chunk of S steps at once. On numpy they come from numpy's PCG64
 ("pcg"): the times and noise of steps [c S, (c + 1) S) of a stream come from the stream
 and the chunk index c (S = :func:`draw_chunk_steps`, a function of the data shape
-only), drawn one chunk ahead on a second thread while the first trains (where the
-thread budget leaves a core for it, :mod:`gmmdiff.threads`), into two buffers allocated
-once. float64 runs draw float64 normals; float32 runs draw numpy's float32 normals from
-the same generator (a stream of their own since results format 3). On cupy they
+only), drawn one chunk ahead, stream by stream, as background jobs of the training
+loop's helper threads (:class:`gmmdiff.threads.Crew`, where there is a core for one)
+into two buffers allocated once, in the layout the loss reads (rows last: (S, d, N n)
+since results format 4, no transposed copy). float64 runs draw float64 normals;
+float32 runs draw numpy's float32 normals from the same generator (a stream of their
+own since results format 3). On cupy they
 come from the counter-based generator of :mod:`gmmdiff.rng` on the device ("hash"): a
 step's draws come from the stream and the step, so the chunk size is free to follow
 the device's memory (see :func:`draw_chunk` and :class:`BatchDraws`).
 """
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
-from . import kernels
+from . import kernels, threads
 from . import rng as counter_rng
 from .backend import available_bytes
 from .streams import STREAM_NOISE, rng_for
@@ -76,16 +76,16 @@ def _hash_chunk(base_t, base_e, first, steps, N, n, per, L, xp, dtype=np.float64
 
 
 def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", rows_last=False,
-               dtype=np.float64, out=None, scratch=None):
+               dtype=np.float64, out=None):
     """Times and noise of one stream (:func:`noise_stream`) for steps
     [chunk * steps, (chunk + 1) * steps): ``(t_idx (S, N), eps (S, N n, *shape))``;
     rows of eps are sample-major (row = i n + k). With ``rows_last`` (``shape`` = (d,))
-    eps is (S, d, N n): source "hash" draws it in that layout, "pcg" transposes its
-    draws. ``dtype`` (pcg): float64, or float32 for float32 runs (numpy's float32
-    normals, ``standard_normal(dtype=float32)``: a stream of its own, not float64
-    draws rounded); hash draws are float64. ``out`` (pcg): an array of eps's shape and
-    dtype to draw into (no new array); ``scratch``: with ``rows_last``, an array of
-    shape (S, N n, d) to draw into before the transposed copy into ``out``.
+    eps is (S, d, N n), drawn in that layout by both sources (pcg: since results
+    format 4; before, (S, N n, d) drawn and transposed). ``dtype`` (pcg): float64, or
+    float32 for float32 runs (numpy's float32 normals,
+    ``standard_normal(dtype=float32)``: a stream of its own, not float64 draws rounded);
+    hash draws are float64. ``out`` (pcg): an array of eps's shape and dtype to draw
+    into (no new array).
 
     source "pcg": numpy's PCG64 on the host, one generator per (stream, chunk) (the
     numpy default: fastest on a CPU); "hash": the counter-based generator of
@@ -94,9 +94,9 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", row
     bus, and numpy with "hash" gives the same draws up to the last bits of the normals).
     :class:`BatchDraws` draws all streams of a batch at once the same way.
     """
+    eps_shape = (steps, shape[0], N * n) if rows_last else (steps, N * n) + tuple(shape)
     if source == "hash":
         kt, ke = (xp.asarray(np.array([k], dtype=np.uint64)) for k in _stream_keys(stream))
-        eps_shape = (steps, shape[0], N * n) if rows_last else (steps, N * n) + tuple(shape)
         rows, eps = _hash_chunk(kt, ke, chunk * steps, steps, N, n, int(np.prod(shape)) * N * n,
                                 L, xp)
         return rows[0, :, ::n], eps[0].reshape(eps_shape)
@@ -105,16 +105,9 @@ def draw_chunk(stream, chunk, steps, N, n, shape, L, *, xp=np, source="pcg", row
     seed, rest = stream[0], tuple(stream[1:])
     g = rng_for(seed, STREAM_NOISE, *rest, chunk)
     t_idx = g.integers(0, L, size=(steps, N))
-    draw_shape = (steps, N * n) + tuple(shape)
-    if out is not None and not rows_last:
-        return t_idx, g.standard_normal(dtype=dtype, out=out)
-    eps = g.standard_normal(dtype=dtype, out=scratch) if scratch is not None else \
-        g.standard_normal(draw_shape, dtype=dtype)
-    eps = xp.swapaxes(eps, -1, -2) if rows_last else eps
     if out is not None:
-        out[...] = eps
-        return t_idx, out
-    return t_idx, eps
+        return t_idx, g.standard_normal(dtype=dtype, out=out)
+    return t_idx, g.standard_normal(eps_shape, dtype=dtype)
 
 
 class BatchDraws:
@@ -129,6 +122,8 @@ class BatchDraws:
     xp : the training backend;  dtype : the training dtype of the noise
     source : "pcg" (default on numpy) or "hash" (default on cupy), see :func:`draw_chunk`
     rows_last : noise laid out (J, d, B) instead of (J, B, d)
+    noise_dtype : pcg: the dtype the normals are drawn in (default float32 for float32
+        runs, else float64; float64 draws for a float32 run are rounded once per step)
 
     With "hash" every distinct stream of the batch is drawn at once, chunk by chunk: on
     cupy by the two kernels of :mod:`gmmdiff.kernels` (2 launches per chunk, whatever
@@ -137,7 +132,8 @@ class BatchDraws:
     host by its own generator (on cupy its noise then crosses the bus every step).
     """
 
-    def __init__(self, streams, N, n, shape, L, *, xp, dtype, source=None, rows_last=False):
+    def __init__(self, streams, N, n, shape, L, *, xp, dtype, source=None, rows_last=False,
+                 noise_dtype=None):
         self.xp, self.dtype = xp, dtype
         self.source = source or ("pcg" if xp is np else "hash")
         if self.source not in NOISE_SOURCES:
@@ -154,37 +150,52 @@ class BatchDraws:
         per_step = N * n * int(np.prod(shape))
         self.S = draw_chunk_steps(N, n, int(np.prod(shape)))
         # pcg: the noise of float32 runs is drawn in float32; chunks are drawn into two
-        # buffers allocated once, in turn (chunk c into buffer c % 2: the one the chunk
-        # before last used, which no step reads any more once chunk c - 1 is current)
-        self.draw_dtype = np.float32 if np.dtype(dtype) == np.float32 else np.float64
-        self._buffers = self._scratch = None
+        # sets of buffers allocated once, in turn (chunk c into set c % 2: the one the
+        # chunk before last used, which no step reads any more once chunk c - 1 is
+        # current)
+        self.draw_dtype = np.dtype(noise_dtype if noise_dtype is not None else
+                                   np.float32 if np.dtype(dtype) == np.float32 else np.float64)
+        self._buffers = self._rows = None
         if self.source == "pcg":
-            self._buffers = [np.empty((len(self.unique), self.S) + self.eps_shape,
-                                      dtype=self.draw_dtype) for _ in range(2)]
-            self._scratch = (np.empty((self.S, N * n) + self.shape, dtype=self.draw_dtype)
-                             if rows_last else None)
+            U = len(self.unique)
+            self._buffers = [np.empty((U, self.S) + self.eps_shape, dtype=self.draw_dtype)
+                             for _ in range(2)]
+            self._rows = [np.empty((U, self.S, N * n), dtype=np.int64) for _ in range(2)]
         if self.source == "hash":
             keys = np.array([_stream_keys(st) for st in self.unique], dtype=np.uint64)
             self.base_t, self.base_e = self.dev.asarray(keys[:, 0]), self.dev.asarray(keys[:, 1])
             if self.dev is not np:
                 self.S = device_chunk_steps(len(self.unique), per_step + N * n, self.dev)
 
+    def _draw_stream(self, c, u):
+        """pcg: stream ``u``'s part of chunk ``c``, into buffer set c % 2."""
+        S, N, n = self.S, self.N, self.n
+        t = draw_chunk(self.unique[u], c, S, N, n, self.shape, self.L, source="pcg",
+                       rows_last=self.rows_last, dtype=self.draw_dtype,
+                       out=self._buffers[c % 2][u])[0]
+        self._rows[c % 2][u].reshape(S, N, n)[...] = t[:, :, None]   # each row's sample's time
+
+    def _chunk_jobs(self, c):
+        """The jobs drawing chunk ``c``: one per stream (pcg), or one for all (hash)."""
+        if self.source == "pcg":
+            return [lambda u=u: self._draw_stream(c, u) for u in range(len(self.unique))]
+        return [lambda: self.chunk(c)]
+
+    def _done(self, c, results):
+        return (self._rows[c % 2], self._buffers[c % 2]) if self.source == "pcg" else results[0]
+
     def chunk(self, c):
         """Chunk ``c`` of every distinct stream: ``(rows (U, S, B) grid index of each
-        row's time, eps (U, S, ...))``. With "pcg", eps is one of two buffers used in
-        turn: valid until chunk c + 2 is drawn."""
+        row's time, eps (U, S, ...))``. With "pcg", both are one of two buffer sets used
+        in turn: valid until chunk c + 2 is drawn."""
         dev, U, S, N, n = self.dev, len(self.unique), self.S, self.N, self.n
         if self.source == "hash":
             rows, eps = _hash_chunk(self.base_t, self.base_e, c * S, S, N, n,
                                     int(np.prod(self.eps_shape)), self.L, dev, self.dtype)
             return rows, eps.reshape((U, S) + self.eps_shape)
-        t_c = np.empty((U, S, N), dtype=np.int64)
-        e_c = self._buffers[c % 2]                       # the chunk before last's buffer
-        for u, st in enumerate(self.unique):
-            t_c[u] = draw_chunk(st, c, S, N, n, self.shape, self.L, source="pcg",
-                                rows_last=self.rows_last, dtype=self.draw_dtype, out=e_c[u],
-                                scratch=self._scratch)[0]
-        return np.repeat(t_c, n, axis=-1), e_c
+        for u in range(U):
+            self._draw_stream(c, u)
+        return self._rows[c % 2], self._buffers[c % 2]
 
     def _at(self, rows, eps, offset):
         """One step of a chunk for every model: (rows (J, B), eps (J, ...))."""
@@ -196,29 +207,40 @@ class BatchDraws:
                     dev.broadcast_to(eps[0, offset], (self.J,) + eps.shape[2:]))
         return rows[self.which_dev, offset], eps[self.which_dev, offset]  # some streams shared
 
-    def steps(self, start, stop, prefetch=True):
+    def steps(self, start, stop, prefetch=True, crew=None):
         """Generator of ``(k, rows (J, B) grid index of each row, eps (J, ...))`` for the
         steps k = start..stop-1, on the training backend and dtype (B = N n rows,
         sample-major). Use it with :func:`contextlib.closing`: closing it stops the
-        prefetching thread.
+        drawing of the chunk ahead.
 
-        With ``prefetch``, host draws of the next chunk are made on a second thread while
-        this one trains (numpy releases the GIL while it fills arrays); the draws depend
-        only on the chunk index, so prefetching changes nothing in the results.
+        With ``prefetch``, host draws of the next chunk are made ahead, as background
+        jobs of ``crew`` (a :class:`gmmdiff.threads.Crew`; None: a crew of one helper
+        of its own) while this thread trains (numpy releases the GIL while it fills
+        arrays); the draws depend only on the chunk index, so prefetching changes
+        nothing in the results.
         """
         xp, dev, S = self.xp, self.dev, self.S
-        pool = ThreadPoolExecutor(1) if prefetch and dev is np and start < stop else None
+        own = None
+        if prefetch and dev is np and start < stop and crew is None:
+            crew = own = threads.Crew(1)
+        if not (prefetch and dev is np):
+            crew = None
         pending = None
         try:
             for k in range(start, stop):
                 chunk, offset = divmod(k, S)
                 if offset == 0 or k == start:
-                    rows_c, eps_c = pending.result() if pending is not None else self.chunk(chunk)
+                    if pending is not None:
+                        rows_c, eps_c = self._done(chunk, crew.wait_all(pending))
+                    else:
+                        rows_c, eps_c = self.chunk(chunk)
                     pending = None
-                    if pool is not None and (chunk + 1) * S < stop:
-                        pending = pool.submit(self.chunk, chunk + 1)
+                    if crew is not None and (chunk + 1) * S < stop:
+                        pending = [crew.submit(fn) for fn in self._chunk_jobs(chunk + 1)]
                 rows, eps = self._at(rows_c, eps_c, offset)
                 yield k, xp.asarray(rows), xp.asarray(eps, dtype=self.dtype)
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for job in pending or ():             # closed early: drop or finish them
+                crew.cancel(job)
+            if own is not None:
+                own.close()

@@ -36,7 +36,9 @@ padded to a common number of components Mmax, padding masked out):
 Capabilities: ``rows_last`` (the loss takes its rows as the last axis), ``fusable``
 (the loss accepts ``fused=True``: the cupy kernels of :mod:`gmmdiff.kernels`) and
 ``workspace`` (the loss accepts ``ws=``, a :class:`gmmdiff.blocked.Workspace` of
-buffers the training loop keeps for the whole run).
+buffers the training loop keeps for the whole run, and on numpy ``defer=True, tag=``:
+it then returns ``(tasks, finish)``, tasks the loop spreads over the cores,
+:func:`gmmdiff.buckets.bucketed`).
 
 Adding a family, say a low-rank mixture: write ``gmmdiff/lowrank.py`` defining
 ``FAMILY = Family(...)`` and add one line ``"lowrank": "gmmdiff.lowrank"`` to

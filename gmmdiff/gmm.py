@@ -11,7 +11,7 @@ theta_pmem,M beside the approximations of :mod:`gmmdiff.theory`.
 import numpy as np
 
 from .backend import get_dtype, to_host
-from .blocked import blocked_loss_and_grad
+from .blocked import blocked_tasks
 from .data import make_dataset
 from .denoisers import generalizing, memorizing, partially_memorizing
 from .families import Family
@@ -55,18 +55,32 @@ def init(dataset, M, cfg):
     return {"means": means, "std": np.sqrt(var)}
 
 
-def loss(params, x0, eps, alpha, sigma, wt, xp, mask, fused=False, ws=None):
+def loss(params, x0, eps, alpha, sigma, wt, xp, mask, fused=False, ws=None, defer=False,
+         tag=0):
     """Training loss and gradients of J models, rows last
     (:func:`gmmdiff.losses._batched_loss_and_grad`): params {"means" (J, M, d),
     "std" (J,)}; x0 (J, d, B) or (d, B); eps (J, d, B). On numpy the same arithmetic
-    runs in cache-sized row blocks (:func:`gmmdiff.blocked.blocked_loss_and_grad`) into
-    the buffers of ``ws`` (a :class:`gmmdiff.blocked.Workspace`, one per run)."""
+    runs in cache-sized row blocks (:func:`gmmdiff.blocked.blocked_tasks`) into the
+    buffers of ``ws`` (a :class:`gmmdiff.blocked.Workspace`, one per run); with
+    ``defer`` (numpy) it returns ``(tasks, finish)`` instead, the row-block tasks to
+    run (on any threads, :class:`gmmdiff.threads.Crew`) and the function that then
+    gives ``(loss, grads)``; ``tag`` keys the call site's sums in ``ws``."""
     if xp is np and not fused:
-        l, gm, gs = blocked_loss_and_grad(params["means"], params["std"], x0, eps, alpha,
-                                          sigma, wt, mask, ws=ws)
-    else:
-        l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha,
-                                           sigma, wt, xp, mask, fused=fused)
+        tasks, finish = blocked_tasks(params["means"], params["std"], x0, eps, alpha, sigma,
+                                      wt, mask, ws=ws, tag=tag)
+
+        def done():
+            l, gm, gs = finish()
+            return l, {"means": gm, "std": gs}
+        if defer:
+            return tasks, done
+        for t in tasks:
+            t(0)
+        return done()
+    if defer:
+        raise ValueError("defer=True needs the numpy backend without fused kernels")
+    l, gm, gs = _batched_loss_and_grad(params["means"], params["std"], x0, eps, alpha,
+                                       sigma, wt, xp, mask, fused=fused)
     return l, {"means": gm, "std": gs}
 
 

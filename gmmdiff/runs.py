@@ -23,8 +23,11 @@ from .train import check_fused, train
 # older results is refused instead of resumed with a mix of both. 2: theta_pmem,M's
 # subsets nested along one order (gmmdiff 0.2), hash draws keyed by step. 3: float32
 # runs draw float32 noise (gmmdiff.draws); the numpy loss sums its rows block by block
-# (gmmdiff.blocked: float64 results move by rounding only).
-RESULTS_FORMAT = 3
+# (gmmdiff.blocked: float64 results move by rounding only). 4: numpy's rows-last noise
+# is drawn in its own layout, (S, d, N n), not transposed from (S, N n, d)
+# (gmmdiff.draws); the loss's row blocks are summed in groups (tasks) and the groups in
+# order (rounding only).
+RESULTS_FORMAT = 4
 
 
 def identity(cfg, backend):

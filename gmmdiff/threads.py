@@ -1,23 +1,28 @@
-"""The CPU thread budget of training: BLAS threads + the draw thread <= cores.
+"""The CPU thread budget of training: one thread per core, each calling the BLAS at
+one thread.
 
 On numpy a training step runs its matrix products in the BLAS (OpenBLAS in numpy's
-wheels, which starts one thread per core) while the next chunk of noise is drawn on a
-second Python thread (:mod:`gmmdiff.draws`). Left alone that is one thread more than
-there are cores: on 2 cores the three threads preempt each other and the step runs
-about 1.8x slower than with the BLAS held to one thread. :func:`training_threads`
-holds the BLAS to ``cores - draw threads`` (at least 1) for the duration of training
-and restores the previous setting afterwards, so code outside training (a user's own
-numpy work in the same process) keeps the BLAS as it found it.
+wheels, which starts one thread per core) and draws the next chunk of noise on the
+side. Left alone the BLAS's own threads and the drawing thread oversubscribe the cores:
+on 2 cores the three threads preempt each other and the step ran about 1.8x slower
+than with the BLAS held to one thread. So training runs a :class:`Crew`: the training
+thread plus one helper thread per further core (:func:`training_crew`, cores from
+:func:`cpu_count`), which share each step's row-block tasks (:mod:`gmmdiff.blocked`)
+and draw the next noise chunk in the gaps, while :func:`blas_threads` holds the BLAS
+to one thread for the duration of training and restores the previous setting
+afterwards, so code outside training (a user's own numpy work in the same process)
+keeps the BLAS as it found it.
 
 The BLAS is reached through its own C entry points with ctypes (no extra dependency):
 the library numpy loaded is found in the process's memory map and asked for the
 ``*_set_num_threads`` / ``*_get_num_threads`` pair of OpenBLAS (plain, 64-bit-integer
 and scipy-openblas symbol names), or of MKL or BLIS. Where none is found (another
 BLAS, no /proc), the budget does nothing and :func:`blas_controller` returns None:
-training is then as fast as the BLAS's own defaults make it, with the same results.
-Prefetching changes no result (bit for bit); the BLAS's thread count changes results
-by rounding only (OpenBLAS splits its sums differently; the tests bound the effect).
+training then oversubscribes as the BLAS's own defaults make it, with the same
+results up to the BLAS's rounding. Which thread runs a task or draws a chunk changes no
+result (bit for bit, on any number of cores: the tests compare 1, 2 and 4).
 """
+import collections
 import contextlib
 import ctypes
 import os
@@ -108,13 +113,6 @@ def cpu_count():
         return max(1, os.cpu_count() or 1)
 
 
-def blas_budget(other_threads, cores=None):
-    """BLAS threads that leave ``other_threads`` busy Python threads a core each:
-    ``max(1, cores - other_threads)``."""
-    cores = cpu_count() if cores is None else int(cores)
-    return max(1, cores - int(other_threads))
-
-
 @contextlib.contextmanager
 def blas_threads(n):
     """Hold the BLAS to at most ``n`` threads inside the ``with`` block (a lower count
@@ -136,13 +134,193 @@ def blas_threads(n):
             ctl.set(before)
 
 
-def prefetch_draws():
-    """Whether a numpy training loop should draw its next noise chunk on a second
-    thread: only where there are at least two cores for it (:func:`cpu_count`)."""
-    return cpu_count() >= 2
+class Job:
+    """A background job of a :class:`Crew` (:meth:`Crew.submit`)."""
+    __slots__ = ("fn", "state", "result", "error")
+
+    def __init__(self, fn):
+        self.fn, self.state, self.result, self.error = fn, "queued", None, None
 
 
-def training_threads(draw_threads):
-    """:func:`blas_threads` with the budget of a numpy training loop that runs
-    ``draw_threads`` prefetching threads beside the BLAS (:func:`blas_budget`)."""
-    return blas_threads(blas_budget(draw_threads))
+class _Batch:
+    __slots__ = ("left", "error")
+
+    def __init__(self, n):
+        self.left, self.error = n, None
+
+
+class Crew:
+    """The helper threads of a numpy training loop: ``helpers`` threads that run the
+    tasks of a step (:meth:`run`) beside the training thread, and background jobs (the
+    next chunk of noise, :meth:`submit`) whenever a step has no task left for them.
+
+    A step's tasks always come first: a helper takes a job only when no task is waiting,
+    and the training thread itself takes tasks until none is left, so the cores stay
+    busy with the step while the draws fill the gaps. What a task computes never
+    depends on which thread runs it (each gets the slot of its thread, 0 for the
+    training thread and 1..helpers for the helpers, to pick buffers of its own). With
+    no helpers everything runs on the calling thread: tasks at :meth:`run`, a job when
+    :meth:`wait` asks for it. Numpy releases the GIL inside its loops and the BLAS, so
+    the threads' arithmetic overlaps; their Python code takes turns.
+
+    Use it as a context manager (or call :meth:`close`): closing drops the jobs not yet
+    started and joins the helpers.
+    """
+
+    def __init__(self, helpers):
+        self.helpers = max(0, int(helpers))
+        self._cv = threading.Condition()
+        self._tasks = collections.deque()             # (fn, batch)
+        self._jobs = collections.deque()              # Job
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, args=(slot,), daemon=True,
+                                          name=f"gmmdiff-crew-{slot}")
+                         for slot in range(1, self.helpers + 1)]
+        for t in self._threads:
+            t.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _work(self, slot):
+        cv = self._cv
+        while True:
+            with cv:
+                while not (self._closed or self._tasks or self._jobs):
+                    cv.wait()
+                if self._closed:
+                    return
+                if self._tasks:
+                    fn, batch = self._tasks.popleft()
+                    job = None
+                else:
+                    job = self._jobs.popleft()
+                    job.state = "running"
+            if job is None:
+                err = _call(fn, slot)
+                with cv:
+                    batch.left -= 1
+                    if err is not None and batch.error is None:
+                        batch.error = err
+                    cv.notify_all()
+            else:
+                try:
+                    job.result = job.fn()
+                except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
+                    job.error = exc
+                with cv:
+                    job.state = "done"
+                    cv.notify_all()
+
+    def run(self, tasks):
+        """Call every ``task(slot)`` of ``tasks`` once, on this thread (slot 0) and the
+        helpers; return when all have returned. The first exception of a task is
+        raised here once no task of the list is running (on this thread alone, the
+        tasks after it are skipped)."""
+        if not self.helpers or len(tasks) < 2:
+            for task in tasks:
+                task(0)
+            return
+        batch = _Batch(len(tasks))
+        cv = self._cv
+        with cv:
+            self._tasks.extend((task, batch) for task in tasks)
+            cv.notify_all()
+        while True:
+            with cv:
+                if not self._tasks:
+                    break
+                fn, b = self._tasks.popleft()
+            err = _call(fn, 0)
+            with cv:
+                b.left -= 1
+                if err is not None and b.error is None:
+                    b.error = err
+        with cv:
+            while batch.left:
+                cv.wait()
+        if batch.error is not None:
+            raise batch.error
+
+    def submit(self, fn):
+        """Queue ``fn()`` as a background job; returns its :class:`Job` for
+        :meth:`wait`."""
+        job = Job(fn)
+        if self.helpers:
+            with self._cv:
+                self._jobs.append(job)
+                self._cv.notify_all()
+        return job
+
+    def wait(self, job):
+        """The result of ``job``: run here if no helper has started it, else waited for;
+        its exception is raised here."""
+        return self.wait_all([job])[0]
+
+    def wait_all(self, jobs):
+        """The results of ``jobs`` (a list): those no helper has started run here, in
+        order, then the rest are waited for; the first exception is raised here, after
+        every job has ended."""
+        cv = self._cv
+        for job in jobs:
+            with cv:
+                if job.state != "queued":
+                    continue
+                if self.helpers:
+                    self._jobs.remove(job)
+                job.state = "running"
+            try:
+                job.result = job.fn()
+            except BaseException as exc:  # noqa: BLE001
+                job.error = exc
+            with cv:
+                job.state = "done"
+                cv.notify_all()
+        with cv:
+            while any(job.state != "done" for job in jobs):
+                cv.wait()
+        for job in jobs:
+            if job.error is not None:
+                raise job.error
+        return [job.result for job in jobs]
+
+    def cancel(self, job):
+        """Drop ``job`` if no helper has started it, else wait for it to end (its
+        exception, if any, is dropped: nothing will read its result)."""
+        with self._cv:
+            if job.state == "queued":
+                if self.helpers:
+                    self._jobs.remove(job)
+                job.state = "done"
+                return
+            while job.state != "done":
+                self._cv.wait()
+
+    def close(self):
+        """Drop the jobs not started, let the helpers finish what they run, join them."""
+        with self._cv:
+            self._closed = True
+            self._jobs.clear()
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+        self._threads = []
+
+
+def _call(fn, slot):
+    try:
+        fn(slot)
+    except BaseException as exc:  # noqa: BLE001 - handed to the caller of Crew.run
+        return exc
+    return None
+
+
+def training_crew(cores=None):
+    """The :class:`Crew` of a numpy training loop: one helper per core beyond the
+    training thread's (:func:`cpu_count`); every thread calls the BLAS at one thread
+    (:func:`blas_threads`)."""
+    cores = cpu_count() if cores is None else int(cores)
+    return Crew(cores - 1)

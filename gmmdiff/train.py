@@ -8,15 +8,18 @@ One optimizer step, for every model of the batch:
 2. the loss is the mean over the N * noise_draws rows of the target-scale squared
    error, with the hand-derived gradients of the model family (:mod:`gmmdiff.families`;
    models of similar size share a padded bucket, :mod:`gmmdiff.buckets`; on numpy the
-   GMM loss runs in cache-sized row blocks into buffers kept for the run,
-   :mod:`gmmdiff.blocked`);
+   GMM loss runs in cache-sized row blocks into buffers kept for the run, spread over
+   the cores, :mod:`gmmdiff.blocked`);
 3. the learning rate follows the warmup-stable-decay schedule at the 0-based step and
    the update is clip + Adam + averaged updates (:func:`gmmdiff.optim.step`);
 4. at log intervals the losses come to the host (the loop's only synchronizations),
    and at checkpoint intervals the whole state is saved (:mod:`gmmdiff.state`).
 
-On numpy the loop holds the BLAS to the cores the noise-drawing thread leaves free
-(:mod:`gmmdiff.threads`) and restores it when it returns.
+On numpy the loop runs a crew of helper threads, one per core beyond its own
+(:class:`gmmdiff.threads.Crew`): they share each step's row-block tasks with it and
+draw the next noise chunk in between; every thread calls the BLAS at one thread (held
+so while training runs, restored when it returns), so no core is oversubscribed and
+the results are the same bit for bit on any number of cores.
 
 The loop knows no model family: it takes the family's loss from
 ``cfg.family()``. Where things are:
@@ -118,18 +121,22 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         fam_loss = functools.partial(fam.loss, fused=True)
     elif xp is np and fam.workspace:
         fam_loss = functools.partial(fam.loss, ws=Workspace())           # buffers for the run
-    loss_fn = bucketed(fam_loss,
-                       plan_buckets(state.sizes, N * n, bucket_overhead), state.sizes, xp)
+    # numpy: a crew of helper threads, one per core beyond this one, takes the loss's
+    # row-block tasks beside this thread and draws the next noise chunk in the gaps;
+    # every thread calls the BLAS at one thread (results never depend on the cores)
+    buckets = plan_buckets(state.sizes, N * n, bucket_overhead)
     optimizer_step = kernels.adam_step if fused else optim.step           # same arithmetic
     log_every = log_every or max(1, cfg.steps // 200)
     params, opt = state.params, state.opt
-    # the thread budget (numpy): the BLAS gets the cores the draw thread leaves free
-    prefetch = threads.prefetch_draws() if xp is np else True
     with contextlib.ExitStack() as scope:
+        crew = None
         if xp is np:
-            scope.enter_context(threads.training_threads(1 if prefetch else 0))
-        steps = scope.enter_context(contextlib.closing(draws.steps(state.step, cfg.steps,
-                                                                   prefetch=prefetch)))
+            crew = scope.enter_context(threads.training_crew())
+            scope.enter_context(threads.blas_threads(1))
+        runner = crew.run if crew is not None and fam.workspace and not fused else None
+        loss_fn = bucketed(fam_loss, buckets, state.sizes, xp, runner=runner)
+        steps = scope.enter_context(contextlib.closing(draws.steps(
+            state.step, cfg.steps, prefetch=crew is None or crew.helpers > 0, crew=crew)))
         for k, rows, eps in steps:                       # rows: (J, B) grid index per row
             loss, grads = loss_fn(params, x0, eps, alpha_g[rows], sigma_g[rows], wt_g[rows],
                                   xp, state.mask)

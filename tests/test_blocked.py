@@ -143,25 +143,26 @@ def test_float32_weights_have_no_subnormals_and_train_as_with_the_old_floor(monk
 
 def test_pcg_draws_keep_their_documented_stream_and_float32_draws_its_own():
     """Chunk c of a stream: times g.integers(0, L, (S, N)), then the noise
-    g.standard_normal((S, N n, d)) of g = rng_for(seed, STREAM_NOISE, *key, c), rows
-    last transposed -- float64 bit for bit as before buffers were reused; float32 runs
-    draw g.standard_normal(..., dtype=float32) instead. Both through BatchDraws' two
-    buffers over several chunks (buffers reused in turn)."""
+    g.standard_normal((S, d, N n)) of g = rng_for(seed, STREAM_NOISE, *key, c), drawn
+    rows last (results format 4: no transposed copy); float32 runs draw
+    g.standard_normal(..., dtype=float32) instead. Both through BatchDraws' two buffer
+    sets over several chunks (reused in turn), drawn ahead by a crew's helper and on
+    the training thread alone: the same draws."""
     from gmmdiff.draws import BatchDraws
     from gmmdiff.streams import STREAM_NOISE, rng_for
     streams = [(0, 8, 3, 2, 4), (0, 8, 3, 2, 8)]
     N, n, d, L = 8, 5, 3, 26
-    for dtype in (np.float64, np.float32):
+    for dtype, prefetch in ((np.float64, True), (np.float32, True), (np.float64, False)):
         bd = BatchDraws(streams, N, n, (d,), L, xp=np, dtype=dtype, rows_last=True)
-        for k, rows, eps in bd.steps(0, 3 * bd.S + 2):
+        for k, rows, eps in bd.steps(0, 3 * bd.S + 2, prefetch=prefetch):
             c, o = divmod(k, bd.S)
             assert eps.dtype == dtype and eps.shape == (2, d, N * n)
             for j, st in enumerate(streams):
                 g = rng_for(st[0], STREAM_NOISE, *st[1:], c)
                 t = g.integers(0, L, size=(bd.S, N))
-                e = g.standard_normal((bd.S, N * n, d), dtype=dtype)
+                e = g.standard_normal((bd.S, d, N * n), dtype=dtype)
                 np.testing.assert_array_equal(rows[j], np.repeat(t[o], n))
-                np.testing.assert_array_equal(eps[j], e[o].T)
+                np.testing.assert_array_equal(eps[j], e[o])
     z = BatchDraws(streams, 400, 50, (d,), L, xp=np, dtype=np.float32).chunk(0)[1]
     assert abs(z.mean()) < 5 / np.sqrt(z.size) and abs(z.var() - 1) < 5 * np.sqrt(2 / z.size)
 
