@@ -13,7 +13,11 @@ with the work a step cannot avoid: the five (rows x components x d) products of 
 loss and its gradients (2 flops per multiply-add), one exp per (row, component), the
 noise written once by the draws and read once by the loss, and the normals themselves,
 each model counted at its own size (no padding). Dividing by the cores assumes every
-part spreads perfectly over them, so no step can run faster.
+part spreads perfectly over them, so no step can run faster. The same rates are also
+measured with one thread per core running each kernel at once (``xa``: cores share
+caches, memory bandwidth and clocks, so together they deliver less than cores times
+one; on the project's 2-core machine 1.4-1.9x one core), the bound a step spread over
+all cores can actually meet.
 
 Each step time is the median over rounds of one subprocess per (code, shape, dtype)
 that trains ``steps`` steps after one warm-up step, timed from the end of the first
@@ -70,33 +74,79 @@ def _best(fn, repeats=7):
     return float(np.min(times))
 
 
+def _kernels(dtype, seed=0):
+    """The roofline's four kernels on fresh data: {name: (fn, work per call)}."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((1024, 1024)).astype(dtype)
+    b = rng.standard_normal((1024, 1024)).astype(dtype)
+    c = np.empty_like(a)
+    s = -60.0 * rng.random(1 << 16)                                      # logits, float64
+    w = np.empty_like(s)
+    big = np.ones(32 << 20)                                             # 256 MiB
+    dst = np.empty_like(big)
+    g = np.random.default_rng(seed + 1)
+    z = np.empty(1 << 20, dtype=dtype)
+    return {"gemm": (lambda: np.matmul(a, b, out=c), 2 * 1024 ** 3),
+            "exp": (lambda: np.exp(s, out=w), s.size),
+            "mem": (lambda: np.copyto(dst, big), 2 * big.nbytes),
+            "normal": (lambda: g.standard_normal(dtype=dtype, out=z), z.size)}
+
+
+REPEATS = {"gemm": 15, "exp": 200, "mem": 5, "normal": 15}
+
+
 def roofline(dtype):
     """One-core rates: {"gemm" flop/s, "exp" /s, "mem" bytes/s, "normal" /s}."""
     from gmmdiff.threads import blas_threads
-    rng = np.random.default_rng(0)
+    with blas_threads(1):
+        return {k: work / _best(fn, REPEATS[k]) for k, (fn, work) in _kernels(dtype).items()}
+
+
+def roofline_all_cores(dtype, cores, rounds=5):
+    """The same rates with ``cores`` threads running the same kernel at once (each on
+    data of its own, BLAS at one thread, the best of ``rounds`` wall times of a run of
+    each kernel's repeats): what all the cores deliver together, shared caches,
+    memory bandwidth and clock limits included."""
+    import threading
+    from gmmdiff.threads import blas_threads
+    sets = [_kernels(dtype, seed=2 * i) for i in range(cores)]
     out = {}
     with blas_threads(1):
-        a = rng.standard_normal((1024, 1024)).astype(dtype)
-        b = rng.standard_normal((1024, 1024)).astype(dtype)
-        c = np.empty_like(a)
-        out["gemm"] = 2 * 1024 ** 3 / _best(lambda: np.matmul(a, b, out=c), 15)
-    s = -60.0 * rng.random(1 << 16)                                      # logits, float64
-    w = np.empty_like(s)
-    out["exp"] = s.size / _best(lambda: np.exp(s, out=w), 200)
-    big = np.ones(32 << 20)                                             # 256 MiB
-    dst = np.empty_like(big)
-    out["mem"] = 2 * big.nbytes / _best(lambda: np.copyto(dst, big), 5)
-    g = np.random.default_rng(1)
-    z = np.empty(1 << 20, dtype=dtype)
-    out["normal"] = z.size / _best(lambda: g.standard_normal(dtype=dtype, out=z), 15)
+        for k in REPEATS:
+            reps = max(1, REPEATS[k] // 3)
+            best = np.inf
+            for _ in range(rounds):
+                gate = threading.Barrier(cores + 1)
+
+                def work(fn, gate=gate, reps=reps):
+                    gate.wait()
+                    for _ in range(reps):
+                        fn()
+                ths = [threading.Thread(target=work, args=(ks[k][0],)) for ks in sets]
+                for t in ths:
+                    t.start()
+                gate.wait()
+                t0 = time.perf_counter()
+                for t in ths:
+                    t.join()
+                best = min(best, time.perf_counter() - t0)
+            out[k] = cores * reps * sets[0][k][1] / best
     return out
 
 
 def bound_seconds(shape, dtype, rates, cores):
+    """(bound, parts): the step's work at ``cores`` times the one-core ``rates``."""
     flops, exps, nbytes, normals = step_work(shape, dtype)
     parts = {"gemm": flops / rates["gemm"], "exp": exps / rates["exp"],
              "mem": nbytes / rates["mem"], "normal": normals / rates["normal"]}
     return sum(parts.values()) / cores, parts
+
+
+def bound_all_cores(shape, dtype, rates_all):
+    """The step's work at the rates all cores measured together."""
+    flops, exps, nbytes, normals = step_work(shape, dtype)
+    return (flops / rates_all["gemm"] + exps / rates_all["exp"] + nbytes / rates_all["mem"]
+            + normals / rates_all["normal"])
 
 
 WORKER = r"""
@@ -170,23 +220,33 @@ def main(args):
             print(f"# timed {shape} {dt}: " + ", ".join(f"{c} {v[0] * 1e3:.2f} ms" for c, v in
                                                         med.items()),
                   file=sys.stderr, flush=True)
+    rates_all = {}
     for dt in dtypes:                                        # the better of two measurements
         again = roofline(dt)
         rates[dt] = {k: max(v, again[k]) for k, v in rates[dt].items()}
+        rates_all[dt] = roofline_all_cores(dt, cores)
     for dt, r in rates.items():
+        a = rates_all[dt]
         print(f"# roofline, one core, {dt}: GEMM {r['gemm'] / 1e9:.1f} GFLOP/s, exp "
               f"{r['exp'] / 1e9:.2f} G/s, memory {r['mem'] / 1e9:.1f} GB/s, normals "
-              f"{r['normal'] / 1e6:.0f} M/s")
+              f"{r['normal'] / 1e6:.0f} M/s; all {cores} cores at once: "
+              + ", ".join(f"{k} {a[k] / r[k]:.2f}x" for k in ("gemm", "exp", "mem", "normal"))
+              + " the one-core rate")
     print(f"{'d':>3} {'K':>3} {'N':>4} {'draws':>5} {'sizes':>5} {'dtype':>7} {'steps':>5} "
-          f"{'bound ms':>9} {'(gemm/exp/mem/normal ms, 1 core)':>34} "
-          + " ".join(f"{c + ' ms':>10} {c + ' x':>6} {c + ' cpu':>8} {c + ' cx':>6}" for c, _ in codes))
+          f"{'bound ms':>9} {'(gemm/exp/mem/normal ms, 1 core)':>34} {'all-core ms':>11} "
+          + " ".join(f"{c + ' ms':>10} {c + ' x':>6} {c + ' xa':>6} {c + ' cpu':>8} {c + ' cx':>6}"
+                     for c, _ in codes))
     for shape, dt, steps, med in measured:
         bound, parts = bound_seconds(shape, dt, rates[dt], cores)
-        cols = " ".join(f"{med[c][0] * 1e3:>10.2f} {med[c][0] / bound:>6.1f} {med[c][1] * 1e3:>8.2f} "
+        ball = bound_all_cores(shape, dt, rates_all[dt])
+        cols = " ".join(f"{med[c][0] * 1e3:>10.2f} {med[c][0] / bound:>6.1f} "
+                        f"{med[c][0] / ball:>6.1f} {med[c][1] * 1e3:>8.2f} "
                         f"{med[c][1] / (bound * cores):>6.1f}" for c, _ in codes)
         split = "/".join(f"{parts[k] * 1e3:.3g}" for k in ("gemm", "exp", "mem", "normal"))
         print(f"{shape[0]:>3} {shape[1]:>3} {shape[2]:>4} {shape[3]:>5} {shape[4]:>5} {dt:>7} "
-              f"{steps:>5} {bound * 1e3:>9.2f} {split:>34} {cols}")
-    print(f"# load average at the end {loadavg()}; x = ms/step over the bound; cpu = CPU ms "
-          f"of the process per step (all its threads); cx = cpu over the bound's one-core "
-          f"work (bound x cores); {rounds} rounds, medians")
+              f"{steps:>5} {bound * 1e3:>9.2f} {split:>34} {ball * 1e3:>11.2f} {cols}")
+    print(f"# load average at the end {loadavg()}; x = ms/step over the bound (the one-core "
+          f"rates times {cores} cores); xa = over the all-core bound (the rates {cores} "
+          f"threads measured running at once); cpu = CPU ms of the process per step (all its "
+          f"threads); cx = cpu over the bound's one-core work (bound x cores); {rounds} "
+          f"rounds, medians")

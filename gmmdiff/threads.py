@@ -150,18 +150,22 @@ class _Batch:
 
 
 class Crew:
-    """The helper threads of a numpy training loop: ``helpers`` threads that run the
-    tasks of a step (:meth:`run`) beside the training thread, and background jobs (the
-    next chunk of noise, :meth:`submit`) whenever a step has no task left for them.
+    """The helper threads of a numpy training loop: ``helpers`` threads that draw the
+    next chunk of noise (background jobs, :meth:`submit`) and, when no job is waiting,
+    run the tasks of a step (:meth:`run`) beside the training thread.
 
-    A step's tasks always come first: a helper takes a job only when no task is waiting,
-    and the training thread itself takes tasks until none is left, so the cores stay
-    busy with the step while the draws fill the gaps. What a task computes never
-    depends on which thread runs it (each gets the slot of its thread, 0 for the
-    training thread and 1..helpers for the helpers, to pick buffers of its own). With
-    no helpers everything runs on the calling thread: tasks at :meth:`run`, a job when
-    :meth:`wait` asks for it. Numpy releases the GIL inside its loops and the BLAS, so
-    the threads' arithmetic overlaps; their Python code takes turns.
+    A helper takes jobs first: a chunk's draws are long stretches of work without the
+    GIL (numpy's generator fills its buffer unlocked), where a step's row-block tasks
+    are short numpy calls whose Python code takes turns with the other thread's; done
+    first, the draws run beside the training thread's tasks with the least contention,
+    and the helper then shares the step's tasks until the next chunk is due (on the
+    shared 2-core machine, draws first were as fast or faster at the middle and paper
+    shapes, and steadier: ``benchmarks/bench_train_step.py --roofline``). The training
+    thread takes only tasks, and a job itself when it waits for one no helper has
+    started. What a task computes never depends on which thread runs it (each gets the
+    slot of its thread, 0 for the training thread and 1..helpers for the helpers, to
+    pick buffers of its own). With no helpers everything runs on the calling thread:
+    tasks at :meth:`run`, a job when :meth:`wait` asks for it.
 
     Use it as a context manager (or call :meth:`close`): closing drops the jobs not yet
     started and joins the helpers.
@@ -193,12 +197,12 @@ class Crew:
                     cv.wait()
                 if self._closed:
                     return
-                if self._tasks:
-                    fn, batch = self._tasks.popleft()
-                    job = None
-                else:
+                if self._jobs:                  # jobs first: see the class docstring
                     job = self._jobs.popleft()
                     job.state = "running"
+                else:
+                    fn, batch = self._tasks.popleft()
+                    job = None
             if job is None:
                 err = _call(fn, slot)
                 with cv:
