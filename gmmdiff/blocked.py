@@ -40,8 +40,9 @@ MAX_TASKS = 16
 
 class Workspace:
     """Buffers for :func:`blocked_tasks`, allocated once and reused: one per training
-    run. Each thread slot gets its own block buffers (keyed by shape), each loss call
-    site (``tag``, one per bucket of sizes) its own partial sums."""
+    run. Each thread slot gets one flat buffer per kind of block array, sized for the
+    largest bucket it has met and shared by all (a slot runs one task at a time), and
+    each loss call site (``tag``, one per bucket of sizes) its own partial sums."""
 
     def __init__(self):
         self._sets = {}
@@ -56,8 +57,9 @@ class Workspace:
     def buffers(self, J, M, d, k, Bb, dtype, slot=0):
         """The block buffers of thread ``slot`` for blocks of ``Bb`` rows of J models of
         M components in d dimensions (k columns of logit factors), weights in
-        ``dtype``: a dict of uninitialized arrays, the same arrays on every call with
-        the same arguments."""
+        ``dtype``: a dict of uninitialized arrays, views of the slot's flat buffers
+        (grown, once, where a larger bucket needs more): the same memory on every
+        call once every bucket has been met."""
         dt = np.dtype(dtype)
         f64 = np.float64
         shapes = {"x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
@@ -67,7 +69,15 @@ class Workspace:
                   "GM": ((J, M, d), dt)}
         if dt != f64:
             shapes["Wt"] = ((J, M, Bb), dt)
-        return self._set(("block", slot, J, M, d, k, Bb, dt.str), shapes)
+        flat = self._sets.setdefault(("block", slot, dt.str), {})
+        out = {}
+        for name, (shape, t) in shapes.items():
+            size = int(np.prod(shape))
+            buf = flat.get(name)
+            if buf is None or buf.size < size:
+                buf = flat[name] = np.empty(size, dtype=t)
+            out[name] = buf[:size].reshape(shape)
+        return out
 
     def sums(self, tag, T, J, M, d, k):
         """The partial sums of ``T`` tasks of one loss call site (float64): loss (T,
