@@ -22,6 +22,8 @@ Models without padding (every model of the block as large as the block) skip the
 padding work; padded models get their padding logits and weights set by slices (only
 the padded entries are touched), where the reference multiplies by a mask.
 """
+import math
+
 import numpy as np
 
 from .denoisers import _rowdot
@@ -46,6 +48,7 @@ class Workspace:
 
     def __init__(self):
         self._sets = {}
+        self._views = {}              # (slot, shape key) -> views of the slot's buffers
 
     def _set(self, key, shapes):
         bufs = self._sets.get(key)
@@ -60,6 +63,10 @@ class Workspace:
         ``dtype``: a dict of uninitialized arrays, views of the slot's flat buffers
         (grown, once, where a larger bucket needs more): the same memory on every
         call once every bucket has been met."""
+        key = (slot, J, M, d, k, Bb, dtype)
+        views = self._views.get(key)
+        if views is not None:
+            return views
         dt = np.dtype(dtype)
         f64 = np.float64
         shapes = {"x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
@@ -72,11 +79,13 @@ class Workspace:
         flat = self._sets.setdefault(("block", slot, dt.str), {})
         out = {}
         for name, (shape, t) in shapes.items():
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             buf = flat.get(name)
             if buf is None or buf.size < size:
                 buf = flat[name] = np.empty(size, dtype=t)
+                self._views = {k: v for k, v in self._views.items() if k[0] != slot}
             out[name] = buf[:size].reshape(shape)
+        self._views[key] = out
         return out
 
     def sums(self, tag, T, J, M, d, k):
