@@ -155,6 +155,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     padded = mask is not None and not bool(mask.all())
     pads = _padding(mask) if padded else []
     by_slices = pads is not None
+    pads = pads or []
     groups = task_blocks(B, block_rows(J, M, B, entries), max_tasks)
     Bb = groups[0][0][1] - groups[0][0][0]
     var = std.astype(f64) ** 2                                           # (J,)

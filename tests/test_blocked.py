@@ -4,7 +4,7 @@ views without padding work, the float32 logit floor."""
 import numpy as np
 import pytest
 
-from gmmdiff import softmax
+from gmmdiff import blocked, softmax
 from gmmdiff.blocked import Workspace, block_rows, blocked_loss_and_grad
 from gmmdiff.buckets import bucketed
 from gmmdiff.config import TrainConfig
@@ -190,3 +190,39 @@ def test_buckets_pass_views_and_no_mask_where_nothing_is_padded():
                                                alpha, sigma, wt, np, mask)
     np.testing.assert_array_equal(seen[0][2], mask[:2, :7])               # 4 of 7 padded
     np.testing.assert_array_equal(seen[1][2], mask[2:, :10])
+
+
+def test_a_mask_that_is_not_a_prefix_is_multiplied_as_the_reference_does():
+    """Training pads the last components only (slices set just those entries); any
+    other mask takes the reference's multiply and pad column: bit for bit in one
+    block either way."""
+    p = list(problem(3, 9, 4, 140, pad=[(1, 5)]))
+    p[-1][0, 2] = False                                   # a hole: not a prefix
+    p[-1][2, 0] = False
+    assert blocked._padding(p[-1]) is None
+    for g, r in zip(blocked_loss_and_grad(*p), reference(*p)):
+        np.testing.assert_array_equal(g, r)
+    assert blocked._padding(problem(3, 9, 4, 10, pad=[(1, 5)])[-1]) == [(1, 5)]
+
+
+def test_tasks_give_the_same_bits_in_any_order_on_any_slots():
+    """40 blocks in 16 tasks (groups of consecutive blocks): run backwards on three
+    alternating slots, interleaved with another call site's tasks, the results equal
+    the in-order run bit for bit -- each task sums into its own slot, added in task
+    order at the end."""
+    p = problem(2, 6, 5, 40 * 64, pad=[(0, 4)])
+    ws = Workspace()
+    seq = blocked_loss_and_grad(*p, ws=Workspace(), entries=2 * 6 * 64)
+    tasks, finish = blocked.blocked_tasks(*p, ws=ws, entries=2 * 6 * 64, tag=0)
+    other, other_finish = blocked.blocked_tasks(*problem(2, 6, 5, 300, seed=1), ws=ws,
+                                                entries=2 * 6 * 64, tag=1)
+    assert len(tasks) == blocked.MAX_TASKS == 16
+    assert blocked.task_blocks(40 * 64, 64)[0] == [(0, 64), (64, 128)]   # 40 blocks -> 16
+    order = list(reversed(tasks)) + other
+    for i, t in enumerate(order):
+        t(i % 3)
+    for a, b in zip(finish(), seq):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(other_finish(), blocked_loss_and_grad(*problem(2, 6, 5, 300, seed=1),
+                                                           entries=2 * 6 * 64)):
+        np.testing.assert_array_equal(a, b)
