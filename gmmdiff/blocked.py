@@ -49,6 +49,7 @@ class Workspace:
     def __init__(self):
         self._sets = {}
         self._views = {}              # (slot, shape key) -> views of the slot's buffers
+        self._pads = {}               # (tag, mask) -> padded (model, size) pairs
 
     def _set(self, key, shapes):
         bufs = self._sets.get(key)
@@ -97,6 +98,14 @@ class Workspace:
                          {"loss": ((T, J), f64), "ds": ((T, J), f64),
                           "gp": ((T, J, M, d + 1), f64), "gm": ((T, J, M, d), f64),
                           "rows": ((J, M, k), f64)})
+
+    def padding(self, tag, mask):
+        """:func:`_padding` of ``mask`` (J, M), computed once per call site and mask."""
+        key = (tag, mask.shape, mask.tobytes())
+        pads = self._pads.get(key, False)
+        if pads is False:
+            pads = self._pads[key] = _padding(mask)
+        return pads
 
     def nbytes(self):
         """Bytes held by every buffer."""
@@ -153,7 +162,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     if alpha.shape != (J, B):
         alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
     padded = mask is not None and not bool(mask.all())
-    pads = _padding(mask) if padded else []
+    pads = ws.padding(tag, mask) if padded else []
     by_slices = pads is not None
     pads = pads or []
     groups = task_blocks(B, block_rows(J, M, B, entries), max_tasks)

@@ -204,20 +204,32 @@ class Crew:
                     fn, batch = self._tasks.popleft()
                     job = None
             if job is None:
-                err = _call(fn, slot)
-                with cv:
-                    batch.left -= 1
-                    if err is not None and batch.error is None:
-                        batch.error = err
-                    cv.notify_all()
+                self._run_task(fn, batch, slot)
             else:
-                try:
-                    job.result = job.fn()
-                except BaseException as exc:  # noqa: BLE001 - re-raised by wait()
-                    job.error = exc
-                with cv:
-                    job.state = "done"
-                    cv.notify_all()
+                self._run_job(job)
+
+    def _run_task(self, fn, batch, slot):
+        """Call ``fn(slot)``, count it done in ``batch`` (keeping its first error)."""
+        try:
+            fn(slot)
+            err = None
+        except BaseException as exc:  # noqa: BLE001 - raised by run()
+            err = exc
+        with self._cv:
+            batch.left -= 1
+            if err is not None and batch.error is None:
+                batch.error = err
+            self._cv.notify_all()
+
+    def _run_job(self, job):
+        """Run a job this thread has marked running; keep its result or error."""
+        try:
+            job.result = job.fn()
+        except BaseException as exc:  # noqa: BLE001 - raised by wait_all()
+            job.error = exc
+        with self._cv:
+            job.state = "done"
+            self._cv.notify_all()
 
     def run(self, tasks):
         """Call every ``task(slot)`` of ``tasks`` once, on this thread (slot 0) and the
@@ -238,11 +250,7 @@ class Crew:
                 if not self._tasks:
                     break
                 fn, b = self._tasks.popleft()
-            err = _call(fn, 0)
-            with cv:
-                b.left -= 1
-                if err is not None and b.error is None:
-                    b.error = err
+            self._run_task(fn, b, 0)
         with cv:
             while batch.left:
                 cv.wait()
@@ -276,13 +284,7 @@ class Crew:
                 if self.helpers:
                     self._jobs.remove(job)
                 job.state = "running"
-            try:
-                job.result = job.fn()
-            except BaseException as exc:  # noqa: BLE001
-                job.error = exc
-            with cv:
-                job.state = "done"
-                cv.notify_all()
+            self._run_job(job)
         with cv:
             while any(job.state != "done" for job in jobs):
                 cv.wait()
@@ -312,14 +314,6 @@ class Crew:
         for t in self._threads:
             t.join()
         self._threads = []
-
-
-def _call(fn, slot):
-    try:
-        fn(slot)
-    except BaseException as exc:  # noqa: BLE001 - handed to the caller of Crew.run
-        return exc
-    return None
 
 
 def training_crew(cores=None):

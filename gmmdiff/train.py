@@ -135,8 +135,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
             scope.enter_context(threads.blas_threads(1))
         runner = crew.run if crew is not None and fam.workspace and not fused else None
         loss_fn = bucketed(fam_loss, buckets, state.sizes, xp, runner=runner)
-        steps = scope.enter_context(contextlib.closing(draws.steps(
-            state.step, cfg.steps, prefetch=crew is None or crew.helpers > 0, crew=crew)))
+        # on numpy the crew draws ahead (with no helper a job runs when it is due)
+        steps = scope.enter_context(contextlib.closing(draws.steps(state.step, cfg.steps,
+                                                                   crew=crew)))
         for k, rows, eps in steps:                       # rows: (J, B) grid index per row
             loss, grads = loss_fn(params, x0, eps, alpha_g[rows], sigma_g[rows], wt_g[rows],
                                   xp, state.mask)
