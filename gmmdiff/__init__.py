@@ -41,7 +41,7 @@ each is loaded on first use, so ``import gmmdiff`` stays cheap.
 """
 import importlib
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 # name -> module that defines it (see each function's docstring)
 _EXPORTS = {

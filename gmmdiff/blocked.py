@@ -5,18 +5,36 @@ spread over the cores as tasks.
 all B rows, written once for numpy and cupy. On a CPU that program makes about 30
 passes over the (J, M, B) and (J, d, B) blocks per step, most into a fresh array, so
 at the paper's shape it moves ~14 GB per step through main memory and page-faults on
-every new array. :func:`blocked_tasks` computes the same formulas (the same operations
-in the same order on each row) on blocks of rows small enough that a block's (J, M,
-rows) arrays stay in the cache, into buffers of a :class:`Workspace` allocated on the
-first step and reused on every later one.
+every new array. :func:`blocked_tasks` computes the same quantities on blocks of rows
+small enough that a block's (J, M, rows) arrays stay in the cache, into buffers of a
+:class:`Workspace` allocated on the first step and reused on every later one.
+
+Its formulas are the reference's rearranged to make fewer passes over the blocks
+(every per-row factor is computed once per task on (J, rows) arrays, where it is
+cheap), with a = alpha, s = sigma, v = a^2 var + s^2, av = a / v, b = s^2 / v and
+E = exp(S) (the weights W = E / sum E, unnormalized):
+
+- U = av x_t = (a av) x0 + (s av) eps straight from x0 and eps (no x_t array), and
+  err = x0hat - x0 = b (mubar - x0) + var s av eps: the reference's x0hat - x0 loses
+  x0's share to cancellation (a^2 var / v - 1 = -b, nearly 0 at small t), which this
+  form cancels exactly, so its float32 losses are closer to float64's;
+- 1 / sum E goes into the per-row factors of mubar's and R's uses (no pass dividing
+  the (J, M, rows) block);
+- R'' = (2 / B) wt b err / sum E carries the factor b of every gradient term, so that
+  G' = b G = E (mu R'' - R'.mubar / sum E), W (b R)^T = E R''^T, and the reference's
+  G (c1 x_t)^T and G c1 alpha (c1 = b av) are G' U^T and -2 G' U_d: one product with
+  U, no (J, d + 1, rows) operand of their own;
+- d/dstd = 2 std sum (R'.U - a av (R'.mubar + G'.S)), R' = b R.
+
+So results equal the reference's to rounding (the tests bound the difference), not
+bit for bit.
 
 Every loss and gradient term is a sum over rows, so the blocks' sums simply add up.
 The blocks are grouped into at most :data:`MAX_TASKS` tasks of consecutive blocks (a
 function of the shapes only); a task sums its blocks in order into a slot of its own,
 and the slots are added in task order at the end. So the tasks may run on any threads
 in any order (:class:`gmmdiff.threads.Crew`) and the result is the same bit for bit,
-on one core or many; only the order of the sums over rows differs from the reference
-(the tests bound the difference).
+on one core or many.
 
 Models without padding (every model of the block as large as the block) skip the
 padding work; padded models get their padding logits and weights set by slices (only
@@ -26,7 +44,6 @@ import math
 
 import numpy as np
 
-from .denoisers import _rowdot
 from .softmax import PAD_LOGIT, logit_floor
 
 # Entries of one (J, M, rows) block: 2^16 float64 = 512 KiB per array, the four such
@@ -49,7 +66,8 @@ class Workspace:
     def __init__(self):
         self._sets = {}
         self._views = {}              # (slot, shape key) -> views of the slot's buffers
-        self._pads = {}               # (tag, mask) -> padded (model, size) pairs
+        self._pads = {}               # (tag, mask) -> (padded, padded (model, size) pairs)
+        self._groups = {}             # (B, rows per block, max tasks) -> task_blocks
 
     def _set(self, key, shapes):
         bufs = self._sets.get(key)
@@ -70,12 +88,12 @@ class Workspace:
             return views
         dt = np.dtype(dtype)
         f64 = np.float64
-        shapes = {"x_t": ((J, d, Bb), dt), "tmp": ((J, d, Bb), dt),
+        shapes = {"scr": ((J, d, Bb), dt), "err": ((J, d, Bb), dt),
                   "U": ((J, k, Bb), f64), "S": ((J, M, Bb), f64), "W": ((J, M, Bb), f64),
                   "G": ((J, M, Bb), dt), "mubar": ((J, d, Bb), dt),
-                  "P": ((J, d + 1, Bb), dt), "GP": ((J, M, d + 1), dt),
-                  "GM": ((J, M, d), dt)}
+                  "GP": ((J, M, d + 1), dt), "GM": ((J, M, d), dt)}
         if dt != f64:
+            shapes["Ut"] = ((J, k, Bb), dt)
             shapes["Wt"] = ((J, M, Bb), dt)
         flat = self._sets.setdefault(("block", slot, dt.str), {})
         out = {}
@@ -100,12 +118,25 @@ class Workspace:
                           "rows": ((J, M, k), f64)})
 
     def padding(self, tag, mask):
-        """:func:`_padding` of ``mask`` (J, M), computed once per call site and mask."""
+        """``(padded, pads)`` of ``mask`` (J, M) or None: whether any component is
+        padding, and :func:`_padding` (``[]`` where none is); computed once per call
+        site and mask."""
+        if mask is None:
+            return False, []
         key = (tag, mask.shape, mask.tobytes())
-        pads = self._pads.get(key, False)
-        if pads is False:
-            pads = self._pads[key] = _padding(mask)
-        return pads
+        got = self._pads.get(key)
+        if got is None:
+            padded = not bool(mask.all())
+            got = self._pads[key] = (padded, _padding(mask) if padded else [])
+        return got
+
+    def task_blocks(self, B, Bb, max_tasks=None):
+        """:func:`task_blocks`, computed once per shape."""
+        key = (B, Bb, max_tasks)
+        got = self._groups.get(key)
+        if got is None:
+            got = self._groups[key] = task_blocks(B, Bb, max_tasks)
+        return got
 
     def nbytes(self):
         """Bytes held by every buffer."""
@@ -141,7 +172,8 @@ def _padding(mask):
 
 def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
                   entries=None, tag=0, max_tasks=None):
-    """:func:`gmmdiff.losses._batched_loss_and_grad` (numpy) in row blocks, as tasks.
+    """:func:`gmmdiff.losses._batched_loss_and_grad` (numpy) in row blocks, as tasks (its
+    formulas rearranged, see the module's docstring: equal to rounding).
 
     means: (J, M, d); std: (J,); x0: (J, d, B) or (d, B); eps: (J, d, B); alpha, sigma,
     wt: (J, B) float64; mask: (J, M) bool or None; ws: :class:`Workspace` (a fresh one
@@ -161,13 +193,13 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     B = eps.shape[-1]
     if alpha.shape != (J, B):
         alpha, sigma, wt = (np.broadcast_to(a, (J, B)) for a in (alpha, sigma, wt))
-    padded = mask is not None and not bool(mask.all())
-    pads = ws.padding(tag, mask) if padded else []
+    padded, pads = ws.padding(tag, mask)
     by_slices = pads is not None
     pads = pads or []
-    groups = task_blocks(B, block_rows(J, M, B, entries), max_tasks)
+    groups = ws.task_blocks(B, block_rows(J, M, B, entries), max_tasks)
     Bb = groups[0][0][1] - groups[0][0][0]
     var = std.astype(f64) ** 2                                           # (J,)
+    var_t = var.astype(dt)[:, None, None]
     mu = means.astype(f64, copy=False)
     # the logits' left factor [mu, -|mu|^2/2 ...], with the pad bias as a last column
     # where the padding is not a prefix of the components
@@ -175,7 +207,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     sums = ws.sums(tag, len(groups), J, M, d, k)
     rows = sums["rows"]
     rows[..., :d] = mu
-    rows[..., d] = _rowdot(mu, mu, np)
+    np.einsum("jmd,jmd->jm", mu, mu, out=rows[..., d])
     if k > d + 1:
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
@@ -184,31 +216,43 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     def task(g, slot):
         buf = ws.buffers(J, M, d, k, Bb, dt, slot)
-        xt_b, tmp_b, U_b, S_b, W_b = (buf[n] for n in ("x_t", "tmp", "U", "S", "W"))
-        Wt_b = buf.get("Wt")                                             # None in float64
-        G_b, mubar_b, P_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "P", "GP", "GM"))
+        scr_b, err_b, U_b, S_b, W_b = (buf[n] for n in ("scr", "err", "U", "S", "W"))
+        Ut_b, Wt_b = buf.get("Ut"), buf.get("Wt")                        # None in float64
+        G_b, mubar_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "GP", "GM"))
         loss, ds, gp, gm = (sums[n][g] for n in ("loss", "ds", "gp", "gm"))
         loss[...] = 0.0
         ds[...] = 0.0
         gp[...] = 0.0
         gm[...] = 0.0
+        # the per-row coefficients of the task's rows, (J, rows) float64, once per task
+        r0, r1 = groups[g][0][0], groups[g][-1][1]
+        a, s = alpha[:, r0:r1], sigma[:, r0:r1]
+        ss = s * s
+        v = a * a * var[:, None] + ss                                    # alpha^2 var + sigma^2
+        av = a / v
+        cx0 = a * av                                                     # U = av x_t = cx0 x0 + cs eps
+        cs = s * av
+        b = ss / v                                                       # sigma^2 / v
+        rs = ((2.0 / B) * wt[:, r0:r1]) * b                              # R' = b dL/dx0hat = rs err
+        ud = -0.5 * cx0                                                  # U's last row
+        cx0_t, cs_t, b_t, w_t = (c.astype(dt, copy=False) for c in (cx0, cs, b, wt[:, r0:r1]))
         for b0, b1 in groups[g]:
             n = b1 - b0
-            x_t, tmp, U, S, W = (a[..., :n] for a in (xt_b, tmp_b, U_b, S_b, W_b))
-            G, mubar, P = G_b[..., :n], mubar_b[..., :n], P_b[..., :n]
-            a64, s64, w64 = alpha[:, b0:b1], sigma[:, b0:b1], wt[:, b0:b1]   # (J, n)
+            i0, i1 = b0 - r0, b1 - r0                                    # in the task's rows
+            scr, err, U, S, W = (x[..., :n] for x in (scr_b, err_b, U_b, S_b, W_b))
+            G, mubar = G_b[..., :n], mubar_b[..., :n]
+            Ut = U if Ut_b is None else Ut_b[..., :n]                    # U in dtype dt
             x0b = x0[:, b0:b1] if shared_x0 else x0[:, :, b0:b1]         # (d, n) | (J, d, n)
-            # x_t = alpha x0 + sigma eps (dtype dt, as the reference)
-            np.multiply(a64.astype(dt, copy=False)[:, None, :], x0b, out=x_t)
-            np.multiply(s64.astype(dt, copy=False)[:, None, :], eps[:, :, b0:b1], out=tmp)
-            x_t += tmp
-            # logits S = [mu, |mu|^2, pad] @ [x_t alpha / v; -alpha^2 / (2 v); 1]  (J, M, n)
-            v = a64 * a64 * var[:, None] + s64 * s64                     # (J, n)
-            av = a64 / v
-            np.multiply(x_t, av[:, None, :], out=U[:, :d])
-            U[:, d] = -0.5 * a64 * av
+            # U = [av x_t; -alpha av / 2 (; 1)] with x_t = alpha x0 + sigma eps, and the
+            # logits S = [mu, |mu|^2 (, pad)] @ U  (J, M, n)
+            np.multiply(cs_t[:, None, i0:i1], eps[:, :, b0:b1], out=scr)
+            np.multiply(cx0_t[:, None, i0:i1], x0b, out=Ut[:, :d])
+            Ut[:, :d] += scr
+            Ut[:, d] = ud[:, i0:i1]
             if k > d + 1:
-                U[:, d + 1] = 1.0
+                Ut[:, d + 1] = 1.0
+            if Ut_b is not None:
+                U[...] = Ut
             np.matmul(rows, U, out=S)
             for j, m in pads:                        # the reference's pad bias, exactly
                 S[j, m:] = PAD_LOGIT
@@ -221,43 +265,47 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
                     W[j, m:] = 0.0
             else:
                 W *= mask[..., None]
-            W /= W.sum(axis=1, keepdims=True)
+            # the weights are W = E / sum E with E = exp(S): E is kept, and 1 / sum E
+            # goes into the per-row coefficients (no pass dividing the block)
+            sumE = W.sum(axis=1)                                         # (J, n) float64
+            inv = 1.0 / sumE
             if Wt_b is None:
                 Wt = W
             else:
                 Wt = Wt_b[..., :n]
                 Wt[...] = W
-            np.matmul(meansT, Wt, out=mubar)                             # (J, d, n)
-            # err = (alpha s / v) x_t + (sigma^2 / v) mubar - x0, in place in tmp
-            c_a = (a64 * var[:, None] / v).astype(dt, copy=False)[:, None, :]
-            b = s64 * s64 / v                                            # (J, n) float64
-            err = tmp
-            np.multiply(c_a, x_t, out=err)
-            bm = P[:, :d]                                                # scratch until P
-            np.multiply(b.astype(dt, copy=False)[:, None, :], mubar, out=bm)
-            err += bm
-            err -= x0b
-            ee = np.einsum("jdb,jdb->jb", err, err)                      # (J, n)
-            loss += np.einsum("jb,jb->j", w64.astype(dt, copy=False), ee)
-            # R = dL/dx0hat = (2 / B) wt err, in place
+            np.matmul(meansT, Wt, out=mubar)                             # mubar sum E  (J, d, n)
+            # err = x0hat - x0 = (a var / v) x_t + b mubar - x0 = b (mubar - x0) + var s av eps
+            # (a^2 var / v - 1 = -b: x0's share cancels exactly here, not in rounding)
+            scr *= var_t                                                 # var s av eps
+            bi = b[:, i0:i1] * inv
+            np.multiply(bi.astype(dt, copy=False)[:, None, :], mubar, out=err)
+            err += scr
+            np.multiply(b_t[:, None, i0:i1], x0b, out=scr)
+            err -= scr
+            loss += np.einsum("jb,jb->j", w_t[:, i0:i1], np.einsum("jdb,jdb->jb", err, err))
+            # R'' = R' / sum E, R' = b R, R = dL/dx0hat = (2 / B) wt err, in place
             R = err
-            R *= ((2.0 / B) * w64).astype(dt, copy=False)[:, None, :]
-            c1 = b * a64 / v                                             # (J, n)
-            rmbar = np.einsum("jdb,jdb->jb", R, mubar)                   # (J, n)
+            R *= (rs[:, i0:i1] * inv).astype(dt, copy=False)[:, None, :]
+            rmbar = np.einsum("jdb,jdb->jb", R, mubar)                   # R'.mubar = b (R.mubar)
+            # G' = b G, G_m = W_m (R.mu_m - R.mubar) = E_m (R''.mu_m - R'.mubar / sum E)
             np.matmul(means, R, out=G)                                   # (J, M, n)
-            G -= rmbar[:, None, :]
+            G -= (rmbar * inv).astype(dt, copy=False)[:, None, :]
             G *= Wt
             GS = np.einsum("jmb,jmb->jb", G, S)                          # (J, n) float64
-            np.multiply(x_t, c1.astype(dt, copy=False)[:, None, :], out=P[:, :d])
-            P[:, d] = (c1 * a64).astype(dt, copy=False)
-            np.matmul(G, np.swapaxes(P, -1, -2), out=GP_b)
+            # G (c1 x_t)^T with c1 = b a / v is G' (av x_t)^T; G c1 alpha is -2 G' U_d
+            np.matmul(G, np.swapaxes(Ut[:, :d + 1], -1, -2), out=GP_b)
             gp += GP_b
-            rx = np.einsum("jdb,jdb->jb", R, x_t)                        # (J, n)
-            R *= b.astype(dt, copy=False)[:, None, :]                    # now R b
-            np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)
+            np.matmul(Wt, np.swapaxes(R, -1, -2), out=GM_b)             # E R''^T = W (b R)^T
             gm += GM_b
-            ds += np.sum((a64 * s64 * s64 / (v * v)) * (rx - a64 * rmbar), axis=-1)
-            ds -= np.sum(b * a64 * a64 / v * GS, axis=-1)
+            # ds = sum (alpha sigma^2 / v^2)(R.x_t - alpha R.mubar) - (b alpha^2 / v) GS
+            #    = sum R'.U - (alpha av)(R'.mubar + G'.S)
+            ru = np.einsum("jdb,jdb->jb", R, Ut[:, :d])                  # R'.U / sum E
+            ru *= sumE
+            rmbar += GS
+            rmbar *= cx0[:, i0:i1]
+            ru -= rmbar
+            ds += ru.sum(axis=-1)
 
     def finish():
         loss, ds, gp, gm = (sums[n] for n in ("loss", "ds", "gp", "gm"))
@@ -268,7 +316,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             gpt += gp[g]
             gmt += gm[g]
         gmt += gpt[..., :-1]
-        gmt -= gpt[..., -1:] * means
+        gmt += (2.0 * gpt[..., -1:]) * means                             # G c1 alpha = -2 G' U_d
         grad_means = gmt.astype(dt)
         grad_std = (2.0 * std.astype(f64) * dst).astype(dt)
         return (lt / B).astype(dt), grad_means, grad_std

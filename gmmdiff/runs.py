@@ -26,8 +26,10 @@ from .train import check_fused, train
 # (gmmdiff.blocked: float64 results move by rounding only). 4: numpy's rows-last noise
 # is drawn in its own layout, (S, d, N n), not transposed from (S, N n, d)
 # (gmmdiff.draws); the loss's row blocks are summed in groups (tasks) and the groups in
-# order (rounding only).
-RESULTS_FORMAT = 4
+# order (rounding only). 5: the numpy loss computes the same formulas rearranged
+# (gmmdiff.blocked: U straight from x0 and eps, the weights' normalization and b folded
+# into per-row coefficients; rounding only).
+RESULTS_FORMAT = 5
 
 
 def identity(cfg, backend):

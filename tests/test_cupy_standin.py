@@ -560,8 +560,11 @@ def test_training_on_device_equals_numpy_with_the_same_draws(cp, model, dtype):
         assert array_namespace(got.params[k]) is cp and got.params[k].dtype == v.dtype
         rtol = 1e-10 if dtype == "float64" else 2e-5
         np.testing.assert_allclose(to_host(got.params[k]), v, rtol=rtol, atol=rtol, err_msg=k)
+    # float32 losses: numpy's GMM loss computes x0hat - x0 in a form without the
+    # reference's cancellation (gmmdiff.blocked), the device the reference's form; here
+    # their losses are within 5e-6 and 2.2e-5 of the float64 run's, so 1e-4 apart at most
     np.testing.assert_allclose(np.array(got.losses), np.array(ref.losses),
-                               rtol=1e-10 if dtype == "float64" else 1e-5)
+                               rtol=1e-10 if dtype == "float64" else 1e-4)
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 2e-5)])

@@ -70,14 +70,19 @@ def test_m_equals_k_converges_to_the_true_mixture():
 @pytest.mark.slow
 def test_default_configuration_at_reduced_size_shows_the_transition(tmp_path):
     """The built-in configuration with three sizes and 20,000 steps (the full default
-    uses ten sizes and 50,000): memorization ratio <= 0.2 at M = 2, >= 0.8 at M = N."""
+    uses ten sizes and 50,000): memorization ratio <= 0.2 at M = 2, >= 0.8 at M = N, and
+    the memorizing model's learned variance collapses. It does not settle: traced every
+    1,000 steps it wanders between 3e-7 and 1e-3 (each step's draws move it), and where
+    it ends depends on the rounding of every step before (1e-9 with results format 4's
+    arithmetic, 9e-5 with format 5's); the generalizing M = 2 keeps ~0.0085. So: at
+    least 20x below M = 2's at the end."""
     cfg = TrainConfig(steps=20_000)
     rows = run(cfg, [2, 10, 20], str(tmp_path / "run"), np)
     ratio = [r["memorization"]["ratio"] for r in rows]
     assert ratio[0] <= 0.2 and ratio[-1] >= 0.8, ratio
     assert ratio[0] <= ratio[1] <= ratio[2], ratio
     var = [r["learned_variance"] for r in rows]
-    assert var[0] > var[-1] * 100, var                       # memorizing model collapses
+    assert var[0] > var[-1] * 20, var                        # memorizing model collapses
 
 
 def test_model_size_parsing():
