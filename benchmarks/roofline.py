@@ -20,9 +20,12 @@ one; on the project's 2-core machine 1.4-1.9x one core), the bound a step spread
 all cores can actually meet.
 
 Each step time is the median over rounds of one subprocess per (code, shape, dtype)
-that trains ``steps`` steps after one warm-up step, timed from the end of the first
-draw chunk (drawn before the loop can prefetch; a run of 50,000 steps draws all others
-ahead) to the last step; with ``--old PATH`` (a checkout of
+that trains ``steps`` steps after one warm-up step, timed from the end of the second
+draw chunk to the last step: the first is drawn before the loop can prefetch, and the
+second is drawn in the background while the first steps still fault in their buffers
+(at the middle shape it was late by one wait of ~0.1 s at its boundary, 4 ms per step
+of a 24-step window; at every later boundary the draws were done: a run of 50,000
+steps draws all chunks but the first two ahead); with ``--old PATH`` (a checkout of
 an older commit, e.g. ``git worktree add /tmp/old21 6540a89``) the older code is timed
 in the same rounds, interleaved with this checkout, so both see the same machine load.
 The load average (``/proc/loadavg``) is printed before and after, and beside each
@@ -39,7 +42,7 @@ import time
 import numpy as np
 
 SHAPES = [(10, 2, 20, 10, 10), (30, 3, 50, 100, 20), (50, 12, 200, 100, 20)]
-STEPS = {SHAPES[0]: 320, SHAPES[1]: 30, SHAPES[2]: 4}
+STEPS = {SHAPES[0]: 384, SHAPES[1]: 42, SHAPES[2]: 5}
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -167,8 +170,9 @@ state = initial_state(ds, sizes, cfg, np)
 stamps = [(time.perf_counter(), time.process_time())]
 train(ds, state, cfg, np, log_every=1,
       callback=lambda k, losses: stamps.append((time.perf_counter(), time.process_time())))
-# steady state: from the end of the first draw chunk (drawn before the loop can prefetch)
-k0 = min(draw_chunk_steps(N, n, d), steps // 2)
+# steady state: from the end of the second draw chunk (the first is drawn before the loop
+# can prefetch, the second while the first steps fault in their buffers)
+k0 = min(2 * draw_chunk_steps(N, n, d), steps // 2)
 print(json.dumps({"s_per_step": (stamps[-1][0] - stamps[k0][0]) / (steps - k0),
                   "cpu_per_step": (stamps[-1][1] - stamps[k0][1]) / (steps - k0)}))
 """
