@@ -201,8 +201,8 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     var = std.astype(f64) ** 2                                           # (J,)
     var_t = var.astype(dt)[:, None, None]
     mu = means.astype(f64, copy=False)
-    # the logits' left factor [mu, -|mu|^2/2 ...], with the pad bias as a last column
-    # where the padding is not a prefix of the components
+    # the logits' left factor [mu, |mu|^2] (U's rows: [av x_t, -alpha av / 2]), with the
+    # pad bias as a last column where the padding is not a prefix of the components
     k = d + 1 + (padded and not by_slices)
     sums = ws.sums(tag, len(groups), J, M, d, k)
     rows = sums["rows"]
@@ -300,12 +300,10 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             gm += GM_b
             # ds = sum (alpha sigma^2 / v^2)(R.x_t - alpha R.mubar) - (b alpha^2 / v) GS
             #    = sum R'.U - (alpha av)(R'.mubar + G'.S)
-            ru = np.einsum("jdb,jdb->jb", R, Ut[:, :d])                  # R'.U / sum E
-            ru *= sumE
-            rmbar += GS
-            rmbar *= cx0[:, i0:i1]
-            ru -= rmbar
-            ds += ru.sum(axis=-1)
+            #    (per row in float64, whatever the dtype)
+            dsr = np.einsum("jdb,jdb->jb", R, Ut[:, :d]) * sumE          # R'.U  (float64)
+            dsr -= cx0[:, i0:i1] * (rmbar + GS)
+            ds += dsr.sum(axis=-1)
 
     def finish():
         loss, ds, gp, gm = (sums[n] for n in ("loss", "ds", "gp", "gm"))
