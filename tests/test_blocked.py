@@ -260,3 +260,61 @@ def test_tasks_give_the_same_bits_in_any_order_on_any_slots():
     for a, b in zip(other_finish(), blocked_loss_and_grad(*problem(2, 6, 5, 300, seed=1),
                                                            entries=2 * 6 * 64)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_ufunc_buffer_size_changes_no_bit_and_is_restored(monkeypatch, dtype):
+    """The tasks run with numpy's ufunc buffer at :data:`blocked.UFUNC_BUFSIZE`: the
+    results equal those at numpy's default buffer (8192) and at a tiny one (16) bit for
+    bit, padded and with a shared x0, in blocks of 700 rows (an inner loop longer than
+    1024) and 100; and the caller's buffer size is back after every call, a failing
+    one included."""
+    p = problem(3, 10, 7, 1400, dtype=dtype, pad=[(1, 4)], shared_x0=True)
+    assert blocked.UFUNC_BUFSIZE == 1024
+    for entries in (3 * 10 * 700, 3 * 10 * 100):
+        runs = []
+        for size in (blocked.UFUNC_BUFSIZE, 8192, 16):
+            monkeypatch.setattr(blocked, "UFUNC_BUFSIZE", size)
+            runs.append(blocked_loss_and_grad(*p, entries=entries))
+        for other in runs[1:]:
+            for a, b in zip(other, runs[0]):
+                np.testing.assert_array_equal(a, b)
+    before = np.getbufsize()
+    np.setbufsize(4096)
+    try:
+        blocked_loss_and_grad(*p)
+        assert np.getbufsize() == 4096
+        bad = list(p)
+        bad[2] = p[2][:-1]                               # x0 short of a row: fails in a task
+        tasks, _ = blocked.blocked_tasks(*bad)
+        with pytest.raises(ValueError):
+            tasks[0](0)
+        assert np.getbufsize() == 4096
+        with pytest.raises(ValueError):
+            blocked_loss_and_grad(*bad)
+        assert np.getbufsize() == 4096
+    finally:
+        np.setbufsize(before)
+
+
+def test_exp_of_own_components_only_changes_no_bit(monkeypatch):
+    """A bucket at least :data:`blocked.PADDED_EXP` padding takes the exp of each
+    model's own components only (runs of models of one size): the results equal one
+    exp over the whole block bit for bit, and the padding's weights stay 0 (a padded
+    mean moved far changes nothing)."""
+    pad = [(0, 2), (1, 2), (2, 5), (4, 9)]                               # 5 models of 10
+    p = problem(5, 10, 4, 300, pad=pad, shared_x0=True)
+    assert blocked._exp_parts(p[-1]) == [(0, 2, 2), (2, 3, 5), (3, 4, 10), (4, 5, 9)]
+    assert blocked._exp_parts(problem(5, 10, 4, 30, pad=[(0, 8)])[-1]) is None   # 4% padding
+    got = blocked_loss_and_grad(*p, entries=5 * 10 * 64)
+    monkeypatch.setattr(blocked, "PADDED_EXP", 2.0)                      # never
+    whole = blocked_loss_and_grad(*p, entries=5 * 10 * 64)
+    for a, b in zip(got, whole):
+        np.testing.assert_array_equal(a, b)
+    assert_rounding_close(got, reference(*p))
+    monkeypatch.setattr(blocked, "PADDED_EXP", 0.25)
+    moved = list(p)
+    moved[0] = p[0].copy()
+    moved[0][2, 5:] = 50.0
+    for a, b in zip(blocked_loss_and_grad(*moved, entries=5 * 10 * 64), got):
+        np.testing.assert_array_equal(a, b)
