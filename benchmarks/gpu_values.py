@@ -37,15 +37,15 @@ def trajectory(cfg, sizes, xp, fused):
     float64 arrays: loss (steps, J), grad_<name> (steps, ...) as handed to the
     optimizer, and the final parameters."""
     grads_seen = []
-    saved = optim.step, kernels.adam_step
+    saved = optim.step, kernels.adam_step, optim.FlatStep.__call__     # every optimizer path
 
     def capture(step):
-        def wrapped(params, grads, opt, lr, ocfg):
-            grads_seen.append({k: to_host(v).astype(np.float64) for k, v in grads.items()})
-            return step(params, grads, opt, lr, ocfg)
+        def wrapped(*args):                  # (self,) params, grads, opt, lr, ocfg
+            grads_seen.append({k: to_host(v).astype(np.float64) for k, v in args[-4].items()})
+            return step(*args)
         return wrapped
 
-    optim.step, kernels.adam_step = capture(saved[0]), capture(saved[1])
+    optim.step, kernels.adam_step, optim.FlatStep.__call__ = (capture(f) for f in saved)
     losses = []
     try:
         ds = cfg.dataset(xp)
@@ -53,7 +53,7 @@ def trajectory(cfg, sizes, xp, fused):
         state = train(ds, state, cfg, xp, fused=fused, noise_source="hash", log_every=1,
                       callback=lambda step, loss: losses.append(np.array(loss, dtype=np.float64)))
     finally:
-        optim.step, kernels.adam_step = saved
+        optim.step, kernels.adam_step, optim.FlatStep.__call__ = saved
     out = {"loss": np.stack(losses)}
     for name in grads_seen[0]:
         out[f"grad_{name}"] = np.stack([g[name] for g in grads_seen])

@@ -101,3 +101,89 @@ def step(params, grads, state, lr, cfg):
         new_params[n] = params[n] + ema / ce
         new_state[f"mu_{n}"], new_state[f"nu_{n}"], new_state[f"ema_{n}"] = mu, nu, ema
     return new_params, new_state
+
+
+class FlatStep:
+    """:func:`step` for numpy, in place on flat buffers: the same bits, in about half the
+    calls and no new arrays.
+
+    At small shapes the step is ~50 numpy calls on arrays of a few thousand entries,
+    their cost being the calls themselves. Here every parameter, gradient and moment
+    lives in one (J, P) buffer per kind (P: the entries of one model, all parameters
+    side by side), and the step runs each operation once on the whole buffer, into
+    buffers allocated once. Each entry sees :func:`step`'s operations in its order
+    and the per-model norm sums each parameter's row as :func:`step` does, so results
+    are bit-identical to it (the tests check).
+
+    Construction copies ``params`` (dict name -> (J, ...)) and ``state`` (from
+    :func:`init_state` or a checkpoint) into the buffers; ``self.params`` and
+    ``self.state`` are then dicts of views of them, in their shapes. Calling the object
+    as :func:`step` with those dicts updates them in place and returns them: the
+    caller's arrays are never written, and views handed out earlier change with every
+    step (copy what must be kept).
+    """
+
+    def __init__(self, params, state):
+        names = self.names = sorted(params)
+        dtype = np.result_type(*(params[n].dtype for n in names))
+        J = params[names[0]].shape[0]
+        sizes = [int(np.prod(params[n].shape[1:], dtype=np.int64)) for n in names]
+        P = sum(sizes)
+        self._cols = {}
+        o = 0
+        for n, size in zip(names, sizes):
+            self._cols[n] = slice(o, o + size)
+            o += size
+        kinds = ("p", "mu", "nu", "ema", "g", "t1", "t2")
+        self._buf = {k: np.empty((J, P), dtype=dtype) for k in kinds}
+        self._views = {k: {n: self._buf[k][:, self._cols[n]].reshape(params[n].shape)
+                           for n in names} for k in kinds}
+        for n in names:
+            self._views["p"][n][...] = params[n]
+            for k in ("mu", "nu", "ema"):
+                self._views[k][n][...] = state[f"{k}_{n}"]
+        self.params = dict(self._views["p"])
+        self.state = {"count": int(state["count"])}
+        self.state.update({f"{k}_{n}": self._views[k][n] for k in ("mu", "nu", "ema")
+                           for n in names})
+
+    def __call__(self, params, grads, state, lr, cfg):
+        """:func:`step` with ``params`` and ``state`` this object's own (``self.params``,
+        ``self.state``), updated in place; returns them."""
+        if params is not self.params or state is not self.state:
+            raise ValueError("FlatStep steps only its own params and state "
+                             "(FlatStep.params, FlatStep.state)")
+        b = self._buf
+        g, t1, t2 = b["g"], b["t1"], b["t2"]
+        for n in self.names:
+            self._views["g"][n][...] = grads[n]
+        np.multiply(g, g, out=t1)
+        sq = sum(t1[:, self._cols[n]].sum(axis=1) for n in self.names)  # as step: by parameter
+        gnorm = np.sqrt(sq)
+        scale = np.where(gnorm < cfg.clip_norm, 1.0, cfg.clip_norm / np.maximum(gnorm, 1e-300))
+        count = state["count"] + 1
+        c1 = 1.0 - cfg.b1 ** count
+        c2 = 1.0 - cfg.b2 ** count
+        ce = 1.0 - cfg.ema_decay ** count
+        mu, nu, ema, p = b["mu"], b["nu"], b["ema"], b["p"]
+        g *= scale.astype(g.dtype)[:, None]
+        mu *= cfg.b1                                                     # mu = b1 mu + (1 - b1) g
+        np.multiply(g, 1.0 - cfg.b1, out=t1)
+        mu += t1
+        np.multiply(g, g, out=t1)                                        # nu = b2 nu + (1 - b2) g^2
+        t1 *= 1.0 - cfg.b2
+        nu *= cfg.b2
+        nu += t1
+        np.divide(mu, c1, out=t1)                                        # upd = -lr (mu / c1) /
+        np.multiply(t1, -lr, out=t1)                                     #   (sqrt(nu / c2) + eps)
+        np.divide(nu, c2, out=t2)
+        np.sqrt(t2, out=t2)
+        t2 += cfg.eps
+        t1 /= t2
+        ema *= cfg.ema_decay                                             # ema = d ema + (1 - d) upd
+        t1 *= 1.0 - cfg.ema_decay
+        ema += t1
+        np.divide(ema, ce, out=t1)                                       # p = p + ema / ce
+        p += t1
+        state["count"] = count
+        return params, state

@@ -11,7 +11,8 @@ One optimizer step, for every model of the batch:
    GMM loss runs in cache-sized row blocks into buffers kept for the run, spread over
    the cores, :mod:`gmmdiff.blocked`);
 3. the learning rate follows the warmup-stable-decay schedule at the 0-based step and
-   the update is clip + Adam + averaged updates (:func:`gmmdiff.optim.step`);
+   the update is clip + Adam + averaged updates (:func:`gmmdiff.optim.step`; on numpy
+   in place on flat buffers, :class:`gmmdiff.optim.FlatStep`, the same bits);
 4. at log intervals the losses come to the host (the loop's only synchronizations),
    and at checkpoint intervals the whole state is saved (:mod:`gmmdiff.state`).
 
@@ -125,9 +126,17 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     # row-block tasks beside this thread and draws the next noise chunk in the gaps;
     # every thread calls the BLAS at one thread (results never depend on the cores)
     buckets = plan_buckets(state.sizes, N * n, bucket_overhead)
-    optimizer_step = kernels.adam_step if fused else optim.step           # same arithmetic
     log_every = log_every or max(1, cfg.steps // 200)
     params, opt = state.params, state.opt
+    # the same arithmetic three ways: fused kernels (cupy), in place on flat buffers
+    # (numpy: half the calls; the dicts are then views of its buffers), or plain
+    if fused:
+        optimizer_step = kernels.adam_step
+    elif xp is np and len({v.dtype for v in params.values()}) == 1:
+        optimizer_step = optim.FlatStep(params, opt)
+        params, opt = optimizer_step.params, optimizer_step.state
+    else:
+        optimizer_step = optim.step
     with contextlib.ExitStack() as scope:
         crew = None
         if xp is np:

@@ -67,3 +67,38 @@ def test_config_validation():
         optim.OptimConfig(lr_peak=-1).validate()
     with pytest.raises(ValueError, match="ema_decay = 1.0"):
         optim.OptimConfig(ema_decay=1.0).validate()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_flat_step_equals_step_bit_for_bit_and_leaves_the_inputs_alone(dtype):
+    """:class:`optim.FlatStep` (numpy training's optimizer: in place on flat buffers)
+    gives :func:`optim.step`'s parameters and moments bit for bit over 30 steps, with
+    the clip acting on every other step; the arrays it was built from are never
+    written; it refuses dicts that are not its own."""
+    rng = np.random.default_rng(3)
+    J, M, d = 4, 6, 3
+    params = {"means": rng.standard_normal((J, M, d)).astype(dtype),
+              "std": np.full(J, 0.3, dtype)}
+    keep = {k: v.copy() for k, v in params.items()}
+    cfg = optim.OptimConfig(clip_norm=5.0)
+    p, s = params, optim.init_state(params)
+    flat = optim.FlatStep(params, s)
+    fp, fs = flat.params, flat.state
+    clipped = 0
+    for k in range(30):
+        g = {n: (rng.standard_normal(v.shape) * (0.1 if k % 2 else 10.0)).astype(dtype)
+             for n, v in params.items()}
+        clipped += np.sqrt(sum(float(np.sum(v.astype(np.float64) ** 2)) for v in g.values())) > 5
+        p, s = optim.step(p, g, s, 1e-2 * (k + 1), cfg)
+        fp, fs = flat(fp, g, fs, 1e-2 * (k + 1), cfg)
+    assert clipped == 15
+    for n in p:
+        assert fp[n].dtype == p[n].dtype and fp[n].shape == p[n].shape
+        np.testing.assert_array_equal(fp[n], p[n])
+    assert fs["count"] == s["count"] == 30
+    for k in s:
+        np.testing.assert_array_equal(fs[k], s[k])
+    for k, v in keep.items():
+        np.testing.assert_array_equal(params[k], v)
+    with pytest.raises(ValueError, match="its own"):
+        flat(p, g, fs, 1e-3, cfg)
