@@ -115,9 +115,10 @@ class FlatStep:
     and the per-model norm sums each parameter's row as :func:`step` does, so results
     are bit-identical to it (the tests check).
 
-    Construction copies ``params`` (dict name -> (J, ...)) and ``state`` (from
-    :func:`init_state` or a checkpoint) into the buffers; ``self.params`` and
-    ``self.state`` are then dicts of views of them, in their shapes. Calling the object
+    Construction copies ``params`` (dict name -> (J, ...), all of one dtype; else
+    ValueError) and ``state`` (from :func:`init_state` or a checkpoint) into the
+    buffers; ``self.params`` and ``self.state`` are then dicts of views of them, in
+    their shapes. Calling the object
     as :func:`step` with those dicts updates them in place and returns them: the
     caller's arrays are never written, and views handed out earlier change with every
     step (copy what must be kept).
@@ -125,7 +126,10 @@ class FlatStep:
 
     def __init__(self, params, state):
         names = self.names = sorted(params)
-        dtype = np.result_type(*(params[n].dtype for n in names))
+        dtype = params[names[0]].dtype
+        if any(params[n].dtype != dtype for n in names):          # one buffer, one dtype
+            raise ValueError("FlatStep needs parameters of one dtype; got "
+                             + ", ".join(f"{n} {params[n].dtype}" for n in names))
         J = params[names[0]].shape[0]
         sizes = [int(np.prod(params[n].shape[1:], dtype=np.int64)) for n in names]
         P = sum(sizes)
@@ -134,10 +138,10 @@ class FlatStep:
         for n, size in zip(names, sizes):
             self._cols[n] = slice(o, o + size)
             o += size
-        kinds = ("p", "mu", "nu", "ema", "g", "t1", "t2")
-        self._buf = {k: np.empty((J, P), dtype=dtype) for k in kinds}
+        self._buf = {k: np.empty((J, P), dtype=dtype)
+                     for k in ("p", "mu", "nu", "ema", "g", "t1", "t2")}    # t1, t2: scratch
         self._views = {k: {n: self._buf[k][:, self._cols[n]].reshape(params[n].shape)
-                           for n in names} for k in kinds}
+                           for n in names} for k in ("p", "mu", "nu", "ema", "g")}
         for n in names:
             self._views["p"][n][...] = params[n]
             for k in ("mu", "nu", "ema"):

@@ -102,3 +102,6 @@ def test_flat_step_equals_step_bit_for_bit_and_leaves_the_inputs_alone(dtype):
         np.testing.assert_array_equal(params[k], v)
     with pytest.raises(ValueError, match="its own"):
         flat(p, g, fs, 1e-3, cfg)
+    mixed = {"means": params["means"].astype(np.float64), "std": params["std"].astype(np.float32)}
+    with pytest.raises(ValueError, match="one dtype"):
+        optim.FlatStep(mixed, optim.init_state(mixed))
