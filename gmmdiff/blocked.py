@@ -80,6 +80,8 @@ class Workspace:
         self._views = {}              # (slot, shape key) -> views of the slot's buffers
         self._pads = {}               # (tag, mask) -> (padded, pads, exp parts)
         self._groups = {}             # (B, rows per block, max tasks) -> task_blocks
+        self._floors = {}             # (dtype str) -> a flat float64 array of the floor
+        self._clean = {}              # slot -> (views key, pads) whose W padding is 0
 
     def _set(self, key, shapes):
         bufs = self._sets.get(key)
@@ -115,9 +117,35 @@ class Workspace:
             if buf is None or buf.size < size:
                 buf = flat[name] = np.empty(size, dtype=t)
                 self._views = {k: v for k, v in self._views.items() if k[0] != slot}
+                self._clean.pop(slot, None)                              # new memory
             out[name] = buf[:size].reshape(shape)
         self._views[key] = out
         return out
+
+    def floor(self, shape, dtype):
+        """A read-only float64 array of ``shape`` holding :func:`logit_floor` of
+        ``dtype`` everywhere (a view of one flat array per dtype, shared by every
+        thread): numpy's ``maximum`` has SIMD loops for two arrays but not for an array
+        and a scalar, which ran ~3x slower (numpy 2.4)."""
+        key = np.dtype(dtype).str
+        size = math.prod(shape)
+        flat = self._floors.get(key)
+        if flat is None or flat.size < size:
+            flat = np.full(size, logit_floor(dtype), dtype=np.float64)
+            flat.flags.writeable = False
+            self._floors[key] = flat
+        return flat[:size].reshape(shape)
+
+    def clean_padding(self, slot, key, W, pads):
+        """Set the padded entries of W (J, M, rows), a view of thread ``slot``'s weight
+        buffer, to 0 unless the last call on this slot, with the same views ``key`` and
+        ``pads``, already did (nothing else has written the buffer since: a padded
+        bucket's exp writes each model's own components only, :func:`_exp_parts`)."""
+        if self._clean.get(slot) == (key, pads):
+            return
+        for j, m in pads:
+            W[j, m:] = 0.0
+        self._clean[slot] = (key, pads)
 
     def sums(self, tag, T, J, M, d, k):
         """The partial sums of ``T`` tasks of one loss call site (float64): loss (T,
@@ -215,8 +243,9 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     Returns ``(tasks, finish)``: every ``task(slot)`` must be called once, in any order
     and on any thread (``slot``: the calling thread's own index, 0, 1, ...; two tasks
-    running at once need different slots), then ``finish()`` returns ``(loss (J,),
-    grad_means (J, M, d), grad_std (J,))``, dtype of ``means``.
+    running at once need different slots), then ``finish()``, once (it adds the tasks'
+    sums in place), returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``, dtype
+    of ``means``.
     """
     ws = Workspace() if ws is None else ws
     dt = means.dtype
@@ -243,7 +272,6 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     if k > d + 1:
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
-    floor = logit_floor(dt)
     shared_x0 = x0.ndim == 2
 
     def task(g, slot):
@@ -255,6 +283,11 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     def _task(g, slot):
         buf = ws.buffers(J, M, d, k, Bb, dt, slot)
+        if parts is None:                # the whole-block exp below writes all of W
+            ws._clean.pop(slot, None)
+        else:                            # it writes own components only: 0 beyond them
+            ws.clean_padding(slot, (J, M, d, k, Bb, dt), buf["W"], pads)
+        FL_b = ws.floor((J, M, Bb), dt)
         scr_b, err_b, U_b, S_b, W_b = (buf[n] for n in ("scr", "err", "U", "S", "W"))
         Ut_b, Wt_b = buf.get("Ut"), buf.get("Wt")                        # None in float64
         G_b, mubar_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "GP", "GM"))
@@ -297,17 +330,17 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
                 S[j, m:] = PAD_LOGIT
             # softmax over components, floored by dtype (gmmdiff.softmax.softmax_)
             S -= S.max(axis=1, keepdims=True)
-            np.maximum(S, floor, out=S)
+            np.maximum(S, FL_b[..., :n], out=S)
             if parts is None:
                 np.exp(S, out=W)
+                if by_slices:
+                    for j, m in pads:                # W * mask, on the padded entries only
+                        W[j, m:] = 0.0
+                elif padded:
+                    W *= mask[..., None]
             else:                                    # each model's own components only
-                for j0, j1, m in parts:
+                for j0, j1, m in parts:              # (the padding is 0: clean_padding)
                     np.exp(S[j0:j1, :m], out=W[j0:j1, :m])
-            if by_slices:
-                for j, m in pads:                    # W * mask, on the padded entries only
-                    W[j, m:] = 0.0
-            else:
-                W *= mask[..., None]
             # the weights are W = E / sum E with E = exp(S): E is kept, and 1 / sum E
             # goes into the per-row coefficients (no pass dividing the block)
             sumE = W.sum(axis=1)                                         # (J, n) float64
@@ -350,7 +383,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     def finish():
         loss, ds, gp, gm = (sums[n] for n in ("loss", "ds", "gp", "gm"))
-        lt, dst, gpt, gmt = loss[0].copy(), ds[0].copy(), gp[0].copy(), gm[0].copy()
+        lt, dst, gpt, gmt = loss[0], ds[0], gp[0], gm[0]                 # task 0's, added into
         for g in range(1, len(groups)):                                  # in task order
             lt += loss[g]
             dst += ds[g]

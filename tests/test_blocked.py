@@ -318,3 +318,35 @@ def test_exp_of_own_components_only_changes_no_bit(monkeypatch):
     moved[0][2, 5:] = 50.0
     for a, b in zip(blocked_loss_and_grad(*moved, entries=5 * 10 * 64), got):
         np.testing.assert_array_equal(a, b)
+
+
+def test_padding_weights_are_cleared_once_and_again_after_other_writers():
+    """A bucket whose exp writes each model's own components only clears its padded
+    weights once per buffer (:meth:`Workspace.clean_padding`), not on every block: run
+    on one slot in turn with call sites of the same block shape that write the whole
+    weight buffer (no padding) or pad other models, each call still equals the same
+    call on a fresh workspace bit for bit, and so does a bucket met again after its
+    buffer grew for a larger one."""
+    J, M, d, B = 4, 10, 3, 200
+    pads = {"a": [(0, 2), (1, 3), (2, 5)], "b": [], "c": [(3, 1), (1, 2), (0, 4)]}
+    probs = {k: problem(J, M, d, B, pad=v, seed=i) for i, (k, v) in enumerate(pads.items())}
+    for k in ("a", "c"):
+        assert blocked._exp_parts(probs[k][-1]) is not None
+    probs["b"] = probs["b"][:-1] + (None,)
+    fresh = {k: blocked_loss_and_grad(*p, entries=J * M * 64) for k, p in probs.items()}
+    ws = Workspace()
+    for k in ["a", "a", "b", "a", "c", "a", "b", "c", "c"]:
+        for t in blocked.blocked_tasks(*probs[k], ws=ws, entries=J * M * 64, tag=k)[0]:
+            t(0)
+        got = blocked.blocked_tasks(*probs[k], ws=ws, entries=J * M * 64, tag=k)
+        for t in got[0]:
+            t(0)
+        for a, b in zip(got[1](), fresh[k]):
+            np.testing.assert_array_equal(a, b)
+    big = problem(J, 2 * M, d, B, pad=[(0, 3)], seed=5)                  # grows the buffers
+    blocked_loss_and_grad(*big, ws=ws, entries=J * M * 64)
+    for a, b in zip(blocked_loss_and_grad(*probs["a"], ws=ws, entries=J * M * 64), fresh["a"]):
+        np.testing.assert_array_equal(a, b)
+    floor = ws.floor((J, M, 64), np.float64)
+    assert not floor.flags.writeable and np.all(floor == softmax.LOGIT_FLOOR)
+    assert np.all(ws.floor((2, 3), np.float32) == softmax.LOGIT_FLOOR_FLOAT32)
