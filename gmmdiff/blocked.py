@@ -38,7 +38,11 @@ on one core or many.
 
 Models without padding (every model of the block as large as the block) skip the
 padding work; padded models get their padding logits and weights set by slices (only
-the padded entries are touched), where the reference multiplies by a mask.
+the padded entries are touched), where the reference multiplies by a mask; where the
+exp runs on each model's own components only, the padded weights are set once per
+buffer (:meth:`Workspace.clean_padding`), not on every block. The logit floor is a
+constant array, not a scalar (numpy's ``maximum`` has no SIMD loop for a scalar
+operand).
 """
 import math
 
