@@ -81,7 +81,7 @@ class Workspace:
 
     def __init__(self):
         self._sets = {}
-        self._views = {}              # (slot, shape key) -> views of the slot's buffers
+        self._views = {}              # slot -> {shape key -> views of the slot's buffers}
         self._pads = {}               # (tag, mask) -> (padded, pads, exp parts)
         self._groups = {}             # (B, rows per block, max tasks) -> task_blocks
         self._floors = {}             # (dtype str) -> a flat float64 array of the floor
@@ -100,8 +100,9 @@ class Workspace:
         ``dtype``: a dict of uninitialized arrays, views of the slot's flat buffers
         (grown, once, where a larger bucket needs more): the same memory on every
         call once every bucket has been met."""
-        key = (slot, J, M, d, k, Bb, dtype)
-        views = self._views.get(key)
+        key = (J, M, d, k, Bb, dtype)
+        mine = self._views.setdefault(slot, {})   # this slot's own: no other thread writes it
+        views = mine.get(key)
         if views is not None:
             return views
         dt = np.dtype(dtype)
@@ -120,10 +121,10 @@ class Workspace:
             buf = flat.get(name)
             if buf is None or buf.size < size:
                 buf = flat[name] = np.empty(size, dtype=t)
-                self._views = {k: v for k, v in self._views.items() if k[0] != slot}
+                mine.clear()
                 self._clean.pop(slot, None)                              # new memory
             out[name] = buf[:size].reshape(shape)
-        self._views[key] = out
+        mine[key] = out
         return out
 
     def floor(self, shape, dtype):
@@ -247,9 +248,9 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     Returns ``(tasks, finish)``: every ``task(slot)`` must be called once, in any order
     and on any thread (``slot``: the calling thread's own index, 0, 1, ...; two tasks
-    running at once need different slots), then ``finish()``, once (it adds the tasks'
-    sums in place), returns ``(loss (J,), grad_means (J, M, d), grad_std (J,))``, dtype
-    of ``means``.
+    running at once need different slots), then ``finish()`` returns ``(loss (J,),
+    grad_means (J, M, d), grad_std (J,))``, dtype of ``means`` (the same on every call
+    until the call site's tasks run again).
     """
     ws = Workspace() if ws is None else ws
     dt = means.dtype
@@ -387,7 +388,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     def finish():
         loss, ds, gp, gm = (sums[n] for n in ("loss", "ds", "gp", "gm"))
-        lt, dst, gpt, gmt = loss[0], ds[0], gp[0], gm[0]                 # task 0's, added into
+        lt, dst, gpt, gmt = loss[0].copy(), ds[0].copy(), gp[0].copy(), gm[0].copy()
         for g in range(1, len(groups)):                                  # in task order
             lt += loss[g]
             dst += ds[g]

@@ -350,3 +350,38 @@ def test_padding_weights_are_cleared_once_and_again_after_other_writers():
     floor = ws.floor((J, M, 64), np.float64)
     assert not floor.flags.writeable and np.all(floor == softmax.LOGIT_FLOOR)
     assert np.all(ws.floor((2, 3), np.float32) == softmax.LOGIT_FLOOR_FLOAT32)
+
+
+def test_padding_clean_record_is_per_slot_and_per_block_shape():
+    """The record of cleared padded weights is kept per thread slot and per block shape:
+    the same pads met on another slot, at another block size or in another dimension,
+    with whole-buffer writers of those shapes in between, still give a fresh
+    workspace's bits; and ``finish`` gives the same results when called again."""
+    J, M, d, B = 4, 10, 3, 200
+    pads = [(0, 2), (1, 3), (2, 5)]
+    a = problem(J, M, d, B, pad=pads, seed=1)
+    a2 = problem(J, M, d + 1, B, pad=pads, seed=2)                      # other views key
+    full = problem(J, M, d, B, seed=3)[:-1] + (None,)
+    full2 = problem(J, M, d + 1, B, seed=4)[:-1] + (None,)
+    E = J * M * 64
+
+    def run(p, ws, tag, slot, entries):
+        tasks, finish = blocked.blocked_tasks(*p, ws=ws, entries=entries, tag=tag)
+        for t in tasks:
+            t(slot)
+        first = finish()
+        for x, y in zip(finish(), first):
+            np.testing.assert_array_equal(x, y)
+        return first
+
+    fresh = {"a": blocked_loss_and_grad(*a, entries=E), "a2": blocked_loss_and_grad(*a2, entries=E),
+             "a128": blocked_loss_and_grad(*a, entries=2 * E)}
+    ws = Workspace()
+    for name, p, tag, slot, e in [("a", a, 0, 0, E), ("a128", a, 4, 0, 2 * E), ("a", a, 0, 0, E),
+                                  ("a", a, 0, 0, E), (None, full, 1, 1, E), ("a", a, 0, 1, E),
+                                  ("a2", a2, 2, 0, E), (None, full2, 3, 0, E), ("a", a, 0, 0, E),
+                                  ("a2", a2, 2, 0, E), ("a", a, 0, 1, E)]:
+        got = run(p, ws, tag, slot, e)
+        if name:
+            for x, y in zip(got, fresh[name]):
+                np.testing.assert_array_equal(x, y)
