@@ -275,12 +275,15 @@ def open_sweep(sweep_dir, spec, backend):
 
 
 def _check_sweep_dir(sweep_dir, path, ident):
+    # sweep.json is looked for again after the listing: another process may create it
+    # (and its first run directory) between the two looks, which must read as that
+    # sweep, not as a directory of something else
+    if not os.path.lexists(path) and not leftovers_only(sweep_dir) and not os.path.lexists(path):
+        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
+                           "choose an empty or new --out")
     if os.path.lexists(path):
         read_sweep_file(path)
         check_identity(path, ident, f"{sweep_dir} holds a different sweep", "choose another directory")
-    elif not leftovers_only(sweep_dir):
-        raise StorageError(f"{sweep_dir} is not empty and is not a gmmdiff sweep directory; "
-                           "choose an empty or new --out")
 
 
 def _tidy_finished_unit(sweep_dir, name, cfgs):

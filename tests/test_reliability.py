@@ -638,6 +638,29 @@ def test_a_fit_that_cannot_be_made_writes_nothing(tmp_path):
     assert snapshot(out) == before
 
 
+def test_a_sweep_created_between_the_checks_two_looks_reads_as_that_sweep(tmp_path, monkeypatch):
+    """The check of a sweep directory looks for sweep.json, then lists the directory: a
+    sweep that another process creates in between (sweep.json, then its first run
+    directory) must be refused as a different sweep, not as a directory of something
+    else (two sweeps started together once got that message)."""
+    import gmmdiff.sweep as sweep_mod
+    from gmmdiff.sweep import SweepSpec, open_sweep
+    out = tmp_path / "sweep"
+    out.mkdir()
+    other = tmp_path / "other"
+    open_sweep(str(other), SweepSpec(samples=(10,)), "numpy")
+    real = sweep_mod.leftovers_only
+
+    def racing(directory):                       # the other process, between the looks
+        if not (out / "sweep.json").exists():
+            (out / "sweep.json").write_bytes((other / "sweep.json").read_bytes())
+            (out / "N10-d3-K2-s0").mkdir()
+        return real(directory)
+    monkeypatch.setattr(sweep_mod, "leftovers_only", racing)
+    with pytest.raises(ValueError, match="holds a different sweep"):
+        open_sweep(str(out), SweepSpec(samples=(8,)), "numpy")
+
+
 def test_two_different_sweeps_started_at_once_on_a_new_directory_one_runs(tmp_path):
     """Two processes of different sweeps on one new directory: exactly one runs, the
     other is refused in one line, and the directory holds one sweep's configurations.
