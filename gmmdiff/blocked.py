@@ -85,7 +85,7 @@ class Workspace:
         self._pads = {}               # (tag, mask) -> (padded, pads, exp parts)
         self._groups = {}             # (B, rows per block, max tasks) -> task_blocks
         self._floors = {}             # (dtype str) -> a flat float64 array of the floor
-        self._clean = {}              # slot -> (views key, pads) whose W padding is 0
+        self._clean = {}              # slot -> (views, pads) whose W padding is 0
 
     def _set(self, key, shapes):
         bufs = self._sets.get(key)
@@ -122,7 +122,6 @@ class Workspace:
             if buf is None or buf.size < size:
                 buf = flat[name] = np.empty(size, dtype=t)
                 mine.clear()
-                self._clean.pop(slot, None)                              # new memory
             out[name] = buf[:size].reshape(shape)
         mine[key] = out
         return out
@@ -141,16 +140,23 @@ class Workspace:
             self._floors[key] = flat
         return flat[:size].reshape(shape)
 
-    def clean_padding(self, slot, key, W, pads):
-        """Set the padded entries of W (J, M, rows), a view of thread ``slot``'s weight
-        buffer, to 0 unless the last call on this slot, with the same views ``key`` and
-        ``pads``, already did (nothing else has written the buffer since: a padded
-        bucket's exp writes each model's own components only, :func:`_exp_parts`)."""
-        if self._clean.get(slot) == (key, pads):
+    def clean_padding(self, slot, views, pads):
+        """Before a task's exps on thread ``slot`` with ``views`` (its
+        :meth:`buffers`): where ``pads`` are given (the exp writes each model's own
+        components only, :func:`_exp_parts`), set the padded entries of ``views["W"]``
+        to 0 unless the last call on this slot, with the same views and pads, already
+        did (nothing has written the buffer since: a buffer grown anew comes with new
+        views); ``pads`` None: the exp writes all of W, so that record is dropped."""
+        if pads is None:
+            self._clean.pop(slot, None)
             return
+        got = self._clean.get(slot)
+        if got is not None and got[0] is views and got[1] == pads:
+            return
+        W = views["W"]
         for j, m in pads:
             W[j, m:] = 0.0
-        self._clean[slot] = (key, pads)
+        self._clean[slot] = (views, pads)
 
     def sums(self, tag, T, J, M, d, k):
         """The partial sums of ``T`` tasks of one loss call site (float64): loss (T,
@@ -277,6 +283,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
     if k > d + 1:
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
+    FL_b = ws.floor((J, M, Bb), dt)                                      # the logit floor
     shared_x0 = x0.ndim == 2
 
     def task(g, slot):
@@ -288,11 +295,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
 
     def _task(g, slot):
         buf = ws.buffers(J, M, d, k, Bb, dt, slot)
-        if parts is None:                # the whole-block exp below writes all of W
-            ws._clean.pop(slot, None)
-        else:                            # it writes own components only: 0 beyond them
-            ws.clean_padding(slot, (J, M, d, k, Bb, dt), buf["W"], pads)
-        FL_b = ws.floor((J, M, Bb), dt)
+        ws.clean_padding(slot, buf, None if parts is None else pads)     # W's padding: 0
         scr_b, err_b, U_b, S_b, W_b = (buf[n] for n in ("scr", "err", "U", "S", "W"))
         Ut_b, Wt_b = buf.get("Ut"), buf.get("Wt")                        # None in float64
         G_b, mubar_b, GP_b, GM_b = (buf[n] for n in ("G", "mubar", "GP", "GM"))
