@@ -8,7 +8,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def read_version():
-    with open(os.path.join(HERE, "gmmdiff", "__init__.py"), encoding="utf-8") as fh:
+    with open(os.path.join(HERE, "gmmdiff", "version.py"), encoding="utf-8") as fh:
         return re.search(r'^__version__ = "([^"]+)"', fh.read(), re.M).group(1)
 
 

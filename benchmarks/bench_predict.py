@@ -6,7 +6,7 @@ For each shape (N, d, K):
 - the data set (``TrainConfig.dataset``, as the command builds it);
 - per source (simple, expected, nearest), the new path (``predict.predicted_ratios``:
   "nearest" in one pass over the nested subsets, "expected" only where the crossover
-  search needs it) and the old one (the per-M functions kept in ``gmmdiff.theory`` as
+  search needs it) and the old one (the per-M functions kept in ``gmmdiff.theory.approximations`` as
   references, on every M = 1..N, then ``crossover``), in the same run; the old path runs
   in a forked child that is stopped after ``--old-timeout`` seconds. Caches are cleared
   before every run (the command starts cold), the first new run is a discarded warm-up,
@@ -36,12 +36,12 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 sys.path.insert(0, ROOT)
 
-from gmmdiff import theory  # noqa: E402
-from gmmdiff.data import memorization_order  # noqa: E402
-from gmmdiff.predict import predicted_ratio, predicted_ratios  # noqa: E402
-from gmmdiff.process import loss_scale  # noqa: E402
-from gmmdiff.theory import generalizing_excess_loss  # noqa: E402
-from gmmdiff.train import TrainConfig  # noqa: E402
+from gmmdiff.theory import approximations as theory
+from gmmdiff.model.data import memorization_order
+from gmmdiff.experiments.predict import predicted_ratio, predicted_ratios
+from gmmdiff.model.process import loss_scale
+from gmmdiff.theory.approximations import generalizing_excess_loss
+from gmmdiff.training.config import TrainConfig
 
 SOURCES = ("simple", "expected", "nearest")
 SHAPES = ((200, 50, 12), (2000, 500, 40), (20000, 1000, 100))
@@ -58,7 +58,7 @@ def new_path(times, conf, source, weights, X):
 
 def old_path(times, conf, source, weights, X):
     """Before issue 14: the per-M functions on every M = 1..N (nested subsets), then
-    :func:`gmmdiff.predict.predicted_ratio` on the whole curve."""
+    :func:`gmmdiff.experiments.predict.predicted_ratio` on the whole curve."""
     N, d, K, s = conf["samples"], conf["dim"], conf["components"], conf["data_var"]
     Ms = np.arange(1, N + 1)
     gen = generalizing_excess_loss(times, d, s, target=conf["target"], process=conf["process"])

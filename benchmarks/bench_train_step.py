@@ -16,7 +16,7 @@ and the projected wall time of the paper's 64-configuration sweep (about 20 size
 
 With ``--seeds S`` a batch holds S configurations (seeds 0..S-1) x the sizes, as a sweep
 groups them; the loop still trains one model at a time. ``--fused`` adds rows for the
-fused CUDA kernels (:mod:`gmmdiff.kernels`) beside the plain cupy array program.
+fused CUDA kernels (:mod:`gmmdiff.engine.kernels`) beside the plain cupy array program.
 
 What is timed: steady-state optimizer steps only. Each repeat is one training run;
 the boundary of every step is marked as training asks for its draws (host clock, and on
@@ -52,12 +52,12 @@ import time
 
 import numpy as np
 
-from gmmdiff import draws as draws_module
-from gmmdiff import train as train_module
+from gmmdiff.training import draws as draws_module
+from gmmdiff.training import loop as train_module
 from gmmdiff.backend import backend_name, get_xp
-from gmmdiff.config import TrainConfig
-from gmmdiff.state import initial_state
-from gmmdiff.train import train
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.state import initial_state
+from gmmdiff.training.loop import train
 
 SMALL = [(10, 2, 20, 10, 10)]                       # (d, K, N, noise draws, sizes)
 PAPER = [(50, 12, 200, 100, 20), (60, 12, 200, 100, 20), (30, 3, 50, 100, 20)]
@@ -69,7 +69,7 @@ def step_flops(sizes, N, n, d):
 
 
 class _MarkedDraws(draws_module.BatchDraws):
-    """:class:`gmmdiff.draws.BatchDraws` that marks the boundary of every step as
+    """:class:`gmmdiff.training.draws.BatchDraws` that marks the boundary of every step as
     training asks for it: the host clock and, on cupy, a CUDA event recorded on the
     stream (asynchronous: no synchronization inside the loop). Mark k is taken when step
     k's draws are handed out, before its work is issued; the last mark after the last
@@ -163,12 +163,12 @@ def launch_counts(cp, cfg, sizes, fused, seeds=1, chunk_steps=8, site_category="
     """Events of training on the CuPy stand-in ``cp``: ``(S, {category: (per step, per
     draw chunk)}, per-step launches by (site, op))`` for a batch of ``seeds``
     configurations x ``sizes``, drawing chunks of S = ``chunk_steps`` steps (on a GPU S
-    follows free memory, :func:`gmmdiff.draws.device_chunk_steps`; the counts per chunk
+    follows free memory, :func:`gmmdiff.training.draws.device_chunk_steps`; the counts per chunk
     do not depend on it); per step = (4 steps - 2 steps) / 2 and per chunk =
     (S + 1 steps - S steps) - per step, both inside the loop (log_every beyond the end).
     Categories: launch, sync, h2d (events), alloc and copy (bytes); the per-step
     breakdown is of ``site_category``."""
-    from gmmdiff import draws
+    from gmmdiff.training import draws
     cfgs = [dataclasses.replace(cfg, seed=s) for s in range(seeds)]
     all_sizes = [M for _ in cfgs for M in sizes]
     owners = [o for o in range(seeds) for _ in sizes]
@@ -321,7 +321,7 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"# peak host memory {peak:.0f} MiB")
     if args.json:
-        from gmmdiff.storage import write_json
+        from gmmdiff.io.files import write_json
         write_json(args.json, {"machine": head, "peak_host_mib": peak, "rows": out})
 
 

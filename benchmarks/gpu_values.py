@@ -23,11 +23,12 @@ import time
 
 import numpy as np
 
-from gmmdiff import kernels, optim
+from gmmdiff.engine import kernels
+from gmmdiff.training import optim
 from gmmdiff.backend import get_xp, to_host
-from gmmdiff.config import TrainConfig
-from gmmdiff.state import initial_state
-from gmmdiff.train import train
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.state import initial_state
+from gmmdiff.training.loop import train
 
 THRESHOLDS = {"float64": 1e-9, "float32": 1e-2}
 
@@ -107,7 +108,7 @@ def main():
             if not ok:
                 bad.append(f"{path} {dtype}")
     if args.json:
-        from gmmdiff.storage import write_json
+        from gmmdiff.io.files import write_json
         write_json(args.json, {"shape": {"d": args.dim, "K": args.components, "N": N,
                                          "noise_draws": args.noise_draws, "sizes": sizes,
                                          "steps": args.steps}, "rows": rows})

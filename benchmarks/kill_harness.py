@@ -16,7 +16,7 @@ the sweep, kills are also aimed (``--aimed N``) at the moments random ones rarel
 the end of each phase of a unit (coarse sizes trained, refinement planned, refinement
 trained) and between a configuration's last result and its ``transition.json``
 (after ``baselines.json``, after ``transition.json``), at the 1st, 2nd, ... time the
-sweep reaches each point (:func:`gmmdiff.sweep.crash_point`); each aimed kill on a
+sweep reaches each point (:func:`gmmdiff.experiments.sweep.units.crash_point`); each aimed kill on a
 fresh directory, resumed once, then compared.
 tests/test_kill_harness.py runs it small in CI.
 """
@@ -46,7 +46,7 @@ COMMANDS = {
               "--noise-draws", "2", "--eval-samples", "16", "--eval-noise-draws", "2",
               "--checkpoint-every", "50", "--quiet"],
 }
-# the points of a sweep unit an aimed kill lands at (gmmdiff.sweep.crash_point)
+# the points of a sweep unit an aimed kill lands at (gmmdiff.experiments.sweep.units.crash_point)
 POINTS = ("coarse-done", "refine-planned", "refine-done", "baselines-written", "transition-written")
 LEFTOVER = (".tmp-", ".lock", "checkpoint")
 

@@ -100,7 +100,7 @@ REPEATS = {"gemm": 15, "exp": 200, "mem": 5, "normal": 15}
 
 def roofline(dtype):
     """One-core rates: {"gemm" flop/s, "exp" /s, "mem" bytes/s, "normal" /s}."""
-    from gmmdiff.threads import blas_threads
+    from gmmdiff.engine.threads import blas_threads
     with blas_threads(1):
         return {k: work / _best(fn, REPEATS[k]) for k, (fn, work) in _kernels(dtype).items()}
 
@@ -111,7 +111,7 @@ def roofline_all_cores(dtype, cores, rounds=5):
     each kernel's repeats): what all the cores deliver together, shared caches,
     memory bandwidth and clock limits included."""
     import threading
-    from gmmdiff.threads import blas_threads
+    from gmmdiff.engine.threads import blas_threads
     sets = [_kernels(dtype, seed=2 * i) for i in range(cores)]
     out = {}
     with blas_threads(1):
@@ -156,9 +156,15 @@ WORKER = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import numpy as np
-from gmmdiff.config import TrainConfig
-from gmmdiff.state import initial_state
-from gmmdiff.train import draw_chunk_steps, train
+try:
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.training.draws import draw_chunk_steps
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
+except ImportError:         # a tree from before the subpackages (gmmdiff 0.5 and earlier)
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.training.state import initial_state
+    from gmmdiff.training.loop import draw_chunk_steps, train
 d, K, N, n, J = (int(v) for v in sys.argv[2].split(","))
 dtype, steps = sys.argv[3], int(sys.argv[4])
 sizes = sorted({max(1, int(round(N * k / J))) for k in range(1, J + 1)})
@@ -196,7 +202,7 @@ def loadavg():
 
 
 def main(args):
-    from gmmdiff.threads import blas_controller, cpu_count
+    from gmmdiff.engine.threads import blas_controller, cpu_count
     cores = cpu_count()
     dtypes = ["float64", "float32"] if args.dtype == "both" else [args.dtype]
     shapes = SHAPES if args.shapes is None else [SHAPES[i] for i in args.shapes]

@@ -1,66 +1,59 @@
 """gmmdiff: when do Gaussian-mixture diffusion denoisers memorize their training data?
 
-Modules (one concept each):
+The package in layers, each importing only from the layers listed before it (a test,
+``tests/test_layout.py``, parses every import and fails on one that points up):
 
-- :mod:`gmmdiff.backend`   -- numpy/cupy switch, dtype policy, host conversion
-- :mod:`gmmdiff.process`   -- diffusion processes (VP, flow matching) and the time grid
-- :mod:`gmmdiff.data`      -- the isotropic Gaussian-mixture data model
-- :mod:`gmmdiff.denoisers` -- closed-form GMM denoisers and target conversions
-- :mod:`gmmdiff.losses`    -- denoising losses, Monte Carlo estimates, hand-derived gradients
-- :mod:`gmmdiff.theory`    -- closed-form loss approximations and the predicted transition
-- :mod:`gmmdiff.optim`     -- clip + Adam + warmup-decay schedule + averaged updates
-- :mod:`gmmdiff.rng`       -- counter-based draws, identical on numpy and cupy
-- :mod:`gmmdiff.streams`   -- the random streams of one seed, evaluation seeds
-- :mod:`gmmdiff.softmax`   -- the stable softmax over components (logit floor, padding)
-- :mod:`gmmdiff.config`    -- TrainConfig (every setting of a run), model sizes
-- :mod:`gmmdiff.families`  -- the model-family contract and registry
-- :mod:`gmmdiff.gmm`       -- the GMM family: init, training loss, evaluation, baselines
-- :mod:`gmmdiff.state`     -- the training state of a batch and its checkpoints
-- :mod:`gmmdiff.draws`     -- training times and noise, stream by stream, chunk by chunk
-- :mod:`gmmdiff.buckets`   -- models of different sizes in padded buckets
-- :mod:`gmmdiff.train`     -- the optimizer loop over a batch of models
-- :mod:`gmmdiff.runs`      -- run directories, resume, run / run_batch
-- :mod:`gmmdiff.sampling`  -- DDIM and DDPM samplers
-- :mod:`gmmdiff.metrics`   -- memorization ratio, learned-means statistics, W2
-- :mod:`gmmdiff.storage`   -- atomic JSON/NPZ results, run directories
-- :mod:`gmmdiff.locks`     -- one live process per run directory or sweep unit
-- :mod:`gmmdiff.memory`    -- the memory a run needs, checked before it starts
-- :mod:`gmmdiff.transition`-- phase-transition detection
-- :mod:`gmmdiff.predict`   -- predicted transitions and the fitted time weights
-- :mod:`gmmdiff.sweep`     -- sweeps over configurations, shards, summaries
-- :mod:`gmmdiff.templates` -- the colored-template (image-like) model family
-- :mod:`gmmdiff.template_io` -- template files (IDX, NumPy) and the shipped set
-- :mod:`gmmdiff.plotting`  -- figures 1, 2, 3, 5 and 7
-- :mod:`gmmdiff.kernels`   -- hand-written CUDA kernels (fused loss, draws, optimizer)
-- :mod:`gmmdiff.cli`       -- shared options of the click scripts in bin/, workers
-- :mod:`gmmdiff.progress`  -- progress bars and lines of training runs and sweeps
-- :mod:`gmmdiff.results`   -- load_run / load_sweep: results for analysis
+- base modules: :mod:`gmmdiff.backend` (numpy/cupy switch, dtypes, host conversion),
+  :mod:`gmmdiff.rng` (counter-based draws), :mod:`gmmdiff.streams` (the random
+  streams of a seed), :mod:`gmmdiff.softmax` (the stable softmax over components),
+  :mod:`gmmdiff.version`;
+- :mod:`gmmdiff.io` -- files on disk: atomic JSON/NPZ, their schemas, run directories,
+  locks;
+- :mod:`gmmdiff.engine` -- the machinery of the fast step, no science of its own: row
+  blocks, CUDA kernels, threads, size buckets;
+- :mod:`gmmdiff.model` -- the mathematics of the laboratory: processes, data, denoisers,
+  losses and gradients, sampling, metrics;
+- :mod:`gmmdiff.theory` -- the closed-form loss approximations and the predicted
+  transition;
+- :mod:`gmmdiff.families` -- the model families the training loop trains (the GMM, the
+  colored templates) and their registry;
+- :mod:`gmmdiff.training` -- settings, state, draws, optimizer, the loop, memory checks;
+- :mod:`gmmdiff.experiments` -- runs, sweeps, transitions, predictions and their fits,
+  verdicts, results for analysis;
+- :mod:`gmmdiff.cli` -- what the click scripts of ``bin/`` share: options, workers,
+  progress, figures.
 
 The main functions import from the package itself (``from gmmdiff import load_run``);
 each is loaded on first use, so ``import gmmdiff`` stays cheap.
 """
 import importlib
 
-__version__ = "0.5.0"
+from gmmdiff.version import __version__
 
 # name -> module that defines it (see each function's docstring)
 _EXPORTS = {
-    "load_run": "results", "load_sweep": "results", "RunResults": "results",
-    "SweepResults": "results",
-    "make_dataset": "data", "make_mixture": "data", "Dataset": "data",
-    "GaussianMixture": "data",
-    "gmm_denoise": "denoisers", "gmm_x0": "denoisers", "convert": "denoisers",
-    "generalizing": "denoisers", "memorizing": "denoisers",
-    "partially_memorizing": "denoisers", "GMMParams": "denoisers",
-    "loss_and_grad": "losses", "denoising_loss": "losses", "per_time_losses": "losses",
-    "time_grid": "process", "coefficients": "process",
-    "generalizing_excess_loss": "theory", "partial_memorizing_excess_loss": "theory",
-    "predict_transition": "theory", "compare_with_monte_carlo": "theory",
-    "predicted_ratios": "predict", "shipped_fits": "predict", "read_fit": "predict",
-    "TrainConfig": "config", "parse_model_sizes": "config",
-    "run": "runs", "run_batch": "runs",
-    "SweepSpec": "sweep", "run_sweep": "sweep", "summarize": "sweep", "fit_sweep": "sweep",
-    "sample": "sampling", "memorization": "metrics", "detect": "transition",
+    "load_run": "experiments.results", "load_sweep": "experiments.results",
+    "RunResults": "experiments.results", "SweepResults": "experiments.results",
+    "make_dataset": "model.data", "make_mixture": "model.data", "Dataset": "model.data",
+    "GaussianMixture": "model.data",
+    "gmm_denoise": "model.denoisers", "gmm_x0": "model.denoisers", "convert": "model.denoisers",
+    "generalizing": "model.denoisers", "memorizing": "model.denoisers",
+    "partially_memorizing": "model.denoisers", "GMMParams": "model.denoisers",
+    "loss_and_grad": "model.losses", "denoising_loss": "model.losses",
+    "per_time_losses": "model.losses",
+    "time_grid": "model.process", "coefficients": "model.process",
+    "generalizing_excess_loss": "theory.approximations",
+    "partial_memorizing_excess_loss": "theory.approximations",
+    "predict_transition": "theory.approximations",
+    "compare_with_monte_carlo": "theory.approximations",
+    "predicted_ratios": "experiments.predict", "shipped_fits": "experiments.fits",
+    "read_fit": "experiments.fits",
+    "TrainConfig": "training.config", "parse_model_sizes": "training.config",
+    "run": "experiments.runs", "run_batch": "experiments.runs",
+    "SweepSpec": "experiments.sweep.spec", "run_sweep": "experiments.sweep.running",
+    "summarize": "experiments.sweep.summary", "fit_sweep": "experiments.sweep.summary",
+    "sample": "model.sampling", "memorization": "model.metrics",
+    "detect": "experiments.transition",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -18,7 +18,7 @@ Training keys each optimizer step: step k of a stream with base key K draws from
 key :func:`step_keys` (K, k) = mix(K + (k + 1) gamma), the k-th output of SplitMix64
 from state K. A step's draws therefore depend on the stream and the step only, not on
 how many steps are drawn at once. Everything is elementwise uint64 / float64 array
-code, written once for both backends; :mod:`gmmdiff.kernels` has the same arithmetic
+code, written once for both backends; :mod:`gmmdiff.engine.kernels` has the same arithmetic
 as CUDA kernels (one launch per chunk of steps for all streams).
 """
 import numpy as np

@@ -1,5 +1,5 @@
 """The stable softmax over mixture components, shared by every denoiser and the fused
-kernels of :mod:`gmmdiff.kernels`.
+kernels of :mod:`gmmdiff.engine.kernels`.
 
 Logits are shifted by their maximum over components (so the largest weight is exp(0) =
 1), floored at :data:`LOGIT_FLOOR`, exponentiated and normalized. Padding components of

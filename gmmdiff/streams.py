@@ -13,7 +13,7 @@ key   constant                    draws
 3     ``STREAM_SUBSET``           the memorization order of theta_pmem,M
 10    ``STREAM_INIT``             a model's initial parameters (+ M)
 11    ``STREAM_NOISE``            training times and noise (+ stream, chunk;
-                                  :mod:`gmmdiff.draws`)
+                                  :mod:`gmmdiff.training.draws`)
 12    ``STREAM_SAMPLE``           starting points and DDPM noise of sampling (+ M)
 13    ``STREAM_FRESH``            fresh data for the W2 distance (+ M)
 14    ``STREAM_EVAL``             per-time evaluation noise (+ split)

@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from gmmdiff.backend import cupy_available, get_xp  # noqa: E402
+from gmmdiff.backend import cupy_available, get_xp
 
 settings.register_profile("gmmdiff", deadline=None, max_examples=40,
                           suppress_health_check=[HealthCheck.too_slow])

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from gmmdiff import backend
-from gmmdiff.data import make_dataset, make_mixture, memorized_subset
-from gmmdiff.process import coefficients, loss_scale, snr, time_grid
+from gmmdiff.model.data import make_dataset, make_mixture, memorized_subset
+from gmmdiff.model.process import coefficients, loss_scale, snr, time_grid
 
 
 def test_backend_by_name_and_errors(monkeypatch):
@@ -81,7 +81,7 @@ def test_subset_and_validation():
 
 
 def test_two_nearest_equals_the_dense_direct_differences():
-    from gmmdiff.metrics import _two_nearest
+    from gmmdiff.model.metrics import _two_nearest
     rng = np.random.default_rng(3)
     A, B = rng.standard_normal((37, 5)), rng.standard_normal((23, 5))
     D = np.sqrt(((A[:, None, :] - B[None, :, :]) ** 2).sum(-1))          # (37, 23)
@@ -95,7 +95,7 @@ def test_two_nearest_equals_the_dense_direct_differences():
 
 
 def test_wilson_interval_matches_the_score_formula():
-    from gmmdiff.metrics import wilson_interval
+    from gmmdiff.model.metrics import wilson_interval
     z = 1.959963984540054
     for k, n in ((0, 50), (7, 50), (25, 50), (50, 50), (130, 500)):
         p = k / n

@@ -1,18 +1,19 @@
 """The numpy fast paths of the training step against the float64 reference
-(:func:`gmmdiff.losses._batched_loss_and_grad`): row blocks, reused buffers, buckets as
+(:func:`gmmdiff.model.losses._batched_loss_and_grad`): row blocks, reused buffers, buckets as
 views without padding work, the float32 logit floor."""
 import numpy as np
 import pytest
 
-from gmmdiff import blocked, softmax
-from gmmdiff.blocked import Workspace, block_rows, blocked_loss_and_grad
-from gmmdiff.buckets import bucketed
-from gmmdiff.config import TrainConfig
-from gmmdiff.denoisers import _posterior
-from gmmdiff.gmm import loss as gmm_loss
-from gmmdiff.losses import _batched_loss_and_grad
-from gmmdiff.state import initial_state
-from gmmdiff.train import train
+from gmmdiff import softmax
+from gmmdiff.engine import blocked
+from gmmdiff.engine.blocked import Workspace, block_rows, blocked_loss_and_grad
+from gmmdiff.engine.buckets import bucketed
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.model.denoisers import _posterior
+from gmmdiff.families.gmm import loss as gmm_loss
+from gmmdiff.model.losses import _batched_loss_and_grad
+from gmmdiff.training.state import initial_state
+from gmmdiff.training.loop import train
 
 GRID = np.linspace(0.001, 0.999, 26)
 
@@ -39,7 +40,7 @@ def reference(means, std, x0, eps, alpha, sigma, wt, mask):
     return _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, np, mask)
 
 
-# The blocked path computes the reference's formulas rearranged (gmmdiff.blocked: no
+# The blocked path computes the reference's formulas rearranged (gmmdiff.engine.blocked: no
 # x_t, the weights' normalization and b folded into per-row coefficients), so each
 # per-row term differs from the reference's by a few float64 roundings (~1e-15
 # relative), and each result is a sum of B such terms whose cancellation stays below
@@ -181,7 +182,7 @@ def test_pcg_draws_keep_their_documented_stream_and_float32_draws_its_own():
     g.standard_normal(..., dtype=float32) instead. Both through BatchDraws' two buffer
     sets over several chunks (reused in turn), drawn ahead by a crew's helper and on
     the training thread alone: the same draws."""
-    from gmmdiff.draws import BatchDraws
+    from gmmdiff.training.draws import BatchDraws
     from gmmdiff.streams import STREAM_NOISE, rng_for
     streams = [(0, 8, 3, 2, 4), (0, 8, 3, 2, 8)]
     N, n, d, L = 8, 5, 3, 26

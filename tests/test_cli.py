@@ -7,7 +7,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.storage import read_npz
+from gmmdiff.io.files import read_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -135,7 +135,7 @@ def test_corrupt_results_are_reported(small_run, tmp_path):
     assert result.exit_code == 2 and "model_M00008.json" in result.output
     npz = (broken / "model_M00002.npz").read_bytes()
     (broken / "model_M00002.npz").write_bytes(npz[:100])
-    from gmmdiff.storage import StorageError
+    from gmmdiff.io.files import StorageError
     with pytest.raises(StorageError, match="corrupt or truncated NPZ"):
         read_npz(str(broken / "model_M00002.npz"))
 

@@ -22,9 +22,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff import data, denoisers, losses, metrics, optim, rng, sampling, templates, theory, transition
+from gmmdiff import rng
+from gmmdiff.experiments import transition
+from gmmdiff.families import templates
+from gmmdiff.model import data, denoisers, losses, metrics, sampling
+from gmmdiff.theory import approximations as theory
+from gmmdiff.training import optim
 from gmmdiff.backend import array_namespace, cupy_available, get_xp, to_host
-from gmmdiff.process import time_grid
+from gmmdiff.model.process import time_grid
 from helpers import assert_close, load_benchmark
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -538,7 +543,7 @@ def test_data_metrics_rng_and_optimizer_on_device(cp, problem):
 # ================================================================= 3. training
 
 def small_config(model="gmm", dtype="float64", steps=20, **kw):
-    from gmmdiff.train import TrainConfig
+    from gmmdiff.training.config import TrainConfig
     return TrainConfig(dim=4, components=2, samples=10, steps=steps, noise_draws=3, lr_peak=1e-2,
                        model=model, dtype=dtype, image_size=4, eval_samples=10,
                        eval_noise_draws=2, **kw)
@@ -547,7 +552,8 @@ def small_config(model="gmm", dtype="float64", steps=20, **kw):
 @pytest.mark.parametrize("model, dtype", [("gmm", "float64"), ("gmm", "float32"),
                                           ("templates", "float64"), ("templates", "float32")])
 def test_training_on_device_equals_numpy_with_the_same_draws(cp, model, dtype):
-    from gmmdiff.train import initial_state, train
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
     cfg = small_config(model, dtype)
     sizes = [3, 10]
     ref_ds = cfg.dataset(np)
@@ -561,7 +567,7 @@ def test_training_on_device_equals_numpy_with_the_same_draws(cp, model, dtype):
         rtol = 1e-10 if dtype == "float64" else 2e-5
         np.testing.assert_allclose(to_host(got.params[k]), v, rtol=rtol, atol=rtol, err_msg=k)
     # float32 losses: numpy's GMM loss computes x0hat - x0 in a form without the
-    # reference's cancellation (gmmdiff.blocked), the device the reference's form; here
+    # reference's cancellation (gmmdiff.engine.blocked), the device the reference's form; here
     # their losses are within 4.7e-6 and 2.2e-5 of the float64 run's, so at most 2.7e-5
     # apart: 4e-5 (it was 1e-5 when both computed the same form)
     np.testing.assert_allclose(np.array(got.losses), np.array(ref.losses),
@@ -571,7 +577,8 @@ def test_training_on_device_equals_numpy_with_the_same_draws(cp, model, dtype):
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 2e-5)])
 def test_fused_training_on_device_equals_the_numpy_array_program(cp, dtype, rtol):
     needs_compiler(cp)
-    from gmmdiff.train import initial_state, train
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
     cfg = small_config(dtype=dtype, steps=30)
     sizes = [2, 5, 10]
     # the reference is float64: in float32 the fused path is the more accurate one
@@ -591,7 +598,7 @@ def test_fused_training_on_device_equals_the_numpy_array_program(cp, dtype, rtol
 
 @pytest.mark.parametrize("model", ["gmm", "templates"])
 def test_run_on_device_writes_results_with_the_numpy_baselines(cp, tmp_path, model):
-    from gmmdiff.train import run
+    from gmmdiff.experiments.runs import run
     cfg = small_config(model)
     rows = run(cfg, [3, 10], str(tmp_path / "dev"), cp)
     ref = run(cfg, [3, 10], str(tmp_path / "host"), np)
@@ -695,7 +702,7 @@ def test_launches_per_step_and_chunk_do_not_grow_with_the_models(standin, bench,
     same shapes; the fused path within 60 launches per step; draws within 4 launches per
     chunk (chunks of 8 steps here)."""
     needs_compiler(standin)
-    from gmmdiff.train import TrainConfig
+    from gmmdiff.training.config import TrainConfig
     cfg = TrainConfig(dim=5, components=2, samples=16, noise_draws=3, model=model, dtype=dtype,
                       image_size=4)
     two = bench.launch_counts(standin, cfg, [8, 16], fused)
@@ -711,7 +718,7 @@ def test_launches_per_step_and_chunk_do_not_grow_with_the_models(standin, bench,
 def test_device_draw_chunks_follow_free_memory(standin, monkeypatch):
     """At the paper's shapes (N = 200, 100 draws, d = 50) x 20 sizes, an 80 GB device
     draws every 8 steps or less often; a device short of memory draws every step."""
-    from gmmdiff.draws import device_chunk_steps
+    from gmmdiff.training.draws import device_chunk_steps
     per_step = 200 * 100 * 50 + 200 * 100
     monkeypatch.setattr(standin.cuda.runtime, "memGetInfo", lambda: (80 * 10**9, 80 * 10**9))
     assert device_chunk_steps(20, per_step, standin) >= 8

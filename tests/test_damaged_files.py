@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gmmdiff.config import TrainConfig
-from gmmdiff.state import initial_state
-from gmmdiff.storage import SCHEMAS, schema_error
-from gmmdiff.sweep import SWEEP_SCHEMA
-from gmmdiff.template_io import write_idx
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.state import initial_state
+from gmmdiff.io.schemas import SCHEMAS, schema_error
+from gmmdiff.experiments.sweep.spec import SWEEP_SCHEMA
+from gmmdiff.families.template_io import write_idx
 
 from test_cli import SMALL, load_script
 from test_reliability import TINY_SWEEP, one_line_error, snapshot

@@ -4,10 +4,11 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import special, stats
 
-from gmmdiff import denoisers as dn
-from gmmdiff.data import make_dataset
-from gmmdiff.denoisers import LOGIT_FLOOR, _posterior, gmm_denoise, gmm_x0, to_x0
-from gmmdiff.process import coefficients, target_coefficients, time_grid
+from gmmdiff.model import denoisers as dn
+from gmmdiff.model.data import make_dataset
+from gmmdiff.model.denoisers import _posterior, gmm_denoise, gmm_x0, to_x0
+from gmmdiff.softmax import LOGIT_FLOOR
+from gmmdiff.model.process import coefficients, target_coefficients, time_grid
 
 from helpers import assert_close
 

@@ -26,9 +26,10 @@ working dtype, 2^-53 or 2^-24):
 import numpy as np
 import pytest
 
-from gmmdiff import kernels, optim
+from gmmdiff.engine import kernels
+from gmmdiff.training import optim
 from gmmdiff.backend import to_host
-from gmmdiff.losses import _batched_loss_and_grad
+from gmmdiff.model.losses import _batched_loss_and_grad
 from test_kernels import cp, on, packed_problem  # noqa: F401 (cp: the kernel fixture)
 
 U32 = 2.0 ** -24

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import gmmdiff
-from gmmdiff.plotting import figure2, figure_options
+from gmmdiff.cli.plotting import figure2, figure_options
 
 from test_cli import load_script
 

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff import backend, cli
+from gmmdiff import backend
+from gmmdiff.cli import workers
 from gmmdiff.backend import cupy_available, get_xp
 from helpers import load_benchmark
 
@@ -107,9 +108,9 @@ def test_jobs_with_cupy_refused_pointing_to_devices(tmp_path):
     assert "--devices 0,1,2" in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
     with pytest.raises(ValueError, match="one GPU"):
-        cli.check_jobs(2, "cupy")
-    cli.check_jobs(2, "numpy")
-    cli.check_jobs(1, "cupy")
+        workers.check_jobs(2, "cupy")
+    workers.check_jobs(2, "numpy")
+    workers.check_jobs(1, "cupy")
 
 
 def cli_script(name):
@@ -156,7 +157,7 @@ def test_bytes_per_step_near_the_arithmetic_minimum_and_linear_in_models(standin
 
     And nothing of the size of the rows (J B) is copied by einsum's or matmul's own
     layout changes: no batched 1 x 1 products, no transposed operand copies."""
-    from gmmdiff.train import TrainConfig
+    from gmmdiff.training.config import TrainConfig
     cfg = TrainConfig(dim=5, components=2, samples=40, noise_draws=10, dtype=dtype)
     sizes, B, d = [8, 16], 400, 5
     it = np.dtype(dtype).itemsize
@@ -182,8 +183,8 @@ def test_benchmark_times_steady_steps_across_two_chunk_boundaries(standin, bench
     more chunk starts (steps 8 and 12), and the steps timed are those inside warm chunks
     (4, 5, 6, 8, 9, 10, 12); the steps that carry the next chunk's draws (7 and 11) are
     reported apart, the last step (which syncs) not at all; peak pool memory is read."""
-    from gmmdiff import draws
-    from gmmdiff.train import TrainConfig
+    from gmmdiff.training import draws
+    from gmmdiff.training.config import TrainConfig
     monkeypatch.setattr(draws, "device_chunk_steps", lambda *a, **k: 4)
     cfg = TrainConfig(dim=3, components=2, samples=8, noise_draws=2)
     r = bench.time_steps(cfg, [4, 8], standin, steps=6, repeats=1)
@@ -204,7 +205,7 @@ def test_gpu_check_script_parses_and_its_values_check_runs(standin, tmp_path):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "gpu_values.py"), "--small",
                         "--steps", "2", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    from gmmdiff.storage import read_json
+    from gmmdiff.io.files import read_json
     rows = read_json(str(out))["rows"]
     assert [(x["path"], x["dtype"]) for x in rows] == [("plain", "float64"), ("fused", "float64"),
                                                        ("plain", "float32"), ("fused", "float32")]
@@ -212,10 +213,10 @@ def test_gpu_check_script_parses_and_its_values_check_runs(standin, tmp_path):
 
 
 def test_library_runs_probe_the_device_before_writing(standin, tmp_path, monkeypatch):
-    """gmmdiff.runs.run called with the cupy module itself (not through get_xp) probes
+    """gmmdiff.experiments.runs.run called with the cupy module itself (not through get_xp) probes
     too: a missing NVRTC fails in one line before the run directory exists."""
-    from gmmdiff.config import TrainConfig
-    from gmmdiff.runs import run
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.experiments.runs import run
     monkeypatch.setattr(backend, "_PROBED", {})
     monkeypatch.setenv("CUPY_STANDIN_MISSING_LIBS", "nvrtc")
     cfg = TrainConfig(dim=3, components=2, samples=8, noise_draws=2, steps=4, eval_samples=4)

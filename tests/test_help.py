@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 import gmmdiff
-from gmmdiff.cli import TEMPLATE_DEFAULTS
-from gmmdiff.sweep import PRESETS
+from gmmdiff.cli.options import TEMPLATE_DEFAULTS
+from gmmdiff.experiments.sweep.spec import PRESETS
 
 from test_cli import ROOT, load_script
 
@@ -75,7 +75,7 @@ def test_an_option_given_twice_is_refused_by_predict(args, named, tmp_path):
 
 
 def test_a_value_that_looks_like_an_option_is_not_counted():
-    from gmmdiff.cli import repeated_option
+    from gmmdiff.cli.options import repeated_option
     main = load_script("gmmdiff-train")
     assert repeated_option(main, ["--out", "--steps", "--steps", "4"]) is None
     assert repeated_option(main, ["--model-sizes", "2,4", "-M", "3"]) == "--model-sizes / -M"

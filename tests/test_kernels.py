@@ -1,4 +1,4 @@
-"""The hand-written CUDA kernels of gmmdiff.kernels against the numpy array program.
+"""The hand-written CUDA kernels of gmmdiff.engine.kernels against the numpy array program.
 
 They run wherever ``cupy`` runs: CuPy on a GPU, or the test suite's CuPy stand-in
 (tests/cupy_standin), whose RawKernel compiles the very same CUDA source with the host
@@ -10,12 +10,13 @@ most results are bit-identical. tests/test_nvrtc.py compiles the sources for the
 import numpy as np
 import pytest
 
-from gmmdiff import kernels, optim
+from gmmdiff.engine import kernels
+from gmmdiff.training import optim
 from gmmdiff import rng as counter_rng
 from gmmdiff.backend import cupy_available, get_xp, to_host
-from gmmdiff.denoisers import LOGIT_FLOOR
-from gmmdiff.losses import _batched_loss_and_grad
-from gmmdiff.process import coefficients, loss_scale
+from gmmdiff.softmax import LOGIT_FLOOR
+from gmmdiff.model.losses import _batched_loss_and_grad
+from gmmdiff.model.process import coefficients, loss_scale
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def test_float32_noise_is_the_float64_noise_rounded_once(cp):
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-13), (np.float32, 2e-6)])
 def test_fused_adam_equals_the_array_program(cp, dtype, rtol):
-    """Several steps of the two-kernel optimizer against gmmdiff.optim.step, with a clip
+    """Several steps of the two-kernel optimizer against gmmdiff.training.optim.step, with a clip
     norm small enough to clip some models and not others."""
     rng = np.random.default_rng(0)
     params = {"means": rng.standard_normal((3, 5, 4)).astype(dtype),

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from gmmdiff.denoisers import gmm_denoise
-from gmmdiff.losses import _batched_loss_and_grad, denoising_loss, loss_and_grad, per_time_losses
-from gmmdiff.process import coefficients, loss_scale, snr
+from gmmdiff.model.denoisers import gmm_denoise
+from gmmdiff.model.losses import (_batched_loss_and_grad, denoising_loss, loss_and_grad,
+                                  per_time_losses)
+from gmmdiff.model.process import coefficients, loss_scale, snr
 
 from helpers import assert_close
 

@@ -1,4 +1,4 @@
-"""Every CUDA kernel of gmmdiff.kernels compiles with NVRTC for the GPUs gmmdiff targets
+"""Every CUDA kernel of gmmdiff.engine.kernels compiles with NVRTC for the GPUs gmmdiff targets
 (sm_80: A100; sm_90: H100/H200), in both working precisions, on machines without a GPU.
 
 NVRTC needs no device when the architecture is given. The compiler comes from CuPy's
@@ -61,7 +61,7 @@ def test_every_kernel_compiles_with_nvrtc_for_a100_and_h100():
     if "skip" in report:
         pytest.skip("NVRTC not available (pip install -e '.[test,nvrtc]' installs it): "
                     + report["skip"])
-    from gmmdiff import kernels
+    from gmmdiff.engine import kernels
     assert len(report["results"]) == len(kernels.KERNELS) * 2 * len(ARCHS)
     failed = [r for r in report["results"] if r["cubin_bytes"] == 0]
     assert not failed, "\n".join(f"{r['kernel']} ({r['type']}, {r['arch']}):\n{r['log']}"

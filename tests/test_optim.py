@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from gmmdiff import optim
+from gmmdiff.training import optim
 
 
 def test_schedule_warmup_then_linear_decay():

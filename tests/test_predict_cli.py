@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.predict import (SHIPPED, _fit_configs, approximation_curves, held_out_scores,
-                             predicted_ratio, shipped_fits)
+from gmmdiff.experiments.fits import SHIPPED, _fit_configs, held_out_scores, shipped_fits
+from gmmdiff.experiments.predict import approximation_curves, predicted_ratio
 
 from test_cli import load_script
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.progress import StepProgress, duration, interval_seconds
+from gmmdiff.cli.progress import StepProgress, duration, interval_seconds
 
 from test_cli import ROOT, SMALL, load_script
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff import locks
-from gmmdiff.config import TrainConfig
-from gmmdiff.runs import run
-from gmmdiff.state import initial_state
-from gmmdiff.storage import write_json
-from gmmdiff.template_io import write_idx
+from gmmdiff.io import locks
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.experiments.runs import run
+from gmmdiff.training.state import initial_state
+from gmmdiff.io.files import write_json
+from gmmdiff.families.template_io import write_idx
 
 from test_cli import SMALL, load_script
 
@@ -75,7 +75,7 @@ def test_a_kill_inside_a_sweep_leaves_nothing_that_blocks_or_stays(tmp_path):
 
 
 def test_leftovers_are_told_from_live_files_whatever_the_host_name(tmp_path, monkeypatch):
-    from gmmdiff.storage import remove_temporaries, write_json
+    from gmmdiff.io.files import remove_temporaries, write_json
     monkeypatch.setattr(socket, "gethostname", lambda: "gpu-node-17.cluster")
     write_json(str(tmp_path / "mine.json"), {})               # named after this process
     dead = tmp_path / ".tmp-999999999@gpu-node-17.cluster@abcindex.json"
@@ -275,7 +275,7 @@ class held_by_another_process:
         import subprocess
         import sys
         from test_cli import ROOT
-        code = ("import sys; from gmmdiff import locks; lock = locks.lock_or_refuse(sys.argv[1], 'x'); "
+        code = ("import sys; from gmmdiff.io import locks; lock = locks.lock_or_refuse(sys.argv[1], 'x'); "
                 "print('held', flush=True); sys.stdin.read(); lock.release()")
         self.proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, text=True,
@@ -370,7 +370,7 @@ def test_bad_fit_files_are_one_line(tmp_path, content, match):
 
 
 def test_fit_files_with_nan_or_negative_weights_are_refused(tmp_path):
-    from gmmdiff.process import time_grid
+    from gmmdiff.model.process import time_grid
     t = time_grid().tolist()
     for bad, match in (([float("nan")] + [1.0] * 25, "it holds NaN, which gmmdiff never writes"),
                        ([-1.0] + [1.0] * 25, "finite numbers >= 0"), ([0.0] * 26, "finite numbers >= 0")):
@@ -551,8 +551,9 @@ def test_two_different_sweeps_started_together_on_a_new_directory_one_is_refused
     sets the directory up, a second sweep waits, then sees its sweep.json and is refused."""
     out = tmp_path / "sweep"
     out.mkdir()
-    import gmmdiff.sweep as sweep_mod
-    from gmmdiff.sweep import SweepSpec, open_sweep
+    from gmmdiff.experiments.sweep import units as sweep_mod
+    from gmmdiff.experiments.sweep.spec import SweepSpec
+    from gmmdiff.experiments.sweep.units import open_sweep
     with held_by_another_process(out / ".lock-sweep"):
         old = sweep_mod.SWEEP_LOCK_WAIT_S
         sweep_mod.SWEEP_LOCK_WAIT_S = 0.2
@@ -643,8 +644,9 @@ def test_a_sweep_created_between_the_checks_two_looks_reads_as_that_sweep(tmp_pa
     sweep that another process creates in between (sweep.json, then its first run
     directory) must be refused as a different sweep, not as a directory of something
     else (two sweeps started together once got that message)."""
-    import gmmdiff.sweep as sweep_mod
-    from gmmdiff.sweep import SweepSpec, open_sweep
+    from gmmdiff.experiments.sweep import units as sweep_mod
+    from gmmdiff.experiments.sweep.spec import SweepSpec
+    from gmmdiff.experiments.sweep.units import open_sweep
     out = tmp_path / "sweep"
     out.mkdir()
     other = tmp_path / "other"

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import gmmdiff
-from gmmdiff import results, storage
+from gmmdiff.experiments import results
+from gmmdiff.io.files import StorageError
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +30,8 @@ def test_every_export_resolves_to_its_module():
 
 def test_load_run_gives_the_files_metrics_and_reads_arrays_lazily(tiny_run, monkeypatch):
     reads = []
-    real = storage.read_npz
-    monkeypatch.setattr(storage, "read_npz", lambda p: reads.append(p) or real(p))
+    real = results.read_npz
+    monkeypatch.setattr(results, "read_npz", lambda p: reads.append(p) or real(p))
     run = gmmdiff.load_run(str(tiny_run))
     assert reads == []                                   # nothing read until asked
     assert run.config["dim"] == 3 and run.config["samples"] == 8
@@ -51,9 +52,9 @@ def test_load_run_gives_the_files_metrics_and_reads_arrays_lazily(tiny_run, monk
 
 
 def test_load_run_refuses_what_is_not_a_run(tmp_path):
-    with pytest.raises(storage.StorageError, match="not a gmmdiff run directory"):
+    with pytest.raises(StorageError, match="not a gmmdiff run directory"):
         gmmdiff.load_run(str(tmp_path))
-    with pytest.raises(storage.StorageError, match="not a gmmdiff sweep directory"):
+    with pytest.raises(StorageError, match="not a gmmdiff sweep directory"):
         gmmdiff.load_sweep(str(tmp_path))
 
 

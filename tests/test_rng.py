@@ -5,7 +5,10 @@ from scipy import stats
 
 from gmmdiff import rng
 from gmmdiff.backend import to_host
-from gmmdiff.train import TrainConfig, draw_chunk, initial_state, train
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.draws import draw_chunk
+from gmmdiff.training.loop import train
+from gmmdiff.training.state import initial_state
 
 
 def test_normals_are_standard_normal():
@@ -71,7 +74,7 @@ def test_batch_draws_of_several_streams_equal_each_stream_drawn_alone():
     """BatchDraws (hash) draws all distinct streams of a batch at once; each equals the
     single-stream reference draw_chunk, and a step's draws do not depend on the chunk."""
     import numpy as np
-    from gmmdiff.draws import BatchDraws, draw_chunk
+    from gmmdiff.training.draws import BatchDraws, draw_chunk
     streams = [(0, 8, 3, 2, 2), (0, 8, 3, 2, 5), (0, 8, 3, 2, 2), (1, 8, 3, 2, 8)]
     bd = BatchDraws(streams, 8, 2, (3,), 26, xp=np, dtype=np.float64, source="hash", rows_last=True)
     rows, eps = bd.chunk(1)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.predict import SHIPPED, SOURCES, fit_summary, shipped_fits
-from gmmdiff.storage import read_json
+from gmmdiff.experiments.fits import SHIPPED, fit_summary, shipped_fits
+from gmmdiff.experiments.predict import SOURCES
+from gmmdiff.io.files import read_json
 
 from test_cli import load_script
 
@@ -62,7 +63,7 @@ def test_the_shipped_summary_is_measured_by_the_whole_curve_fit(shipped):
     AVX-512: 0.7959657520170154 against ...071, a dispersion 6e-12 apart, on an AVX2
     EPYC; the fit's optimizer amplifies such roundings), so floats agree to 1e-9
     relative and everything else exactly."""
-    from gmmdiff.sweep import reanalyse_summary
+    from gmmdiff.experiments.sweep.summary import reanalyse_summary
     summary, _ = shipped
     assert_same_to_rounding(reanalyse_summary(summary), summary)
     for c in summary["configs"]:
@@ -94,7 +95,8 @@ def test_each_shipped_fit_re_derives_from_the_shipped_summary(shipped, source):
 def test_the_shipped_mc_fit_predicts_what_it_records(shipped):
     """The shipped "mc" weights applied to the summary's Monte Carlo curves give the
     recorded predictions and in-sample errors, and its folds keep every setting whole."""
-    from gmmdiff.predict import _Stack, setting_of, summary_curves
+    from gmmdiff.experiments.fits import setting_of, summary_curves
+    from gmmdiff.experiments.predict import _Stack
     summary, fits = shipped
     ship = fits["mc"]
     used, curves, _ = summary_curves(summary, "mc")
@@ -147,8 +149,8 @@ def test_a_fit_file_overrides_the_shipped_fits(shipped, tmp_path):
 def test_predict_at_any_data_variance_with_the_shipped_weights(shipped):
     """--data-var applies the weights fitted at s* = 1 to the theory's curves at s*: the
     "simple" prediction is the closed form of those weights at that s*, and it moves."""
-    from gmmdiff.process import time_grid
-    from gmmdiff.theory import simple_transition_ratio
+    from gmmdiff.model.process import time_grid
+    from gmmdiff.theory.approximations import simple_transition_ratio
     _, fits = shipped
     w = np.asarray(fits["simple"]["weights"])
     got = {}
@@ -171,8 +173,9 @@ def test_the_shipped_data_variance_experiment_re_derives(shipped):
     """assets/svar_sweep/transfer.json (the README's s* table) follows from the shipped
     svar summary and the shipped CPU-sweep fits alone; the summary records which commit
     trained it and holds every s* of the preset."""
-    from gmmdiff.sweep import PRESETS, reanalyse_summary
-    from gmmdiff.transfer import transfer
+    from gmmdiff.experiments.sweep.spec import PRESETS
+    from gmmdiff.experiments.sweep.summary import reanalyse_summary
+    from gmmdiff.experiments.transfer import transfer
     _, fits = shipped
     summary = read_json(os.path.join(SVAR, "summary.json"))
     ship = read_json(os.path.join(SVAR, "transfer.json"))

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.storage import read_npz
-from gmmdiff.predict import fit_and_score, fit_weights, predicted_ratio
-from gmmdiff.sweep import coarse_sizes, parse_shard, refine_sizes, shard
-from gmmdiff.transition import crossing, detect
+from gmmdiff.io.files import read_npz
+from gmmdiff.experiments.fits import fit_and_score, fit_weights
+from gmmdiff.experiments.predict import predicted_ratio
+from gmmdiff.experiments.sweep.plans import coarse_sizes, refine_sizes
+from gmmdiff.experiments.sweep.spec import parse_shard, shard
+from gmmdiff.experiments.transition import crossing, detect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,8 +135,10 @@ def test_shard_parsing_and_grids():
 
 
 def test_data_variance_axis_names_identity_and_units():
-    from gmmdiff.config import TrainConfig
-    from gmmdiff.sweep import SweepSpec, parse_float_list, run_name, spec_from_identity, work_units
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.experiments.sweep.spec import (SweepSpec, parse_float_list, run_name,
+                                                spec_from_identity)
+    from gmmdiff.experiments.sweep.units import work_units
     spec = SweepSpec(samples=(12,), dims=(4,), components=(2, 3), seeds=(0, 1), data_vars=(0.5, 1.0, 2.0),
                      base=TrainConfig(steps=10))
     cfgs = spec.configurations()
@@ -316,7 +320,7 @@ def test_stacked_ratios_equal_predicted_ratio_for_each_configuration():
     """The fit's vectorized predictions (all configurations in one array expression)
     against predicted_ratio one configuration at a time, bit for bit, including curves
     that never cross (clamped to either end) and configurations of different sizes."""
-    from gmmdiff.predict import _Stack
+    from gmmdiff.experiments.predict import _Stack
     rng = np.random.default_rng(0)
     for trial in range(50):
         curves, _ = synthetic(12, rng.dirichlet(np.ones(4)), seed=trial)
@@ -356,8 +360,8 @@ def test_data_variance_sweep_fits_per_s_and_transfers(tmp_path, tiny_sweep):
     predicts every s* with weights fitted elsewhere: for "simple" exactly the closed form
     M*/N = 1 - sum lam w / (1 + SNR s*) / sum lam w of those weights at each s*."""
     import json
-    from gmmdiff.process import time_grid
-    from gmmdiff.theory import simple_transition_ratio
+    from gmmdiff.model.process import time_grid
+    from gmmdiff.theory.approximations import simple_transition_ratio
     out = tmp_path / "sv"
     args = ["-N", "12", "-d", "4", "-K", "2", "--seeds", "0,1", "--data-vars", "0.5,2", "--coarse", "4",
             "--refine", "2", "--steps", "1500", "--noise-draws", "4", "--target", "x0", "--lr", "1e-2",
@@ -389,7 +393,7 @@ def test_data_variance_sweep_fits_per_s_and_transfers(tmp_path, tiny_sweep):
 
 def test_partial_summary_measures_what_a_stopped_sweep_finished(tmp_path, tiny_sweep):
     import shutil
-    from gmmdiff.sweep import transition_summary
+    from gmmdiff.experiments.sweep.summary import transition_summary
     part = tmp_path / "part"
     shutil.copytree(tiny_sweep, part)
     victim = sorted(p for p in part.iterdir() if p.is_dir())[0]
@@ -406,6 +410,6 @@ def test_partial_summary_measures_what_a_stopped_sweep_finished(tmp_path, tiny_s
     for name, c in loose.items():
         if name != victim.name:
             assert c == full[name]
-    from gmmdiff.sweep import reanalyse_summary
+    from gmmdiff.experiments.sweep.summary import reanalyse_summary
     summary = transition_summary(str(part), partial=True)
     assert reanalyse_summary(summary)["configs"] == summary["configs"]

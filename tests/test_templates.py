@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, strategies as st
 from scipy import special, stats
 
-from gmmdiff.process import coefficients, target_coefficients
-from gmmdiff.template_io import (DEFAULT_TEMPLATES, TemplateFileError, draw_default_templates,
-                                 load_templates, read_idx, write_idx)
-from gmmdiff.templates import loss_and_grad, template_denoise
+from gmmdiff.model.process import coefficients, target_coefficients
+from gmmdiff.families.template_io import (DEFAULT_TEMPLATES, TemplateFileError,
+                                          draw_default_templates, load_templates, read_idx,
+                                          write_idx)
+from gmmdiff.families.templates import loss_and_grad, template_denoise
 
 from helpers import assert_close
 
@@ -49,7 +50,7 @@ def test_denoiser_equals_dense_gaussian_mixture(seed, M, C, P, t, s):
 def test_dense_check_is_sensitive_to_the_log_determinant_factor():
     """With the released code's single log-determinant term (factor 1 instead of C) the
     weights change whenever templates differ in norm: the test above would catch it."""
-    from gmmdiff import templates as tm
+    from gmmdiff.families import templates as tm
     rng = np.random.default_rng(1)
     A = np.array([[0.2, 0.1, 0.3], [2.0, 1.5, 2.5]])
     Mu, s, t, C = np.zeros((2, 3)), 1.0, 0.6, 3
@@ -177,7 +178,9 @@ def test_default_set_ships_and_matches_its_generator():
 # ---------------------------------------------------------------------------- training
 
 def test_batched_template_training_equals_each_size_alone():
-    from gmmdiff.train import TrainConfig, initial_state, train
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
     cfg = TrainConfig(model="templates", components=2, samples=6, image_size=3, colors=2,
                       steps=25, noise_draws=2, lr_peak=1e-2, target="eps")
     ds = cfg.dataset()
@@ -195,7 +198,8 @@ def test_batched_template_training_equals_each_size_alone():
 
 
 def test_template_dataset_and_pmem_init_reproduce_training_samples():
-    from gmmdiff.train import TrainConfig, init_params
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.training.state import init_params
     cfg = TrainConfig(model="templates", components=3, samples=5, image_size=4, colors=3)
     ds = cfg.dataset()
     assert ds.X.shape == (5, 3, 16)
@@ -207,7 +211,8 @@ def test_template_dataset_and_pmem_init_reproduce_training_samples():
 
 @pytest.mark.slow
 def test_template_model_shows_the_transition(tmp_path):
-    from gmmdiff.train import TrainConfig, run
+    from gmmdiff.experiments.runs import run
+    from gmmdiff.training.config import TrainConfig
     cfg = TrainConfig(model="templates", components=4, samples=16, image_size=8, steps=3000,
                       lr_peak=1e-2, target="x0", noise_draws=4, eval_samples=40, eval_noise_draws=4)
     rows = run(cfg, [4, 16], str(tmp_path / "run"), np)

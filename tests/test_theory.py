@@ -3,14 +3,16 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from gmmdiff.data import make_dataset, memorized_subset
-from gmmdiff.denoisers import generalizing, memorizing
-from gmmdiff.losses import per_time_losses
-from gmmdiff.process import loss_scale, time_grid
-from gmmdiff.theory import (compare_with_monte_carlo, crossover, expected_nearest_excess,
-                            generalizing_excess_loss, nearest_excess,
-                            partial_memorizing_excess_loss, predict_transition,
-                            simple_transition_ratio)
+from gmmdiff.model.data import make_dataset, memorized_subset
+from gmmdiff.model.denoisers import generalizing, memorizing
+from gmmdiff.model.losses import per_time_losses
+from gmmdiff.model.process import loss_scale, time_grid
+from gmmdiff.theory.approximations import (compare_with_monte_carlo, generalizing_excess_loss,
+                                           partial_memorizing_excess_loss, predict_transition,
+                                           simple_transition_ratio)
+from gmmdiff.theory.crossover import crossover
+from gmmdiff.theory.expected import expected_nearest_excess
+from gmmdiff.theory.nearest import nearest_excess
 
 GRID = time_grid()
 LOW_T = GRID[GRID <= 0.8]

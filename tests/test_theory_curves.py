@@ -26,14 +26,14 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
-from gmmdiff.data import make_dataset, memorization_order, memorized_subset
-from gmmdiff.predict import approximation_curves, predicted_ratio, predicted_ratios
-from gmmdiff.process import loss_scale, time_grid
-from gmmdiff.theory import (_expected_nearest_excess_per_m, _nearest_excess_curve_per_m,
-                            crossover, crossover_search, excess_curve, expected_excess_curve,
-                            generalizing_excess_loss, nearest_excess, nearest_excess_curve,
-                            predict_transition, size_grid)
-from gmmdiff.train import TrainConfig
+from gmmdiff.model.data import make_dataset, memorization_order, memorized_subset
+from gmmdiff.experiments.predict import approximation_curves, predicted_ratio, predicted_ratios
+from gmmdiff.model.process import loss_scale, time_grid
+from gmmdiff.theory.approximations import excess_curve, generalizing_excess_loss, predict_transition
+from gmmdiff.theory.crossover import crossover, crossover_search, size_grid
+from gmmdiff.theory.expected import _expected_nearest_excess_per_m, expected_excess_curve
+from gmmdiff.theory.nearest import _nearest_excess_curve_per_m, nearest_excess, nearest_excess_curve
+from gmmdiff.training.config import TrainConfig
 
 GRID = time_grid()
 

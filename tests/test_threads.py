@@ -6,10 +6,10 @@ import threading
 import numpy as np
 import pytest
 
-from gmmdiff import threads
-from gmmdiff.config import TrainConfig
-from gmmdiff.state import initial_state
-from gmmdiff.train import train
+from gmmdiff.engine import threads
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.state import initial_state
+from gmmdiff.training.loop import train
 
 CTL = threads.blas_controller()
 needs_blas = pytest.mark.skipif(CTL is None, reason="no controllable BLAS found in this numpy")

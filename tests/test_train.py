@@ -10,11 +10,14 @@ import time
 import numpy as np
 import pytest
 
-from gmmdiff import train as train_module
-from gmmdiff.data import make_dataset
-from gmmdiff.sampling import sample
-from gmmdiff.storage import read_npz
-from gmmdiff.train import (TrainConfig, initial_state, parse_model_sizes, run, train)
+from gmmdiff.training import loop as train_module
+from gmmdiff.model.data import make_dataset
+from gmmdiff.model.sampling import sample
+from gmmdiff.io.files import read_npz
+from gmmdiff.experiments.runs import run
+from gmmdiff.training.config import TrainConfig, parse_model_sizes
+from gmmdiff.training.loop import train
+from gmmdiff.training.state import initial_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SCRIPT = os.path.join(ROOT, "bin", "gmmdiff-train")
@@ -154,7 +157,7 @@ def test_kill_and_resume_gives_bitwise_identical_results(tmp_path):
 def test_configurations_batched_together_equal_each_alone(tmp_path):
     """Two configurations sharing N and d (different seed and K) in one array program
     against each trained alone: parameters to 1e-10, each with its own draws."""
-    from gmmdiff.train import run_batch
+    from gmmdiff.experiments.runs import run_batch
     base = TrainConfig(dim=3, samples=10, steps=60, noise_draws=2, lr_peak=1e-2, eval_samples=8,
                        eval_noise_draws=2)
     # the first configuration has the larger seed: stream order must follow the models
@@ -175,7 +178,7 @@ def test_configurations_batched_together_equal_each_alone(tmp_path):
 
 def test_common_noise_shares_draws_across_models():
     cfg = TrainConfig(dim=3, components=2, samples=8, steps=5, noise_draws=2, common_noise=True)
-    from gmmdiff.train import noise_stream
+    from gmmdiff.training.draws import noise_stream
     assert noise_stream(cfg, 2) == noise_stream(cfg, 8)
     other = TrainConfig(**{**cfg.__dict__, "common_noise": False})
     assert noise_stream(other, 2) != noise_stream(other, 8)
@@ -186,7 +189,7 @@ def test_common_noise_shares_draws_across_models():
 
 
 def test_bucket_plan_minimizes_padded_work():
-    from gmmdiff.train import plan_buckets
+    from gmmdiff.engine.buckets import plan_buckets
     assert [list(b) for b in plan_buckets([2, 4, 6], 10, overhead=10**9)] == [[0, 1, 2]]
     one_each = plan_buckets([40, 10, 30, 20], 1000, overhead=0)
     assert sorted(int(b[0]) for b in one_each) == [0, 1, 2, 3] and all(len(b) == 1 for b in one_each)
@@ -218,7 +221,7 @@ def test_float32_training_keeps_ratios_and_final_losses(tmp_path, monkeypatch):
     50 samples' verdicts) and final losses within 1% (measured: 0.1%). With its own
     float32 noise stream (the default) it is another noise realization: ratios within
     3 binomial standard errors of 50 samples, losses within 1%."""
-    from gmmdiff import draws
+    from gmmdiff.training import draws
 
     def rows_of(dt, out, noise=None):
         cfg = TrainConfig(dim=4, components=2, samples=12, steps=3000, noise_draws=4, target="x0",
@@ -247,7 +250,7 @@ def test_samplers_reproduce_a_gaussian():
     mean 2 and variance 0.5 (up to discretization). DDIM is a deterministic map, affine
     for a Gaussian: from x_T ~ N(0, 1) instead of the true N(alpha_T mu, v_T) its mean
     is mu + sqrt(s / v_T) (0 - alpha_T mu)."""
-    from gmmdiff.process import coefficients, time_grid
+    from gmmdiff.model.process import coefficients, time_grid
     mu, s = 2.0, 0.5
     grid = time_grid(200)
     x_T = np.random.default_rng(0).standard_normal((200_000, 1))
@@ -265,8 +268,8 @@ def test_failure_during_evaluation_keeps_the_trained_batch(tmp_path, monkeypatch
     remaining size from it (no retraining) and matches an uninterrupted run bitwise."""
     import dataclasses
 
-    import gmmdiff.gmm as gmm
-    import gmmdiff.runs as runs
+    from gmmdiff.families import gmm as gmm
+    from gmmdiff.experiments import runs as runs
     cfg = TrainConfig(dim=3, components=2, samples=8, steps=40, noise_draws=2, lr_peak=1e-2,
                       eval_samples=6, eval_noise_draws=2)
     ref = tmp_path / "ref"

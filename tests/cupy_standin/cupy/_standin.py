@@ -4,7 +4,7 @@ host->device copies, each recorded at its call site.
 The call site of an event is the first stack frame outside this stand-in package
 and outside numpy (numpy frames appear when ``numpy.sum(cupy_array)`` dispatches to
 CuPy), written ``path:line`` with the path relative to the repository root where the
-file lies inside it (``gmmdiff/losses.py:57``, ``tests/test_x.py:12``).
+file lies inside it (``gmmdiff/model/losses.py:57``, ``tests/test_x.py:12``).
 
 Bytes, counted as events of n bytes: ``alloc`` is device memory handed out (each new
 array, and the temporaries CuPy's own routines allocate inside, such as the contiguous
@@ -18,7 +18,7 @@ Usage::
     with _standin.counting() as c:
         step()
     c.launches, c.syncs, c.h2d          # totals
-    c.by_site("launch").most_common(5)  # Counter {"gmmdiff/losses.py:57": 3, ...}
+    c.by_site("launch").most_common(5)  # Counter {"gmmdiff/model/losses.py:57": 3, ...}
     c.by_op("launch")                   # Counter {"multiply": 12, "matmul": 4, ...}
     print(c.report())
 

@@ -1,0 +1,10 @@
+"""What the click scripts of ``bin/`` share: options, worker processes, progress, figures.
+
+- :mod:`gmmdiff.cli.options`     -- shared click options and error handling;
+- :mod:`gmmdiff.cli.workers`     -- ``--jobs`` and ``--devices`` worker processes;
+- :mod:`gmmdiff.cli.progress`    -- progress bars and lines of runs and sweeps;
+- :mod:`gmmdiff.cli.plotting`    -- figures of one run directory (1, 2, 5);
+- :mod:`gmmdiff.cli.sweep_plots` -- figures of a sweep (3, 7).
+
+May import: every layer (it is the top).
+"""

@@ -1,0 +1,115 @@
+"""Worker processes of the click scripts: ``--jobs`` and ``--devices``.
+
+Each worker runs the same command with the same options (the sweep's units are shared
+through their lock files), its BLAS at the threads it is given, and dies with its
+parent (``PR_SET_PDEATHSIG`` where the platform has it).
+"""
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+
+
+from gmmdiff.engine.threads import CORES_ENV
+
+
+def parse_devices(spec, backend):
+    """'0,1,3' -> ['0', '1', '3'] (distinct GPU ordinals) for the cupy backend; anything
+    else raises ValueError naming the value."""
+    devs = [d.strip() for d in str(spec).split(",") if d.strip()]
+    if not devs or not all(d.isdigit() for d in devs) or len(set(devs)) != len(devs):
+        raise ValueError(f"--devices {spec!r} not understood; accepted: distinct GPU numbers "
+                         "such as 0,1,2,3")
+    if backend != "cupy":
+        raise ValueError(f"--devices {spec} runs one worker per GPU and needs --backend cupy "
+                         f"(got {backend}); for CPU workers use --jobs")
+    return devs
+
+
+def check_jobs(jobs, backend):
+    """--jobs > 1 on cupy would start every worker on the same GPU, each sizing its draw
+    chunks from that GPU's free memory as if alone: refused, pointing to --devices."""
+    if jobs > 1 and backend == "cupy":
+        raise ValueError(f"--jobs {jobs} with --backend cupy would start {jobs} workers on one "
+                         f"GPU; use --devices {','.join(str(k) for k in range(jobs))} (one "
+                         "worker per listed GPU) instead")
+
+
+def probe_backend(backend, env=None):
+    """Check in a short child process, with the environment ``env`` of a worker, that
+    the backend works (:func:`gmmdiff.backend.get_xp`: CuPy's first kernel and matrix
+    product), so that a sweep with workers fails before it writes anything, and the
+    parent holds no CUDA context on any GPU. Raises ValueError with the child's line."""
+    if backend != "cupy":
+        return
+    code = ("import sys\nfrom gmmdiff.backend import get_xp\ntry:\n    get_xp('cupy')\n"
+            "except ValueError as e:\n    print(e)\n    sys.exit(2)\n")
+    child = dict(os.environ, **(env or {}))
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # gmmdiff's parent
+    child["PYTHONPATH"] = os.pathsep.join(p for p in (child.get("PYTHONPATH"), here) if p)
+    r = subprocess.run([sys.executable, "-c", code], env=child, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = (r.stdout.strip() or r.stderr.strip() or f"exit code {r.returncode}").splitlines()
+        raise ValueError(lines[0] if r.returncode == 2 else lines[-1])
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def without_options(argv, names):
+    """``argv`` without the options ``names`` and their values: "--jobs 2",
+    "--jobs=2", and for a short name "-j 2" and "-j2" alike."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a in names:
+            skip = True
+            continue
+        if any(a.startswith(n + "=") or (len(n) == 2 and a.startswith(n) and len(a) > 2)
+               for n in names):
+            continue
+        out.append(a)
+    return out
+
+
+def _death_signal_setter():
+    """A function for the child, between fork and exec, that makes it receive SIGKILL
+    when the parent dies (Linux prctl PR_SET_PDEATHSIG; resolved here, in the parent, so
+    the child calls no dlopen), and exits at once if the parent is already gone."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    parent = os.getpid()
+
+    def set_death_signal():  # pragma: no cover - runs in the child
+        prctl(1, signal.SIGKILL)                                         # PR_SET_PDEATHSIG
+        if os.getppid() != parent:                                       # died before prctl
+            os._exit(1)
+    return set_death_signal
+
+
+def run_workers(command, envs):
+    """Run ``command`` once per dict in ``envs`` (extra environment of each worker), all
+    at once, and wait for every one. Worker k gets GMMDIFF_WORKER=k; when workers
+    share the CPU (no device list), BLAS/OpenMP threads and the cores of each worker's
+    training thread budget (:mod:`gmmdiff.engine.threads`) are capped at cores // workers
+    unless the caller set them. Returns the exit codes."""
+    procs = []
+    preexec = _death_signal_setter()
+    threads = str(max(1, (os.cpu_count() or 1) // len(envs)))
+    for k, extra in enumerate(envs):
+        env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
+        if "CUDA_VISIBLE_DEVICES" not in extra:
+            for var in THREAD_VARIABLES + (CORES_ENV,):     # CORES_ENV: the training budget
+                env.setdefault(var, threads)
+        procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec))
+    try:
+        return [p.wait() for p in procs]
+    except BaseException:
+        for p in procs:
+            p.kill()
+        raise

@@ -1,0 +1,16 @@
+"""Experiments: runs, sweeps, transitions, predictions, verdicts and their results.
+
+- :mod:`gmmdiff.experiments.runs`       -- run directories of training, resume,
+  :func:`~gmmdiff.experiments.runs.run` and :func:`~gmmdiff.experiments.runs.run_batch`;
+- :mod:`gmmdiff.experiments.sweep`      -- sweeps over configurations (spec and presets,
+  size plans, units and shards, running, summary);
+- :mod:`gmmdiff.experiments.transition` -- the memorization transition of a curve;
+- :mod:`gmmdiff.experiments.predict`    -- predicted transitions from loss curves;
+- :mod:`gmmdiff.experiments.fits`       -- the fitted time weights, cross-validated;
+- :mod:`gmmdiff.experiments.verdict`    -- paired verdicts against the trivial predictor;
+- :mod:`gmmdiff.experiments.transfer`   -- the data-variance (s*) transfer experiment;
+- :mod:`gmmdiff.experiments.results`    -- :func:`~gmmdiff.experiments.results.load_run`
+  and :func:`~gmmdiff.experiments.results.load_sweep` for analysis.
+
+May import: every layer below (up to :mod:`gmmdiff.training`).
+"""

@@ -1,0 +1,385 @@
+"""Fitting the time weights of the predicted transition on measured transitions (SPEC 7),
+and scoring them on held-out settings.
+
+:func:`fit_weights` fits lam on the probability simplex by minimizing the mean squared
+error of the predicted M*/N over a training split of configurations;
+:func:`fit_power` fits the one-parameter family lam_t ~ SNR_t^a. :func:`fit_and_score`
+cross-validates either in folds of whole settings (all seeds of a setting on one side)
+against the trivial predictor "the mean of the training split";
+:func:`fit_summary` does it for a sweep's ``summary.json``. :func:`shipped_fits` are
+the fits of the CPU sweep that ship with the package.
+"""
+import os
+
+import numpy as np
+from scipy.optimize import minimize
+
+from gmmdiff.experiments.predict import SOURCES, _Stack, approximation_curves, config_of
+
+
+def _time_scales(curves):
+    """Per-time scales making the curves comparable across times (fitting only)."""
+    mags = np.array([np.abs(gen) + np.abs(pmem).mean(axis=0) for _, gen, pmem, _ in curves])
+    scale = mags.mean(axis=0)
+    return np.where(scale > 0, scale, 1.0)
+
+
+def fit_weights(curves, measured, *, n_restarts=4, seed=0):
+    """Time weights on the simplex minimizing the mean squared error of M*/N.
+
+    Parameters
+    ----------
+    curves : list of (M (J,), gen (T,), pmem (J, T), N) per configuration
+    measured : (C,) measured M_pt / N of the same configurations
+    Returns
+    -------
+    weights : (T,) nonnegative, summing to 1, for the curves as given.
+
+    The optimization runs in per-time normalized units (the eps-scale weight spans six
+    orders of magnitude over the grid) with SLSQP on the simplex from the uniform start
+    and ``n_restarts`` seeded random starts; the best is kept.
+    """
+    measured = np.asarray(measured, dtype=np.float64)
+    if len(curves) != measured.size or measured.size == 0:
+        raise ValueError("need one measured ratio per configuration, at least one")
+    scale = _time_scales(curves)
+    stack = _Stack([(M, gen / scale, pmem / scale[None, :], N) for M, gen, pmem, N in curves])
+    T = scale.size
+
+    def loss(lam):
+        lam = np.maximum(lam, 0.0)
+        if lam.sum() <= 0:
+            return 1.0
+        return float(np.mean((stack.ratios(lam) - measured) ** 2))
+
+    rng = np.random.default_rng(seed)
+    starts = [np.full(T, 1.0 / T)] + [rng.dirichlet(np.full(T, 0.5)) for _ in range(n_restarts)]
+    best = None
+    for x0 in starts:
+        res = minimize(loss, x0, method="SLSQP", bounds=[(0.0, 1.0)] * T,
+                       constraints=[{"type": "eq", "fun": lambda l: np.sum(l) - 1.0}],
+                       options={"maxiter": 200, "ftol": 1e-12, "eps": 1e-4})
+        cand = np.maximum(res.x, 0.0)
+        cand /= cand.sum()
+        value = loss(cand)
+        if best is None or value < best[0]:
+            best = (value, cand)
+    lam = best[1] / scale
+    return lam / lam.sum()
+
+
+def fit_power(curves, measured, snr, *, bounds=(-2.0, 2.0)):
+    """The one-parameter weighting lam_t proportional to SNR_t^a minimizing the mean
+    squared error of M*/N (a = 0 is the training weighting; a > 0 weights small t).
+
+    curves, measured : as for :func:`fit_weights`;  snr : (T,) SNR of the grid times.
+    Returns (a, weights (T,) summing to 1). A grid of 81 exponents over ``bounds``, then
+    a bounded scalar search around the best grid point."""
+    from scipy.optimize import minimize_scalar
+    measured = np.asarray(measured, dtype=np.float64)
+    stack = _Stack(curves)
+    log_snr = np.log(np.asarray(snr, dtype=np.float64))
+
+    def weights(a):
+        z = a * log_snr
+        w = np.exp(z - z.max())
+        return w / w.sum()
+
+    def loss(a):
+        return float(np.mean((stack.ratios(weights(a)) - measured) ** 2))
+
+    grid = np.linspace(bounds[0], bounds[1], 81)
+    j = int(np.argmin([loss(a) for a in grid]))
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+    res = minimize_scalar(loss, bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+    a = float(res.x) if res.fun <= loss(grid[j]) else float(grid[j])
+    return a, weights(a)
+
+
+FAMILIES = ("simplex", "snr_power")
+
+
+def _fit_family(family, curves, measured, snr, seed):
+    if family == "simplex":
+        return fit_weights(curves, measured, seed=seed), None
+    a, w = fit_power(curves, measured, snr)
+    return w, a
+
+
+def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="simplex", snr=None):
+    """Fit a weighting family and score it by cross-validation grouped by setting.
+
+    Parameters
+    ----------
+    curves : list of (M (J,), gen (T,), pmem (J, T), N);  measured : (C,) M_pt / N
+    groups : (C,) the setting of each configuration (configurations of one setting --
+        seeds -- are held out together); default, and where all share one setting:
+        each configuration its own (``held_out_by`` says which)
+    n_folds : folds of settings (:func:`gmmdiff.experiments.verdict.grouped_folds`, seeded)
+    family : "simplex" (26 weights, :func:`fit_weights`) or "snr_power" (lam_t
+        proportional to SNR_t^a, :func:`fit_power`; needs ``snr`` (T,))
+
+    Returns a dict: ``weights`` (T,) and ``predicted`` (C,) of the fit on every
+    configuration, ``mse_train`` its in-sample error; ``cv_predicted`` (C,), each from
+    the fit without its fold, and ``mse_test`` their error; the trivial predictor (the
+    mean measured ratio: ``trivial_prediction`` on all, ``trivial_cv_predicted`` from the
+    other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
+    verdict on the held-out errors (:func:`gmmdiff.experiments.verdict.paired_verdict`) and
+    ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
+    "snr_power".
+    """
+    from gmmdiff.experiments.verdict import grouped_folds, paired_verdict
+    if family not in FAMILIES:
+        raise ValueError(f"unknown weighting family {family!r}; accepted: {', '.join(FAMILIES)}")
+    if family == "snr_power" and snr is None:
+        raise ValueError("family 'snr_power' needs the SNR of the grid times (snr=)")
+    measured = np.asarray(measured, dtype=np.float64)
+    groups = list(range(measured.size)) if groups is None else list(groups)
+    held_out_by = "setting"
+    if len(set(groups)) < 2:        # one setting: its seeds are all there is to hold out
+        groups, held_out_by = list(range(measured.size)), "configuration (one setting only)"
+    folds = grouped_folds(groups, n_folds, seed=seed)
+    stack = _Stack(curves)
+    lam, a = _fit_family(family, curves, measured, snr, seed)
+    pred = stack.ratios(lam)
+    cv, cv_trivial = np.empty_like(measured), np.empty_like(measured)
+    for test in folds:
+        train = np.setdiff1d(np.arange(measured.size), test)
+        w, _ = _fit_family(family, [curves[i] for i in train], measured[train], snr, seed)
+        cv[test] = stack.ratios(w)[test]
+        cv_trivial[test] = measured[train].mean()
+    trivial = float(measured.mean())
+    sq, sq_trivial = (cv - measured) ** 2, (cv_trivial - measured) ** 2
+    verdict = paired_verdict(sq, sq_trivial, groups, seed=seed)
+    return {
+        "family": family, "exponent": a,
+        "weights": lam.tolist(), "predicted": pred.tolist(), "measured": measured.tolist(),
+        "cv_predicted": cv.tolist(), "folds": [f.tolist() for f in folds],
+        "mse_train": float(np.mean((pred - measured) ** 2)), "mse_test": float(np.mean(sq)),
+        "trivial_prediction": trivial, "trivial_cv_predicted": cv_trivial.tolist(),
+        "trivial_mse_train": float(np.mean((trivial - measured) ** 2)),
+        "trivial_mse_test": float(np.mean(sq_trivial)),
+        "verdict": verdict, "beats_trivial_on_test": verdict["verdict"] == "beats trivial",
+        "held_out_by": held_out_by,
+    }
+
+
+def setting_of(entry):
+    """The setting of a summary entry: (N, d, K, s*), every seed of it alike."""
+    return (entry["N"], entry["d"], entry["K"], float(entry.get("data_var", 1.0)))
+
+
+def summary_curves(summary, source, *, data_var=None):
+    """The curves of ``source`` for the configurations of a summary with a measured
+    transition (``M_pt_over_N`` not None), optionally of one data variance only.
+    Returns (entries used, curves [(M, gen, pmem, N)], excluded [{config, status}])."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    base = summary["identity"]["base"]
+    times = np.asarray(summary["times"], dtype=np.float64)
+    used, curves, excluded = [], [], []
+    for c in summary["configs"]:
+        if data_var is not None and float(c.get("data_var", base.get("data_var", 1.0))) != float(data_var):
+            continue
+        if c.get("M_pt_over_N") is None:
+            excluded.append({"config": c["name"], "status": c["status"]})
+            continue
+        cfg = config_of(base, c)
+        if source == "mc":
+            M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+        else:
+            X = cfg.dataset().X if source == "nearest" else None
+            M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
+        used.append(c)
+        curves.append((M, gen, pmem, c["N"]))
+    return used, curves, excluded
+
+
+def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
+    """Fit the time weights of ``source`` on a sweep's summary
+    (:func:`gmmdiff.experiments.sweep.summary.transition_summary`), needing no run directory: "mc" uses the
+    Monte Carlo curves the summary holds, the approximations are computed from each
+    configuration (and its seeded training set, for "nearest").
+
+    Uses every configuration (of data variance ``data_var``, required when the sweep
+    varies s*) whose fitted transition has status "ok"; the others are listed under
+    ``excluded``. Both weighting families are fitted and cross-validated with folds of
+    whole settings (:func:`fit_and_score`): the 26-weight simplex (the top-level keys)
+    and the SNR power (under ``snr_power``). Adds the noise floor of the measurements
+    (:func:`gmmdiff.experiments.verdict.noise_floor` over seeds of a setting), whether the trivial
+    predictor's held-out error already lies within it, the source, the time grid, the
+    configurations used, their range of N, d and K, the folds' seed, the target,
+    process and data variance, and the summary's provenance.
+    """
+    from gmmdiff.model.process import snr as snr_of
+    from gmmdiff.experiments.verdict import noise_floor
+    base = summary["identity"]["base"]
+    variances = sorted({float(c.get("data_var", base.get("data_var", 1.0))) for c in summary["configs"]})
+    if data_var is None:
+        if len(variances) > 1:
+            raise ValueError(f"the sweep varies the data variance ({', '.join(f'{v:g}' for v in variances)}); "
+                             "fit on one of them (--data-var)")
+        data_var = variances[0]
+    elif float(data_var) not in variances:
+        raise ValueError(f"data variance {data_var!r} is not in the sweep; accepted: "
+                         f"{', '.join(f'{v:g}' for v in variances)}")
+    times = np.asarray(summary["times"], dtype=np.float64)
+    used, curves, excluded = summary_curves(summary, source, data_var=data_var)
+    if len(curves) < 2:
+        raise ValueError(f"{len(curves)} configuration(s) with a measured transition; a fit "
+                         "needs at least 2")
+    measured = [c["M_pt_over_N"] for c in used]
+    groups = [setting_of(c) for c in used]
+    snr = snr_of(times, base["process"])
+    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex")
+    power = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="snr_power",
+                          snr=snr)
+    floor = noise_floor(measured, groups)
+    at_floor = (floor["value"] is not None
+                and result["trivial_mse_test"] <= floor["interval"][1])
+    result.update(source=source, times=times.tolist(), configs=[c["name"] for c in used],
+                  settings=[list(g) for g in groups],
+                  measured_interval=[c.get("interval", [None, None]) for c in used],
+                  excluded=excluded, snr_power=power, noise_floor=floor,
+                  trivial_at_noise_floor=bool(at_floor),
+                  split_seed=seed, n_folds=len(result["folds"]), target=base["target"],
+                  process=base["process"], data_var=float(data_var),
+                  range={k: [min(c[k] for c in used), max(c[k] for c in used)] for k in ("N", "d", "K")},
+                  provenance=summary.get("provenance", {}))
+    return result
+
+
+def read_fit(path, times):
+    """A fit file (``fit_<source>.json``) for the time grid ``times`` (T,): its dict, or
+    ValueError naming the file and what is wrong with it."""
+    from gmmdiff.io.files import read_record
+    fit = read_record(path, ("weights", "times", "source"),
+                      advice="give a fit file written by `gmmdiff-predict --fit SWEEP_DIR`")
+    try:
+        w = np.asarray(fit["weights"], dtype=np.float64)
+        t = np.asarray(fit["times"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: weights and times must be lists of numbers") from None
+    if fit["source"] not in SOURCES:
+        raise ValueError(f"{path}: unknown source {fit['source']!r}; accepted: {', '.join(SOURCES)}")
+    if t.shape != np.shape(times) or not np.allclose(t, times):
+        raise ValueError(f"{path} was fitted on another time grid ({t.size} times)")
+    if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(f"{path}: the weights must be {t.size} finite numbers >= 0, not all 0")
+    return fit
+
+
+SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "cpu_sweep")
+
+
+def shipped_fits():
+    """The fits that ship with gmmdiff (source -> fit dict), made on the CPU sweep
+    (``gmmdiff-sweep --preset cpu``; its summary is ``assets/cpu_sweep/summary.json``).
+    Empty when none ships."""
+    from gmmdiff.io.files import read_json
+    out = {}
+    for source in SOURCES:
+        path = os.path.join(SHIPPED, f"fit_{source}.json")
+        if os.path.exists(path):
+            out[source] = read_json(path)
+    return out
+
+
+def _fit_configs(fit):
+    """The TrainConfig of each configuration of a fit file (its settings, the seed in
+    its name, the fit's target and process)."""
+    import re
+
+    from gmmdiff.training.config import TrainConfig
+    out = []
+    for name, (N, d, K, s) in zip(fit["configs"], fit["settings"]):
+        m = re.search(r"-s(\d+)$", str(name))
+        if m is None:
+            raise ValueError(f"configuration name {name!r} of the fit carries no seed")
+        out.append(TrainConfig(dim=int(d), components=int(K), samples=int(N), seed=int(m.group(1)),
+                               data_var=float(s), target=fit.get("target", "eps"),
+                               process=fit.get("process", "vp")))
+    return out
+
+
+def _source_curves(fit, source, summary=None):
+    """[(M, gen, pmem, N)] of ``source`` for every configuration of ``fit``: the
+    approximations from the configurations themselves, "mc" from the sweep's ``summary``
+    (None without one)."""
+    if source == "mc":
+        if summary is None:
+            return None
+        by_name = {c["name"]: c for c in summary["configs"]}
+        if not all(n in by_name and "mc" in by_name[n] for n in fit["configs"]):
+            return None
+        return [tuple(np.asarray(by_name[n]["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+                + (by_name[n]["N"],) for n in fit["configs"]]
+    times = np.asarray(fit["times"], dtype=np.float64)
+    curves = []
+    for cfg in _fit_configs(fit):
+        X = cfg.dataset().X if source == "nearest" else None
+        curves.append(tuple(approximation_curves(times, vars(cfg), source, X=X)) + (cfg.samples,))
+    return curves
+
+
+def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
+    """Held-out error of one row of ``gmmdiff-predict``: M*/N predicted by ``source``
+    with the naive (uniform) weighting or with ``fit``'s weighting, on the fit's
+    measured configurations, beside the trivial predictor's cross-validated error and
+    the paired verdict (:func:`gmmdiff.experiments.verdict.paired_verdict`, over settings).
+
+    - the fit's own source and weighting: the fit's cross-validated scores;
+    - the naive weighting: nothing is fitted, so every configuration is held out;
+    - the fit's weighting with another source: cross-validated here with the fit's
+      folds (weights refitted with the fit's source without each fold, predictions with
+      ``source``; seconds). Not for an "mc" fit: refitting on the sweep's Monte Carlo
+      curves takes minutes (measured: about 3 minutes a row on the shipped sweep).
+
+    ``summary``: the sweep's summary, for the naive row of an "mc" source;
+    ``recompute``: cross-validate the fit's own row here too (it then equals the fit's
+    stored score, which the tests check). Returns a
+    dict with ``mse``, ``trivial_mse``, ``verdict``, ``n`` and ``how``, or None where
+    the error is not computed."""
+    from gmmdiff.experiments.verdict import paired_verdict
+    if weighting not in ("naive", "fitted"):
+        raise ValueError(f"unknown weighting {weighting!r}; accepted: naive, fitted")
+    measured = np.asarray(fit["measured"], dtype=np.float64)
+    n = int(measured.size)
+    if weighting == "fitted" and source == fit["source"] and not recompute:
+        return {"mse": float(fit["mse_test"]), "trivial_mse": float(fit["trivial_mse_test"]),
+                "verdict": fit["verdict"]["verdict"], "n": n,
+                "how": "the fit's cross-validation"}
+    if weighting == "fitted" and fit["source"] == "mc":
+        return None         # refitting on the Monte Carlo curves takes minutes: not here
+    curves = _source_curves(fit, source, summary)
+    if curves is None:
+        return None
+    stack = _Stack(curves)
+    if weighting == "naive":
+        T = len(fit["times"])
+        pred = stack.ratios(np.full(T, 1.0 / T))
+        how = "naive weighting: nothing fitted, every configuration held out"
+    else:
+        fit_curves = _source_curves(fit, fit["source"], summary)
+        if fit_curves is None:
+            return None
+        snr_t = None
+        if fit.get("family", "simplex") == "snr_power":
+            from gmmdiff.model.process import snr
+            snr_t = snr(np.asarray(fit["times"], dtype=np.float64), fit.get("process", "vp"))
+        pred = np.empty_like(measured)
+        for test in fit["folds"]:
+            test = np.asarray(test, dtype=int)
+            train = np.setdiff1d(np.arange(n), test)
+            w, _ = _fit_family(fit.get("family", "simplex"), [fit_curves[i] for i in train],
+                               measured[train], snr_t, int(fit.get("split_seed", 0)))
+            pred[test] = stack.ratios(w)[test]
+        how = f"cross-validated here: weights fitted with {fit['source']}, predictions with {source}"
+        if fit.get("family", "simplex") == "snr_power":      # a fit of the SNR^a family
+            how += " (SNR^a family)"
+    sq = (pred - measured) ** 2
+    sq_trivial = (np.asarray(fit["trivial_cv_predicted"], dtype=np.float64) - measured) ** 2
+    groups = [tuple(g) for g in fit["settings"]]
+    verdict = paired_verdict(sq, sq_trivial, groups, seed=int(fit.get("split_seed", 0)))
+    return {"mse": float(np.mean(sq)), "trivial_mse": float(np.mean(sq_trivial)),
+            "verdict": verdict["verdict"], "n": n, "how": how}

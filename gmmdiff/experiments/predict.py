@@ -1,0 +1,157 @@
+"""Predicting the memorization transition, and fitting the time weights (SPEC 7).
+
+For one configuration, a *source* gives per-time curves on a common footing:
+``gen (T,)`` for the generalizing model and ``pmem (J, T)`` for the partially
+memorizing models of sizes ``M (J,)``:
+
+- ``"mc"``: Monte Carlo training losses stored by training (absolute; the memorizing
+  loss cancels in the difference), at the trained sizes;
+- ``"simple"``, ``"nearest"``, ``"expected"``: the approximations of
+  :mod:`gmmdiff.theory.approximations` (excess over the memorizing model), on
+  :func:`gmmdiff.theory.crossover.size_grid` (every M = 1..N for N <= 2000, a documented grid
+  beyond).
+
+The predicted transition is the sign change of Delta(M) = sum_t lam_t [gen_t - pmem_t(M)]
+(:func:`gmmdiff.theory.crossover`); :func:`predicted_ratios` finds it exactly to one
+model size for given weightings, without whole curves. For fitting, a curve without a
+sign change is clamped to the end of the size grid it points to (Delta >= 0
+everywhere: the smallest size; Delta < 0 everywhere: N), so that the objective stays
+defined; reports mark those configurations.
+
+The fits of the time weights live in :mod:`gmmdiff.experiments.fits`.
+"""
+
+import numpy as np
+
+from gmmdiff.model.process import loss_scale
+from gmmdiff.theory.approximations import excess_curve, generalizing_excess_loss
+from gmmdiff.theory.crossover import crossover, crossover_search, size_grid
+
+
+SOURCES = ("mc", "simple", "nearest", "expected")
+
+
+def config_of(base, entry):
+    """The :class:`gmmdiff.training.config.TrainConfig` of one configuration of a sweep summary:
+    the sweep's ``base`` settings (dict) with the entry's N, d, K, seed and s* (an entry
+    without ``data_var``, from a sweep of one s*, takes the base's)."""
+    from gmmdiff.training.config import TrainConfig
+    data_var = entry.get("data_var", base.get("data_var", 1.0))
+    return TrainConfig(**dict(base, samples=entry["N"], dim=entry["d"], components=entry["K"],
+                              seed=entry["seed"], data_var=data_var))
+
+
+def curves_from_results(rows, source, *, config, X=None):
+    """(M (J,), gen (T,), pmem (J, T)) of one configuration for a ``source``.
+
+    rows : per-size metric dicts of a run directory (as stored by training)
+    config : dict with dim, components, samples, data_var, seed, target, process
+    X : (N, d) training set, needed for "nearest"
+    """
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    t = np.asarray(rows[0]["times"], dtype=np.float64)
+    if source == "mc":
+        M = np.array([r["M"] for r in rows if r["M"] <= config["samples"]], dtype=np.float64)
+        gen = np.asarray(rows[0]["per_time_losses"]["generalizing_train"])
+        pmem = np.array([r["per_time_losses"]["pmem_train"] for r in rows
+                         if r["M"] <= config["samples"]])
+        return M, gen, pmem
+    return approximation_curves(t, config, source, X=X)
+
+
+def _approximation_setup(times, config, source, X):
+    """N, w (T,), gen (T,) and x0_at: sizes (J,) -> x0-scale excess (J,) of ``source``."""
+    if source not in ("simple", "nearest", "expected"):
+        raise ValueError(f"unknown approximation source {source!r}; accepted: simple, nearest, expected")
+    d, K, N = int(config["dim"]), int(config["components"]), int(config["samples"])
+    s = float(config.get("data_var", 1.0))
+    target, process = config.get("target", "eps"), config.get("process", "vp")
+    times = np.asarray(times, dtype=np.float64)
+    w = loss_scale(times, process, target)                               # (T,)
+    gen = generalizing_excess_loss(times, d, s, target=target, process=process)
+
+    def x0_at(sizes):
+        return excess_curve(source, sizes, N, d, s, K=K, X=X, seed=int(config.get("seed", 0)))
+    return N, w, gen, x0_at
+
+
+def approximation_curves(times, config, source, *, X=None, sizes=None):
+    """(M (J,), gen (T,), pmem (J, T)) from the approximations, target scale.
+
+    times : (T,);  config : dict with dim, components, samples (and data_var, seed,
+    target, process);  X : (N, d) training set, needed for "nearest";  sizes : (J,)
+    model sizes in [1, N], default :func:`gmmdiff.theory.crossover.size_grid` (every M = 1..N
+    for N <= 2000). M is returned as float64.
+    """
+    N, w, gen, x0_at = _approximation_setup(times, config, source, X)
+    sizes = size_grid(N) if sizes is None else sizes
+    x0 = x0_at(sizes)                                                    # (J,)
+    return np.asarray(sizes, dtype=np.float64), gen, x0[:, None] * w[None, :]
+
+
+def predicted_ratios(times, config, source, weightings, *, X=None):
+    """[(M*/N, crossed)] per weighting, exact to one model size (no whole curve needed).
+
+    times : (T,);  config, X : as for :func:`approximation_curves`;  weightings : list
+    of (T,) nonnegative time weights. Each is searched with
+    :func:`gmmdiff.theory.crossover.crossover_search`, which equals :func:`predicted_ratio` on
+    every M = 1..N with ``clamp=False`` when Delta is monotone. "nearest" computes its
+    curve once (one pass for all M); "expected" is evaluated only where the search needs.
+    A missing sign change gives (nan, False).
+    """
+    N, w, gen, x0_at = _approximation_setup(times, config, source, X)
+    if source == "nearest":
+        curve = x0_at(np.arange(1, N + 1))                               # (N,)
+
+        def pmem_at(sizes):
+            return curve[sizes - 1, None] * w[None, :]
+    else:
+        def pmem_at(sizes):
+            return x0_at(sizes)[:, None] * w[None, :]
+    out = []
+    for weights in weightings:
+        M_star, _, _ = crossover_search(N, gen, pmem_at, weights)
+        out.append((M_star / N, True) if np.isfinite(M_star) else (float("nan"), False))
+    return out
+
+
+def predicted_ratio(M, gen, pmem, weights, N, *, clamp=True):
+    """Predicted M*/N; with ``clamp`` a missing sign change goes to the grid end it
+    points to (see module docstring), else it is nan. Returns (ratio, crossed)."""
+    M_star, delta = crossover(M, gen, pmem, weights)
+    if np.isfinite(M_star):
+        return M_star / N, True
+    if not clamp:
+        return float("nan"), False
+    return (M[0] / N if delta[0] >= 0 else 1.0), False
+
+
+class _Stack:
+    """The curves of C configurations padded to a common number of sizes, so that the
+    predicted ratio of every configuration comes from one array expression: the same
+    arithmetic, row by row, as :func:`predicted_ratio` with ``clamp=True`` (fits call it
+    thousands of times)."""
+
+    def __init__(self, curves):
+        C, J, T = len(curves), max(len(c[0]) for c in curves), curves[0][1].size
+        self.D = np.full((C, J, T), np.nan)                              # gen - pmem (C, J, T)
+        self.M = np.full((C, J), np.nan)
+        self.N = np.array([c[3] for c in curves], dtype=np.float64)
+        for k, (M, gen, pmem, _) in enumerate(curves):
+            self.D[k, :len(M)] = gen[None, :] - pmem
+            self.M[k, :len(M)] = M
+        self.rows = np.arange(C)
+
+    def ratios(self, weights):
+        """(C,) predicted M*/N (padding is NaN, never a crossing)."""
+        delta = np.sum(self.D * weights, axis=2)                          # (C, J)
+        with np.errstate(invalid="ignore"):
+            hits = (delta[:, :-1] < 0) & (delta[:, 1:] >= 0)
+        j = np.argmax(hits, axis=1) + 1                                  # first crossing
+        r, d0, d1 = self.rows, delta[self.rows, j - 1], delta[self.rows, j]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = -d0 / (d1 - d0)
+            crossed = (self.M[r, j - 1] + f * (self.M[r, j] - self.M[r, j - 1])) / self.N
+        clamped = np.where(delta[:, 0] >= 0, self.M[:, 0] / self.N, 1.0)
+        return np.where(hits.any(axis=1), crossed, clamped)

@@ -1,0 +1,210 @@
+"""The run protocol: train and evaluate model sizes into run directories, resumably.
+
+A run directory (:class:`gmmdiff.io.rundir.RunDir`) belongs to one configuration; it holds
+one result per finished model size and, while a batch trains, its checkpoint.
+:func:`run` trains the sizes of one configuration that are not finished yet;
+:func:`run_batch` trains several configurations (that may differ in seed and K) in one
+array program, each writing into its own run directory. A killed run resumes from its
+last checkpoint; finished sizes are never retrained.
+"""
+import dataclasses
+import hashlib
+import os
+
+from gmmdiff.backend import backend_name, probe_cupy, to_host
+from gmmdiff.training.config import check_batchable, check_sizes
+from gmmdiff.training.state import TrainState, initial_state
+from gmmdiff.training.memory import check_run_fits
+from gmmdiff.io.files import StorageError, check_regular_file
+from gmmdiff.io.rundir import RunDir, completed_sizes
+from gmmdiff.training.loop import check_fused, train
+
+
+# Bumped whenever the same settings give different results, so that a directory of
+# older results is refused instead of resumed with a mix of both. 2: theta_pmem,M's
+# subsets nested along one order (gmmdiff 0.2), hash draws keyed by step. 3: float32
+# runs draw float32 noise (gmmdiff.training.draws); the numpy loss sums its rows block by block
+# (gmmdiff.engine.blocked: float64 results move by rounding only). 4: numpy's rows-last noise
+# is drawn in its own layout, (S, d, N n), not transposed from (S, N n, d)
+# (gmmdiff.training.draws); the loss's row blocks are summed in groups (tasks) and the groups in
+# order (rounding only). 5: the numpy loss computes the same formulas rearranged
+# (gmmdiff.engine.blocked: U straight from x0 and eps, the weights' normalization and b folded
+# into per-row coefficients; rounding only).
+RESULTS_FORMAT = 5
+
+
+def identity(cfg, backend):
+    """The settings a run directory is tied to (and :data:`RESULTS_FORMAT`). A template
+    file enters by the SHA-256 of its content, not its path: the same file by another
+    path is the same run, a file changed in place is not."""
+    ident = dict(dataclasses.asdict(cfg), backend=backend, results_format=RESULTS_FORMAT)
+    if cfg.template_file is not None:
+        ident["template_file"] = "sha256:" + file_sha256(cfg.template_file)
+    return ident
+
+
+def file_sha256(path):
+    """Hex SHA-256 of a file's content (ValueError naming an unreadable file)."""
+    h = hashlib.sha256()
+    check_regular_file(path, "template file")       # a FIFO would block here
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise ValueError(f"cannot read template file {path}: {exc.strerror}") from None
+    return h.hexdigest()
+
+
+def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None, fused=False):
+    """Train and evaluate every model size not yet complete in run directory ``out``.
+
+    Returns the list of per-size metric dicts of all requested sizes (finished earlier
+    or now), in increasing M. Resumes from ``out/checkpoint.npz`` when it holds the
+    pending sizes; otherwise the pending sizes start from scratch.
+    """
+    return run_batch([(cfg, out, sizes)], xp, checkpoint_every=checkpoint_every,
+                     callback=callback, log_every=log_every, fused=fused)[0]
+
+
+def open_run_dir(cfg, out, backend):
+    """The :class:`RunDir` of configuration ``cfg`` at ``out`` (created with its
+    config.json if new; a foreign directory refused), held until closed."""
+    ident = identity(cfg, backend)
+    meta = {"template_file": cfg.template_file} if cfg.template_file is not None else {}
+    return RunDir(out, ident, meta=meta)
+
+
+def _resume(path, labels, owners, sizes, xp):
+    """The checkpointed state restricted to ``labels`` (None when it lacks any)."""
+    if not os.path.exists(path):
+        return None
+    loaded = TrainState.load(path, xp)
+    if not set(labels) <= set(loaded.labels):
+        return None
+    try:
+        return loaded.select([loaded.labels.index(lab) for lab in labels], owners, sizes)
+    except ValueError as exc:
+        raise StorageError(f"checkpoint {path} is damaged: {exc}; remove it to start the "
+                           "pending sizes from scratch") from None
+
+
+def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, log_every=None,
+              fused=False):
+    """Train several configurations in one array program and write each one's results
+    into its own run directory.
+
+    Parameters
+    ----------
+    items : list of (TrainConfig, run directory, model sizes); the configurations may
+        differ only in seed and K (:func:`gmmdiff.training.config.check_batchable`)
+    checkpoint : path of the batch's checkpoint (default: the first run directory's
+        ``checkpoint.npz``); a checkpoint holding every pending model resumes them
+    fused : train with the fused cupy kernels (:func:`gmmdiff.training.loop.train`); results are
+        the same up to rounding, so it is not part of a run's identity
+
+    Returns, per item, the list of per-size metric dicts in increasing M.
+    """
+    cfgs = [c.validate() for c, _, _ in items]
+    check_batchable(cfgs)
+    check_fused(fused, cfgs[0], xp)
+    for c, _, sz in items:
+        check_sizes(sz, c.samples, c.init)
+    backend = backend_name(xp)
+    if backend == "cupy":
+        probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
+    idents = [identity(c, backend) for c in cfgs]
+    # everything is checked before anything is written: the directories, the data (a
+    # bad template file raises here), the memory the pending sizes need
+    for (c, out, _), ident in zip(items, idents):
+        RunDir.check(out, ident)
+    pending = [M for (_, out, sz) in items for M in sz
+               if not os.path.isdir(out) or M not in completed_sizes(out)]
+    if pending:
+        check_run_fits(cfgs[0], pending, xp, n_configs=len(cfgs))
+    datasets = [c.dataset(xp) for c in cfgs]
+    meta = [{"template_file": c.template_file} if c.template_file is not None else {} for c in cfgs]
+    rds = []
+    try:
+        for (c, out, _), ident, m in zip(items, idents, meta):
+            rds.append(RunDir(out, ident, meta=m))
+        _train_and_evaluate(items, cfgs, datasets, rds, xp, checkpoint=checkpoint,
+                            checkpoint_every=checkpoint_every, callback=callback,
+                            log_every=log_every, fused=fused)
+        return [[rd.read_result(M)[0] for M in sz] for rd, (_, _, sz) in zip(rds, items)]
+    finally:
+        for rd in rds:
+            rd.close()
+
+
+def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoint_every,
+                        callback, log_every, fused):
+    """The pending sizes of the (open, locked) run directories ``rds``: resume or start,
+    train, evaluate, write each result; the batch's checkpoint is removed at the end."""
+    sizes, owners, labels = [], [], []
+    for o, ((_, _, sz), rd) in enumerate(zip(items, rds)):
+        done = set(rd.completed())
+        for M in sz:
+            if M not in done:
+                sizes.append(M)
+                owners.append(o)
+                labels.append(f"{os.path.basename(rd.path)}:M={M}")
+    ckpt = checkpoint or rds[0].file("checkpoint.npz")
+    if not sizes:
+        _remove_finished_checkpoint(ckpt, rds)
+        return
+    fresh = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
+    state = _resume(ckpt, labels, owners, sizes, xp)
+    if state is not None:
+        _check_resumed(ckpt, state, fresh, cfgs[0].steps)
+    else:
+        state = fresh
+    if state.step < cfgs[0].steps:
+        state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
+                      checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
+    fam = cfgs[0].family()                                               # shared by the batch
+    baselines = {}
+    for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
+        cfg, ds = cfgs[o], datasets[o]
+        if o not in baselines:
+            baselines[o] = fam.baselines(ds, cfg, xp)
+        params = {k: (v[j] if k == "std" else v[j, :M]) for k, v in state.params.items()}
+        metrics, extra = fam.evaluate(ds, M, params, cfg, xp, baselines[o])
+        metrics["training_loss"] = {"steps": list(state.loss_steps),
+                                    "loss": [row[j] for row in state.losses]}
+        rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
+                                         "generated": extra["generated"]})
+    os.unlink(ckpt)
+
+
+def _check_resumed(path, state, fresh, steps):
+    """Raise StorageError unless the checkpointed ``state`` can continue the run whose
+    fresh start is ``fresh``: the same parameter and optimizer arrays (names, shapes,
+    dtypes) and at most ``steps`` steps done."""
+    advice = "remove it to start the pending sizes from scratch"
+    if state.step > steps:
+        raise StorageError(f"checkpoint {path} is at step {state.step}, beyond the run's "
+                           f"{steps} steps: it is not this run's; {advice}")
+    for what, got, want in (("parameter", state.params, fresh.params),
+                            ("optimizer slot", state.opt, fresh.opt)):
+        if set(got) != set(want):
+            raise StorageError(f"checkpoint {path} holds the {what}s {sorted(got)}, this run "
+                               f"has {sorted(want)}; {advice}")
+        for k, v in want.items():
+            if k != "count" and (got[k].shape != v.shape or got[k].dtype != v.dtype):
+                raise StorageError(f"checkpoint {path}: {what} {k} is {got[k].shape} "
+                                   f"{got[k].dtype}, this run's is {v.shape} {v.dtype}; {advice}")
+
+
+def _remove_finished_checkpoint(path, rds):
+    """A checkpoint whose every model is already complete is what a kill between the
+    last result and the checkpoint's removal leaves: remove it."""
+    if not os.path.exists(path):
+        return
+    try:
+        labels = TrainState.labels_in(path)
+    except StorageError:
+        return
+    done = {f"{os.path.basename(rd.path)}:M={M}" for rd in rds for M in rd.completed()}
+    if set(labels) <= done:
+        os.unlink(path)

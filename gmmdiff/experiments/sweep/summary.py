@@ -1,0 +1,257 @@
+"""What a sweep measured: the transition of every configuration, ``summary.json``,
+``summary.csv`` and the fits of the time weights.
+
+``summary.json`` (:func:`transition_summary`) is the compact record fits are made from:
+per configuration, its curve, its measured transition (the whole-curve fit and the
+two-point rule) and its Monte Carlo loss curves. ``summary.csv`` (:func:`summarize`) is
+the table of ``gmmdiff-sweep --summary``.
+"""
+import csv
+import dataclasses
+import io
+import os
+
+import numpy as np
+
+from gmmdiff.model.data import check_positive_int
+from gmmdiff.experiments.predict import (SOURCES, approximation_curves, config_of,
+                                         curves_from_results, predicted_ratio)
+from gmmdiff.io.files import (StorageError, atomic_write_bytes, write_json)
+from gmmdiff.io.rundir import completed_sizes, read_run
+from gmmdiff.io.schemas import read_transition
+from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
+from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
+
+
+SUMMARY_COLUMNS = ["N", "d", "K", "data_var", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
+                   "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
+
+
+def summarize(sweep_dir, *, weights=None):
+    """One row per configuration of the sweep (missing ones included, marked).
+
+    Predicted M*/N use the naive (uniform, i.e. training) weighting unless ``weights``
+    (T,) is given; a prediction without a sign change is left empty. Writes
+    ``summary.csv`` atomically and returns (rows, csv text).
+    """
+    summary = transition_summary(sweep_dir)
+    base = summary["identity"]["base"]
+    rows = []
+    for c in summary["configs"]:
+        row = {k: c.get(k, base.get("data_var")) for k in ("N", "d", "K", "data_var", "seed", "status")}
+        row["data_var"] = f"{row['data_var']:g}"
+        if "mc" in c:
+            row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
+                       M_pt_hi=c["interval"][1], M_pt_two_point=c["two_point"]["M_pt_over_N"],
+                       start_over_N=c["start_over_N"],
+                       end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
+            cfg = config_of(base, c)
+            X = cfg.dataset().X
+            for source in SOURCES:
+                if source == "mc":
+                    M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
+                else:
+                    M, gen, pmem = approximation_curves(summary["times"], vars(cfg), source, X=X)
+                w = weights if weights is not None else np.full(gen.size, 1.0 / gen.size)
+                r, ok = predicted_ratio(M, gen, pmem, w, c["N"], clamp=False)
+                row[f"pred_{source}"] = r if ok else None
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _fmt(row.get(k)) for k in SUMMARY_COLUMNS})
+    text = buf.getvalue()
+    atomic_write_bytes(os.path.join(sweep_dir, "summary.csv"), text.encode())
+    return rows, text
+
+
+def _fmt(v):
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def transition_summary(sweep_dir, *, partial=False):
+    """The compact record of a sweep that fits are made from (``summary.json``): the
+    sweep's identity and provenance, the grid of times and, per configuration, its
+    measured transition (M_pt/N with interval, start, end, status) and its Monte Carlo
+    curves (generalizing and partially memorizing training losses at the trained sizes,
+    the "mc" source of :mod:`gmmdiff.experiments.predict`). Incomplete configurations are listed
+    with their status. A fit needs nothing else (:func:`gmmdiff.experiments.fits.fit_summary`).
+
+    With ``partial``, an incomplete configuration (a sweep stopped before its
+    refinement finished) is measured from the sizes it has finished, at least
+    :data:`gmmdiff.experiments.transition.MIN_SIZES` of them, and marked ``"complete": False``
+    (its status prefixed "partial: ")."""
+    import platform
+    import time as _time
+
+    from gmmdiff.version import __version__
+    spec = read_sweep(sweep_dir)
+    configs, times, trained_with = [], None, set()
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
+                 "data_var": cfg.data_var, "seed": cfg.seed}
+        tpath = os.path.join(rd, "transition.json")
+        complete = os.path.exists(tpath)
+        if not complete and not (partial and os.path.isdir(rd)
+                                 and len(completed_sizes(rd)) >= MIN_SIZES):
+            configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
+            continue
+        if complete:
+            read_transition(tpath)                 # (complete: its transition.json is valid)
+        meta, rows = read_run(rd)
+        trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
+        times = rows[0]["times"]
+        M, gen, pmem = curves_from_results(rows, "mc", config=dataclasses.asdict(cfg))
+        entry.update(sizes=[float(r["M"]) for r in rows],
+                     ratios=[r["memorization"]["ratio"] for r in rows],
+                     counts=[r["memorization"]["count"] for r in rows],
+                     n_generated=[r["memorization"]["n"] for r in rows],
+                     mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
+        measure_entry(entry, rows)
+        if not complete:
+            entry["complete"] = False
+            _mark_partial(entry)
+        configs.append(entry)
+    ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
+    return {"identity": ident, "times": times,
+            "configs": configs,
+            "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
+                           "date": _time.strftime("%Y-%m-%d"),
+                           "sweep_dir": os.path.basename(os.path.abspath(sweep_dir)),
+                           "transition_estimator": ESTIMATOR,
+                           "python": platform.python_version(), "numpy": np.__version__,
+                           "machine": platform.machine()}}
+
+
+# (the words of results format 5, as the shipped summaries hold them)
+ESTIMATOR = ("M_pt_over_N: gmmdiff.transition.fit_curve (complementary log-log, quasi-likelihood "
+             "with the sizes' scatter on the link scale, t interval); two_point: the interpolated "
+             "1/2 crossing")
+
+
+def measure_entry(entry, rows=None):
+    """Fill in a summary entry's measured transition from its curve (``sizes``,
+    ``counts`` and ``n_generated``, or for summaries written before the counts,
+    ``ratios`` times the identity's ``eval_samples``, given as ``n_generated``):
+
+    - ``M_pt_over_N``, ``interval``, ``se``, ``status``: the whole-curve fit
+      (:func:`gmmdiff.experiments.transition.fit_curve`); M_pt_over_N is None unless its status is "ok";
+    - ``fit``: the fit's slope, tau, dispersion, degrees of freedom, link shape;
+    - ``two_point``: the paper's rule (:func:`gmmdiff.experiments.transition.detect`: the
+      interpolated 1/2 crossing, its interval from the Wilson bound curves, status),
+      and ``start_over_N`` / ``end_over_N`` from it (the 0.1 and 0.9 crossings).
+
+    Returns the entry (changed in place)."""
+    N = entry["N"]
+    M = np.asarray(entry["sizes"], dtype=np.float64)
+    n = np.asarray(entry["n_generated"], dtype=np.float64) * np.ones(M.size)
+    counts = (np.asarray(entry["counts"], dtype=np.float64) if "counts" in entry
+              else np.round(np.asarray(entry["ratios"]) * n))
+    if rows is not None:
+        lo = [r["memorization"]["interval"][0] for r in rows]
+        hi = [r["memorization"]["interval"][1] for r in rows]
+    else:
+        from gmmdiff.model.metrics import wilson_interval
+        lo, hi = zip(*(wilson_interval(int(k), int(m)) for k, m in zip(counts, n)))
+    two = detect(M, counts / n, lo, hi)
+    scale = (lambda v: None if v is None else v / N)  # noqa: E731
+    fit = fit_curve(M, counts, n, N)
+    ok = fit["status"] == "ok"
+    entry.update(status=fit["status"], M_pt_over_N=fit["value"] if ok else None,
+                 interval=fit["interval"] if ok else [None, None], se=fit["se"] if ok else None,
+                 fit={k: fit[k] for k in ("value", "slope", "tau", "dispersion", "df", "link_shape")},
+                 two_point={"M_pt_over_N": scale(two["M_pt"]["value"]),
+                            "interval": [scale(v) for v in two["M_pt"]["interval"]],
+                            "status": two["status"]},
+                 start_over_N=scale(two["start"]["value"]), end_over_N=scale(two["end"]["value"]))
+    return entry
+
+
+def _mark_partial(entry):
+    """A measured entry of an incomplete configuration: status "partial: <status>"; its
+    M_pt kept only when the fit is "ok"."""
+    entry["status"] = "partial: " + entry["status"]
+    if entry["status"] != "partial: ok":
+        entry.update(M_pt_over_N=None, interval=[None, None], se=None)
+
+
+def reanalyse_summary(summary):
+    """A summary (``summary.json``) with every complete configuration's transition
+    measured again by :func:`measure_entry` from the curve it holds (no run directory):
+    how summaries written before the whole-curve fit are brought up to date."""
+    import copy
+    out = copy.deepcopy(summary)
+    n_default = out["identity"]["base"]["eval_samples"]
+    for entry in out["configs"]:
+        if "sizes" in entry:
+            entry.setdefault("n_generated", [n_default] * len(entry["sizes"]))
+            measure_entry(entry)
+            if entry.get("complete") is False:
+                _mark_partial(entry)
+    out.setdefault("provenance", {})["transition_estimator"] = ESTIMATOR
+    return out
+
+
+def sweep_summary(sweep_dir):
+    """The summary of a sweep directory: :func:`transition_summary` of its run
+    directories, or, for a directory holding only a
+    ``summary.json`` (a shipped sweep), that summary re-measured by
+    :func:`reanalyse_summary`. Writes nothing (:func:`fit_sweep` writes it after a fit
+    succeeded)."""
+    from gmmdiff.io.files import read_json
+    if os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
+        return transition_summary(sweep_dir)
+    if os.path.isfile(os.path.join(sweep_dir, "summary.json")):
+        return reanalyse_summary(read_json(os.path.join(sweep_dir, "summary.json")))
+    raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json or "
+                       "summary.json)")
+
+
+def fit_path(sweep_dir, source, data_var=None):
+    """``fit_<source>.json``, or ``fit_<source>_v<s*>.json`` for one s* of a sweep."""
+    tag = "" if data_var is None else f"_v{float(data_var):g}"
+    return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
+
+
+def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
+    """Fit and cross-validate the time weights on the sweep's configurations
+    (:func:`gmmdiff.experiments.fits.fit_summary`: folds of whole settings, the noise floor and
+    the paired verdict), of one data variance ``data_var`` where the sweep varies it.
+
+    Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
+    fit (:func:`fit_path`) atomically, both only once the fit succeeded, and returns the
+    fit.
+    """
+    from gmmdiff.experiments.fits import fit_summary
+    from gmmdiff.experiments.predict import SOURCES
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
+    check_positive_int("folds (--folds)", n_folds, minimum=2)
+    if summary is None:
+        summary = sweep_summary(sweep_dir)
+    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
+    write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
+    write_json(fit_path(sweep_dir, source, data_var), result)         # a refusal writes none
+    return result
+
+
+def check_sweep_files(sweep_dir):
+    """Read and check every file of a sweep that its figures use (sweep.json; per
+    finished configuration its transition, config, index, metrics and arrays; every
+    fit file) before a figure is written: StorageError naming the first damaged one."""
+    from gmmdiff.io.schemas import read_fit_scores
+    spec = read_sweep(sweep_dir)
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        if os.path.exists(os.path.join(rd, "transition.json")):
+            read_transition(os.path.join(rd, "transition.json"))
+            read_run(rd, check_arrays=True)
+    for name in sorted(os.listdir(sweep_dir)):
+        if name.startswith("fit_") and name.endswith(".json"):
+            read_fit_scores(os.path.join(sweep_dir, name))

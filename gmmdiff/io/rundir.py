@@ -1,0 +1,181 @@
+"""Run directories: a configuration and the results of its model sizes.
+
+A run directory holds
+
+- ``config.json``  -- every setting that determines the results, the package version,
+  backend, dtype and seed (a run directory belongs to one configuration);
+- ``model_M00020.json`` / ``model_M00020.npz`` -- metrics and learned parameters of one
+  model size (the NPZ is written first, the JSON second, the index last);
+- ``index.json``   -- the model sizes whose results are complete;
+- ``checkpoint.npz`` -- the training state of the sizes in progress (removed once
+  their results are written).
+
+A run directory is held by one process at a time: :class:`RunDir` takes the
+directory's lock (:mod:`gmmdiff.io.locks`) before it writes anything, and cleans what a
+killed holder left behind (temporary files, a half-written first ``config.json``).
+"""
+import os
+
+import numpy as np
+
+from gmmdiff.io import locks
+from gmmdiff.version import __version__
+from gmmdiff.io.files import (StorageError, TMP_PREFIX, check_identity, jsonable, read_npz,
+                              remove_temporaries, write_json, write_npz)
+from gmmdiff.io.schemas import SCHEMAS, short_repr, read_checked, read_metrics
+
+
+def leftovers_only(directory):
+    """Whether ``directory`` holds nothing but what a killed gmmdiff process can leave
+    behind before its first file: temporary files and lock files."""
+    return all(n.startswith((TMP_PREFIX, ".lock")) for n in os.listdir(directory))
+
+
+class RunDir:
+    """One run directory: a configuration and the results of its model sizes, held by
+    this process until :meth:`close` (or the end of a ``with`` block).
+
+    Parameters
+    ----------
+    path : directory (created if missing)
+    identity : dict of the settings that determine every result; a directory created
+        with a different identity is refused
+    meta : extra facts recorded in config.json (version, ...) but not compared
+
+    Opening checks everything it can before writing anything (:meth:`check`), then takes
+    the directory's lock (a second process on the same run is refused with one line
+    naming the holder), removes what a killed holder left (temporary files, including a
+    half-written first config.json), and writes config.json if there is none.
+    """
+
+    def __init__(self, path, identity, meta=None):
+        self.path = os.path.abspath(path)
+        self.identity = jsonable(identity)
+        self.check(path, self.identity)
+        try:
+            os.makedirs(self.path, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create run directory {path}: {exc.strerror}") from None
+        self.lock = locks.lock_or_refuse(os.path.join(self.path, ".lock"), f"run directory {path}")
+        try:
+            # leftovers of killed writers; not files other live processes are writing
+            # right now (plots, a sweep's per-configuration files)
+            remove_temporaries(self.path)
+            self.check(path, self.identity)                     # again, under the lock
+            cfg_path = self.file("config.json")
+            if not os.path.exists(cfg_path):
+                write_json(cfg_path, {"identity": self.identity,
+                                      "meta": dict(meta or {}, gmmdiff_version=__version__)})
+        except BaseException:
+            self.close()
+            raise
+
+    @staticmethod
+    def check(path, identity):
+        """Raise StorageError unless ``path`` can become or is a run directory of
+        ``identity``; writes nothing."""
+        full = os.path.abspath(path)
+        if os.path.exists(full) and not os.path.isdir(full):
+            raise StorageError(f"--out {path} exists and is not a directory")
+        if not os.path.isdir(full):
+            parent = os.path.dirname(full)
+            while not os.path.exists(parent):
+                parent = os.path.dirname(parent)
+            if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+                raise StorageError(f"cannot create run directory {path}: {parent} is not a "
+                                   "writable directory")
+            return
+        if not os.access(full, os.W_OK | os.X_OK):
+            raise StorageError(f"run directory {path} is not writable")
+        cfg_path = os.path.join(full, "config.json")
+        if os.path.lexists(cfg_path):
+            read_checked(cfg_path, SCHEMAS["config"])
+            check_identity(cfg_path, identity, f"{path} holds a run with a different configuration",
+                           "choose another --out or remove it")
+        elif not leftovers_only(full):
+            raise StorageError(f"{path} is not empty and is not a gmmdiff run directory; "
+                               "choose an empty or new --out")
+
+    def close(self):
+        """Release the directory's lock (idempotent)."""
+        self.lock.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+    @staticmethod
+    def model_stem(M):
+        return f"model_M{int(M):05d}"
+
+    def completed(self):
+        """Sorted model sizes listed as complete in index.json."""
+        return completed_sizes(self.path)
+
+    def write_result(self, M, metrics, arrays):
+        """Write one model size's parameters (NPZ), metrics (JSON), then the index."""
+        stem = self.model_stem(M)
+        write_npz(self.file(stem + ".npz"), arrays)
+        write_json(self.file(stem + ".json"), metrics)
+        done = sorted(set(self.completed()) | {int(M)})
+        write_json(self.file("index.json"), {"complete": done})
+
+    def read_result(self, M):
+        """(metrics dict, arrays dict) of a completed model size."""
+        stem = self.model_stem(M)
+        return read_metrics(self.file(stem + ".json"), int(M)), read_model_arrays(self.file(stem + ".npz"))
+
+
+def completed_sizes(run_dir):
+    """Sorted model sizes listed as complete in ``run_dir/index.json`` ([] without one)."""
+    p = os.path.join(run_dir, "index.json")
+    if not os.path.exists(p):
+        return []
+    complete = read_checked(p, SCHEMAS["index"])["complete"]
+    if any(m < 1 for m in complete) or len(set(complete)) != len(complete):
+        raise StorageError(f"{p} is not a valid gmmdiff file: complete holds "
+                           f"{short_repr(complete)}, expected distinct model sizes >= 1; remove it "
+                           "or choose another directory")
+    return sorted(complete)
+
+
+def read_model_arrays(path):
+    """One model size's arrays (``model_M00020.npz``: its parameters and "generated"
+    samples), checked to be finite floating-point arrays; StorageError naming the file."""
+    arrays = read_npz(path)
+    bad = ("generated" if "generated" not in arrays else
+           next((k for k, a in arrays.items() if a.dtype.kind != "f" or not np.all(np.isfinite(a))),
+                None))
+    if bad:
+        raise StorageError(f"{path} is not a valid gmmdiff file: "
+                           + ("it has no 'generated' samples" if bad == "generated" and
+                              "generated" not in arrays else
+                              f"{bad} is not an array of finite numbers")
+                           + "; remove the run directory's damaged size from index.json or the "
+                             "directory itself")
+    return arrays
+
+
+def read_run(run_dir, *, check_arrays=False):
+    """(config dict, list of per-size metric dicts in increasing M) of a run directory.
+
+    ``check_arrays``: also read every model's NPZ, so that a truncated or corrupt one is
+    reported (StorageError naming it) instead of going unnoticed."""
+    cfg_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(cfg_path):
+        raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
+    cfg = read_checked(cfg_path, SCHEMAS["config"])
+    rows = []
+    for M in completed_sizes(run_dir):
+        stem = os.path.join(run_dir, RunDir.model_stem(M))
+        rows.append(read_metrics(stem + ".json", M))
+        if check_arrays:
+            read_model_arrays(stem + ".npz")
+    if not rows:
+        raise StorageError(f"{run_dir} holds no completed model sizes yet")
+    return cfg, rows

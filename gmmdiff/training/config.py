@@ -1,0 +1,186 @@
+"""The settings of a training run: :class:`TrainConfig` and the model sizes.
+
+A :class:`TrainConfig` holds every setting that determines a run's results (model
+sizes aside: each size's result does not depend on the others); its defaults are the
+built-in CPU configuration of ``gmmdiff-train``. Model sizes are given separately,
+parsed by :func:`parse_model_sizes` and checked against the initialization by
+:func:`check_sizes`.
+"""
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from gmmdiff.families import registry as families
+from gmmdiff.training import optim
+from gmmdiff.backend import get_dtype
+from gmmdiff.model.data import check_positive_int
+from gmmdiff.model.process import TRAIN_TARGETS, check_process, check_target, time_grid
+
+INITS = ("pmem", "prior", "gaussian")
+MAX_SIZES = 10_000          # model sizes per run
+MAX_STEPS = 10**9           # optimizer steps (about a week at the fastest rates measured)
+MAX_GRID_SIZE = 10_000      # times of the grid (the paper's is 26): each is a sampler step
+                            # and a Monte Carlo evaluation of every model
+MAX_DRAWS = 10**6           # noise draws per sample (training, evaluation, figure 1)
+MODELS = families.MODELS
+SAMPLERS = ("ddim", "ddpm")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting that determines a run's results (model sizes aside: each size's
+    result does not depend on the others). Defaults: the built-in CPU configuration."""
+    dim: int = 10
+    components: int = 2
+    samples: int = 20
+    steps: int = 50_000
+    noise_draws: int = 10
+    eval_samples: int = 500
+    eval_noise_draws: int = 20
+    seed: int = 0
+    dtype: str = "float64"
+    init: str = "pmem"
+    init_var: float = 1e-6
+    init_noise_var: float = 0.0
+    gaussian_scale: float = 1.0
+    target: str = "eps"
+    process: str = "vp"
+    data_var: float = 1.0
+    test_samples: int = 100
+    grid_size: int = 26
+    t_min: float = 0.001
+    t_max: float = 0.999
+    lr_peak: float = 1e-3
+    lr_final: float = 1e-6
+    warmup_frac: float = 0.1
+    sampler: str = "ddim"
+    model: str = "gmm"
+    template_file: object = None
+    image_size: int = 15
+    colors: int = 3
+    common_noise: bool = False
+
+    def validate(self):
+        """Raise ValueError naming the first bad setting."""
+        check_positive_int("dim", self.dim)
+        check_positive_int("components", self.components)
+        check_positive_int("samples", self.samples, minimum=2)
+        check_positive_int("steps", self.steps)
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps = {self.steps} is above the limit of {MAX_STEPS:.0e} steps")
+        check_positive_int("noise draws", self.noise_draws)
+        check_positive_int("eval samples", self.eval_samples)
+        check_positive_int("eval noise draws", self.eval_noise_draws)
+        check_draws("noise draws (--noise-draws)", self.noise_draws)
+        check_draws("eval noise draws (--eval-noise-draws)", self.eval_noise_draws)
+        check_positive_int("test samples", self.test_samples)
+        get_dtype(self.dtype)
+        check_target(self.target, TRAIN_TARGETS)
+        check_process(self.process)
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; accepted: {', '.join(INITS)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}")
+        for name in ("init_var", "init_noise_var", "data_var", "gaussian_scale"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} = {v!r} must be finite and >= 0")
+        if self.data_var <= 0:
+            raise ValueError(f"data_var = {self.data_var!r} must be > 0")
+        check_positive_int("grid size", self.grid_size, minimum=2)
+        if self.grid_size > MAX_GRID_SIZE:
+            raise ValueError(f"grid size (--grid-size) {self.grid_size} is above the limit of "
+                             f"{MAX_GRID_SIZE} times (the paper's grid has 26): each time is a "
+                             "sampler step and a Monte Carlo evaluation of every model")
+        time_grid(self.grid_size, self.t_min, self.t_max)
+        self.optim().validate()
+        if self.model not in families.REGISTRY:
+            raise ValueError(f"unknown model {self.model!r}; accepted: "
+                             f"{', '.join(families.REGISTRY)}")
+        check_positive_int("image size", self.image_size, minimum=2)
+        check_positive_int("colors", self.colors)
+        return self
+
+    def optim(self):
+        """The optimizer's hyperparameters (:class:`gmmdiff.training.optim.OptimConfig`)."""
+        return optim.OptimConfig(lr_peak=self.lr_peak, lr_final=self.lr_final,
+                                 warmup_frac=self.warmup_frac)
+
+    def grid(self):
+        """The descending time grid (L,) of training, sampling and evaluation."""
+        return time_grid(self.grid_size, self.t_min, self.t_max)
+
+    def family(self):
+        """The model family of ``self.model`` (:mod:`gmmdiff.families.registry`)."""
+        return families.get(self.model)
+
+    def dataset(self, xp=np):
+        """The seeded data set of this configuration on backend ``xp``."""
+        return self.family().dataset(self, xp)
+
+
+def check_draws(name, n):
+    """Raise ValueError when ``n`` noise draws per sample exceed :data:`MAX_DRAWS` (a
+    Monte Carlo average that would run for days is refused, not started)."""
+    if n > MAX_DRAWS:
+        raise ValueError(f"{name} {n} is above the limit of {MAX_DRAWS:.0e} draws per sample")
+    return n
+
+
+def parse_model_sizes(spec, N):
+    """Model sizes from "20,40,200" (explicit) or "0.1:1.0:0.1" (fractions of N,
+    start:stop:step inclusive, rounded to the nearest integer). Sorted, distinct."""
+    spec = str(spec).strip()
+    try:
+        if ":" in spec:
+            parts = [float(p) for p in spec.split(":")]
+            if (len(parts) != 3 or not all(np.isfinite(parts)) or parts[2] <= 0
+                    or parts[0] <= 0 or parts[1] < parts[0]):
+                raise ValueError
+            count = np.floor((parts[1] - parts[0]) / parts[2] + 1e-9) + 1
+            if count > MAX_SIZES:
+                raise ValueError(f"model sizes {spec!r} give {count:.3g} sizes; at most "
+                                 f"{MAX_SIZES} per run")
+            sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(int(count))]
+        else:
+            sizes = [int(p) for p in spec.split(",") if p.strip()]
+    except ValueError as exc:
+        if "at most" in str(exc):
+            raise
+        raise ValueError(f"model sizes {spec!r} not understood; accepted: a list such as "
+                         "'20,40,200' or fractions of N as 'start:stop:step' such as "
+                         "'0.1:1.0:0.1'") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"model sizes {spec!r} must all be integers >= 1")
+    sizes = sorted(set(sizes))
+    if len(sizes) > MAX_SIZES:
+        raise ValueError(f"model sizes {spec!r} give {len(sizes)} sizes; at most {MAX_SIZES} per run")
+    return sizes
+
+
+def check_sizes(sizes, N, init):
+    """Raise ValueError for a size the init cannot provide (prior/gaussian: any M)."""
+    for M in sizes:
+        check_positive_int("model size", M)
+    if init == "pmem":
+        # pmem repeats training points beyond N (SPEC 8), which only makes sense up to 2N
+        big = [M for M in sizes if M > 2 * N]
+        if big:
+            raise ValueError(f"model size M = {big[0]} is above 2N = {2 * N}: init 'pmem' "
+                             "takes training points (all N, then repeats); use init 'prior' "
+                             "or 'gaussian' for larger models")
+
+
+BATCH_FREE = ("seed", "components")
+
+
+def check_batchable(cfgs):
+    """Configurations can train in one array program when they differ only in seed and
+    K (N, d and every optimization setting shared). Raises ValueError otherwise."""
+    first = dataclasses.asdict(cfgs[0])
+    for c in cfgs[1:]:
+        diff = [k for k, v in dataclasses.asdict(c).items() if k not in BATCH_FREE and v != first[k]]
+        if diff:
+            raise ValueError(f"configurations differ in {', '.join(diff)}; one batch may differ "
+                             f"only in {', '.join(BATCH_FREE)}")

@@ -1,0 +1,154 @@
+"""Full-batch training of J models at once: the optimizer loop (SPEC 8).
+
+One optimizer step, for every model of the batch:
+
+1. every training sample gets one time drawn uniformly from the grid and
+   ``noise_draws`` noise draws (:class:`gmmdiff.training.draws.BatchDraws`: each model its own
+   stream, drawn chunk by chunk);
+2. the loss is the mean over the N * noise_draws rows of the target-scale squared
+   error, with the hand-derived gradients of the model family (:mod:`gmmdiff.families.registry`;
+   models of similar size share a padded bucket, :mod:`gmmdiff.engine.buckets`; on numpy the
+   GMM loss runs in cache-sized row blocks into buffers kept for the run, spread over
+   the cores, :mod:`gmmdiff.engine.blocked`);
+3. the learning rate follows the warmup-stable-decay schedule at the 0-based step and
+   the update is clip + Adam + averaged updates (:func:`gmmdiff.training.optim.step`; on numpy
+   in place on flat buffers, :class:`gmmdiff.training.optim.FlatStep`, the same bits);
+4. at log intervals the losses come to the host (the loop's only synchronizations),
+   and at checkpoint intervals the whole state is saved (:mod:`gmmdiff.training.state`).
+
+On numpy the loop runs a crew of helper threads, one per core beyond its own
+(:class:`gmmdiff.engine.threads.Crew`): they share each step's row-block tasks with it and
+draw the next noise chunk in between; every thread calls the BLAS at one thread (held
+so while training runs, restored when it returns), so no core is oversubscribed and
+the results are the same bit for bit on any number of cores.
+
+The loop knows no model family: it takes the family's loss from ``cfg.family()``
+(:mod:`gmmdiff.families.registry`). Run directories, resume and evaluation after training are
+:mod:`gmmdiff.experiments.runs`'s.
+"""
+import contextlib
+import functools
+
+import numpy as np
+
+from gmmdiff.engine import kernels, threads
+from gmmdiff.training import optim
+from gmmdiff.backend import backend_name, get_dtype, to_host
+from gmmdiff.engine.blocked import Workspace
+from gmmdiff.engine.buckets import BUCKET_OVERHEAD, bucketed, plan_buckets
+from gmmdiff.training.config import (check_batchable)
+from gmmdiff.training.draws import (BatchDraws, noise_stream)
+from gmmdiff.model.process import coefficients, loss_scale
+
+
+def check_fused(fused, cfg, xp):
+    """Raise ValueError unless the fused kernels can run: cupy backend, a fusable
+    model family (GMM)."""
+    if not fused:
+        return
+    if backend_name(xp) != "cupy":
+        raise ValueError("fused kernels (--fused-kernels) need the cupy backend; "
+                         f"got backend {backend_name(xp)!r}")
+    if not cfg.family().fusable:
+        raise ValueError(f"fused kernels are written for the GMM model; got model {cfg.model!r}")
+
+
+def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
+          checkpoint_every=0, noise_source=None, bucket_overhead=None, fused=False):
+    """Run the optimizer from ``state.step`` to ``cfg.steps``; returns the final state.
+
+    Parameters
+    ----------
+    dataset : the data set of ``cfg`` (:meth:`TrainConfig.dataset`, on backend ``xp``,
+        dtype of cfg); for a multi-configuration batch, ``dataset`` and ``cfg`` are
+        lists (:func:`gmmdiff.training.config.check_batchable`)
+    state : :class:`TrainState` (initial or loaded from a checkpoint)
+    callback : called as ``callback(step, losses (J,) host array)`` at log intervals
+    log_every : steps between logged losses (default: steps // 200, at least 1); the
+        only host-device synchronizations of the loop happen there
+    checkpoint : path; the state is saved there every ``checkpoint_every`` steps and
+        at the end (0 = only at the end)
+    noise_source : "pcg" or "hash" (:func:`gmmdiff.training.draws.draw_chunk`); default "pcg" on
+        numpy and "hash" on cupy
+    bucket_overhead : fixed cost per bucket for :func:`plan_buckets` (default by
+        backend, :data:`BUCKET_OVERHEAD`; large: one padded batch; 0: one bucket per size)
+    fused : cupy only, GMM only: the loss's column passes and the optimizer step run as
+        the fused kernels of :mod:`gmmdiff.engine.kernels` (see :func:`check_fused`); the
+        counter-based draws are kernels on cupy whether or not
+    """
+    datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
+    check_batchable(cfgs)
+    cfg = cfgs[0]
+    fam = cfg.family()
+    check_fused(fused, cfg, xp)
+    dtype = get_dtype(cfg.dtype)
+    ocfg = cfg.optim()
+    N, shape = datasets[0].X.shape[0], datasets[0].X.shape[1:]
+    n = cfg.noise_draws
+    # alpha_t, sigma_t and the target's loss scale w_t at each grid time
+    grid = cfg.grid()
+    c = coefficients(grid, cfg.process)
+    alpha_g = xp.asarray(c.alpha)                                        # (L,) float64
+    sigma_g = xp.asarray(c.sigma)
+    wt_g = xp.asarray(loss_scale(grid, cfg.process, cfg.target))
+    # the training rows: each sample once per noise draw, row = i n + k
+    x0s = [xp.repeat(ds.X.astype(dtype), n, axis=0) for ds in datasets]  # (B, ...)
+    if fam.rows_last:
+        x0s = [xp.ascontiguousarray(x.T) for x in x0s]                   # (d, B)
+    used = sorted(set(state.owners))
+    x0 = x0s[used[0]] if len(used) == 1 else xp.stack([x0s[o] for o in state.owners])  # (J, B, ...)
+    draws = BatchDraws([noise_stream(cfgs[o], M) for M, o in zip(state.sizes, state.owners)],
+                       N, n, shape, cfg.grid_size, xp=xp, dtype=dtype, source=noise_source,
+                       rows_last=fam.rows_last)
+    if bucket_overhead is None:
+        bucket_overhead = BUCKET_OVERHEAD[backend_name(xp)]
+    fam_loss = fam.loss
+    if fused:
+        fam_loss = functools.partial(fam.loss, fused=True)
+    elif xp is np and fam.workspace:
+        fam_loss = functools.partial(fam.loss, ws=Workspace())           # buffers for the run
+    # numpy: a crew of helper threads, one per core beyond this one, takes the loss's
+    # row-block tasks beside this thread and draws the next noise chunk in the gaps;
+    # every thread calls the BLAS at one thread (results never depend on the cores)
+    buckets = plan_buckets(state.sizes, N * n, bucket_overhead)
+    log_every = log_every or max(1, cfg.steps // 200)
+    params, opt = state.params, state.opt
+    # the same arithmetic three ways: fused kernels (cupy), in place on flat buffers
+    # (numpy: half the calls; the dicts are then views of its buffers), or plain
+    if fused:
+        optimizer_step = kernels.adam_step
+    elif xp is np and len({v.dtype for v in params.values()}) == 1:
+        optimizer_step = optim.FlatStep(params, opt)
+        params, opt = optimizer_step.params, optimizer_step.state
+    else:
+        optimizer_step = optim.step
+    with contextlib.ExitStack() as scope:
+        crew = None
+        if xp is np:
+            crew = scope.enter_context(threads.training_crew())
+            scope.enter_context(threads.blas_threads(1))
+        runner = crew.run if crew is not None and fam.workspace and not fused else None
+        loss_fn = bucketed(fam_loss, buckets, state.sizes, xp, runner=runner)
+        # on numpy the crew draws ahead (with no helper a job runs when it is due)
+        steps = scope.enter_context(contextlib.closing(draws.steps(state.step, cfg.steps,
+                                                                   crew=crew)))
+        for k, rows, eps in steps:                       # rows: (J, B) grid index per row
+            loss, grads = loss_fn(params, x0, eps, alpha_g[rows], sigma_g[rows], wt_g[rows],
+                                  xp, state.mask)
+            lr = optim.learning_rate(k, cfg.steps, ocfg)
+            params, opt = optimizer_step(params, grads, opt, lr, ocfg)
+            done = k + 1
+            if done % log_every == 0 or done == cfg.steps:
+                host = to_host(loss).astype(np.float64)
+                state.loss_steps.append(done)
+                state.losses.append(host.tolist())
+                if not np.all(np.isfinite(host)):
+                    raise FloatingPointError(f"training loss became non-finite at step {done}")
+                if callback is not None:
+                    callback(done, host)
+            if checkpoint and ((checkpoint_every and done % checkpoint_every == 0)
+                               or done == cfg.steps):
+                state.params, state.opt, state.step = params, opt, done
+                state.save(checkpoint)
+    state.params, state.opt, state.step = params, opt, cfg.steps
+    return state

@@ -1,0 +1,195 @@
+"""The training state of a batch of models and its checkpoint format.
+
+Models of sizes M_1..M_J are packed into per-component arrays ``(J, Mmax, ...)`` with a
+component mask ``(J, Mmax)``; padding components get weight 0 and zero gradient, so each
+model trains exactly as it would alone. A checkpoint is one NPZ file (no pickle) holding
+the parameters (``param_<name>``), the optimizer state (``opt_<slot>_<name>``,
+``opt_count``), the mask, the step, the sizes, each model's configuration index
+(``owners``) and name (``labels``), and the logged losses: everything needed to continue
+bit for bit (the training noise is stateless, :mod:`gmmdiff.training.draws`).
+"""
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from gmmdiff.training import optim
+from gmmdiff.backend import array_namespace, get_dtype, to_host
+from gmmdiff.io.files import StorageError, read_npz, write_npz
+
+CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels")
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue training bit for bit.
+
+    params : dict name -> (J, Mmax, ...) per-component arrays and "std" (J,);
+    mask : (J, Mmax) bool;  opt : optimizer state;  step : steps done;
+    sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host);
+    owners : (J,) index of each model's configuration in a multi-configuration batch
+    (all 0 for one configuration);  labels : (J,) names checked when resuming.
+    """
+    sizes: list
+    params: dict
+    mask: object
+    opt: dict
+    step: int
+    loss_steps: list
+    losses: list
+    owners: list = None
+    labels: list = None
+
+    def __post_init__(self):
+        self.owners = list(self.owners) if self.owners is not None else [0] * len(self.sizes)
+        self.labels = list(self.labels) if self.labels is not None else [f"M={M}" for M in self.sizes]
+
+    @property
+    def means(self):
+        """GMM means (J, Mmax, d) (the "gmm" family's per-component parameter)."""
+        return self.params["means"]
+
+    @property
+    def std(self):
+        """Standard deviations (J,)."""
+        return self.params["std"]
+
+    def save(self, path):
+        """Write the checkpoint NPZ atomically."""
+        arrays = {"mask": to_host(self.mask), "sizes": np.asarray(self.sizes),
+                  "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
+                  "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
+                  "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes)),
+                  "owners": np.asarray(self.owners, dtype=np.int64), "labels": np.asarray(self.labels)}
+        arrays.update({"param_" + k: to_host(v) for k, v in self.params.items()})
+        arrays.update({"opt_" + k: to_host(v) for k, v in self.opt.items() if k != "count"})
+        write_npz(path, arrays)
+
+    def select(self, idx, owners, sizes):
+        """The models ``idx`` of this state (each trains independently of the others),
+        relabelled with the caller's ``owners`` and checked against ``sizes``."""
+        if [self.sizes[i] for i in idx] != list(sizes):
+            raise ValueError("checkpoint sizes do not match its labels")
+        if list(idx) == list(range(len(self.sizes))):
+            return dataclasses.replace(self, owners=list(owners))
+        xp = array_namespace(self.mask)
+        ix = xp.asarray(np.asarray(idx))
+        Mmax = max(sizes)
+        pick = lambda a: a[ix] if a.ndim == 1 else a[ix, :Mmax]  # noqa: E731
+        return TrainState(list(sizes), {k: pick(v) for k, v in self.params.items()},
+                          self.mask[ix, :Mmax],
+                          {k: (v if k == "count" else pick(v)) for k, v in self.opt.items()},
+                          self.step, list(self.loss_steps),
+                          [[row[i] for i in idx] for row in self.losses], list(owners),
+                          [self.labels[i] for i in idx])
+
+    @staticmethod
+    def _read(path):
+        """The checkpoint's arrays, checked for what a checkpoint holds: its keys, their
+        dtypes and mutually consistent shapes ((J,) sizes, owners, labels; (J, Mmax)
+        mask; (J, Mmax, ...) or (J,) parameters and optimizer slots of one shape each;
+        (L,) steps and (L, J) losses), finite numbers and a step >= 0. StorageError
+        naming the file and what is wrong otherwise."""
+        z = read_npz(path, "checkpoint")
+        advice = "remove it to start the pending sizes from scratch"
+        missing = [k for k in CHECKPOINT_KEYS if k not in z]
+        if missing or not any(k.startswith("param_") for k in z):
+            raise StorageError(f"{path} is not a gmmdiff checkpoint (missing "
+                               f"{', '.join(missing) or 'parameters'}); {advice}")
+        problem = _checkpoint_problem(z)
+        if problem:
+            raise StorageError(f"checkpoint {path} is damaged: {problem}; {advice}")
+        return z
+
+    @classmethod
+    def labels_in(cls, path):
+        """The model labels of the checkpoint at ``path`` (StorageError if it is none)."""
+        return [str(v) for v in cls._read(path)["labels"]]
+
+    @classmethod
+    def load(cls, path, xp):
+        """The state saved at ``path``, its arrays on backend ``xp``."""
+        z = cls._read(path)
+        opt = {"count": int(z["opt_count"])}
+        opt.update({k[4:]: xp.asarray(v) for k, v in z.items()
+                    if k.startswith("opt_") and k != "opt_count"})
+        params = {k[6:]: xp.asarray(v) for k, v in z.items() if k.startswith("param_")}
+        return cls(sizes=[int(m) for m in z["sizes"]], params=params, mask=xp.asarray(z["mask"]),
+                   opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
+                   losses=[list(r) for r in z["losses"]], owners=[int(o) for o in z["owners"]],
+                   labels=[str(v) for v in z["labels"]])
+
+
+def _checkpoint_problem(z):
+    """What is wrong with the arrays ``z`` of a checkpoint, or None."""
+    def kind(k, kinds, ndim):
+        a = z[k]
+        return (None if a.dtype.kind in kinds and a.ndim == ndim else
+                f"{k} has dtype {a.dtype} and {a.ndim} dimensions")
+    for k, kinds, ndim in (("sizes", "iu", 1), ("owners", "iu", 1), ("labels", "U", 1),
+                           ("mask", "b", 2), ("step", "iu", 0), ("opt_count", "iu", 0),
+                           ("loss_steps", "iu", 1), ("losses", "f", 2)):
+        bad = kind(k, kinds, ndim)
+        if bad:
+            return bad
+    J = z["sizes"].shape[0]
+    if J == 0 or z["sizes"].min() < 1:
+        return "its model sizes are not sizes >= 1"
+    Mmax = int(z["sizes"].max())
+    if z["mask"].shape != (J, Mmax) or not np.array_equal(z["mask"].sum(axis=1), z["sizes"]):
+        return f"its mask {z['mask'].shape} does not match its sizes"
+    if z["owners"].shape != (J,) or z["labels"].shape != (J,) or z["owners"].min() < 0:
+        return "its owners or labels do not match its sizes"
+    L = z["loss_steps"].shape[0]
+    if z["losses"].shape != (L, J):
+        return f"its losses {z['losses'].shape} do not match ({L}, {J})"
+    if int(z["step"]) < 0 or int(z["opt_count"]) < 0:
+        return "a negative step count"
+    params = {k[6:]: z[k] for k in z if k.startswith("param_")}
+    for name, a in params.items():
+        if a.dtype.kind != "f" or a.shape[:1] != (J,) or (a.ndim > 1 and a.shape[1] != Mmax):
+            return f"parameter {name} has shape {a.shape} (dtype {a.dtype})"
+        if not np.all(np.isfinite(a)):
+            return f"parameter {name} holds NaN or infinite values"
+    for k in z:
+        if k.startswith("opt_") and k != "opt_count":
+            name = k[4:].partition("_")[2]
+            a = z[k]
+            if name not in params or a.shape != params[name].shape or a.dtype.kind != "f":
+                return f"optimizer slot {k} does not match the parameters"
+            if not np.all(np.isfinite(a)):
+                return f"optimizer slot {k} holds NaN or infinite values"
+    return None
+
+
+def init_params(dataset, M, cfg):
+    """Initial parameters of one model size as float64 host arrays: a dict with
+    per-component arrays (first axis M) and the scalar "std" (the family's ``init``)."""
+    return cfg.family().init(dataset, M, cfg)
+
+
+def initial_state(dataset, sizes, cfg, xp, *, owners=None, labels=None):
+    """Packed initial parameters (padding components zero and masked out) and a fresh
+    optimizer state.
+
+    For a multi-configuration batch, ``dataset`` and ``cfg`` are lists and ``owners``
+    (J,) gives each size's configuration index."""
+    datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
+    owners = list(owners) if owners is not None else [0] * len(sizes)
+    dtype = get_dtype(cfgs[0].dtype)
+    J, Mmax = len(sizes), max(sizes)
+    inits = [init_params(datasets[o], M, cfgs[o]) for M, o in zip(sizes, owners)]
+    mask = np.zeros((J, Mmax), dtype=bool)
+    params = {}
+    for name, first in inits[0].items():
+        if np.ndim(first) == 0:
+            packed = np.array([p[name] for p in inits], dtype=np.float64)
+        else:
+            packed = np.zeros((J, Mmax) + np.shape(first)[1:])
+            for j, p in enumerate(inits):
+                packed[j, :sizes[j]] = p[name]
+        params[name] = xp.asarray(packed, dtype=dtype)
+    for j, M in enumerate(sizes):
+        mask[j, :M] = True
+    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [],
+                      owners, labels)
