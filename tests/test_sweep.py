@@ -189,11 +189,12 @@ def test_small_sweep_end_to_end(tiny_sweep):
     result = CliRunner().invoke(load_script("gmmdiff-sweep"), ["--summary", str(out)])
     assert result.exit_code == 0, result.output
     lines = (out / "summary.csv").read_text().splitlines()
-    assert lines[0].startswith("N,d,K,data_var,seed,status,M_pt_over_N")
+    assert lines[0].startswith("N,d,K,data_var,init,seed,status,M_pt_over_N")
     assert len(lines) == 5
-    rows = [ln.split(",") for ln in lines[1:]]
-    assert {r[3] for r in rows} == {"1"}
-    measured = [float(r[6]) for r in rows if r[6]]
+    head = lines[0].split(",")
+    rows = [dict(zip(head, ln.split(","))) for ln in lines[1:]]
+    assert {r["data_var"] for r in rows} == {"1"} and {r["init"] for r in rows} == {"pmem"}
+    measured = [float(r["M_pt_over_N"]) for r in rows if r["M_pt_over_N"]]
     assert len(measured) >= 3 and all(0 < m < 1 for m in measured)
     assert "0 missing or incomplete" in result.output
     result = CliRunner().invoke(load_script("gmmdiff-predict"), ["--fit", str(out), "--source", "mc"])

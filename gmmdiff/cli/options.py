@@ -164,6 +164,15 @@ def optimization_options(defaults=D, notes=None):
             click.option("--eval-noise-draws", type=int, default=defaults.eval_noise_draws,
                          show_default=True, callback=positive(1),
                          help="noise draws per sample for the per-time losses"),
+            click.option("--eval-steps", default=defaults.eval_steps, show_default=True,
+                         help="steps at which every model is evaluated along training: "
+                              "'log:K' (step 0 and K log-spaced steps up to the last), a list "
+                              "such as '0,1000,50000' (the last step is always added), or "
+                              "'none'"),
+            click.option("--track-noise-draws", type=int, default=defaults.track_noise_draws,
+                         show_default=True, callback=positive(1),
+                         help="noise draws per sample for the train and test losses along "
+                              "training"),
             click.option("--backend", type=click.Choice(BACKENDS), default="numpy", show_default=True,
                          help="numpy: the CPU; cupy: a GPU (pip install '.[cuda12]')"),
             click.option("--dtype", type=click.Choice(DTYPES), default=defaults.dtype, show_default=True,
@@ -351,12 +360,23 @@ def progress_callback(steps, quiet, label):
 
 
 def format_table(rows):
-    """The per-model-size table printed by gmmdiff-train."""
-    head = f"{'M':>6} {'M/N':>6} {'mem. ratio':>10} {'95% interval':>15} {'variance':>10} {'train loss':>11} {'test loss':>11}"
+    """The per-model-size table printed by gmmdiff-train, with each size's convergence
+    status (:mod:`gmmdiff.experiments.convergence`) where the run evaluated along
+    training, and below it one line when sizes are still moving or never left their
+    initialization."""
+    from gmmdiff.experiments.convergence import run_verdict
+    tracked = all("along_training" in r for r in rows)
+    head = (f"{'M':>6} {'M/N':>6} {'mem. ratio':>10} {'95% interval':>15} {'variance':>10} "
+            f"{'train loss':>11} {'test loss':>11}" + (f"  {'status':<9}" if tracked else ""))
     lines = [head, "-" * len(head)]
     for r in rows:
         lo, hi = r["memorization"]["interval"]
         lines.append(f"{r['M']:>6d} {r['M_over_N']:>6.2f} {r['memorization']['ratio']:>10.2f} "
                      f"{f'[{lo:.2f}, {hi:.2f}]':>15} {r['learned_variance']:>10.3g} "
-                     f"{r['final_train_loss']:>11.4g} {r['final_test_loss']:>11.4g}")
+                     f"{r['final_train_loss']:>11.4g} {r['final_test_loss']:>11.4g}"
+                     + (f"  {r['along_training']['status']:<9}" if tracked else ""))
+    if tracked:
+        verdict = run_verdict([r["along_training"]["status"] for r in rows], [r["M"] for r in rows])
+        if verdict:
+            lines.append(verdict)
     return "\n".join(lines)

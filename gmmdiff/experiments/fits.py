@@ -165,8 +165,9 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
 
 
 def setting_of(entry):
-    """The setting of a summary entry: (N, d, K, s*), every seed of it alike."""
-    return (entry["N"], entry["d"], entry["K"], float(entry.get("data_var", 1.0)))
+    """The setting of a summary entry: (N, d, K, s*, init), every seed of it alike."""
+    return (entry["N"], entry["d"], entry["K"], float(entry.get("data_var", 1.0)),
+            entry.get("init", "pmem"))
 
 
 def summary_curves(summary, source, *, data_var=None):
@@ -292,13 +293,15 @@ def _fit_configs(fit):
 
     from gmmdiff.training.config import TrainConfig
     out = []
-    for name, (N, d, K, s) in zip(fit["configs"], fit["settings"]):
+    for name, setting in zip(fit["configs"], fit["settings"]):
+        N, d, K, s = setting[:4]          # (N, d, K, s*[, init]: fits before the init axis)
         m = re.search(r"-s(\d+)$", str(name))
         if m is None:
             raise ValueError(f"configuration name {name!r} of the fit carries no seed")
         out.append(TrainConfig(dim=int(d), components=int(K), samples=int(N), seed=int(m.group(1)),
                                data_var=float(s), target=fit.get("target", "eps"),
-                               process=fit.get("process", "vp")))
+                               process=fit.get("process", "vp"),
+                               init=setting[4] if len(setting) > 4 else "pmem"))
     return out
 
 

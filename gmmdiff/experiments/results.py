@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from gmmdiff.experiments.convergence import series_arrays
+
 from gmmdiff.io.files import read_npz
 from gmmdiff.io.rundir import RunDir, read_run
 
@@ -92,6 +94,34 @@ class RunResults:
         """(n_sizes, T) one per-time loss over the sizes, e.g. ``"model_train"``,
         ``"pmem_train"``, ``"generalizing_test"``."""
         return np.asarray([m["per_time_losses"][key] for m in self.metrics], dtype=np.float64)
+
+    @property
+    def eval_steps(self):
+        """(E,) int64 steps of the evaluations along training (empty without them)."""
+        if not self.metrics or "along_training" not in self.metrics[0]:
+            return np.zeros(0, dtype=np.int64)
+        return series_arrays(self.metrics, "ratio")[0]
+
+    def series(self, key):
+        """(E, n_sizes) float64 array of one metric along training (steps x sizes):
+        ``"ratio"``, ``"ratio_lo"``, ``"ratio_hi"``, ``"count"``, ``"n"``,
+        ``"variance"``, ``"train_loss"``, ``"test_loss"``, ``"near_true_mean"``,
+        ``"near_sample"``, ``"dist_true_mean"``, ``"dist_sample"``; the steps are
+        :attr:`eval_steps`. KeyError for a run without evaluations along training."""
+        if not self.metrics or "along_training" not in self.metrics[0]:
+            raise KeyError(f"{self.path} has no evaluations along training (results format "
+                           "5 or earlier, or --eval-steps none)")
+        if key not in self.metrics[0]["along_training"] or key in ("steps", "status"):
+            raise KeyError(f"metric {key!r} not along training in {self.path}; recorded: "
+                           + ", ".join(k for k in sorted(self.metrics[0]["along_training"])
+                                       if k not in ("steps", "status", "status_reason")))
+        return series_arrays(self.metrics, key)[1]
+
+    @property
+    def status(self):
+        """list of each size's convergence status (:mod:`gmmdiff.experiments.convergence`:
+        "converged", "moving", "at init", "unknown")."""
+        return [m.get("along_training", {}).get("status", "unknown") for m in self.metrics]
 
     def arrays(self, M):
         """dict of host arrays of model size ``M`` (``means (M, d)``, ``std`` (the

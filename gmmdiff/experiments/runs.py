@@ -12,6 +12,7 @@ import hashlib
 import os
 
 from gmmdiff.backend import backend_name, probe_cupy, to_host
+from gmmdiff.experiments import convergence
 from gmmdiff.training.config import check_batchable, check_sizes
 from gmmdiff.training.state import TrainState, initial_state
 from gmmdiff.training.memory import check_run_fits
@@ -29,8 +30,10 @@ from gmmdiff.training.loop import check_fused, train
 # (gmmdiff.training.draws); the loss's row blocks are summed in groups (tasks) and the groups in
 # order (rounding only). 5: the numpy loss computes the same formulas rearranged
 # (gmmdiff.engine.blocked: U straight from x0 and eps, the weights' normalization and b folded
-# into per-row coefficients; rounding only).
-RESULTS_FORMAT = 5
+# into per-row coefficients; rounding only). 6: evaluation along training (the settings
+# eval_steps and track_noise_draws, "along_training" in each size's metrics; training
+# itself unchanged).
+RESULTS_FORMAT = 6
 
 
 def identity(cfg, backend):
@@ -159,10 +162,11 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
         _check_resumed(ckpt, state, fresh, cfgs[0].steps)
     else:
         state = fresh
+    fam = cfgs[0].family()                                               # shared by the batch
     if state.step < cfgs[0].steps:
         state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
-                      checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused)
-    fam = cfgs[0].family()                                               # shared by the batch
+                      checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused,
+                      on_eval=_tracker(fam, state, cfgs, datasets, xp))
     baselines = {}
     for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
         cfg, ds = cfgs[o], datasets[o]
@@ -172,9 +176,28 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
         metrics, extra = fam.evaluate(ds, M, params, cfg, xp, baselines[o])
         metrics["training_loss"] = {"steps": list(state.loss_steps),
                                     "loss": [row[j] for row in state.losses]}
+        if state.eval_steps:
+            series = state.series(j)
+            series["status"], series["status_reason"] = convergence.status(series, cfg.data_var)
+            metrics["along_training"] = series
         rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
                                          "generated": extra["generated"]})
     os.unlink(ckpt)
+
+
+def _tracker(fam, state, cfgs, datasets, xp):
+    """The training loop's ``on_eval``: the family's ``track`` of every model of the
+    batch, its parameters sliced to its own M components (None: the family tracks
+    nothing)."""
+    if fam.track is None:
+        return None
+
+    def on_eval(step, params):
+        rows = [fam.track(datasets[o], M, {k: (v[j] if k == "std" else v[j, :M])
+                                           for k, v in params.items()}, cfgs[o], xp)
+                for j, (M, o) in enumerate(zip(state.sizes, state.owners))]
+        return {k: [r[k] for r in rows] for k in rows[0]}
+    return on_eval
 
 
 def _check_resumed(path, state, fresh, steps):

@@ -105,10 +105,7 @@ def evaluate(dataset, M, means, var, cfg, xp, baselines):
     """
     grid = cfg.grid()
     X = dataset.X
-    x_T = xp.asarray(rng_for(cfg.seed, STREAM_SAMPLE, M).standard_normal((cfg.eval_samples, X.shape[1])),
-                     dtype=means.dtype)
-    srng = rng_for(cfg.seed, STREAM_SAMPLE, M, 1)
-    gen = sample(means, var, grid, x_T, process=cfg.process, method=cfg.sampler, rng=srng)
+    gen = _generated(dataset, M, means, var, cfg, xp)
     fresh, _ = dataset.mixture.sample(cfg.eval_samples, rng_for(cfg.seed, STREAM_FRESH, M), xp=xp)
     kw = dict(n_noise=cfg.eval_noise_draws, process=cfg.process, target=cfg.target)
     losses = {}
@@ -142,6 +139,43 @@ def evaluate(dataset, M, means, var, cfg, xp, baselines):
     }, {"generated": to_host(gen)}
 
 
+def _generated(dataset, M, means, var, cfg, xp):
+    """The evaluation's generated samples (eval_samples, d) of a model: the sampler from
+    the starting points of stream (STREAM_SAMPLE, M), the same at every call."""
+    x_T = xp.asarray(rng_for(cfg.seed, STREAM_SAMPLE, M).standard_normal(
+        (cfg.eval_samples, dataset.X.shape[1])), dtype=means.dtype)
+    srng = rng_for(cfg.seed, STREAM_SAMPLE, M, 1)
+    return sample(means, var, cfg.grid(), x_T, process=cfg.process, method=cfg.sampler, rng=srng)
+
+
+def track(dataset, M, params, cfg, xp):
+    """Metrics of one model along training (the Family's ``track``), in float64 whatever
+    the training dtype: the memorization ratio of ``eval_samples`` generated samples
+    (the final evaluation's starting points, so a series and its last point compare
+    with common random numbers), its Wilson interval, the variance, the mean train and
+    test loss over the grid (``track_noise_draws`` noise draws, the evaluation seeds),
+    and where the means sit (counts near a true mean / near a sample, and the median
+    distances to the nearest true mean and training point).
+
+    params : {"means": (M, d), "std": ()}; returns a flat dict of host floats."""
+    means = params["means"].astype(xp.float64)
+    var = float(to_host(params["std"]).astype(np.float64) ** 2)
+    X = dataset.X.astype(xp.float64)
+    mem = memorization(_generated(dataset, M, means, var, cfg, xp), X)
+    kw = dict(n_noise=cfg.track_noise_draws, process=cfg.process, target=cfg.target)
+    grid = cfg.grid()
+    loss = {split: float(np.mean(to_host(per_time_losses(means, var, S.astype(xp.float64), grid,
+                                                         seed=eval_seed(cfg, key), **kw))))
+            for split, S, key in (("train", X, 0), ("test", dataset.X_test, 1))}
+    stats = learned_means_stats(means, dataset.mixture.means, X)
+    return {"ratio": mem["ratio"], "ratio_lo": mem["interval"][0], "ratio_hi": mem["interval"][1],
+            "count": mem["count"], "n": mem["n"], "variance": var,
+            "train_loss": loss["train"], "test_loss": loss["test"],
+            "near_true_mean": stats["near_true_mean"], "near_sample": stats["near_sample"],
+            "dist_true_mean": stats["dist_nearest_true_mean"]["p50"],
+            "dist_sample": stats["dist_nearest_sample"]["p50"]}
+
+
 def evaluate_gmm(dataset, M, params, cfg, xp, baselines):
     """:func:`evaluate` for a parameter dict {"means": (M, d), "std": ()}."""
     var = float(to_host(params["std"]).astype(np.float64) ** 2)
@@ -149,5 +183,5 @@ def evaluate_gmm(dataset, M, params, cfg, xp, baselines):
 
 
 FAMILY = Family(dataset=dataset, init=init, loss=loss, evaluate=evaluate_gmm,
-                baselines=baseline_losses, rows_last=True, fusable=True,
+                baselines=baseline_losses, track=track, rows_last=True, fusable=True,
                 workspace=True)

@@ -32,6 +32,14 @@ padded to a common number of components Mmax, padding masked out):
 ``baselines(dataset, cfg, xp)``
     per-time losses of the family's reference models, shared by every size of a
     configuration (a dict of (T,) host arrays, merged into each size's metrics).
+``track(dataset, M, params, cfg, xp)`` (optional)
+    the light metrics of one model along training, at the steps of ``cfg.eval_steps``
+    (:func:`gmmdiff.training.config.eval_step_list`): a flat dict of host floats, the
+    same keys at every call, at least ``ratio``, ``ratio_lo``, ``ratio_hi``, ``count``,
+    ``n`` (the memorization ratio, its 95% Wilson interval, the memorized count of ``n``
+    generated samples), ``variance``, ``train_loss`` and ``test_loss``. It draws only
+    from evaluation streams, so training is the same with and without it. None: the
+    family records no time series.
 
 Capabilities: ``rows_last`` (the loss takes its rows as the last axis), ``fusable``
 (the loss accepts ``fused=True``: the cupy kernels of :mod:`gmmdiff.engine.kernels`) and
@@ -62,6 +70,7 @@ class Family:
     loss: object
     evaluate: object
     baselines: object
+    track: object = None
     rows_last: bool = False
     fusable: bool = False
     workspace: bool = False

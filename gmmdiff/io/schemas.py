@@ -99,7 +99,12 @@ SCHEMAS = {
                 "approximations_excess_over_memorizing?": {
                     "generalizing": ["num?"], "simple": ["num?"], "nearest": ["num?"],
                     "expected": ["num?"]},
-                "training_loss?": {"steps": ["int"], "loss": ["num?"]}},
+                "training_loss?": {"steps": ["int"], "loss": ["num?"]},
+                "along_training?": {"steps": ["int"], "ratio": ["num"], "ratio_lo": ["num"],
+                                    "ratio_hi": ["num"], "count": ["num"], "n": ["num"],
+                                    "variance": ["num"], "train_loss": ["num?"],
+                                    "test_loss": ["num?"], "status": "str",
+                                    "status_reason": "str"}},
     "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
                    "M": ["num"], "ratio": ["num"]},
     "fit": {"weights": ["num"], "times": ["num"], "source": "str", "configs?": ["str"],
@@ -163,9 +168,17 @@ def read_metrics(path, M=None):
                      advice="remove the run directory's damaged size from index.json or the "
                             "directory itself to retrain it")
     n = len(m["times"])
-    bad = [k for k, v in m["per_time_losses"].items() if isinstance(v, list) and len(v) != n]
+    bad = [f"per_time_losses.{k} has not {n} times" for k, v in m["per_time_losses"].items()
+           if isinstance(v, list) and len(v) != n]
+    series = m.get("along_training", {})
+    E = len(series.get("steps", []))
+    bad += [f"along_training.{k} has not {E} steps" for k, v in series.items()
+            if isinstance(v, list) and len(v) != E]
+    if series and (any(b <= a for a, b in zip(series["steps"], series["steps"][1:]))
+                   or any(s < 0 for s in series["steps"])):
+        bad.append("along_training.steps are not increasing steps >= 0")
     if (M is not None and m["M"] != M) or bad:
-        what = f"its M is {m['M']}, not {M}" if not bad else f"per_time_losses.{bad[0]} has not {n} times"
+        what = f"its M is {m['M']}, not {M}" if not bad else bad[0]
         raise StorageError(f"{path} is not a valid gmmdiff file: {what}; remove the run "
                            "directory's damaged size from index.json or the directory itself")
     return m

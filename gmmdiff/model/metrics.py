@@ -3,7 +3,7 @@ Python values (these run at evaluation time, never inside the training step)."""
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
-from scipy.stats import binomtest
+from scipy.stats import norm
 
 from gmmdiff.backend import to_host
 
@@ -26,12 +26,22 @@ def _two_nearest(A, B):
 
 
 def wilson_interval(k, n, confidence=0.95):
-    """Wilson score interval for k successes out of n: (low, high)
-    (``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``; nan for n = 0)."""
+    """Wilson score interval for k successes out of n: (low, high); nan for n = 0.
+
+    The closed form (no continuity correction), the interval of
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")`` (a test compares
+    them): with z the normal quantile of (1 + confidence) / 2 and p = k / n,
+    center = (k + z^2 / 2) / (n + z^2), half = z sqrt(n p (1 - p) + z^2 / 4) / (n + z^2),
+    the interval center -/+ half, whose ends at k = 0 and k = n are 0 and 1 exactly."""
     if n <= 0:
         return (float("nan"), float("nan"))
-    ci = binomtest(int(k), int(n)).proportion_ci(confidence_level=confidence, method="wilson")
-    return (float(ci.low), float(ci.high))
+    z = float(norm.ppf(0.5 + confidence / 2))
+    k, n = float(k), float(n)
+    center = (k + z * z / 2) / (n + z * z)
+    half = z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
+    lo = 0.0 if k == 0 else max(0.0, center - half)       # exact ends: 0 of n, n of n
+    hi = 1.0 if k == n else min(1.0, center + half)
+    return (float(lo), float(hi))
 
 
 def memorization(samples, X):

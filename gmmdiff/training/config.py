@@ -4,7 +4,8 @@ A :class:`TrainConfig` holds every setting that determines a run's results (mode
 sizes aside: each size's result does not depend on the others); its defaults are the
 built-in CPU configuration of ``gmmdiff-train``. Model sizes are given separately,
 parsed by :func:`parse_model_sizes` and checked against the initialization by
-:func:`check_sizes`.
+:func:`check_sizes`. The steps at which a run evaluates its models along training are
+``eval_steps`` (:func:`eval_step_list`).
 """
 import dataclasses
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class TrainConfig:
     noise_draws: int = 10
     eval_samples: int = 500
     eval_noise_draws: int = 20
+    eval_steps: str = "log:12"
+    track_noise_draws: int = 5
     seed: int = 0
     dtype: str = "float64"
     init: str = "pmem"
@@ -74,6 +77,9 @@ class TrainConfig:
         check_positive_int("eval noise draws", self.eval_noise_draws)
         check_draws("noise draws (--noise-draws)", self.noise_draws)
         check_draws("eval noise draws (--eval-noise-draws)", self.eval_noise_draws)
+        check_positive_int("noise draws along training (--track-noise-draws)", self.track_noise_draws)
+        check_draws("noise draws along training (--track-noise-draws)", self.track_noise_draws)
+        eval_step_list(self.eval_steps, self.steps)
         check_positive_int("test samples", self.test_samples)
         get_dtype(self.dtype)
         check_target(self.target, TRAIN_TARGETS)
@@ -118,6 +124,41 @@ class TrainConfig:
     def dataset(self, xp=np):
         """The seeded data set of this configuration on backend ``xp``."""
         return self.family().dataset(self, xp)
+
+
+MAX_EVAL_STEPS = 1000      # evaluations along one run
+
+
+def eval_step_list(spec, steps):
+    """The steps at which a run of ``steps`` steps evaluates its models along training.
+
+    spec : "log:K" -- step 0 (the initialization) and K steps spaced evenly in log from
+        max(1, steps / 1000) to ``steps`` (rounded, distinct); "none" -- no evaluation
+        along training (the final evaluation only); or a comma-separated list of steps
+        in 0..steps such as "0,100,1000".
+    Returns a sorted list of distinct ints; every list but "none"'s ends with ``steps``
+    (the last point of a time series is the trained model). ValueError names a bad spec.
+    """
+    spec = str(spec).strip()
+    accepted = ("accepted: 'log:K' (K log-spaced steps, 1 <= K <= %d), 'none', or a list of "
+                "steps in 0..%d such as '0,100,1000'" % (MAX_EVAL_STEPS, steps))
+    if spec == "none":
+        return []
+    try:
+        if spec.startswith("log:"):
+            K = int(spec[4:])
+            if not 1 <= K <= MAX_EVAL_STEPS:
+                raise ValueError
+            first = max(1.0, steps / 1000.0)
+            points = {0, steps} | {int(round(v)) for v in np.geomspace(first, steps, K)}
+        else:
+            points = {int(p) for p in spec.split(",") if p.strip()}
+            if not points or min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
+                raise ValueError
+            points.add(steps)
+    except ValueError:
+        raise ValueError(f"eval steps (--eval-steps) {spec!r} not understood; {accepted}") from None
+    return sorted(points)
 
 
 def check_draws(name, n):

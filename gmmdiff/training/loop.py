@@ -36,8 +36,8 @@ from gmmdiff.training import optim
 from gmmdiff.backend import backend_name, get_dtype, to_host
 from gmmdiff.engine.blocked import Workspace
 from gmmdiff.engine.buckets import BUCKET_OVERHEAD, bucketed, plan_buckets
-from gmmdiff.training.config import (check_batchable)
-from gmmdiff.training.draws import (BatchDraws, noise_stream)
+from gmmdiff.training.config import check_batchable, eval_step_list
+from gmmdiff.training.draws import BatchDraws, noise_stream
 from gmmdiff.model.process import coefficients, loss_scale
 
 
@@ -54,7 +54,8 @@ def check_fused(fused, cfg, xp):
 
 
 def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=None,
-          checkpoint_every=0, noise_source=None, bucket_overhead=None, fused=False):
+          checkpoint_every=0, noise_source=None, bucket_overhead=None, fused=False,
+          on_eval=None):
     """Run the optimizer from ``state.step`` to ``cfg.steps``; returns the final state.
 
     Parameters
@@ -75,6 +76,13 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     fused : cupy only, GMM only: the loss's column passes and the optimizer step run as
         the fused kernels of :mod:`gmmdiff.engine.kernels` (see :func:`check_fused`); the
         counter-based draws are kernels on cupy whether or not
+    on_eval : ``on_eval(step, params)`` -> dict metric -> (J,) host values, called at
+        the steps of ``cfg.eval_steps`` (:func:`gmmdiff.training.config.eval_step_list`;
+        step 0 before the first update) after that step's update and before its
+        checkpoint; the values are recorded in the state (:meth:`TrainState.record_eval`,
+        saved with its checkpoints, so a resumed run continues the same series). It
+        must only read ``params``: training is the same bit for bit with or without it.
+        Its host transfers are the loop's only other synchronizations.
     """
     datasets, cfgs = (dataset, cfg) if isinstance(cfg, (list, tuple)) else ([dataset], [cfg])
     check_batchable(cfgs)
@@ -122,11 +130,18 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
         params, opt = optimizer_step.params, optimizer_step.state
     else:
         optimizer_step = optim.step
+    evals_at = set(eval_step_list(cfg.eval_steps, cfg.steps)) if on_eval is not None else set()
+
+    def evaluate(done):
+        if done in evals_at and (not state.eval_steps or done > state.eval_steps[-1]):
+            state.record_eval(done, on_eval(done, params))
+
     with contextlib.ExitStack() as scope:
         crew = None
         if xp is np:
             crew = scope.enter_context(threads.training_crew())
             scope.enter_context(threads.blas_threads(1))
+        evaluate(state.step)                             # step 0: the initialization
         runner = crew.run if crew is not None and fam.workspace and not fused else None
         loss_fn = bucketed(fam_loss, buckets, state.sizes, xp, runner=runner)
         # on numpy the crew draws ahead (with no helper a job runs when it is due)
@@ -146,6 +161,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
                     raise FloatingPointError(f"training loss became non-finite at step {done}")
                 if callback is not None:
                     callback(done, host)
+            evaluate(done)
             if checkpoint and ((checkpoint_every and done % checkpoint_every == 0)
                                or done == cfg.steps):
                 state.params, state.opt, state.step = params, opt, done

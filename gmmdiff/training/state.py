@@ -5,8 +5,10 @@ component mask ``(J, Mmax)``; padding components get weight 0 and zero gradient,
 model trains exactly as it would alone. A checkpoint is one NPZ file (no pickle) holding
 the parameters (``param_<name>``), the optimizer state (``opt_<slot>_<name>``,
 ``opt_count``), the mask, the step, the sizes, each model's configuration index
-(``owners``) and name (``labels``), and the logged losses: everything needed to continue
-bit for bit (the training noise is stateless, :mod:`gmmdiff.training.draws`).
+(``owners``) and name (``labels``), the logged losses and the evaluations along training
+so far (``eval_steps`` and ``eval_<metric>``): everything needed to continue bit for bit
+(the training noise is stateless, :mod:`gmmdiff.training.draws`) and to resume to the
+same time series.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -17,7 +19,8 @@ from gmmdiff.training import optim
 from gmmdiff.backend import array_namespace, get_dtype, to_host
 from gmmdiff.io.files import StorageError, read_npz, write_npz
 
-CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels")
+CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels",
+                   "eval_steps")
 
 
 @dataclass
@@ -28,7 +31,10 @@ class TrainState:
     mask : (J, Mmax) bool;  opt : optimizer state;  step : steps done;
     sizes : (J,) model sizes;  loss_steps, losses : logged training losses (host);
     owners : (J,) index of each model's configuration in a multi-configuration batch
-    (all 0 for one configuration);  labels : (J,) names checked when resuming.
+    (all 0 for one configuration);  labels : (J,) names checked when resuming;
+    eval_steps : (E,) steps of the evaluations along training done so far;
+    evals : dict metric -> list of E rows, each (J,) host floats (the family's
+    ``track``).
     """
     sizes: list
     params: dict
@@ -39,10 +45,29 @@ class TrainState:
     losses: list
     owners: list = None
     labels: list = None
+    eval_steps: list = None
+    evals: dict = None
 
     def __post_init__(self):
         self.owners = list(self.owners) if self.owners is not None else [0] * len(self.sizes)
         self.labels = list(self.labels) if self.labels is not None else [f"M={M}" for M in self.sizes]
+        self.eval_steps = list(self.eval_steps) if self.eval_steps is not None else []
+        self.evals = dict(self.evals) if self.evals is not None else {}
+
+    def record_eval(self, step, values):
+        """Append the evaluation at ``step``: ``values`` a dict metric -> (J,) host
+        values (the same metrics at every step)."""
+        if self.evals and set(values) != set(self.evals):
+            raise ValueError(f"evaluation metrics {sorted(values)} differ from the series' "
+                             f"{sorted(self.evals)}")
+        self.eval_steps.append(int(step))
+        for k, v in values.items():
+            self.evals.setdefault(k, []).append([float(x) for x in np.asarray(v, dtype=np.float64)])
+
+    def series(self, j):
+        """Model ``j``'s evaluations along training: {"steps": [...], metric: [...]}."""
+        return {"steps": list(self.eval_steps),
+                **{k: [row[j] for row in rows] for k, rows in self.evals.items()}}
 
     @property
     def means(self):
@@ -60,7 +85,10 @@ class TrainState:
                   "step": np.asarray(self.step), "opt_count": np.asarray(self.opt["count"]),
                   "loss_steps": np.asarray(self.loss_steps, dtype=np.int64),
                   "losses": np.asarray(self.losses, dtype=np.float64).reshape(-1, len(self.sizes)),
-                  "owners": np.asarray(self.owners, dtype=np.int64), "labels": np.asarray(self.labels)}
+                  "owners": np.asarray(self.owners, dtype=np.int64), "labels": np.asarray(self.labels),
+                  "eval_steps": np.asarray(self.eval_steps, dtype=np.int64)}
+        arrays.update({"eval_" + k: np.asarray(v, dtype=np.float64).reshape(-1, len(self.sizes))
+                       for k, v in self.evals.items()})
         arrays.update({"param_" + k: to_host(v) for k, v in self.params.items()})
         arrays.update({"opt_" + k: to_host(v) for k, v in self.opt.items() if k != "count"})
         write_npz(path, arrays)
@@ -81,7 +109,8 @@ class TrainState:
                           {k: (v if k == "count" else pick(v)) for k, v in self.opt.items()},
                           self.step, list(self.loss_steps),
                           [[row[i] for i in idx] for row in self.losses], list(owners),
-                          [self.labels[i] for i in idx])
+                          [self.labels[i] for i in idx], list(self.eval_steps),
+                          {k: [[row[i] for i in idx] for row in rows] for k, rows in self.evals.items()})
 
     @staticmethod
     def _read(path):
@@ -117,7 +146,10 @@ class TrainState:
         return cls(sizes=[int(m) for m in z["sizes"]], params=params, mask=xp.asarray(z["mask"]),
                    opt=opt, step=int(z["step"]), loss_steps=[int(s) for s in z["loss_steps"]],
                    losses=[list(r) for r in z["losses"]], owners=[int(o) for o in z["owners"]],
-                   labels=[str(v) for v in z["labels"]])
+                   labels=[str(v) for v in z["labels"]],
+                   eval_steps=[int(s) for s in z["eval_steps"]],
+                   evals={k[5:]: [[float(x) for x in row] for row in v] for k, v in z.items()
+                          if k.startswith("eval_") and k != "eval_steps"})
 
 
 def _checkpoint_problem(z):
@@ -128,7 +160,7 @@ def _checkpoint_problem(z):
                 f"{k} has dtype {a.dtype} and {a.ndim} dimensions")
     for k, kinds, ndim in (("sizes", "iu", 1), ("owners", "iu", 1), ("labels", "U", 1),
                            ("mask", "b", 2), ("step", "iu", 0), ("opt_count", "iu", 0),
-                           ("loss_steps", "iu", 1), ("losses", "f", 2)):
+                           ("loss_steps", "iu", 1), ("losses", "f", 2), ("eval_steps", "iu", 1)):
         bad = kind(k, kinds, ndim)
         if bad:
             return bad
@@ -145,6 +177,14 @@ def _checkpoint_problem(z):
         return f"its losses {z['losses'].shape} do not match ({L}, {J})"
     if int(z["step"]) < 0 or int(z["opt_count"]) < 0:
         return "a negative step count"
+    E = z["eval_steps"].shape[0]
+    if E and (np.any(np.diff(z["eval_steps"]) <= 0) or z["eval_steps"][0] < 0
+              or z["eval_steps"][-1] > int(z["step"])):
+        return "its evaluation steps are not increasing steps up to its step"
+    for k in z:
+        if k.startswith("eval_") and k != "eval_steps":
+            if z[k].dtype.kind != "f" or z[k].shape != (E, J):
+                return f"{k} {z[k].shape} does not match ({E}, {J})"
     params = {k[6:]: z[k] for k in z if k.startswith("param_")}
     for name, a in params.items():
         if a.dtype.kind != "f" or a.shape[:1] != (J,) or (a.ndim > 1 and a.shape[1] != Mmax):

@@ -10,11 +10,15 @@ import os
 
 import numpy as np
 
-from gmmdiff.io.files import (StorageError, read_record)
+from gmmdiff.io.files import StorageError, read_record
 
 
 def coarse_sizes(N, points):
-    """M = N/points, 2N/points, ..., N, rounded (distinct, >= 1)."""
+    """The first sizes of a configuration of N samples: for an integer ``points``,
+    M = N/points, 2N/points, ..., N; for a tuple of ratios r (a sweep's
+    ``size_ratios``), M = r N; rounded, distinct and >= 1."""
+    if isinstance(points, (tuple, list)):
+        return sorted({max(1, int(round(N * r))) for r in points})
     return sorted({max(1, int(round(N * k / points))) for k in range(1, points + 1)})
 
 

@@ -175,7 +175,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
                 continue
             try:
                 echo(f"training {', '.join(run_name(c) for c in todo)}")
-                run_group(todo, sweep_dir, xp, coarse=spec.coarse, refine=spec.refine, tag=name,
+                run_group(todo, sweep_dir, xp, coarse=spec.coarse_points, refine=spec.refine, tag=name,
                           callback=_both(callback, progress and progress.training_callback(name)),
                           checkpoint_every=checkpoint_every, fused=fused, echo=echo)
             finally:

@@ -1,10 +1,10 @@
 """A sweep's specification: its grids, presets and training settings, and ``sweep.json``.
 
-A sweep varies N, d, K, the data variance s* and the seed over a grid
-(:class:`SweepSpec`); every other training setting is shared (its ``base``
+A sweep varies N, d, K, the data variance s*, the initialization and the seed over a
+grid (:class:`SweepSpec`); every other training setting is shared (its ``base``
 :class:`gmmdiff.training.config.TrainConfig`). Each configuration gets a run directory
-named by :func:`run_name`: ``N{N}-d{d}-K{K}-s{seed}`` (``N{N}-d{d}-K{K}-v{s*}-s{seed}``
-for s* other than 1). :data:`PRESETS` are the named sweeps of ``gmmdiff-sweep
+named by :func:`run_name`: ``N{N}-d{d}-K{K}-s{seed}``, with ``-v{s*}`` before the seed
+for s* other than 1 and ``-i{init}`` for an initialization other than pmem. :data:`PRESETS` are the named sweeps of ``gmmdiff-sweep
 --preset``; ``sweep.json`` holds a sweep's identity and has one reader,
 :func:`read_sweep_file`.
 """
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.config import INITS, TrainConfig, check_sizes
 from gmmdiff.model.data import check_positive_int
 from gmmdiff.training.memory import check_run_fits
 from gmmdiff.experiments.runs import RESULTS_FORMAT
-from gmmdiff.io.files import (StorageError)
+from gmmdiff.io.files import StorageError
 from gmmdiff.io.schemas import read_checked, schema_error
 from gmmdiff.experiments.sweep.plans import coarse_sizes
 
@@ -92,6 +92,11 @@ PRESETS = {
     # its deadline; it was stopped after 9 minutes.)
     "svar": dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3,4",
                  data_vars="0.5,1,2", coarse=5, refine=6, noise_draws=10),
+    # "init" tests the theory's claim that the transition does not depend on where
+    # training starts: the svar preset's settings at s* = 1, each from the paper's pmem
+    # start and from the prior, paired by seed.
+    "init": dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3,4",
+                 inits="pmem,prior", coarse=5, refine=6, noise_draws=10),
 }
 
 
@@ -109,6 +114,14 @@ class SweepSpec:
     base: TrainConfig = field(default_factory=lambda: TrainConfig(noise_draws=100))
     coarse: int = 10
     refine: int = 10
+    inits: tuple = None         # initializations; None: the base's init only
+    size_ratios: tuple = None   # the first sizes as M/N (instead of the coarse grid)
+
+    @property
+    def coarse_points(self):
+        """What :func:`gmmdiff.experiments.sweep.plans.coarse_sizes` makes the first
+        sizes of from N: ``size_ratios`` when given, else the ``coarse`` points."""
+        return tuple(self.size_ratios) if self.size_ratios is not None else self.coarse
 
     def validate(self, xp=None):
         """Raise ValueError naming the first bad setting or, given the backend ``xp``,
@@ -118,25 +131,39 @@ class SweepSpec:
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
             raise ValueError(f"--coarse {self.coarse} / --refine {self.refine}: at most "
                              f"{MAX_POINTS} model sizes per phase")
+        if self.inits is not None and (not self.inits or set(self.inits) - set(INITS)):
+            raise ValueError(f"inits (--inits) {','.join(map(str, self.inits))!r} not understood; "
+                             f"accepted: a list of {', '.join(INITS)}")
+        if self.size_ratios is not None and not (
+                self.size_ratios and all(np.isfinite(r) and 0 < r <= 100 for r in self.size_ratios)):
+            raise ValueError(f"size ratios (--size-ratios) {list(self.size_ratios)} must be numbers "
+                             "M/N in (0, 100]")
         for cfg in self.configurations():
             cfg.validate()
+            check_sizes(coarse_sizes(cfg.samples, self.coarse_points), cfg.samples, cfg.init)
         if xp is None:
             return self
         # the costliest unit: the largest N and d, every K and seed in one batch
         big = max(self.configurations(), key=lambda c: (c.samples, c.dim))
         n_big = len(self.components) * len(self.seeds)
-        check_run_fits(big, coarse_sizes(big.samples, self.coarse) * n_big, xp, n_configs=n_big)
+        check_run_fits(big, coarse_sizes(big.samples, self.coarse_points) * n_big, xp,
+                       n_configs=n_big)
         return self
 
     def variances(self):
         """The data variances s* of the sweep: ``data_vars`` or the base's one."""
         return tuple(self.data_vars) if self.data_vars is not None else (self.base.data_var,)
 
+    def initializations(self):
+        """The initializations of the sweep: ``inits`` or the base's one."""
+        return tuple(self.inits) if self.inits is not None else (self.base.init,)
+
     def configurations(self):
-        """Every configuration, in the canonical order (N, d, K, s*, seed)."""
-        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, data_var=v, seed=s)
+        """Every configuration, in the canonical order (N, d, K, s*, init, seed)."""
+        return [dataclasses.replace(self.base, samples=N, dim=d, components=K, data_var=v,
+                                    init=i, seed=s)
                 for N in self.samples for d in self.dims for K in self.components
-                for v in self.variances() for s in self.seeds]
+                for v in self.variances() for i in self.initializations() for s in self.seeds]
 
     def identity(self, backend):
         base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
@@ -147,6 +174,11 @@ class SweepSpec:
         if self.data_vars is not None:  # (absent from sweeps of one s*, as before the axis)
             ident["data_vars"] = [float(v) for v in self.data_vars]
             base.pop("data_var")
+        if self.inits is not None:      # (likewise for one initialization)
+            ident["inits"] = list(self.inits)
+            base.pop("init")
+        if self.size_ratios is not None:
+            ident["size_ratios"] = [float(r) for r in self.size_ratios]
         return ident
 
 
@@ -155,13 +187,20 @@ def var_tag(cfg):
     return "" if cfg.data_var == 1.0 else f"-v{cfg.data_var:g}"
 
 
+def init_tag(cfg):
+    """'' for the paper's pmem initialization, '-iprior' (etc.) otherwise."""
+    return "" if cfg.init == "pmem" else f"-i{cfg.init}"
+
+
 def run_name(cfg):
-    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{var_tag(cfg)}-s{cfg.seed}"
+    """The name of a configuration's run directory in its sweep."""
+    return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{var_tag(cfg)}{init_tag(cfg)}-s{cfg.seed}"
 
 
 SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
                              "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
-                             "backend": "str", "results_format": "int", "data_vars?": ["num"]}}
+                             "backend": "str", "results_format": "int", "data_vars?": ["num"],
+                             "inits?": ["str"], "size_ratios?": ["num"]}}
 
 
 def _field_schema(f):
@@ -208,8 +247,10 @@ def read_sweep(sweep_dir):
 def spec_from_identity(ident):
     """The :class:`SweepSpec` of a sweep identity (``sweep.json``)."""
     base = TrainConfig(**ident["base"]).validate()
-    data_vars = ident.get("data_vars")
+    data_vars, inits, ratios = (ident.get(k) for k in ("data_vars", "inits", "size_ratios"))
     return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
                      components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
                      data_vars=None if data_vars is None else tuple(data_vars),
-                     base=base, coarse=ident["coarse"], refine=ident["refine"])
+                     base=base, coarse=ident["coarse"], refine=ident["refine"],
+                     inits=None if inits is None else tuple(inits),
+                     size_ratios=None if ratios is None else tuple(ratios))

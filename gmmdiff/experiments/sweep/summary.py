@@ -14,17 +14,19 @@ import os
 import numpy as np
 
 from gmmdiff.model.data import check_positive_int
+from gmmdiff.experiments.convergence import configuration_status, series_arrays
 from gmmdiff.experiments.predict import (SOURCES, approximation_curves, config_of,
                                          curves_from_results, predicted_ratio)
-from gmmdiff.io.files import (StorageError, atomic_write_bytes, write_json)
+from gmmdiff.io.files import StorageError, atomic_write_bytes, write_json
 from gmmdiff.io.rundir import completed_sizes, read_run
 from gmmdiff.io.schemas import read_transition
 from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
 from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
 
 
-SUMMARY_COLUMNS = ["N", "d", "K", "data_var", "seed", "status", "M_pt_over_N", "M_pt_lo", "M_pt_hi",
-                   "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes"] + [f"pred_{s}" for s in SOURCES]
+SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_over_N", "M_pt_lo",
+                    "M_pt_hi", "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes",
+                    "converged"] + [f"pred_{s}" for s in SOURCES])
 
 
 def summarize(sweep_dir, *, weights=None):
@@ -40,6 +42,9 @@ def summarize(sweep_dir, *, weights=None):
     for c in summary["configs"]:
         row = {k: c.get(k, base.get("data_var")) for k in ("N", "d", "K", "data_var", "seed", "status")}
         row["data_var"] = f"{row['data_var']:g}"
+        row["init"] = c.get("init", base.get("init", "pmem"))
+        if "convergence" in c:
+            row["converged"] = f"{c['convergence'].count('converged')}/{len(c['convergence'])}"
         if "mc" in c:
             row.update(M_pt_over_N=c["M_pt_over_N"], M_pt_lo=c["interval"][0],
                        M_pt_hi=c["interval"][1], M_pt_two_point=c["two_point"]["M_pt_over_N"],
@@ -95,7 +100,7 @@ def transition_summary(sweep_dir, *, partial=False):
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
         entry = {"name": run_name(cfg), "N": cfg.samples, "d": cfg.dim, "K": cfg.components,
-                 "data_var": cfg.data_var, "seed": cfg.seed}
+                 "data_var": cfg.data_var, "init": cfg.init, "seed": cfg.seed}
         tpath = os.path.join(rd, "transition.json")
         complete = os.path.exists(tpath)
         if not complete and not (partial and os.path.isdir(rd)
@@ -114,6 +119,12 @@ def transition_summary(sweep_dir, *, partial=False):
                      n_generated=[r["memorization"]["n"] for r in rows],
                      mc={"M": M.tolist(), "gen": gen.tolist(), "pmem": pmem.tolist()})
         measure_entry(entry, rows)
+        if all("along_training" in r for r in rows):
+            entry["along"] = along_record(rows)
+            entry["convergence"] = [r["along_training"]["status"] for r in rows]
+            override = configuration_status(entry["convergence"])
+            if override is not None and entry["status"] != "ok":
+                entry["status"] = override
         if not complete:
             entry["complete"] = False
             _mark_partial(entry)
@@ -133,6 +144,19 @@ def transition_summary(sweep_dir, *, partial=False):
 ESTIMATOR = ("M_pt_over_N: gmmdiff.transition.fit_curve (complementary log-log, quasi-likelihood "
              "with the sizes' scatter on the link scale, t interval); two_point: the interpolated "
              "1/2 crossing")
+
+
+def along_record(rows):
+    """The series along training of a configuration's sizes, compact (steps x sizes),
+    for summaries: "steps" (E,), and (E, J) lists "counts" and "n" (memorized of
+    generated samples), "variance", "train_loss" and "test_loss"."""
+    steps, _ = series_arrays(rows, "ratio")
+    out = {"steps": steps.tolist()}
+    for key in ("count", "n", "variance", "train_loss", "test_loss"):
+        values = series_arrays(rows, key)[1]
+        out["counts" if key == "count" else key] = (
+            values.astype(int).tolist() if key in ("count", "n") else values.tolist())
+    return out
 
 
 def measure_entry(entry, rows=None):

@@ -20,7 +20,7 @@ from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only, read_mode
 from gmmdiff.io.schemas import read_metrics, read_transition
 from gmmdiff.training.state import TrainState
 from gmmdiff.experiments.sweep.plans import read_plan
-from gmmdiff.experiments.sweep.spec import var_tag, read_sweep_file, run_name
+from gmmdiff.experiments.sweep.spec import init_tag, read_sweep_file, run_name, var_tag
 
 
 def crash_point(name):
@@ -120,7 +120,8 @@ def work_units(cfgs, *, group=True, tag=""):
     finish close together."""
     units = {}
     for cfg in cfgs:
-        key = f"N{cfg.samples}-d{cfg.dim}{var_tag(cfg)}{tag}" if group else run_name(cfg)
+        key = (f"N{cfg.samples}-d{cfg.dim}{var_tag(cfg)}{init_tag(cfg)}{tag}" if group
+               else run_name(cfg))
         units.setdefault(key, []).append(cfg)
 
     def cost(item):
@@ -149,7 +150,7 @@ def check_configuration(sweep_dir, cfg, spec, backend):
     RunDir.check(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
     done = completed_sizes(rd)
-    read_plan(rd, cfg, spec.coarse)
+    read_plan(rd, cfg, spec.coarse_points)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
         return
