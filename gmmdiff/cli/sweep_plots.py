@@ -148,8 +148,8 @@ def sweep_figures(sweep_dir):
             paths.append(figure1(rd, figure_path(sweep_dir, "fig1_losses_vs_approximations")))
         rows = read_run(rd, check_arrays=True)[1]
         key = (cfg.samples, cfg.dim, cfg.components)
-        by_setting.setdefault(cfg.data_var, {}).setdefault(key, []).append((np.array([r["M_over_N"] for r in rows]),
-                                               np.array([r["memorization"]["ratio"] for r in rows])))
+        by_setting.setdefault((cfg.data_var, cfg.init), {}).setdefault(key, []).append(
+            (np.array([r["M_over_N"] for r in rows]), np.array([r["memorization"]["ratio"] for r in rows])))
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
             paths.append(figure3(read_fit_scores(os.path.join(sweep_dir, name)),
@@ -157,9 +157,25 @@ def sweep_figures(sweep_dir):
     if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
         paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
                                   figure_path(sweep_dir, "fig3_data_variance")))
-    for v, settings in sorted(by_setting.items()):     # one figure 7 per data variance
+    for (v, init), settings in sorted(by_setting.items()):  # one figure 7 per s* and init
         multi = {k: c for k, c in settings.items() if len(c) > 1}
         if multi:
-            tag = "" if v == 1.0 else f"_v{v:g}"
-            paths.append(figure7(multi, figure_path(sweep_dir, f"fig7_seeds{tag}"), _sweep_settings(spec)))
+            tag = ("" if v == 1.0 else f"_v{v:g}") + ("" if init == "pmem" else f"_{init}")
+            paths.append(figure7(multi, figure_path(sweep_dir, f"fig7_seeds{tag}"),
+                                 _sweep_settings(spec) + ("" if init == "pmem" else f", init {init}")))
+    paths += time_figures(sweep_dir, spec)
     return paths
+
+
+def time_figures(sweep_dir, spec):
+    """The figures of training time of a sweep: ``fig_time_phase`` where its
+    configurations carry series along training, ``fig_time_law`` for a sweep of fixed
+    size ratios (:mod:`gmmdiff.cli.time_plots`); returns the paths written."""
+    from gmmdiff.cli.time_plots import figure_time_law, figure_time_phase_sweep
+    from gmmdiff.experiments.sweep.summary import transition_summary
+    from gmmdiff.experiments.timelaw import time_law
+    summary = transition_summary(sweep_dir)
+    paths = [figure_time_phase_sweep(sweep_dir, summary, _sweep_settings(spec))]
+    if spec.size_ratios is not None and any("along" in c for c in summary["configs"]):
+        paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))
+    return [p for p in paths if p is not None]

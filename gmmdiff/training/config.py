@@ -136,8 +136,10 @@ def eval_step_list(spec, steps):
         max(1, steps / 1000) to ``steps`` (rounded, distinct); "none" -- no evaluation
         along training (the final evaluation only); or a comma-separated list of steps
         in 0..steps such as "0,100,1000".
-    Returns a sorted list of distinct ints; every list but "none"'s ends with ``steps``
-    (the last point of a time series is the trained model). ValueError names a bad spec.
+    Returns a sorted list of distinct ints; every list but "none"'s holds the step
+    ``round(0.9 steps)`` and ends with ``steps`` (the last point of a time series is the
+    trained model, and the convergence check compares it with the model 10% of training
+    earlier, :mod:`gmmdiff.experiments.convergence`). ValueError names a bad spec.
     """
     spec = str(spec).strip()
     accepted = ("accepted: 'log:K' (K log-spaced steps, 1 <= K <= %d), 'none', or a list of "
@@ -150,15 +152,14 @@ def eval_step_list(spec, steps):
             if not 1 <= K <= MAX_EVAL_STEPS:
                 raise ValueError
             first = max(1.0, steps / 1000.0)
-            points = {0, steps} | {int(round(v)) for v in np.geomspace(first, steps, K)}
+            points = {0} | {int(round(v)) for v in np.geomspace(first, steps, K)}
         else:
             points = {int(p) for p in spec.split(",") if p.strip()}
             if not points or min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
                 raise ValueError
-            points.add(steps)
     except ValueError:
         raise ValueError(f"eval steps (--eval-steps) {spec!r} not understood; {accepted}") from None
-    return sorted(points)
+    return sorted(points | {int(round(0.9 * steps)), steps})
 
 
 def check_draws(name, n):

@@ -29,14 +29,16 @@ SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_o
                     "converged"] + [f"pred_{s}" for s in SOURCES])
 
 
-def summarize(sweep_dir, *, weights=None):
+def summarize(sweep_dir, *, weights=None, summary=None):
     """One row per configuration of the sweep (missing ones included, marked).
 
     Predicted M*/N use the naive (uniform, i.e. training) weighting unless ``weights``
-    (T,) is given; a prediction without a sign change is left empty. Writes
-    ``summary.csv`` atomically and returns (rows, csv text).
+    (T,) is given; a prediction without a sign change is left empty. ``summary``: the
+    sweep's :func:`transition_summary`, if already made. Writes ``summary.csv``
+    atomically and returns (rows, csv text).
     """
-    summary = transition_summary(sweep_dir)
+    if summary is None:
+        summary = transition_summary(sweep_dir)
     base = summary["identity"]["base"]
     rows = []
     for c in summary["configs"]:
@@ -69,6 +71,24 @@ def summarize(sweep_dir, *, weights=None):
     text = buf.getvalue()
     atomic_write_bytes(os.path.join(sweep_dir, "summary.csv"), text.encode())
     return rows, text
+
+
+def analyses(summary):
+    """What else a sweep's design measures, from its summary: ``{"inits": ...}``
+    (:func:`gmmdiff.experiments.inits.compare_inits`) for a sweep of several
+    initializations, ``{"time_law": ...}`` (:func:`gmmdiff.experiments.timelaw.time_law`)
+    for a sweep of fixed size ratios with series along training. Each value is
+    ``(result dict, text)``."""
+    from gmmdiff.experiments.inits import compare_inits, format_inits
+    from gmmdiff.experiments.timelaw import format_time_law, time_law
+    ident, out = summary["identity"], {}
+    if len(ident.get("inits", [])) > 1:
+        result = compare_inits(summary)
+        out["inits"] = (result, format_inits(result))
+    if "size_ratios" in ident and any("along" in c for c in summary["configs"]):
+        result = time_law(summary)
+        out["time_law"] = (result, format_time_law(result))
+    return out
 
 
 def _fmt(v):

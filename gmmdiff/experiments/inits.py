@@ -1,0 +1,100 @@
+"""Does the transition depend on where training starts? The initialization experiment.
+
+The theory predicts the transition by comparing the training losses of two idealized
+models, the generalizing and the partially memorizing one; nothing in it refers to the
+path training takes, so it predicts the same M_pt/N whether the models start memorized
+(the paper's pmem start: means on training points, variance 1e-6) or from the data
+distribution (prior: means drawn from the mixture, variance s*), which must *find* the
+training points. :func:`compare_inits` measures the difference from a sweep that
+varies ``--inits`` (``gmmdiff-sweep --preset init``): configurations paired by setting
+and seed (the same data), the whole-curve M_pt/N of each (:func:`gmmdiff.experiments.
+transition.fit_curve`), the mean paired difference over pairs with its t interval, the
+noise floor (the between-seed scatter of each init's M_pt/N) and a verdict.
+"""
+import numpy as np
+from scipy import stats
+
+LEVEL = 0.95
+
+
+def compare_inits(summary, level=LEVEL):
+    """Paired differences of M_pt/N between the initializations of a sweep summary.
+
+    Returns a dict with, per init, the measured M_pt/N of every configuration and their
+    mean with a t interval over configurations; per pair of inits (the first listed as
+    the reference), ``differences`` (other - reference, one per (setting, seed) measured
+    under both), their mean and t ``interval``, the count of pairs a status kept out
+    (a fit that failed: "outside sizes", "no rise", "not converged", ...) and the
+    ``verdict``: "moves the transition" when the interval excludes 0, "no difference
+    detected" otherwise (with the interval's half-width: what the data could detect)."""
+    inits = []
+    by = {}
+    for c in summary["configs"]:
+        init = c.get("init", "pmem")
+        if init not in inits:
+            inits.append(init)
+        key = (c["N"], c["d"], c["K"], float(c.get("data_var", 1.0)), c["seed"])
+        by.setdefault(init, {})[key] = c
+    out = {"inits": inits, "level": level, "per_init": {}, "pairs": []}
+    for init in inits:
+        vals = [c["M_pt_over_N"] for c in by[init].values() if c.get("status") == "ok"]
+        statuses = sorted({c.get("status", "?") for c in by[init].values()})
+        out["per_init"][init] = dict(_mean_t(vals, level), n=len(vals), configs=len(by[init]),
+                                     statuses=statuses)
+    ref = inits[0]
+    for other in inits[1:]:
+        diffs, left_out = [], []
+        for key, c in sorted(by[other].items()):
+            r = by[ref].get(key)
+            if r is None:
+                continue
+            if c.get("status") == "ok" and r.get("status") == "ok":
+                diffs.append(c["M_pt_over_N"] - r["M_pt_over_N"])
+            else:
+                left_out.append({"key": list(key), ref: r.get("status"), other: c.get("status")})
+        m = _mean_t(diffs, level)
+        if m["mean"] is None or m["interval"][0] is None:
+            verdict = "too few pairs measured under both starts"
+        elif m["interval"][0] > 0 or m["interval"][1] < 0:
+            verdict = f"{other} moves the transition: {_line(m)}"
+        else:
+            half = (m["interval"][1] - m["interval"][0]) / 2
+            verdict = (f"no difference detected: {_line(m)} (a shift larger than about "
+                       f"{half:.3f} would have been seen)")
+        out["pairs"].append(dict(m, reference=ref, other=other, differences=diffs,
+                                 pairs=len(diffs), left_out=left_out, verdict=verdict))
+    return out
+
+
+def _mean_t(values, level):
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {"mean": None, "interval": [None, None], "sd": None}
+    if v.size < 2:
+        return {"mean": float(v.mean()), "interval": [None, None], "sd": None}
+    half = float(stats.t.ppf(0.5 + level / 2, v.size - 1)) * v.std(ddof=1) / np.sqrt(v.size)
+    return {"mean": float(v.mean()), "interval": [float(v.mean() - half), float(v.mean() + half)],
+            "sd": float(v.std(ddof=1))}
+
+
+def _line(m):
+    lo, hi = m["interval"]
+    return f"{m['mean']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def format_inits(result):
+    """The comparison of :func:`compare_inits` as text."""
+    level = f"{result['level']:.0%} interval"
+    lines = [f"{'init':<9} {'M_pt/N mean':>12} {level:>18} {'sd (seeds)':>11} {'measured':>9}  "
+             "statuses"]
+    for init, m in result["per_init"].items():
+        iv = ("" if m["interval"][0] is None else
+              f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}]")
+        mean = "-" if m["mean"] is None else f"{m['mean']:.3f}"
+        sd = "-" if m["sd"] is None else f"{m['sd']:.3f}"
+        lines.append(f"{init:<9} {mean:>12} {iv:>18} {sd:>11} {m['n']:>4}/{m['configs']:<4}  "
+                     + ", ".join(m["statuses"]))
+    for p in result["pairs"]:
+        lines.append(f"{p['other']} - {p['reference']}, paired by setting and seed "
+                     f"({p['pairs']} pairs, {len(p['left_out'])} left out): {p['verdict']}")
+    return "\n".join(lines)

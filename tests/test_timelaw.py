@@ -1,0 +1,110 @@
+"""The memorization-time law's estimators on simulated series with known answers."""
+import numpy as np
+import pytest
+from scipy.special import expit, logit
+
+from gmmdiff.experiments.timelaw import (exponent_verdict, isotonic, log_mean_interval,
+                                         minimum_step, onset_step, power_law, time_law)
+
+STEPS = np.unique(np.round(np.geomspace(100, 100_000, 30))).astype(int)
+
+
+def test_isotonic_is_the_weighted_least_squares_monotone_fit():
+    y = np.array([0.1, 0.3, 0.2, 0.2, 0.6, 0.5, 0.9])
+    w = np.array([1, 1, 2, 1, 1, 3, 1.0])
+    f = isotonic(y, w)
+    assert np.all(np.diff(f) >= 0)
+    np.testing.assert_allclose(f, [0.1, 0.225, 0.225, 0.225, 0.525, 0.525, 0.9])
+    assert np.sum(w * f) == pytest.approx(np.sum(w * y))       # block means keep the total
+    np.testing.assert_array_equal(isotonic([0.1, 0.2], [1, 1]), [0.1, 0.2])
+
+
+def _curve(tau, threshold, slope=2.5):
+    """A memorization ratio that crosses ``threshold`` at step ``tau`` (logistic in log
+    step, rising towards 1)."""
+    return expit(slope * (np.log(STEPS) - np.log(tau)) + logit(threshold))
+
+
+def test_onset_is_exact_on_a_noiseless_curve_and_censoring_is_reported():
+    tau = 3_000.0
+    got, status = onset_step(STEPS, _curve(tau, 0.25), 500)
+    assert status == "ok" and got == pytest.approx(tau, rel=0.02)    # interpolation only
+    assert onset_step(STEPS, np.full(STEPS.size, 0.1), 500) == (None, "not reached")
+    assert onset_step(STEPS, np.full(STEPS.size, 0.9), 500) == (100.0, "at start")
+    # step 0 (the initialization) is left out of the log scale
+    got0, _ = onset_step(np.r_[0, STEPS], np.r_[1.0, _curve(tau, 0.25)], 500)
+    assert got0 == pytest.approx(got)
+
+
+def test_onset_interval_over_seeds_covers_the_known_onset_in_90_percent_of_simulations():
+    """200 simulated experiments of 4 seeds: each seed's onset scatters around tau0 = 2,000
+    (log-normal, sd 0.2), its ratio curve is observed at 30 log-spaced steps through 500
+    generated samples (binomial noise); the interval over seeds must cover tau0 in at
+    least 90% of them (nominal 95%)."""
+    rng = np.random.default_rng(0)
+    tau0, covered = 2_000.0, 0
+    for _ in range(200):
+        taus = []
+        for tau_i in tau0 * np.exp(0.2 * rng.standard_normal(4)):
+            counts = rng.binomial(500, _curve(tau_i, 0.25))
+            t, status = onset_step(STEPS, counts / 500, 500)
+            assert status == "ok"
+            taus.append(t)
+        _, (lo, hi) = log_mean_interval(taus)
+        covered += lo <= tau0 <= hi
+    assert covered >= 180, covered
+
+
+def test_minimum_step_finds_the_vertex_in_log_step():
+    x = np.log(STEPS)
+    loss = 5 + 0.3 * (x - np.log(4_000)) ** 2
+    got, status = minimum_step(STEPS, loss)
+    assert status == "ok" and got == pytest.approx(4_000, rel=1e-6)
+    assert minimum_step(STEPS, -x)[1] == "at end"
+    assert minimum_step(STEPS, x)[1] == "at start"
+
+
+def test_power_law_recovers_a_known_exponent():
+    """tau = c N^gamma e^(0.3 z) over N in {10, 20, 40, 80} x 4 seeds: the 95% interval
+    covers gamma in at least 90% of 200 simulations, for gamma = 1 and gamma = 0."""
+    rng = np.random.default_rng(1)
+    N = np.repeat([10, 20, 40, 80], 4)
+    for gamma in (1.0, 0.0):
+        covered = 0
+        for _ in range(200):
+            tau = 50.0 * N ** gamma * np.exp(0.3 * rng.standard_normal(N.size))
+            fit = power_law(N, tau)
+            covered += fit["interval"][0] <= gamma <= fit["interval"][1]
+        assert covered >= 180, (gamma, covered)
+    exact = power_law([10, 20, 40], [30.0, 60.0, 120.0])
+    assert exact["exponent"] == pytest.approx(1.0) and exact["prefactor"] == pytest.approx(3.0)
+    assert power_law([10, 10, 10], [1.0, 2.0, 3.0])["exponent"] is None
+
+
+def test_verdicts_say_what_the_interval_contains():
+    fit = {"exponent": 0.9, "interval": [0.7, 1.1]}
+    assert exponent_verdict(fit, 1.0, 0.0) == ("0.90 [0.70, 1.10]: consistent with the "
+                                               "published 1; excludes 0")
+    fit = {"exponent": 0.1, "interval": [-0.2, 0.4]}
+    assert exponent_verdict(fit, 1.0, 0.0).endswith("excludes the published 1; cannot exclude 0 either")
+
+
+def test_time_law_reads_a_summary_and_fits_each_ratio():
+    """A summary of simulated series, onsets proportional to N: gamma near 1, and the
+    test-loss minimum at a fixed step: beta near 0."""
+    rng = np.random.default_rng(2)
+    configs = []
+    for N in (10, 20, 40, 80):
+        for seed in range(4):
+            tau = 40.0 * N * np.exp(0.1 * rng.standard_normal())
+            counts = rng.binomial(500, _curve(tau, 0.25))
+            loss = 3 + 0.2 * (np.log(STEPS) - np.log(1_500)) ** 2
+            configs.append({"N": N, "seed": seed, "sizes": [float(N)],
+                            "along": {"steps": STEPS.tolist(), "counts": counts[:, None].tolist(),
+                                      "n": [[500]] * STEPS.size,
+                                      "test_loss": loss[:, None].tolist()}})
+    law = time_law({"configs": configs})
+    (r,) = law["ratios"]
+    assert r["M_over_N"] == 1.0 and [e["N"] for e in r["per_N"]] == [10, 20, 40, 80]
+    assert r["gamma"]["interval"][0] < 1.0 < r["gamma"]["interval"][1]
+    assert abs(r["beta"]["exponent"]) < 0.05
