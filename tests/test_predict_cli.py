@@ -77,3 +77,22 @@ def test_a_second_fit_file_and_json_with_fit_are_refused(tmp_path):
     assert result.output.startswith("Error: option --fit-file given more than once")
     result = CliRunner().invoke(predict_cli, ["--fit", str(tmp_path), "--json"])
     assert result.exit_code == 2 and "--json has no effect with --fit" in result.output
+
+
+def test_at_another_data_variance_the_rows_show_the_s_star_experiments_verdicts():
+    """The shipped weights are fitted at s* = 1; at --data-var 2 the s* = 1 cross-validated
+    errors do not apply: each row shows what the s* experiment measured for it (the
+    fitted simple weights: worse than trivial there, indistinguishable at s* = 1)."""
+    from gmmdiff.experiments.fits import shipped_transfer
+    transfer = shipped_transfer()
+    here = CliRunner().invoke(predict_cli, [])
+    there = CliRunner().invoke(predict_cli, ["--data-var", "2"])
+    assert here.exit_code == 0 and there.exit_code == 0, there.output
+    row = lambda out: next(ln for ln in out.splitlines() if ln.startswith("simple    fitted"))  # noqa: E731
+    assert row(here.output).endswith("indistinguishable from trivial")
+    simplex = transfer["sources"]["simple"]["simplex"]
+    assert simplex["verdict"]["verdict"] == "worse than trivial"
+    assert row(there.output).endswith("worse than trivial")
+    assert f"{simplex['mse']:.4g}" in row(there.output)
+    assert f"{shipped_fits()['simple']['mse_test']:.4g}" not in there.output
+    assert "the errors and verdicts below are the s* experiment's" in there.output

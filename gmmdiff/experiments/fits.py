@@ -270,7 +270,9 @@ def read_fit(path, times):
     return fit
 
 
-SHIPPED = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets", "cpu_sweep")
+ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
+SHIPPED = os.path.join(ASSETS, "cpu_sweep")
+SHIPPED_TRANSFER = os.path.join(ASSETS, "svar_sweep", "transfer.json")
 
 
 def shipped_fits():
@@ -284,6 +286,15 @@ def shipped_fits():
         if os.path.exists(path):
             out[source] = read_json(path)
     return out
+
+
+def shipped_transfer():
+    """The data-variance experiment that ships with gmmdiff (``gmmdiff-sweep --preset
+    svar`` then ``gmmdiff-predict --transfer``): how the shipped s* = 1 fits predict the
+    transitions measured at s* = 0.5, 1 and 2 (:func:`gmmdiff.experiments.transfer.
+    transfer`'s dict), or None when it does not ship."""
+    from gmmdiff.io.files import read_json
+    return read_json(SHIPPED_TRANSFER) if os.path.exists(SHIPPED_TRANSFER) else None
 
 
 def _fit_configs(fit):
