@@ -27,12 +27,12 @@ def _curve(tau, threshold, slope=2.5):
 
 def test_onset_is_exact_on_a_noiseless_curve_and_censoring_is_reported():
     tau = 3_000.0
-    got, status = onset_step(STEPS, _curve(tau, 0.25), 500)
+    got, status = onset_step(STEPS, _curve(tau, 0.25), 500, 0.25)
     assert status == "ok" and got == pytest.approx(tau, rel=0.02)    # interpolation only
-    assert onset_step(STEPS, np.full(STEPS.size, 0.1), 500) == (None, "not reached")
-    assert onset_step(STEPS, np.full(STEPS.size, 0.9), 500) == (100.0, "at start")
-    # step 0 (the initialization) is left out of the log scale
-    got0, _ = onset_step(np.r_[0, STEPS], np.r_[1.0, _curve(tau, 0.25)], 500)
+    assert onset_step(STEPS, np.full(STEPS.size, 0.1), 500, 0.25) == (None, "not reached")
+    assert onset_step(STEPS, np.full(STEPS.size, 0.9), 500, 0.25) == (100.0, "at start")
+    # step 0 (the initialization) is left out of the log scale, with its weight
+    got0, _ = onset_step(np.r_[0, STEPS], np.r_[1.0, _curve(tau, 0.25)], np.full(STEPS.size + 1, 500), 0.25)
     assert got0 == pytest.approx(got)
 
 
@@ -47,7 +47,7 @@ def test_onset_interval_over_seeds_covers_the_known_onset_in_90_percent_of_simul
         taus = []
         for tau_i in tau0 * np.exp(0.2 * rng.standard_normal(4)):
             counts = rng.binomial(500, _curve(tau_i, 0.25))
-            t, status = onset_step(STEPS, counts / 500, 500)
+            t, status = onset_step(STEPS, counts / 500, 500, 0.25)
             assert status == "ok"
             taus.append(t)
         _, (lo, hi) = log_mean_interval(taus)
@@ -103,7 +103,7 @@ def test_time_law_reads_a_summary_and_fits_each_ratio():
                             "along": {"steps": STEPS.tolist(), "counts": counts[:, None].tolist(),
                                       "n": [[500]] * STEPS.size,
                                       "test_loss": loss[:, None].tolist()}})
-    law = time_law({"configs": configs})
+    law = time_law({"configs": configs}, threshold=0.25)
     (r,) = law["ratios"]
     assert r["M_over_N"] == 1.0 and [e["N"] for e in r["per_N"]] == [10, 20, 40, 80]
     assert r["gamma"]["interval"][0] < 1.0 < r["gamma"]["interval"][1]

@@ -176,6 +176,7 @@ def time_figures(sweep_dir, spec):
     from gmmdiff.experiments.timelaw import time_law
     summary = transition_summary(sweep_dir)
     paths = [figure_time_phase_sweep(sweep_dir, summary, _sweep_settings(spec))]
-    if spec.size_ratios is not None and any("along" in c for c in summary["configs"]):
+    if (spec.size_ratios is not None and spec.refine == 0
+            and any("along" in c for c in summary["configs"])):
         paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))
     return [p for p in paths if p is not None]

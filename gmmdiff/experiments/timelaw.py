@@ -27,7 +27,7 @@ a step means the same thing at every N.
 import numpy as np
 from scipy import stats
 
-THRESHOLD = 0.25            # tau_mem: the memorization ratio's threshold
+THRESHOLD = 0.1             # tau_mem: the memorization ratio's threshold
 LEVEL = 0.95
 
 
@@ -57,7 +57,8 @@ def onset_step(steps, ratio, n, threshold=THRESHOLD):
     steps = np.asarray(steps, dtype=np.float64)
     keep = steps > 0
     s, r = steps[keep], np.asarray(ratio, dtype=np.float64)[keep]
-    f = isotonic(r, np.asarray(n, dtype=np.float64) * np.ones_like(r))
+    w = (np.asarray(n, dtype=np.float64) * np.ones_like(steps))[keep]
+    f = isotonic(r, w)
     above = np.flatnonzero(f >= threshold)
     if above.size == 0:
         return None, "not reached"

@@ -94,9 +94,21 @@ PRESETS = {
                  data_vars="0.5,1,2", coarse=5, refine=6, noise_draws=10),
     # "init" tests the theory's claim that the transition does not depend on where
     # training starts: the svar preset's settings at s* = 1, each from the paper's pmem
-    # start and from the prior, paired by seed.
+    # start and from the prior, paired by seed. From the prior the transition lies
+    # beyond M = N (a pilot: M_pt/N 1.65 [1.38, 1.92] against pmem's 0.78), so the first
+    # sizes run to 2N for both starts (pmem repeats training points beyond N).
     "init": dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3,4",
-                 inits="pmem,prior", coarse=5, refine=6, noise_draws=10),
+                 inits="pmem,prior", size_ratios="0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2",
+                 refine=6, noise_draws=10),
+    # "time" measures the memorization-time law (gmmdiff.experiments.timelaw): fixed
+    # ratios M/N = 1 and 2 from the prior start (the models must find the training
+    # points), N from 10 to 80, 4 seeds, a constant learning rate after a 1% warm-up so
+    # that a step means the same at every N, 31 evaluations along 30,000 steps. A pilot
+    # (one seed, 100,000 steps) put the onsets near 5,000 steps at every N and the
+    # ratios' plateaus at 0.2-0.4 (M/N = 1) and 0.5-0.8 (M/N = 2).
+    "time": dict(samples="10,20,40,80", dims="10", components="2", seeds="0,1,2,3",
+                 inits="prior", size_ratios="1,2", refine=0, noise_draws=10, steps=30_000,
+                 lr_final=1e-3, warmup_frac=0.01, eval_steps="log:30"),
 }
 
 

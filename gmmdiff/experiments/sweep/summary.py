@@ -77,7 +77,8 @@ def analyses(summary):
     """What else a sweep's design measures, from its summary: ``{"inits": ...}``
     (:func:`gmmdiff.experiments.inits.compare_inits`) for a sweep of several
     initializations, ``{"time_law": ...}`` (:func:`gmmdiff.experiments.timelaw.time_law`)
-    for a sweep of fixed size ratios with series along training. Each value is
+    for a sweep of fixed size ratios (no refinement) with series along training. Each
+    value is
     ``(result dict, text)``."""
     from gmmdiff.experiments.inits import compare_inits, format_inits
     from gmmdiff.experiments.timelaw import format_time_law, time_law
@@ -85,7 +86,8 @@ def analyses(summary):
     if len(ident.get("inits", [])) > 1:
         result = compare_inits(summary)
         out["inits"] = (result, format_inits(result))
-    if "size_ratios" in ident and any("along" in c for c in summary["configs"]):
+    if ("size_ratios" in ident and ident["refine"] == 0
+            and any("along" in c for c in summary["configs"])):
         result = time_law(summary)
         out["time_law"] = (result, format_time_law(result))
     return out
