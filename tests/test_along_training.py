@@ -11,7 +11,6 @@ import gmmdiff
 from gmmdiff.experiments import convergence
 from gmmdiff.experiments.runs import run
 from gmmdiff.io.files import read_npz
-from gmmdiff.model.losses import per_time_losses
 from gmmdiff.model.metrics import wilson_interval
 from gmmdiff.training.config import TrainConfig, eval_step_list
 from gmmdiff.training.loop import train
@@ -40,17 +39,6 @@ def test_wilson_interval_is_scipys_in_closed_form():
             ci = binomtest(k, n).proportion_ci(method="wilson")
             np.testing.assert_allclose(wilson_interval(k, n), (ci.low, ci.high), rtol=0, atol=1e-14)
     assert np.isnan(wilson_interval(0, 0)).all()
-
-
-def test_per_time_losses_in_one_call_equal_the_loop_over_times():
-    """All times in one batched call (small enough sets) against one call per time
-    (max_rows = 1): the same draws, so the same values up to summation order."""
-    ds = SMALL.dataset(np)
-    means = ds.X[:5] + 0.1
-    for var in (0.3, 0.0):
-        a = per_time_losses(means, var, ds.X_test, SMALL.grid(), n_noise=4, seed=7)
-        b = per_time_losses(means, var, ds.X_test, SMALL.grid(), n_noise=4, seed=7, max_rows=1)
-        np.testing.assert_allclose(a, b, rtol=1e-13)
 
 
 def _digest(state):

@@ -724,3 +724,37 @@ def test_device_draw_chunks_follow_free_memory(standin, monkeypatch):
     assert device_chunk_steps(20, per_step, standin) >= 8
     monkeypatch.setattr(standin.cuda.runtime, "memGetInfo", lambda: (10**8, 80 * 10**9))
     assert device_chunk_steps(20, per_step, standin) == 1
+
+
+def test_evaluation_along_training_syncs_only_at_its_steps(standin):
+    """With the family's tracking on (the run protocol's on_eval), the stand-in counts
+    syncs inside the evaluations only: none in the steps between them (log points
+    beyond the end), whatever the number of evaluations."""
+    from gmmdiff.experiments.runs import _tracker
+    from gmmdiff.training.config import TrainConfig
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
+    cfg = TrainConfig(dim=3, components=2, samples=8, steps=12, noise_draws=2, eval_samples=16,
+                      eval_noise_draws=2, track_noise_draws=1, eval_steps="0,5")
+    ds = cfg.dataset(standin)
+    for eval_steps in ("none", "0,5"):
+        c_cfg = TrainConfig(**{**cfg.__dict__, "eval_steps": eval_steps})
+        state = initial_state(ds, [2, 8], c_cfg, standin)
+        track = _tracker(c_cfg.family(), state, [c_cfg], [ds], standin)
+        inside, calls = [0], []
+        with standin._standin.counting() as c:
+            def on_eval(step, params):
+                before = c.total("sync")
+                out = track(step, params)
+                inside[0] += c.total("sync") - before
+                calls.append(step)
+                return out
+            train(ds, state, c_cfg, standin, log_every=10**9,
+                  on_eval=on_eval if eval_steps != "none" else None)
+        outside = c.total("sync") - inside[0]
+        if eval_steps == "none":
+            baseline = outside                      # the loop's own (the last step's)
+            assert calls == []
+        else:
+            assert calls == [0, 5, 11, 12] and inside[0] > 0
+            assert outside == baseline, (outside, baseline)

@@ -211,26 +211,6 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
         raise ValueError(f"X (N, d) and means (M, d) must share d; got shapes {X.shape} and "
                          f"{means.shape}")
     std = xp.asarray([np.sqrt(float(var))], dtype=means.dtype)
-    grid = to_host(times).astype(np.float64).reshape(-1)
-    N, T = X.shape[0], grid.shape[0]
-    if T * n_noise * N <= max_rows:
-        # every time in one call, each time a "model" of the batch; the draws are
-        # monte_carlo_per_time's (per time, n_noise N rows), in its order
-        check_times(grid)
-        if int(n_noise) != n_noise or n_noise < 1:
-            raise ValueError(f"n_noise = {n_noise!r} must be an integer >= 1")
-        eps = np.random.default_rng(seed).standard_normal((T, n_noise * N, X.shape[1]))
-        eps = xp.asarray(eps.transpose(0, 2, 1), dtype=X.dtype)             # (T, d, n N)
-        x0 = _rows_last(xp.tile(X, (n_noise, 1)), xp)                       # (d, n N)
-        c = coefficients(grid, process)
-        ones = np.ones((1, n_noise * N))
-        coef = [xp.asarray(np.asarray(v, dtype=np.float64)[:, None] * ones)  # (T, n N) each
-                for v in (c.alpha, c.sigma, loss_scale(grid, process, target))]
-        loss = _batched_loss_and_grad(xp.broadcast_to(means[None], (T,) + means.shape),
-                                      xp.broadcast_to(std, (T,)), x0, eps, *coef, xp,
-                                      grad=False)[0]
-        return loss.astype(xp.float64)
-
     def rows_loss(x0, eps, alpha, sigma, wt):
         return _batched_loss_and_grad(means[None], std, _rows_last(x0, xp),
                                       _rows_last(eps, xp)[None], alpha, sigma, wt, xp,
