@@ -29,8 +29,10 @@ from gmmdiff.training.loop import check_fused, train
 # (gmmdiff.training.draws); the loss's row blocks are summed in groups (tasks) and the groups in
 # order (rounding only). 5: the numpy loss computes the same formulas rearranged
 # (gmmdiff.engine.blocked: U straight from x0 and eps, the weights' normalization and b folded
-# into per-row coefficients; rounding only).
-RESULTS_FORMAT = 5
+# into per-row coefficients; rounding only). 6: the numpy float32 loss computes
+# x0hat - x0, d/dstd and R.mubar in forms without cancellation (gmmdiff.engine.blocked;
+# float64 results unchanged bit for bit).
+RESULTS_FORMAT = 6
 
 
 def identity(cfg, backend):
