@@ -29,20 +29,15 @@ E = exp(S) (the weights W = E / sum E, unnormalized):
 So results equal the reference's to rounding (the tests bound the difference), not
 bit for bit.
 
-float32 (the float64 path keeps the forms above, bit for bit) avoids three
-cancellations that float32 rounding turns into errors near a memorized state (means
-within ~1e-5 of the data, variance ~1e-9, rows at t = 0.001): at the end of a built-in
-run, float32 gradients on float64's inputs and draws were 1-2e-3 off float64's
-(median over steps; up to 19% for d/dstd, 1.5% for d/dmeans), now ~1e-7 (at most
-2e-5 and 1.4e-6):
-
-- D = b (mubar - x0) from the difference mubar sum E - (sum E) x0 first (exact where
-  one weight holds), not b mubar - b x0; err = D + var s av eps;
-- R'.U - a av R'.mubar = R'.(s av eps - (a / s)^2 D): from the per-row dots |D|^2,
-  D.eps and |eps|^2 (which give the loss too), with no x_t - a mubar, a difference of
-  two float32-rounded vectors that is ~1e-3 of either at t = 0.001;
-- R'.mubar as sum_m E_m (R''.mu_m) from the same products as G, so that G = 0 exactly
-  where one weight holds (else G ~1e-7 R.mu, times av x_t ~ 1e6 x_t).
+float32 avoids three cancellations that its rounding (~1e-7 |x0|) turns into errors
+near memorized states (means ~1e-5 from the data, variance ~1e-9, t = 0.001: float32
+gradients were 1-2e-3 off float64's on the same inputs, up to 19%; now ~1e-7, at most
+2e-5); float64 keeps the forms above, bit for bit. D = b (mubar - x0) comes from
+mubar sum E - (sum E) x0, the difference first (exact where one weight holds), not b
+mubar - b x0; R'.U - a av R'.mubar = R'.(s av eps - (a / s)^2 D) = ke |eps|^2 + kd
+D.eps - kq |D|^2 (err = D + ce eps), with no x_t - a mubar (~1e-3 |x0| at t = 0.001);
+R'.mubar = sum_m E_m (R''.mu_m) from G's own products, so G = 0 exactly where one
+weight holds (else ~1e-7 R.mu, times av x_t ~ 1e6 x_t in the means' gradient).
 
 Every loss and gradient term is a sum over rows, so the blocks' sums simply add up.
 The blocks are grouped into at most :data:`MAX_TASKS` tasks of consecutive blocks (a
@@ -299,8 +294,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
     FL_b = ws.floor((J, M, Bb), dt)                                      # the logit floor
-    narrow = dt != f64      # float32: err and d/dstd in the forms without cancellation
-    shared_x0 = x0.ndim == 2
+    narrow, shared_x0 = dt != f64, x0.ndim == 2    # narrow: float32's forms (docstring)
 
     def task(g, slot):
         old = np.setbufsize(UFUNC_BUFSIZE)           # this thread's, while the task runs
@@ -332,16 +326,10 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
         rs = ((2.0 / B) * wt[:, r0:r1]) * b                              # R' = b dL/dx0hat = rs err
         ud = -0.5 * cx0                                                  # U's last row
         cx0_t, cs_t, b_t, w_t = (c.astype(dt, copy=False) for c in (cx0, cs, b, wt[:, r0:r1]))
-        if narrow:
-            # per-row factors of |D|^2, D.eps and |eps|^2, D = b (mubar - x0) (err = D +
-            # ce eps): the loss wt (|D|^2 + ce2 D.eps + cee |eps|^2) and d/dstd's
-            # R'.(U - alpha av mubar) = ke |eps|^2 + kd D.eps - kq |D|^2
-            q2 = (a / s) ** 2                                            # (alpha / sigma)^2
-            ce = var[:, None] * cs                                       # var sigma av
-            ce2, cee = 2.0 * ce, ce * ce
-            ke = rs * cs * ce
-            kd = rs * (cs - q2 * ce)
-            kq = rs * q2
+        if narrow:      # per-row factors of |D|^2, D.eps, |eps|^2 (module docstring)
+            q2, ce = (a / s) ** 2, var[:, None] * cs                     # err = D + ce eps
+            ce2, cee = 2.0 * ce, ce * ce                                 # in |err|^2
+            ke, kd, kq = rs * cs * ce, rs * (cs - q2 * ce), rs * q2      # in R'.(U - a av mubar)
         for b0, b1 in groups[g]:
             n = b1 - b0
             i0, i1 = b0 - r0, b1 - r0                                    # in the task's rows
@@ -389,24 +377,15 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             # (a^2 var / v - 1 = -b: x0's share cancels exactly here, not in rounding)
             scr *= var_t                                                 # var s av eps
             bi = b[:, i0:i1] * inv
-            if narrow:
-                # D = b (mubar - x0) as (b / sum E)(mubar sum E - (sum E) x0): the
-                # difference first, exact where one weight holds (sum E rounds to 1 and
-                # mu - x0 is exact, Sterbenz), not b mubar - b x0, each rounded to
-                # ~1e-7 |x0| where D is ~1e-6 |x0| (small t, tiny variance, memorized
-                # means); then its dots with itself and eps, for the loss and d/dstd
+            if narrow:  # D = b (mubar - x0), the difference first (module docstring)
                 np.multiply(sumE.astype(dt)[:, None, :], x0b, out=err)
                 np.subtract(mubar, err, out=err)
                 err *= bi.astype(dt)[:, None, :]                         # D  (J, d, n)
                 epsb = eps[:, :, b0:b1]
-                dd = np.einsum("jdb,jdb->jb", err, err)                  # |D|^2  (J, n)
-                de = np.einsum("jdb,jdb->jb", err, epsb)                 # D.eps
-                ee = np.einsum("jdb,jdb->jb", epsb, epsb)                # |eps|^2
+                dd, de, ee = (np.einsum("jdb,jdb->jb", p, q)            # |D|^2, D.eps, |eps|^2
+                              for p, q in ((err, err), (err, epsb), (epsb, epsb)))
                 err += scr
-                # |err|^2 = |D|^2 + 2 ce D.eps + ce^2 |eps|^2, per row in float64
-                sq = ce2[:, i0:i1] * de
-                sq += dd
-                sq += cee[:, i0:i1] * ee
+                sq = dd + ce2[:, i0:i1] * de + cee[:, i0:i1] * ee        # |err|^2 (float64)
                 loss += np.einsum("jb,jb->j", wt[:, b0:b1], sq)
             else:
                 np.multiply(bi.astype(dt, copy=False)[:, None, :], mubar, out=err)
@@ -418,11 +397,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             R = err
             R *= (rs[:, i0:i1] * inv).astype(dt, copy=False)[:, None, :]
             # G' = b G, G_m = W_m (R.mu_m - R.mubar) = E_m (R''.mu_m - R'.mubar / sum E)
-            if narrow:
-                # R'.mubar = sum_m E_m (R''.mu_m) from the very products G starts from, so
-                # that G_m = 0 exactly where one weight holds (an R.mubar of its own,
-                # rounded apart from R''.mu_m, left G ~1e-7 R.mu there, which times av x_t
-                # ~ 1e6 x_t at t = 0.001 made the means' gradient ~1e-4 off)
+            if narrow:  # R'.mubar from G's products: G = 0 where one weight holds
                 np.matmul(means, R, out=G)                               # (J, M, n)
                 rmbar = np.einsum("jmb,jmb->jb", G, Wt)                  # R'.mubar = b (R.mubar)
             else:
@@ -439,15 +414,8 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             # ds = sum (alpha sigma^2 / v^2)(R.x_t - alpha R.mubar) - (b alpha^2 / v) GS
             #    = sum R'.U - (alpha av)(R'.mubar + G'.S)
             #    (per row in float64, whatever the dtype)
-            if narrow:
-                # R'.U - alpha av R'.mubar = R'.(av (x_t - alpha mubar)) with x_t -
-                # alpha mubar = sigma eps - (alpha / b) D, so = rs (cs eps - (alpha /
-                # sigma)^2 D).(D + ce eps): no difference of x_t and alpha mubar, two
-                # float32-rounded vectors (~1e-7 |x0| each) whose difference is ~1e-3
-                # |eps| at t = 0.001 (float32 d/dstd was 1e-3 off at variance 1e-9)
-                dsr = ke[:, i0:i1] * ee
-                dsr += kd[:, i0:i1] * de
-                dsr -= kq[:, i0:i1] * dd
+            if narrow:  # R'.U - a av R'.mubar from the dots (module docstring)
+                dsr = ke[:, i0:i1] * ee + kd[:, i0:i1] * de - kq[:, i0:i1] * dd
                 dsr -= cx0[:, i0:i1] * GS
             else:
                 dsr = np.einsum("jdb,jdb->jb", R, Ut[:, :d]) * sumE      # R'.U  (float64)
