@@ -29,6 +29,16 @@ E = exp(S) (the weights W = E / sum E, unnormalized):
 So results equal the reference's to rounding (the tests bound the difference), not
 bit for bit.
 
+float32 avoids three cancellations that its rounding (~1e-7 |x0|) turns into errors
+near memorized states (means ~1e-5 from the data, variance ~1e-9, t = 0.001: float32
+gradients were 1-2e-3 off float64's on the same inputs, up to 19%; now ~1e-7, at most
+2e-5); float64 keeps the forms above, bit for bit. D = b (mubar - x0) comes from
+mubar sum E - (sum E) x0, the difference first (exact where one weight holds), not b
+mubar - b x0; R'.U - a av R'.mubar = R'.(s av eps - (a / s)^2 D) = ke |eps|^2 + kd
+D.eps - kq |D|^2 (err = D + ce eps), with no x_t - a mubar (~1e-3 |x0| at t = 0.001);
+R'.mubar = sum_m E_m (R''.mu_m) from G's own products, so G = 0 exactly where one
+weight holds (else ~1e-7 R.mu, times av x_t ~ 1e6 x_t in the means' gradient).
+
 Every loss and gradient term is a sum over rows, so the blocks' sums simply add up.
 The blocks are grouped into at most :data:`MAX_TASKS` tasks of consecutive blocks (a
 function of the shapes only); a task sums its blocks in order into a slot of its own,
@@ -284,7 +294,7 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
         rows[..., d + 1] = np.where(mask, 0.0, PAD_LOGIT)
     meansT = np.swapaxes(means, -1, -2)                                  # (J, d, M) view
     FL_b = ws.floor((J, M, Bb), dt)                                      # the logit floor
-    shared_x0 = x0.ndim == 2
+    narrow, shared_x0 = dt != f64, x0.ndim == 2    # narrow: float32's forms (docstring)
 
     def task(g, slot):
         old = np.setbufsize(UFUNC_BUFSIZE)           # this thread's, while the task runs
@@ -316,6 +326,10 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
         rs = ((2.0 / B) * wt[:, r0:r1]) * b                              # R' = b dL/dx0hat = rs err
         ud = -0.5 * cx0                                                  # U's last row
         cx0_t, cs_t, b_t, w_t = (c.astype(dt, copy=False) for c in (cx0, cs, b, wt[:, r0:r1]))
+        if narrow:      # per-row factors of |D|^2, D.eps, |eps|^2 (module docstring)
+            q2, ce = (a / s) ** 2, var[:, None] * cs                     # err = D + ce eps
+            ce2, cee = 2.0 * ce, ce * ce                                 # in |err|^2
+            ke, kd, kq = rs * cs * ce, rs * (cs - q2 * ce), rs * q2      # in R'.(U - a av mubar)
         for b0, b1 in groups[g]:
             n = b1 - b0
             i0, i1 = b0 - r0, b1 - r0                                    # in the task's rows
@@ -363,17 +377,32 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             # (a^2 var / v - 1 = -b: x0's share cancels exactly here, not in rounding)
             scr *= var_t                                                 # var s av eps
             bi = b[:, i0:i1] * inv
-            np.multiply(bi.astype(dt, copy=False)[:, None, :], mubar, out=err)
-            err += scr
-            np.multiply(b_t[:, None, i0:i1], x0b, out=scr)
-            err -= scr
-            loss += np.einsum("jb,jb->j", w_t[:, i0:i1], np.einsum("jdb,jdb->jb", err, err))
+            if narrow:  # D = b (mubar - x0), the difference first (module docstring)
+                np.multiply(sumE.astype(dt)[:, None, :], x0b, out=err)
+                np.subtract(mubar, err, out=err)
+                err *= bi.astype(dt)[:, None, :]                         # D  (J, d, n)
+                epsb = eps[:, :, b0:b1]
+                dd, de, ee = (np.einsum("jdb,jdb->jb", p, q)            # |D|^2, D.eps, |eps|^2
+                              for p, q in ((err, err), (err, epsb), (epsb, epsb)))
+                err += scr
+                sq = dd + ce2[:, i0:i1] * de + cee[:, i0:i1] * ee        # |err|^2 (float64)
+                loss += np.einsum("jb,jb->j", wt[:, b0:b1], sq)
+            else:
+                np.multiply(bi.astype(dt, copy=False)[:, None, :], mubar, out=err)
+                err += scr
+                np.multiply(b_t[:, None, i0:i1], x0b, out=scr)
+                err -= scr
+                loss += np.einsum("jb,jb->j", w_t[:, i0:i1], np.einsum("jdb,jdb->jb", err, err))
             # R'' = R' / sum E, R' = b R, R = dL/dx0hat = (2 / B) wt err, in place
             R = err
             R *= (rs[:, i0:i1] * inv).astype(dt, copy=False)[:, None, :]
-            rmbar = np.einsum("jdb,jdb->jb", R, mubar)                   # R'.mubar = b (R.mubar)
             # G' = b G, G_m = W_m (R.mu_m - R.mubar) = E_m (R''.mu_m - R'.mubar / sum E)
-            np.matmul(means, R, out=G)                                   # (J, M, n)
+            if narrow:  # R'.mubar from G's products: G = 0 where one weight holds
+                np.matmul(means, R, out=G)                               # (J, M, n)
+                rmbar = np.einsum("jmb,jmb->jb", G, Wt)                  # R'.mubar = b (R.mubar)
+            else:
+                rmbar = np.einsum("jdb,jdb->jb", R, mubar)               # R'.mubar = b (R.mubar)
+                np.matmul(means, R, out=G)                               # (J, M, n)
             G -= (rmbar * inv).astype(dt, copy=False)[:, None, :]
             G *= Wt
             GS = np.einsum("jmb,jmb->jb", G, S)                          # (J, n) float64
@@ -385,8 +414,12 @@ def blocked_tasks(means, std, x0, eps, alpha, sigma, wt, mask=None, *, ws=None,
             # ds = sum (alpha sigma^2 / v^2)(R.x_t - alpha R.mubar) - (b alpha^2 / v) GS
             #    = sum R'.U - (alpha av)(R'.mubar + G'.S)
             #    (per row in float64, whatever the dtype)
-            dsr = np.einsum("jdb,jdb->jb", R, Ut[:, :d]) * sumE          # R'.U  (float64)
-            dsr -= cx0[:, i0:i1] * (rmbar + GS)
+            if narrow:  # R'.U - a av R'.mubar from the dots (module docstring)
+                dsr = ke[:, i0:i1] * ee + kd[:, i0:i1] * de - kq[:, i0:i1] * dd
+                dsr -= cx0[:, i0:i1] * GS
+            else:
+                dsr = np.einsum("jdb,jdb->jb", R, Ut[:, :d]) * sumE      # R'.U  (float64)
+                dsr -= cx0[:, i0:i1] * (rmbar + GS)
             ds += dsr.sum(axis=-1)
 
     def finish():

@@ -32,7 +32,8 @@ from gmmdiff.training.loop import check_fused, train
 # (gmmdiff.engine.blocked: U straight from x0 and eps, the weights' normalization and b folded
 # into per-row coefficients; rounding only). 6: evaluation along training (the settings
 # eval_steps and track_noise_draws, "along_training" in each size's metrics; training
-# itself unchanged).
+# itself unchanged); the numpy float32 loss computes x0hat - x0, d/dstd and R.mubar in
+# forms without cancellation (gmmdiff.engine.blocked; float64 unchanged bit for bit).
 RESULTS_FORMAT = 6
 
 
