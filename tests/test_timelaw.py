@@ -108,3 +108,36 @@ def test_time_law_reads_a_summary_and_fits_each_ratio():
     assert r["M_over_N"] == 1.0 and [e["N"] for e in r["per_N"]] == [10, 20, 40, 80]
     assert r["gamma"]["interval"][0] < 1.0 < r["gamma"]["interval"][1]
     assert abs(r["beta"]["exponent"]) < 0.05
+
+
+def test_the_shipped_time_law_follows_from_the_shipped_summary():
+    """assets/time_sweep (gmmdiff-sweep --preset time, then --summary): time_law.json is
+    time_law() of summary.json, and the sweep is the preset's: 4 N over a factor 8, 4
+    seeds each, the prior start, a constant learning rate after the warm-up."""
+    import json
+    import os
+
+    from gmmdiff.experiments.fits import ASSETS
+    here = os.path.join(ASSETS, "time_sweep")
+    summary = json.load(open(os.path.join(here, "summary.json")))
+    shipped = json.load(open(os.path.join(here, "time_law.json")))
+    ident = summary["identity"]
+    assert ident["samples"] == [10, 20, 40, 80] and len(ident["seeds"]) >= 4
+    assert ident["inits"] == ["prior"] and ident["size_ratios"] == [1.0, 2.0]
+    assert ident["base"]["lr_final"] == ident["base"]["lr_peak"]
+    again = json.loads(json.dumps(time_law(summary)))
+
+    def close(a, b, path="law"):
+        if isinstance(a, dict):
+            assert sorted(a) == sorted(b), path
+            for k in a:
+                close(a[k], b[k], f"{path}.{k}")
+        elif isinstance(a, list):
+            assert len(a) == len(b), path
+            for i, (x, y) in enumerate(zip(a, b)):
+                close(x, y, f"{path}[{i}]")
+        elif isinstance(a, float):
+            assert a == pytest.approx(b, rel=1e-9), path
+        else:
+            assert a == b, path
+    close(again, shipped)
