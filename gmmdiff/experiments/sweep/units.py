@@ -174,7 +174,13 @@ def hold_run_dirs(sweep_dir, cfgs):
     held = []
     for cfg in cfgs:
         rd = os.path.join(sweep_dir, run_name(cfg))
-        os.makedirs(rd, exist_ok=True)
+        try:
+            os.makedirs(rd, exist_ok=True)
+        except OSError as exc:                  # a full disk: the line names the directory
+            for other in held:
+                other.release()
+            raise StorageError(f"cannot create run directory {rd}: {exc.strerror}; free space "
+                               "on its file system, then re-run the same command") from None
         lock = locks.Lock(os.path.join(rd, ".lock"))
         if not lock.acquire():
             for other in held:
