@@ -146,8 +146,9 @@ def test_summary_and_sweep_give_one_verdict_on_a_sweep_json(tmp_path, tiny_sweep
     summary = one_line_error(CliRunner().invoke(sweep_cli, ["--summary", str(out)]), match)
     assert str(out / "sweep.json") in summary, summary
     assert snapshot(out) == before                          # no summary.csv
-    sweep = one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)]), match)
-    assert sweep == summary
+    for cli, args in ((sweep_cli, TINY_SWEEP + ["--out", str(out)]), (plot_cli, [str(out)]),
+                      (predict_cli, ["--fit", str(out), "--source", "mc"])):
+        assert one_line_error(CliRunner().invoke(cli, args), match) == summary
     assert snapshot(out) == before
 
 

@@ -9,6 +9,7 @@ for s* other than 1). :data:`PRESETS` are the named sweeps of ``gmmdiff-sweep
 :func:`read_sweep_file`.
 """
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -188,6 +189,22 @@ def read_sweep_file(path):
                                              f"identity.base.{key}")
         if err:
             raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    # what gmmdiff-sweep writes and nothing else, so that every command reading the file
+    # (the sweep, --summary, plot, predict --fit) gives it one verdict
+    for key, least in (("samples", 2), ("dims", 1), ("components", 1), ("seeds", 0),
+                       ("data_vars", None)):
+        grid = ident.get(key, [1])
+        if (not grid or any(a >= b for a, b in zip(grid, grid[1:]))
+                or (least is not None and grid[0] < least)):
+            text = json.dumps(grid)
+            raise StorageError(f"{path} is not a valid gmmdiff file: identity.{key} is "
+                               f"{text if len(text) <= 40 else text[:37] + '...'}, expected "
+                               f"distinct values{f' >= {least}' if least is not None else ''} "
+                               f"in increasing order; {advice}")
+    if not 1 <= ident["results_format"] <= RESULTS_FORMAT:
+        raise StorageError(f"{path} is not a valid gmmdiff file: identity.results_format is "
+                           f"{ident['results_format']}, this gmmdiff reads formats 1 to "
+                           f"{RESULTS_FORMAT}; {advice}")
     try:
         spec = spec_from_identity(ident).validate()
     except ValueError as exc:
