@@ -144,9 +144,9 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     for cfg in mine:                    # every damaged file refused before any work
         check_configuration(sweep_dir, cfg, spec, backend_name(xp))
     units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
-    for name, _ in units:
+    for name, cfgs in units:
         locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
-        check_unit_checkpoints(sweep_dir, name)
+        check_unit_checkpoints(sweep_dir, name, cfgs)
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
     busy = []

@@ -18,6 +18,7 @@ import numpy as np
 from gmmdiff.training.config import TrainConfig
 from gmmdiff.model.data import check_positive_int
 from gmmdiff.training.memory import check_run_fits
+from gmmdiff.experiments.checks import field_schema
 from gmmdiff.experiments.runs import RESULTS_FORMAT
 from gmmdiff.io.files import (StorageError)
 from gmmdiff.io.schemas import read_checked, schema_error
@@ -165,13 +166,6 @@ SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": 
                              "backend": "str", "results_format": "int", "data_vars?": ["num"]}}
 
 
-def _field_schema(f):
-    """The JSON type of a :class:`TrainConfig` field, from its default."""
-    if f.name == "template_file":
-        return None
-    return {bool: "bool", int: "int", float: "num", str: "str"}[type(f.default)]
-
-
 def read_sweep_file(path):
     """A sweep's ``sweep.json``, checked: the grids lists of integers, every training
     setting of the right type and value (:meth:`SweepSpec.validate`). Returns
@@ -183,7 +177,7 @@ def read_sweep_file(path):
         if key not in fields or key in SWEEP_FIELDS:
             raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
                                f"a training setting; {advice}")
-        sub = _field_schema(fields[key])
+        sub = field_schema(fields[key])
         err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
             if sub is None else schema_error(value, "num" if sub == "num" else sub,
                                              f"identity.base.{key}")

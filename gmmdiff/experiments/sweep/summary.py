@@ -245,13 +245,14 @@ def check_sweep_files(sweep_dir):
     """Read and check every file of a sweep that its figures use (sweep.json; per
     finished configuration its transition, config, index, metrics and arrays; every
     fit file) before a figure is written: StorageError naming the first damaged one."""
+    from gmmdiff.experiments.checks import check_run
     from gmmdiff.io.schemas import read_fit_scores
     spec = read_sweep(sweep_dir)
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
         if os.path.exists(os.path.join(rd, "transition.json")):
             read_transition(os.path.join(rd, "transition.json"))
-            read_run(rd, check_arrays=True)
+            check_run(rd)
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
             read_fit_scores(os.path.join(sweep_dir, name))

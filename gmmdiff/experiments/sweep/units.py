@@ -16,9 +16,9 @@ import time
 from gmmdiff.io import locks
 from gmmdiff.experiments.runs import identity as runs_identity
 from gmmdiff.io.files import (StorageError, check_identity, remove_temporaries, write_json)
-from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only, read_model_arrays
+from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
 from gmmdiff.io.schemas import read_metrics, read_transition
-from gmmdiff.training.state import TrainState
+from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
 from gmmdiff.experiments.sweep.plans import read_plan
 from gmmdiff.experiments.sweep.spec import var_tag, read_sweep_file, run_name
 
@@ -146,26 +146,28 @@ def check_configuration(sweep_dir, cfg, spec, backend):
                            "directories inside it (remove the link)")
     if not os.path.lexists(rd):
         return
-    RunDir.check(rd, runs_identity(cfg, backend))
+    check_run_dir(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
     done = completed_sizes(rd)
     read_plan(rd, cfg, spec.coarse)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
         return
+    ds = cfg.dataset() if done else None
     for M in done:                          # what resuming the configuration reads
         stem = os.path.join(rd, RunDir.model_stem(M))
         read_metrics(stem + ".json", M)
-        read_model_arrays(stem + ".npz")
+        check_model_arrays(stem + ".npz", cfg, M, ds)
 
 
-def check_unit_checkpoints(sweep_dir, name):
+def check_unit_checkpoints(sweep_dir, name, cfgs):
     """Raise StorageError (one line naming the file) when a checkpoint of unit ``name``
-    in the sweep directory is damaged; reads, writes nothing."""
+    (of the configurations ``cfgs``) in the sweep directory is damaged or could not
+    resume their models (:func:`gmmdiff.experiments.checks.check_checkpoint`: a step
+    beyond theirs, other parameters); reads, writes nothing."""
     for phase in ("coarse", "refine"):
-        path = os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz")
-        if os.path.lexists(path):
-            TrainState.labels_in(path)
+        check_checkpoint(os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz"), cfgs,
+                         [run_name(c) for c in cfgs])
 
 
 def hold_run_dirs(sweep_dir, cfgs):
