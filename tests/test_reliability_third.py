@@ -197,8 +197,10 @@ def test_a_refinement_plan_that_disagrees_with_the_coarse_results_is_refused(tmp
     assert snapshot(out) == before
     # the coarse results incomplete: the plan cannot be checked until they are back
     write_json(str(rd / "index.json"), {"complete": [3, 6, 9] + plan["refine"]})
-    line = one_line_error(CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)]),
-                          str(rd / "plan.json"))
+    result = CliRunner().invoke(sweep_cli, REFINING_SWEEP + ["--out", str(out)])
+    assert result.exit_code == 2, result.output          # (after the lines of its training)
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: ") and str(rd / "plan.json") in last, result.output
     assert json.loads((rd / "index.json").read_text())["complete"] == sorted([3, 6, 9, 12] + plan["refine"])
     assert not (rd / "model_M00007.json").exists() and not (rd / "transition.json").exists()
 

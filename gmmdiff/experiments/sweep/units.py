@@ -19,7 +19,7 @@ from gmmdiff.io.files import (StorageError, check_identity, remove_temporaries, 
 from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
 from gmmdiff.io.schemas import read_metrics, read_transition
 from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
-from gmmdiff.experiments.sweep.plans import read_plan
+from gmmdiff.experiments.sweep.plans import check_refine, read_plan
 from gmmdiff.experiments.sweep.spec import var_tag, read_sweep_file, run_name
 
 
@@ -149,15 +149,21 @@ def check_configuration(sweep_dir, cfg, spec, backend):
     check_run_dir(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
     done = completed_sizes(rd)
-    read_plan(rd, cfg, spec.coarse)
+    plan = read_plan(rd, cfg, spec.coarse)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
         return
     ds = cfg.dataset() if done else None
+    ratios = {}
     for M in done:                          # what resuming the configuration reads
         stem = os.path.join(rd, RunDir.model_stem(M))
-        read_metrics(stem + ".json", M)
+        ratios[M] = read_metrics(stem + ".json", M)["memorization"]["ratio"]
         check_model_arrays(stem + ".npz", cfg, M, ds)
+    if plan is not None and all(M in ratios for M in plan["coarse"]):
+        # the recorded refinement, re-derived from the coarse results (while some are
+        # missing it cannot be: run_group checks it once they are back)
+        check_refine(rd, plan, plan["coarse"], [ratios[M] for M in plan["coarse"]], cfg.samples,
+                     spec.refine)
 
 
 def check_unit_checkpoints(sweep_dir, name, cfgs):
