@@ -70,9 +70,16 @@ def test_workers_are_capped_at_the_units_and_the_cores(tmp_path, monkeypatch, sa
 
 # ---------------------------------------------- checked before anything is written
 
+@pytest.mark.parametrize("extra, quiet", [([], True), (["--jobs", "2"], True),
+                                          (["--jobs", "2"], False)])
 @pytest.mark.parametrize("damage, match", [("step", "at step 1000000"), ("shape", "means")])
 def test_a_unit_checkpoint_that_cannot_resume_is_refused_before_anything_is_written(
-        tmp_path, tiny_sweep, damage, match):
+        tmp_path, tiny_sweep, monkeypatch, damage, match, extra, quiet):
+    """By the sweep, and with --jobs by its parent before any worker starts (with its
+    progress on too: before its estimate of the duration)."""
+    runs = []
+    monkeypatch.setattr(workers, "run_workers", lambda command, envs: runs.append(envs) or [0] * len(envs))
+    monkeypatch.setenv("GMMDIFF_CORES", "2")
     out = copy_of(tiny_sweep, tmp_path)
     shutil.rmtree(out / "N8-d3-K2-s0")
     cfg = TrainConfig(dim=3 if damage == "step" else 5, components=2, samples=8, noise_draws=2)
@@ -81,9 +88,10 @@ def test_a_unit_checkpoint_that_cannot_resume_is_refused_before_anything_is_writ
         state.step = 10**6
     state.save(str(out / "checkpoint-N8-d3-shard0of1-coarse.npz"))
     before = snapshot(out)
-    line = one_line_error(CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--out", str(out)]), match)
+    args = [a for a in TINY_SWEEP if quiet or a != "--quiet"] + extra + ["--out", str(out)]
+    line = one_line_error(CliRunner().invoke(sweep_cli, args), match)
     assert "checkpoint-N8-d3-shard0of1-coarse.npz" in line
-    assert snapshot(out) == before
+    assert snapshot(out) == before and not runs
 
 
 def small_summary(tmp_path):

@@ -144,14 +144,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     if backend_name(xp) == "cupy":
         probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
     open_sweep(sweep_dir, spec, backend_name(xp))
-    i, n = shard_spec
-    mine = shard(spec.configurations(), i, n)
-    for cfg in mine:                    # every damaged file refused before any work
-        check_configuration(sweep_dir, cfg, spec, backend_name(xp))
-    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
-    for name, cfgs in units:
-        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
-        check_unit_checkpoints(sweep_dir, name, cfgs)
+    mine, units = check_shard(spec, sweep_dir, backend_name(xp), shard_spec, group=group)
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
     busy = []
@@ -192,6 +185,22 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             # configurations (finished before the kill): the completing run removes them
             tidy_finished_unit(sweep_dir, name, cfgs)
     return busy
+
+
+def check_shard(spec, sweep_dir, backend, shard_spec=(0, 1), *, group=True):
+    """Every file the shard ``shard_spec`` = (i, n) of the sweep reads, checked before
+    any work (:func:`check_configuration` of each configuration, the lock paths and
+    checkpoints of each unit): StorageError naming the first damaged one; reads, writes
+    nothing. Returns (the shard's configurations, its units)."""
+    i, n = shard_spec
+    mine = shard(spec.configurations(), i, n)
+    for cfg in mine:
+        check_configuration(sweep_dir, cfg, spec, backend)
+    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
+    for name, cfgs in units:
+        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
+        check_unit_checkpoints(sweep_dir, name, cfgs)
+    return mine, units
 
 
 def _both(a, b):
