@@ -233,6 +233,23 @@ def _launches(cp):
     ]
 
 
+def test_einsum_that_runs_as_batched_1x1_products_is_named_so(standin, counting):
+    """CuPy runs a contraction with nothing free on either side, batched, as a batched
+    matrix product with m = n = 1 (cupy/linalg/_einsum.py): the stand-in records it
+    under its own operation name, so that a test can find it in a step."""
+    cp = standin
+    A, B = cp.arange(60.0).reshape(4, 3, 5), cp.ones((4, 5, 2))
+    for subscripts, ops, one_by_one in (("...d,...d->...", (A, A), True),
+                                        ("...db,...db->...b", (A, A), True),
+                                        ("ij,j->i", (A[0], cp.ones(5)), False),
+                                        ("bij,bjk->bik", (A, B), False),
+                                        ("ij,ij->ij", (A[0], A[0]), False)):
+        with counting() as c:
+            cp.einsum(subscripts, *ops)
+        assert set(c.by_op("launch")) == {"einsum batched 1x1 matmul" if one_by_one else "einsum"}, \
+            (subscripts, c.report())
+
+
 @pytest.mark.parametrize("case", range(23))
 def test_launches_follow_the_documented_model(standin, counting, case):
     cases = _launches(standin)

@@ -176,6 +176,19 @@ def test_bytes_per_step_near_the_arithmetic_minimum_and_linear_in_models(standin
     assert measured[10][0] <= 10 * measured[1][0] and measured[10][1] <= 10 * measured[1][1], measured
 
 
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_step_makes_no_batched_1x1_products(standin, bench, fused):
+    """CuPy runs an einsum of the form ``...d,...d->...`` as a batched matrix product
+    with m = n = 1 (cupy/linalg/_einsum.py), one cuBLAS call of J tiny products; the
+    stand-in names such calls "einsum batched 1x1 matmul". The training step makes
+    none (before issue 32 the plain path made 2 per step: the row dot products of
+    gmmdiff.model.denoisers._rowdot, the loss's weighted sum and |mu|^2)."""
+    from gmmdiff.training.config import TrainConfig
+    cfg = TrainConfig(dim=5, components=2, samples=40, noise_draws=10)
+    _, _, sites = bench.launch_counts(standin, cfg, [8, 16], fused, 2)
+    assert not {k: v for k, v in sites.items() if k[1] == "einsum batched 1x1 matmul"}, sites
+
+
 # ------------------------------------------------------------------- benchmark
 
 def test_benchmark_times_steady_steps_across_two_chunk_boundaries(standin, bench, monkeypatch):

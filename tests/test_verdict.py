@@ -30,8 +30,9 @@ def test_noise_floor_recovers_the_replicate_variance_with_an_interval():
 def test_grouped_folds_never_split_a_setting():
     rng = np.random.default_rng(1)
     groups = list(rng.integers(0, 13, size=40))
-    for n_folds in (2, 5, 13, 40):
+    for n_folds in (2, 5, 13, None):
         folds = grouped_folds(groups, n_folds, seed=3)
+        assert len(folds) == (n_folds or 5)
         assert sorted(np.concatenate(folds).tolist()) == list(range(40))
         for f in folds:
             inside = {groups[i] for i in f}
@@ -39,6 +40,9 @@ def test_grouped_folds_never_split_a_setting():
             assert not inside & outside
     with pytest.raises(ValueError, match="2 settings"):
         grouped_folds([1, 1, 1], 2)
+    with pytest.raises(ValueError, match="more than the 13 settings"):   # one is left empty
+        grouped_folds(groups, 14)
+    assert len(grouped_folds([0, 1, 2, 0, 1, 2], None)) == 3              # fewer than 5
 
 
 def test_verdict_indistinguishable_when_the_truth_is_a_constant():

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 
-from gmmdiff.engine.threads import CORES_ENV
+from gmmdiff.engine.threads import CORES_ENV, cpu_count
 
 
 def parse_devices(spec, backend):
@@ -27,13 +27,36 @@ def parse_devices(spec, backend):
     return devs
 
 
+MAX_JOBS = 1024             # --jobs: more is a typo, not a machine
+
+
 def check_jobs(jobs, backend):
-    """--jobs > 1 on cupy would start every worker on the same GPU, each sizing its draw
-    chunks from that GPU's free memory as if alone: refused, pointing to --devices."""
+    """--jobs above :data:`MAX_JOBS` is refused (a typo: one process per job was started
+    before any cap); --jobs > 1 on cupy would start every worker on the same GPU, each
+    sizing its draw chunks from that GPU's free memory as if alone: refused, pointing
+    to --devices."""
+    if jobs > MAX_JOBS:
+        raise ValueError(f"--jobs {jobs} is more worker processes than any machine has cores; "
+                         f"accepted: 1 to {MAX_JOBS} (no more workers are started than there "
+                         "are units to train and cores to run them)")
     if jobs > 1 and backend == "cupy":
         raise ValueError(f"--jobs {jobs} with --backend cupy would start {jobs} workers on one "
                          f"GPU; use --devices {','.join(str(k) for k in range(jobs))} (one "
                          "worker per listed GPU) instead")
+
+
+def worker_count(jobs, units, cores=None):
+    """How many CPU workers ``--jobs jobs`` starts for ``units`` units to train: at most
+    one per unit (a worker without a unit only waits) and one per core (``cores``,
+    default :func:`gmmdiff.engine.threads.cpu_count`: more would share cores and
+    finish no sooner), at least one. Returns (workers, why): ``why`` names the limits
+    when they start fewer than ``jobs``, '' otherwise."""
+    cores = cpu_count() if cores is None else cores
+    n = max(1, min(jobs, units, cores))
+    if n == jobs:
+        return n, ""
+    return n, (f"{units} unit{'s' if units != 1 else ''} to train, {cores} "
+               f"core{'s' if cores != 1 else ''}")
 
 
 def probe_backend(backend, env=None):

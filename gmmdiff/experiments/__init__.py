@@ -2,6 +2,8 @@
 
 - :mod:`gmmdiff.experiments.runs`       -- run directories of training, resume,
   :func:`~gmmdiff.experiments.runs.run` and :func:`~gmmdiff.experiments.runs.run_batch`;
+- :mod:`gmmdiff.experiments.checks`     -- a run directory's files (config, model arrays,
+  checkpoints) checked against their configuration before they are used;
 - :mod:`gmmdiff.experiments.sweep`      -- sweeps over configurations (spec and presets,
   size plans, units and shards, running, summary);
 - :mod:`gmmdiff.experiments.transition` -- the memorization transition of a curve;

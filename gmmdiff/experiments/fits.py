@@ -106,7 +106,16 @@ def _fit_family(family, curves, measured, snr, seed):
     return w, a
 
 
-def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="simplex", snr=None):
+def held_out_groups(groups):
+    """The groups cross-validation holds out: the settings ``groups`` (C,), or, where
+    all share one setting, each configuration its own. Returns (groups, held_out_by)."""
+    if len(set(groups)) < 2:        # one setting: its seeds are all there is to hold out
+        return list(range(len(groups))), "configuration (one setting only)"
+    return list(groups), "setting"
+
+
+def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family="simplex",
+                  snr=None):
     """Fit a weighting family and score it by cross-validation grouped by setting.
 
     Parameters
@@ -115,7 +124,9 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
     groups : (C,) the setting of each configuration (configurations of one setting --
         seeds -- are held out together); default, and where all share one setting:
         each configuration its own (``held_out_by`` says which)
-    n_folds : folds of settings (:func:`gmmdiff.experiments.verdict.grouped_folds`, seeded)
+    n_folds : folds of settings (:func:`gmmdiff.experiments.verdict.grouped_folds`, seeded;
+        None: 5, or one per setting where there are fewer; more than the settings is
+        refused)
     family : "simplex" (26 weights, :func:`fit_weights`) or "snr_power" (lam_t
         proportional to SNR_t^a, :func:`fit_power`; needs ``snr`` (T,))
 
@@ -134,10 +145,8 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
     if family == "snr_power" and snr is None:
         raise ValueError("family 'snr_power' needs the SNR of the grid times (snr=)")
     measured = np.asarray(measured, dtype=np.float64)
-    groups = list(range(measured.size)) if groups is None else list(groups)
-    held_out_by = "setting"
-    if len(set(groups)) < 2:        # one setting: its seeds are all there is to hold out
-        groups, held_out_by = list(range(measured.size)), "configuration (one setting only)"
+    groups, held_out_by = held_out_groups(list(range(measured.size)) if groups is None
+                                          else list(groups))
     folds = grouped_folds(groups, n_folds, seed=seed)
     stack = _Stack(curves)
     lam, a = _fit_family(family, curves, measured, snr, seed)
@@ -196,7 +205,7 @@ def summary_curves(summary, source, *, data_var=None):
     return used, curves, excluded
 
 
-def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
+def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None):
     """Fit the time weights of ``source`` on a sweep's summary
     (:func:`gmmdiff.experiments.sweep.summary.transition_summary`), needing no run directory: "mc" uses the
     Monte Carlo curves the summary holds, the approximations are computed from each
@@ -213,7 +222,7 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
     process and data variance, and the summary's provenance.
     """
     from gmmdiff.model.process import snr as snr_of
-    from gmmdiff.experiments.verdict import noise_floor
+    from gmmdiff.experiments.verdict import fold_count, noise_floor
     base = summary["identity"]["base"]
     variances = sorted({float(c.get("data_var", base.get("data_var", 1.0))) for c in summary["configs"]})
     if data_var is None:
@@ -225,6 +234,13 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
         raise ValueError(f"data variance {data_var!r} is not in the sweep; accepted: "
                          f"{', '.join(f'{v:g}' for v in variances)}")
     times = np.asarray(summary["times"], dtype=np.float64)
+    # the folds checked against what they hold out before any curve is computed
+    held, by = held_out_groups([setting_of(c) for c in summary["configs"]
+                                if c.get("M_pt_over_N") is not None
+                                and float(c.get("data_var", base.get("data_var", 1.0)))
+                                == float(data_var)])
+    if len(held) >= 2:
+        fold_count(n_folds, len(set(held)), "settings" if by == "setting" else "configurations")
     used, curves, excluded = summary_curves(summary, source, data_var=data_var)
     if len(curves) < 2:
         raise ValueError(f"{len(curves)} configuration(s) with a measured transition; a fit "

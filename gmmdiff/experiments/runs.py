@@ -18,6 +18,7 @@ from gmmdiff.training.state import TrainState, initial_state
 from gmmdiff.training.memory import check_run_fits
 from gmmdiff.io.files import StorageError, check_regular_file
 from gmmdiff.io.rundir import RunDir, completed_sizes
+from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
 from gmmdiff.training.loop import check_fused, train
 
 
@@ -121,12 +122,17 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
     # everything is checked before anything is written: the directories, the data (a
     # bad template file raises here), the memory the pending sizes need
     for (c, out, _), ident in zip(items, idents):
-        RunDir.check(out, ident)
+        check_run_dir(out, ident)
     pending = [M for (_, out, sz) in items for M in sz
                if not os.path.isdir(out) or M not in completed_sizes(out)]
     if pending:
         check_run_fits(cfgs[0], pending, xp, n_configs=len(cfgs))
     datasets = [c.dataset(xp) for c in cfgs]
+    for c, (_, out, sz) in zip(cfgs, items):        # the finished sizes this returns
+        done = set(completed_sizes(out)) if os.path.isdir(out) else set()
+        host = c.dataset() if done & set(sz) else None
+        for M in (m for m in sz if m in done):
+            check_model_arrays(os.path.join(out, RunDir.model_stem(M) + ".npz"), c, M, host)
     meta = [{"template_file": c.template_file} if c.template_file is not None else {} for c in cfgs]
     rds = []
     try:
@@ -160,7 +166,7 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
     fresh = initial_state(datasets, sizes, cfgs, xp, owners=owners, labels=labels)
     state = _resume(ckpt, labels, owners, sizes, xp)
     if state is not None:
-        _check_resumed(ckpt, state, fresh, cfgs[0].steps)
+        check_resumed(ckpt, state, fresh, cfgs[0].steps)
     else:
         state = fresh
     fam = cfgs[0].family()                                               # shared by the batch
@@ -199,25 +205,6 @@ def _tracker(fam, state, cfgs, datasets, xp):
                 for j, (M, o) in enumerate(zip(state.sizes, state.owners))]
         return {k: [r[k] for r in rows] for k in rows[0]}
     return on_eval
-
-
-def _check_resumed(path, state, fresh, steps):
-    """Raise StorageError unless the checkpointed ``state`` can continue the run whose
-    fresh start is ``fresh``: the same parameter and optimizer arrays (names, shapes,
-    dtypes) and at most ``steps`` steps done."""
-    advice = "remove it to start the pending sizes from scratch"
-    if state.step > steps:
-        raise StorageError(f"checkpoint {path} is at step {state.step}, beyond the run's "
-                           f"{steps} steps: it is not this run's; {advice}")
-    for what, got, want in (("parameter", state.params, fresh.params),
-                            ("optimizer slot", state.opt, fresh.opt)):
-        if set(got) != set(want):
-            raise StorageError(f"checkpoint {path} holds the {what}s {sorted(got)}, this run "
-                               f"has {sorted(want)}; {advice}")
-        for k, v in want.items():
-            if k != "count" and (got[k].shape != v.shape or got[k].dtype != v.dtype):
-                raise StorageError(f"checkpoint {path}: {what} {k} is {got[k].shape} "
-                                   f"{got[k].dtype}, this run's is {v.shape} {v.dtype}; {advice}")
 
 
 def _remove_finished_checkpoint(path, rds):

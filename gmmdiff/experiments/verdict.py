@@ -6,7 +6,7 @@ paired comparison with a confidence interval.
   (configurations that differ only in seed), with its chi-square 95% interval. No
   predictor can expect a held-out mean squared error below it on single measurements.
 - :func:`grouped_folds`: k folds of whole settings (every seed of a setting on one
-  side), seeded.
+  side), seeded; :func:`fold_count`: k, checked against the settings.
 - :func:`paired_verdict`: the mean over settings of (squared error of the predictor -
   squared error of the trivial predictor) on the same held-out measurements, with a
   bootstrap interval over settings; "beats trivial" when the interval lies below
@@ -51,16 +51,33 @@ def noise_floor(values, groups, *, level=0.95):
             "df": df, "settings": reps}
 
 
-def grouped_folds(groups, n_folds=5, *, seed=0):
-    """Test index sets of ``n_folds`` folds (at most one per setting) that keep each
-    setting whole: settings shuffled (seeded) and dealt in turn. Returns a list of
-    sorted (C_f,) int arrays covering 0..C-1 exactly once."""
-    labels, g = _group_index(list(groups))
-    if len(labels) < 2:
-        raise ValueError(f"need at least 2 settings to hold any out; got {len(labels)}")
+DEFAULT_FOLDS = 5
+
+
+def fold_count(n_folds, n_settings, what="settings"):
+    """The number of folds over ``n_settings`` settings (``what`` names them):
+    ``n_folds``, or for None :data:`DEFAULT_FOLDS`, one per setting where there are
+    fewer. ValueError for a count that cannot be right: below 2, or above the settings
+    (a fold holds at least one)."""
+    if n_settings < 2:
+        raise ValueError(f"need at least 2 settings to hold any out; got {n_settings}")
+    if n_folds is None:
+        return min(DEFAULT_FOLDS, n_settings)
     if isinstance(n_folds, bool) or int(n_folds) != n_folds or n_folds < 2:
         raise ValueError(f"folds = {n_folds!r} must be an integer >= 2")
-    n_folds = min(int(n_folds), len(labels))
+    if n_folds > n_settings:
+        raise ValueError(f"folds (--folds) = {n_folds}: more than the {n_settings} {what} there "
+                         f"are to hold out (a fold holds at least one); accepted: 2 to {n_settings}")
+    return int(n_folds)
+
+
+def grouped_folds(groups, n_folds=None, *, seed=0):
+    """Test index sets of ``n_folds`` folds (:func:`fold_count`: at most one per
+    setting; None: :data:`DEFAULT_FOLDS` or fewer) that keep each setting whole:
+    settings shuffled (seeded) and dealt in turn. Returns a list of sorted (C_f,) int
+    arrays covering 0..C-1 exactly once."""
+    labels, g = _group_index(list(groups))
+    n_folds = fold_count(n_folds, len(labels))
     perm = np.random.default_rng(seed).permutation(len(labels))
     fold_of = np.empty(len(labels), dtype=np.int64)
     fold_of[perm] = np.arange(len(labels)) % n_folds

@@ -12,6 +12,7 @@ directory shared with colleagues is readable by them.
 Readers check what they read (sizes, dtypes, finite values, no object arrays) and raise
 :class:`StorageError`, one line naming the file and what to do.
 """
+import errno
 import io
 import json
 import math
@@ -101,8 +102,11 @@ def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` atomically (temporary file + fsync + rename), with the
     permissions the umask gives a new file."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(), suffix=os.path.basename(path),
-                               dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(), suffix=os.path.basename(path),
+                                   dir=directory)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
     try:
         os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
@@ -110,9 +114,11 @@ def atomic_write_bytes(path, data):
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(path, exc) from None
         raise
     try:  # make the rename itself durable
         dfd = os.open(directory, os.O_RDONLY)
@@ -122,6 +128,38 @@ def atomic_write_bytes(path, data):
             os.close(dfd)
     except OSError:  # pragma: no cover - platforms without directory fsync
         pass
+
+
+def _write_error(path, exc):
+    """The StorageError of a failed write of ``path``: the file, the system's reason and
+    what to do (whatever was under its name is unchanged: the write went to a temporary
+    file, removed)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    advice = ("free space on its file system (or choose another directory), then re-run the "
+              "same command" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+              "check the path and its permissions, then re-run the same command")
+    return StorageError(f"cannot write {path}: {reason} (nothing was written under that "
+                        f"name); {advice}")
+
+
+def check_output_file(path, what="output file"):
+    """Raise StorageError unless a file can be written at ``path`` (atomically, by
+    :func:`atomic_write_bytes`): its directory exists and is writable, and nothing but
+    a regular file or a symbolic link (which the rename replaces) is there under its
+    name. Reads, writes nothing; for checking every output before the work that
+    produces them."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        raise StorageError(f"cannot write {what} {path}: {directory} is not a writable directory")
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot write {what} {path}: {exc.strerror}") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        raise StorageError(f"cannot write {what} {path}: it is {kind}; remove or rename it")
 
 
 def jsonable(obj):
@@ -173,20 +211,41 @@ def read_json(path):
             raise StorageError(f"{path} is larger than any JSON file gmmdiff writes "
                                f"({MAX_JSON_BYTES >> 20} MiB); it is not a gmmdiff file")
         with open(path, encoding="utf-8") as fh:
-            return json.load(fh, parse_constant=_no_constant)
+            return json.load(fh, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
     except FileNotFoundError:
         raise StorageError(f"missing file: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise StorageError(f"corrupt or truncated JSON file {path}: {exc}") from None
+    except _Duplicate as exc:
+        raise StorageError(f"corrupt JSON file {path}: duplicate key {exc.args[0]!r} in one "
+                           "object, which gmmdiff never writes; restore or remove the file") from None
     except RecursionError:
         raise StorageError(f"corrupt JSON file {path}: nested too deeply") from None
     except _Constant as exc:
         raise StorageError(f"corrupt JSON file {path}: it holds {exc.args[0]}, which gmmdiff "
                            "never writes") from None
+    except ValueError as exc:       # an integer beyond Python's limit on digits
+        raise StorageError(f"corrupt JSON file {path}: it holds a number too long to read "
+                           f"({str(exc).split(';')[0].splitlines()[0]}), which gmmdiff never "
+                           "writes; restore or remove the file") from None
 
 
 class _Constant(ValueError):
     pass
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    """A JSON object as a dict, refusing a key given twice (json.load would keep the
+    last silently, so that two readers of one file could disagree on what it says)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        raise _Duplicate(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return obj
 
 
 def _no_constant(name):

@@ -48,6 +48,15 @@ def _refuse(path, what):
                     "(and check who put it there)")
 
 
+def _unwritable(path, exc):
+    """The error of a lock file that cannot be created or written: the file, the
+    system's reason and what to do."""
+    advice = ("free space on its file system, then re-run the same command"
+              if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+              "check the directory and its permissions, then re-run the same command")
+    return ValueError(f"cannot write lock file {path}: {exc.strerror or exc}; {advice}")
+
+
 def check_lock_path(path):
     """Raise LockError unless ``path`` is absent or a regular file with one link (what
     :func:`open_lock_file` accepts), without opening it: a caller refuses a bad lock
@@ -100,6 +109,8 @@ class Lock:
                 return open_lock_file(self.path, os.O_RDONLY), False
             except PermissionError:
                 _refuse(self.path, "belongs to another user who did not let others read it")
+        except OSError as exc:                     # a full disk, a read-only file system
+            raise _unwritable(self.path, exc) from None
 
     def acquire(self):
         """Take the lock: True, or False when another live process holds it."""
@@ -124,9 +135,13 @@ class Lock:
                 os.close(fd)
                 continue
             if writable:
-                os.ftruncate(fd, 0)
-                os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                         "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+                try:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                             "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+                except OSError as exc:            # (closing the file drops the lock)
+                    os.close(fd)
+                    raise _unwritable(self.path, exc) from None
             _HELD[self.path] = [fd, 1]
             self.held = True
             return True

@@ -69,6 +69,7 @@ class TrainConfig:
         check_positive_int("dim", self.dim)
         check_positive_int("components", self.components)
         check_positive_int("samples", self.samples, minimum=2)
+        check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("steps", self.steps)
         if self.steps > MAX_STEPS:
             raise ValueError(f"steps = {self.steps} is above the limit of {MAX_STEPS:.0e} steps")

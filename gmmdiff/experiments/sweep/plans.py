@@ -4,7 +4,8 @@ refinement around the transition, recorded in each configuration's ``plan.json``
 1. the coarse grid M = N/points, 2N/points, ..., N (:func:`coarse_sizes`);
 2. the refinement: sizes strictly between the coarse start (last size below 0.1) and
    end (first size at or above 0.9), chosen from the coarse curve alone
-   (:func:`refine_sizes`).
+   (:func:`refine_sizes`): a function of the coarse results, so a recorded refinement
+   that is not that function's value is refused (:func:`check_refine`).
 """
 import os
 
@@ -77,3 +78,18 @@ def read_plan(run_dir, cfg, coarse):
                            "\"refine\": distinct model sizes); remove the configuration's "
                            "directory to retrain it")
     return plan
+
+
+def check_refine(run_dir, plan, M, ratio, N, points):
+    """The refinement sizes of the coarse results ``M`` (J,), ``ratio`` (J,) of a
+    configuration with N samples (:func:`refine_sizes` with ``points``), checked against
+    the ``plan`` recorded in ``run_dir/plan.json``: a recorded "refine" that differs (a
+    hand-edited plan, which would change the measured transition) raises StorageError
+    naming the file. Returns the sizes."""
+    derived = refine_sizes(M, ratio, N, points)
+    if "refine" in plan and plan["refine"] != derived:
+        raise StorageError(f"{os.path.join(run_dir, PLAN_FILE)} records the refinement sizes "
+                           f"{plan['refine']}, but the configuration's coarse results give "
+                           f"{derived} (refine_sizes of the coarse curve); remove the "
+                           "configuration's directory to retrain it")
+    return derived

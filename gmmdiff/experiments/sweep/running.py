@@ -23,7 +23,7 @@ from gmmdiff.backend import backend_name, probe_cupy
 from gmmdiff.experiments.runs import open_run_dir, run_batch
 from gmmdiff.io.files import (write_json)
 from gmmdiff.experiments.transition import detect, fit_curve
-from gmmdiff.experiments.sweep.plans import PLAN_FILE, coarse_sizes, read_plan, refine_sizes
+from gmmdiff.experiments.sweep.plans import PLAN_FILE, check_refine, coarse_sizes, read_plan
 from gmmdiff.experiments.sweep.spec import run_name, shard
 from gmmdiff.experiments.sweep.units import (hold_run_dirs, tidy_finished_unit,
                                              check_configuration, check_unit_checkpoints,
@@ -40,7 +40,9 @@ def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callbac
     (atomically) before the phase trains -- the coarse sizes first, the refinement
     sizes (:func:`refine_sizes` of the coarse curve alone) once the coarse phase is
     done -- and a resumed unit trains exactly the recorded sizes, so a killed and
-    resumed sweep ends with the files of an uninterrupted one. ``echo`` (a function of
+    resumed sweep ends with the files of an uninterrupted one. A recorded refinement
+    that is not :func:`refine_sizes` of the coarse results is refused
+    (:func:`check_refine`) before any refinement size trains. ``echo`` (a function of
     one line) reports how many sizes the refinement added per configuration."""
     echo = echo or (lambda line: None)
     backend = backend_name(xp)
@@ -58,10 +60,13 @@ def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callbac
                      checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
     crash_point("coarse-done")
     for (c, rd, plan), coarse_rows in zip(plans, rows):
+        # a recorded refinement is checked here too: with coarse results missing (a
+        # damaged size removed from the index), the check before the unit could not
+        # make it; the coarse phase retrained them, the refinement has not trained
+        derived = check_refine(rd, plan, [r["M"] for r in coarse_rows],
+                               [r["memorization"]["ratio"] for r in coarse_rows], c.samples, refine)
         if "refine" not in plan:
-            plan["refine"] = refine_sizes([r["M"] for r in coarse_rows],
-                                          [r["memorization"]["ratio"] for r in coarse_rows],
-                                          c.samples, refine)
+            plan["refine"] = derived
             write_json(os.path.join(rd, PLAN_FILE), plan)
         added = plan["refine"]
         echo(f"{run_name(c)}: refinement adds {len(added)} sizes"
@@ -139,14 +144,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     if backend_name(xp) == "cupy":
         probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
     open_sweep(sweep_dir, spec, backend_name(xp))
-    i, n = shard_spec
-    mine = shard(spec.configurations(), i, n)
-    for cfg in mine:                    # every damaged file refused before any work
-        check_configuration(sweep_dir, cfg, spec, backend_name(xp))
-    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
-    for name, _ in units:
-        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
-        check_unit_checkpoints(sweep_dir, name)
+    mine, units = check_shard(spec, sweep_dir, backend_name(xp), shard_spec, group=group)
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
     busy = []
@@ -187,6 +185,22 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
             # configurations (finished before the kill): the completing run removes them
             tidy_finished_unit(sweep_dir, name, cfgs)
     return busy
+
+
+def check_shard(spec, sweep_dir, backend, shard_spec=(0, 1), *, group=True):
+    """Every file the shard ``shard_spec`` = (i, n) of the sweep reads, checked before
+    any work (:func:`check_configuration` of each configuration, the lock paths and
+    checkpoints of each unit): StorageError naming the first damaged one; reads, writes
+    nothing. Returns (the shard's configurations, its units)."""
+    i, n = shard_spec
+    mine = shard(spec.configurations(), i, n)
+    for cfg in mine:
+        check_configuration(sweep_dir, cfg, spec, backend)
+    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
+    for name, cfgs in units:
+        locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
+        check_unit_checkpoints(sweep_dir, name, cfgs)
+    return mine, units
 
 
 def _both(a, b):

@@ -9,6 +9,7 @@ for s* other than 1 and ``-i{init}`` for an initialization other than pmem. :dat
 :func:`read_sweep_file`.
 """
 import dataclasses
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ import numpy as np
 from gmmdiff.training.config import INITS, TrainConfig, check_sizes
 from gmmdiff.model.data import check_positive_int
 from gmmdiff.training.memory import check_run_fits
+from gmmdiff.experiments.checks import field_schema
 from gmmdiff.experiments.runs import RESULTS_FORMAT
 from gmmdiff.io.files import StorageError
 from gmmdiff.io.schemas import read_checked, schema_error
@@ -215,13 +217,6 @@ SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": 
                              "inits?": ["str"], "size_ratios?": ["num"]}}
 
 
-def _field_schema(f):
-    """The JSON type of a :class:`TrainConfig` field, from its default."""
-    if f.name == "template_file":
-        return None
-    return {bool: "bool", int: "int", float: "num", str: "str"}[type(f.default)]
-
-
 def read_sweep_file(path):
     """A sweep's ``sweep.json``, checked: the grids lists of integers, every training
     setting of the right type and value (:meth:`SweepSpec.validate`). Returns
@@ -233,12 +228,28 @@ def read_sweep_file(path):
         if key not in fields or key in SWEEP_FIELDS:
             raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
                                f"a training setting; {advice}")
-        sub = _field_schema(fields[key])
+        sub = field_schema(fields[key])
         err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
             if sub is None else schema_error(value, "num" if sub == "num" else sub,
                                              f"identity.base.{key}")
         if err:
             raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    # what gmmdiff-sweep writes and nothing else, so that every command reading the file
+    # (the sweep, --summary, plot, predict --fit) gives it one verdict
+    for key, least in (("samples", 2), ("dims", 1), ("components", 1), ("seeds", 0),
+                       ("data_vars", None)):
+        grid = ident.get(key, [1])
+        if (not grid or any(a >= b for a, b in zip(grid, grid[1:]))
+                or (least is not None and grid[0] < least)):
+            text = json.dumps(grid)
+            raise StorageError(f"{path} is not a valid gmmdiff file: identity.{key} is "
+                               f"{text if len(text) <= 40 else text[:37] + '...'}, expected "
+                               f"distinct values{f' >= {least}' if least is not None else ''} "
+                               f"in increasing order; {advice}")
+    if not 1 <= ident["results_format"] <= RESULTS_FORMAT:
+        raise StorageError(f"{path} is not a valid gmmdiff file: identity.results_format is "
+                           f"{ident['results_format']}, this gmmdiff reads formats 1 to "
+                           f"{RESULTS_FORMAT}; {advice}")
     try:
         spec = spec_from_identity(ident).validate()
     except ValueError as exc:

@@ -17,7 +17,7 @@ from gmmdiff.model.data import check_positive_int
 from gmmdiff.experiments.convergence import configuration_status, series_arrays
 from gmmdiff.experiments.predict import (SOURCES, approximation_curves, config_of,
                                          curves_from_results, predicted_ratio)
-from gmmdiff.io.files import StorageError, atomic_write_bytes, write_json
+from gmmdiff.io.files import StorageError, atomic_write_bytes, check_output_file, write_json
 from gmmdiff.io.rundir import completed_sizes, read_run
 from gmmdiff.io.schemas import read_transition
 from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
@@ -265,25 +265,30 @@ def fit_path(sweep_dir, source, data_var=None):
     return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
 
 
-def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
+def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, summary=None):
     """Fit and cross-validate the time weights on the sweep's configurations
     (:func:`gmmdiff.experiments.fits.fit_summary`: folds of whole settings, the noise floor and
     the paired verdict), of one data variance ``data_var`` where the sweep varies it.
+    ``n_folds``: None for 5, or one per setting where there are fewer.
 
     Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
-    fit (:func:`fit_path`) atomically, both only once the fit succeeded, and returns the
-    fit.
+    fit (:func:`fit_path`) atomically, both only once the fit succeeded (and both paths
+    checked before it starts), and returns the fit.
     """
     from gmmdiff.experiments.fits import fit_summary
     from gmmdiff.experiments.predict import SOURCES
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
-    check_positive_int("folds (--folds)", n_folds, minimum=2)
+    if n_folds is not None:
+        check_positive_int("folds (--folds)", n_folds, minimum=2)
+    outputs = (os.path.join(sweep_dir, "summary.json"), fit_path(sweep_dir, source, data_var))
+    for path in outputs:
+        check_output_file(path)
     if summary is None:
         summary = sweep_summary(sweep_dir)
     result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
-    write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
-    write_json(fit_path(sweep_dir, source, data_var), result)         # a refusal writes none
+    write_json(outputs[0], summary)         # after a fit succeeded:
+    write_json(outputs[1], result)          # a refusal writes none
     return result
 
 
@@ -291,13 +296,14 @@ def check_sweep_files(sweep_dir):
     """Read and check every file of a sweep that its figures use (sweep.json; per
     finished configuration its transition, config, index, metrics and arrays; every
     fit file) before a figure is written: StorageError naming the first damaged one."""
+    from gmmdiff.experiments.checks import check_run
     from gmmdiff.io.schemas import read_fit_scores
     spec = read_sweep(sweep_dir)
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
         if os.path.exists(os.path.join(rd, "transition.json")):
             read_transition(os.path.join(rd, "transition.json"))
-            read_run(rd, check_arrays=True)
+            check_run(rd)
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
             read_fit_scores(os.path.join(sweep_dir, name))

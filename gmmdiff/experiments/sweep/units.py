@@ -16,10 +16,10 @@ import time
 from gmmdiff.io import locks
 from gmmdiff.experiments.runs import identity as runs_identity
 from gmmdiff.io.files import (StorageError, check_identity, remove_temporaries, write_json)
-from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only, read_model_arrays
+from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
 from gmmdiff.io.schemas import read_metrics, read_transition
-from gmmdiff.training.state import TrainState
-from gmmdiff.experiments.sweep.plans import read_plan
+from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
+from gmmdiff.experiments.sweep.plans import check_refine, read_plan
 from gmmdiff.experiments.sweep.spec import init_tag, read_sweep_file, run_name, var_tag
 
 
@@ -147,26 +147,34 @@ def check_configuration(sweep_dir, cfg, spec, backend):
                            "directories inside it (remove the link)")
     if not os.path.lexists(rd):
         return
-    RunDir.check(rd, runs_identity(cfg, backend))
+    check_run_dir(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
     done = completed_sizes(rd)
-    read_plan(rd, cfg, spec.coarse_points)
+    plan = read_plan(rd, cfg, spec.coarse_points)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
         return
+    ds = cfg.dataset() if done else None
+    ratios = {}
     for M in done:                          # what resuming the configuration reads
         stem = os.path.join(rd, RunDir.model_stem(M))
-        read_metrics(stem + ".json", M)
-        read_model_arrays(stem + ".npz")
+        ratios[M] = read_metrics(stem + ".json", M)["memorization"]["ratio"]
+        check_model_arrays(stem + ".npz", cfg, M, ds)
+    if plan is not None and all(M in ratios for M in plan["coarse"]):
+        # the recorded refinement, re-derived from the coarse results (while some are
+        # missing it cannot be: run_group checks it once they are back)
+        check_refine(rd, plan, plan["coarse"], [ratios[M] for M in plan["coarse"]], cfg.samples,
+                     spec.refine)
 
 
-def check_unit_checkpoints(sweep_dir, name):
+def check_unit_checkpoints(sweep_dir, name, cfgs):
     """Raise StorageError (one line naming the file) when a checkpoint of unit ``name``
-    in the sweep directory is damaged; reads, writes nothing."""
+    (of the configurations ``cfgs``) in the sweep directory is damaged or could not
+    resume their models (:func:`gmmdiff.experiments.checks.check_checkpoint`: a step
+    beyond theirs, other parameters); reads, writes nothing."""
     for phase in ("coarse", "refine"):
-        path = os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz")
-        if os.path.lexists(path):
-            TrainState.labels_in(path)
+        check_checkpoint(os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz"), cfgs,
+                         [run_name(c) for c in cfgs])
 
 
 def hold_run_dirs(sweep_dir, cfgs):
@@ -175,7 +183,13 @@ def hold_run_dirs(sweep_dir, cfgs):
     held = []
     for cfg in cfgs:
         rd = os.path.join(sweep_dir, run_name(cfg))
-        os.makedirs(rd, exist_ok=True)
+        try:
+            os.makedirs(rd, exist_ok=True)
+        except OSError as exc:                  # a full disk: the line names the directory
+            for other in held:
+                other.release()
+            raise StorageError(f"cannot create run directory {rd}: {exc.strerror}; free space "
+                               "on its file system, then re-run the same command") from None
         lock = locks.Lock(os.path.join(rd, ".lock"))
         if not lock.acquire():
             for other in held:

@@ -72,7 +72,10 @@ does it:
 - ``einsum`` (cupy/linalg/_einsum.py): the launches of CuPy's own plan for two
   operands: 1 per operand summed over a label alone, 1 per operand cast, then either
   1 multiply (no contracted label) or the copies ``_flatten_transpose`` needs plus the
-  matmul above, plus 1 if the final transpose/reshape copies;
+  matmul above, plus 1 if the final transpose/reshape copies; a plan whose matmul is
+  batched with m = n = 1 (one dot product per batch entry, such as
+  ``"...d,...d->..."``) is recorded under the operation name
+  ``"einsum batched 1x1 matmul"``, others under ``"einsum"``;
 - ``RawKernel`` / ``ElementwiseKernel`` / ``fuse`` call: 1.
 
 Bytes (categories ``alloc`` and ``copy``, events of n bytes): every new device array
@@ -1481,12 +1484,13 @@ def _fake(shape, dtype):
     return _np.lib.stride_tricks.as_strided(_np.empty(1, dtype), tuple(shape), tuple(reversed(strides)))
 
 
-def _einsum_launches(subscripts, ops, result_dtype, hidden=None):
+def _einsum_launches(subscripts, ops, result_dtype, hidden=None, product=None):
     """Launches of CuPy's einsum (cupy/linalg/_einsum.py, optimize=False, no cuTENSOR)
     for two operands without repeated labels; other cases count 1 per operand. With
     ``hidden``, the temporaries of that plan are counted as allocated and copied
     (:func:`_hidden`; the result itself is counted where it is wrapped), and a list
-    given as ``hidden`` gets "final copy" when the result is copied out of the product."""
+    given as ``hidden`` gets "final copy" when the result is copied out of the product.
+    A list given as ``product`` gets the shapes (a, b) of the plan's matmul, if any."""
     labels, out = _einsum_parse(subscripts, [o.ndim for o in ops])
     if len(ops) != 2 or _b.any(len(set(s)) < len(s) for s in labels):
         return _b.max(1, len(ops))
@@ -1544,6 +1548,8 @@ def _einsum_launches(subscripts, ops, result_dtype, hidden=None):
 
     t0, c0 = flatten(a0, (bs0, ts0, cs0))
     t1, c1 = flatten(a1, (bs1, cs1, ts1))
+    if product is not None:
+        product.append((t0.shape, t1.shape))
     n += c0 + c1 + _matmul_launches(t0, t1, None)
     if hidden is not None:
         _matmul_hidden(t0, t1, None)
@@ -1573,12 +1579,13 @@ def einsum(*operands, **kwargs):
         arrs.append(op._a if isinstance(op, ndarray) else asarray(op)._a)
     result_dtype = _np.result_type(*arrs) if dtype is None else _np.dtype(dtype)
     _standin.need("nvrtc")
-    hidden = []
-    n = _einsum_launches(subscripts, arrs, result_dtype, hidden=hidden)
+    hidden, product = [], []
+    n = _einsum_launches(subscripts, arrs, result_dtype, hidden=hidden, product=product)
     r = _np.einsum(subscripts, *arrs, dtype=dtype, optimize=optimize)
     if hidden:
         _copy_bytes("einsum final transpose", r.nbytes)
-    _record("launch", "einsum", n)
+    one_by_one = _b.any(len(a) == 3 and a[0] > 1 and a[1] == 1 and b[2] == 1 for a, b in product)
+    _record("launch", "einsum batched 1x1 matmul" if one_by_one else "einsum", n)
     return _wrap(r)
 
 
