@@ -17,6 +17,7 @@ from gmmdiff.training.state import TrainState, initial_state
 from gmmdiff.training.memory import check_run_fits
 from gmmdiff.io.files import StorageError, check_regular_file
 from gmmdiff.io.rundir import RunDir, completed_sizes
+from gmmdiff.training import interrupt
 from gmmdiff.training.loop import check_fused, train
 
 
@@ -174,6 +175,8 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
                                     "loss": [row[j] for row in state.losses]}
         rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
                                          "generated": extra["generated"]})
+        if j + 1 < len(state.sizes):    # a signal (stop_on): the checkpoint stays, the
+            interrupt.check("while evaluating the trained models")   # rest resume from it
     os.unlink(ckpt)
 
 
