@@ -221,7 +221,7 @@ def test_sigterm_to_a_running_task_requeues_it_and_loses_nothing(base):
     assert ts["0"]["Restarts"] == "1" and ts["1"]["Restarts"] == "0", ts
     err, stdout = log(logs, array, 0, "err"), log(logs, array, 0, "out")
     assert re.search(r"gmmdiff-sweep: stopped by SIGTERM at step \d+ of 3000 in unit N16-d3", err), err
-    assert "checkpoint saved, requeueing" in stdout and f"(job {array}_0) on" in stdout
+    assert "stopped with its work saved, requeueing" in stdout and f"(job {array}_0) on" in stdout
     assert "restart 1" in stdout and stdout.count("training N16-d3-K2-s0") == 2, stdout
     assert not any(n.startswith("checkpoint-") for n in os.listdir(out))
     same_results(ref, out)

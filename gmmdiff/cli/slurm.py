@@ -33,7 +33,7 @@ from gmmdiff.engine.threads import CORES_ENV
 from gmmdiff.experiments.sweep.plans import coarse_sizes
 from gmmdiff.cli.progress import duration, unit_cost
 
-REQUEUE_EXIT = 75           # EX_TEMPFAIL: stopped by SIGTERM, checkpoint saved; run again
+REQUEUE_EXIT = 75           # EX_TEMPFAIL: stopped by SIGTERM, work saved; run it again
 SIGNAL_BEFORE_S = 120       # SIGTERM this long before the time limit (Slurm: up to 60 s more)
 MIN_TIME_S = 300            # shortest --time: the signal must not come at the start
 TIME_FACTOR = 2.0           # the estimate is a short timing on another machine
@@ -214,8 +214,8 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
         "srun " + " ".join(map(q, task)),
         "status=$?",
         f"if [ $status -eq {REQUEUE_EXIT} ] && [ -z \"$cancelled\" ]; then",
-        "    # stopped by SIGTERM before the time limit, checkpoint saved: back into the queue",
-        '    echo "$(date "+%F %T") task $SLURM_ARRAY_TASK_ID: checkpoint saved, requeueing"',
+        "    # stopped by SIGTERM before the time limit, work saved: back into the queue",
+        '    echo "$(date "+%F %T") task $SLURM_ARRAY_TASK_ID: stopped with its work saved, requeueing"',
         '    scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" && exit 0',
         '    echo "scontrol requeue failed: submit the script again, the sweep resumes" >&2',
         "fi",
