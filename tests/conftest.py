@@ -88,3 +88,5 @@ def pytest_configure(config):
         config.addinivalue_line("filterwarnings", "error::cupy._kernels.StandinWarning")
     config.addinivalue_line("markers", "gpu: needs CuPy and a CUDA GPU")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "slurm: submits jobs to a live Slurm cluster (.ci/start-slurm "
+                                       "starts one); skipped where none answers")

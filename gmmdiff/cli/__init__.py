@@ -5,6 +5,8 @@
 - :mod:`gmmdiff.cli.progress`    -- progress bars and lines of runs and sweeps;
 - :mod:`gmmdiff.cli.plotting`    -- figures of one run directory (1, 2, 5);
 - :mod:`gmmdiff.cli.sweep_plots` -- figures of a sweep (3, 7).
+- :mod:`gmmdiff.cli.slurm`       -- a sweep as a Slurm job array: the batch script of
+  ``gmmdiff-sweep --sbatch``.
 
 May import: every layer (it is the top).
 """

@@ -19,6 +19,7 @@ from gmmdiff.training.memory import check_run_fits
 from gmmdiff.io.files import StorageError, check_regular_file
 from gmmdiff.io.rundir import RunDir, completed_sizes
 from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
+from gmmdiff.training import interrupt
 from gmmdiff.training.loop import check_fused, train
 
 
@@ -189,6 +190,8 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
             metrics["along_training"] = series
         rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
                                          "generated": extra["generated"]})
+        if j + 1 < len(state.sizes):    # a signal (stop_on): the checkpoint stays, the
+            interrupt.check("while evaluating the trained models")   # rest resume from it
     os.unlink(ckpt)
 
 

@@ -7,6 +7,8 @@
   chunk;
 - :mod:`gmmdiff.training.optim`  -- clip + Adam + warmup-decay schedule + averaged updates;
 - :mod:`gmmdiff.training.loop`   -- the optimizer loop over a batch of models;
+- :mod:`gmmdiff.training.interrupt` -- stopping on SIGTERM (Slurm) with the checkpoint
+  saved;
 - :mod:`gmmdiff.training.memory` -- the memory a run needs, checked before it starts.
 
 May import: every layer below (base, :mod:`gmmdiff.io`, :mod:`gmmdiff.engine`,

@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from gmmdiff.engine import kernels, threads
-from gmmdiff.training import optim
+from gmmdiff.training import interrupt, optim
 from gmmdiff.backend import backend_name, get_dtype, to_host
 from gmmdiff.engine.blocked import Workspace
 from gmmdiff.engine.buckets import BUCKET_OVERHEAD, bucketed, plan_buckets
@@ -68,7 +68,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     log_every : steps between logged losses (default: steps // 200, at least 1); the
         only host-device synchronizations of the loop happen there
     checkpoint : path; the state is saved there every ``checkpoint_every`` steps and
-        at the end (0 = only at the end)
+        at the end (0 = only at the end), and after the step during which a signal
+        arrived inside :func:`gmmdiff.training.interrupt.stop_on`, which then raises
+        :class:`~gmmdiff.training.interrupt.Interrupted`
     noise_source : "pcg" or "hash" (:func:`gmmdiff.training.draws.draw_chunk`); default "pcg" on
         numpy and "hash" on cupy
     bucket_overhead : fixed cost per bucket for :func:`plan_buckets` (default by
@@ -166,5 +168,9 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
                                or done == cfg.steps):
                 state.params, state.opt, state.step = params, opt, done
                 state.save(checkpoint)
+            if checkpoint and interrupt.pending():       # SIGTERM (Slurm): save, stop
+                state.params, state.opt, state.step = params, opt, done
+                state.save(checkpoint)
+                raise interrupt.Interrupted(interrupt.pending(), f"at step {done} of {cfg.steps}")
     state.params, state.opt, state.step = params, opt, cfg.steps
     return state

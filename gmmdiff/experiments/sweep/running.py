@@ -24,10 +24,11 @@ from gmmdiff.experiments.runs import open_run_dir, run_batch
 from gmmdiff.io.files import (write_json)
 from gmmdiff.experiments.transition import detect, fit_curve
 from gmmdiff.experiments.sweep.plans import PLAN_FILE, check_refine, coarse_sizes, read_plan
-from gmmdiff.experiments.sweep.spec import run_name, shard
+from gmmdiff.experiments.sweep.spec import run_name
+from gmmdiff.training import interrupt
 from gmmdiff.experiments.sweep.units import (hold_run_dirs, tidy_finished_unit,
                                              check_configuration, check_unit_checkpoints,
-                                             crash_point, is_complete, open_sweep, work_units)
+                                             crash_point, is_complete, open_sweep, shard_units)
 
 
 def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callback=None,
@@ -121,9 +122,15 @@ def baselines_table(rows):
     return out
 
 
-def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=print,
-              checkpoint_every=1000, group=True, fused=False, progress=None):
+def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), array_task=None, callback=None,
+              echo=print, checkpoint_every=1000, group=True, fused=False, progress=None):
     """Run (or resume) this shard's configurations; finished ones are skipped.
+
+    ``shard_spec`` (i, n): configurations i, i + n, ... (``--shard i/n``); ``array_task``
+    (t, T) instead: task t of T's share of the one-process sweep's units, the same
+    batches and files as one process would make (``--shard slurm``,
+    :func:`gmmdiff.experiments.sweep.units.shard_units`; submitit and other Python
+    launchers call this with their task index and count).
 
     With ``group`` the shard's configurations that share N and d (different seeds and
     K) train together in one array program per phase; without it, one configuration at
@@ -144,11 +151,13 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     if backend_name(xp) == "cupy":
         probe_cupy(xp)          # CuPy's CUDA libraries load on first use: fail before writing
     open_sweep(sweep_dir, spec, backend_name(xp))
-    mine, units = check_shard(spec, sweep_dir, backend_name(xp), shard_spec, group=group)
+    mine, units = check_shard(spec, sweep_dir, backend_name(xp), shard_spec, group=group,
+                              array_task=array_task)
     for cfg in mine:
         echo(f"{run_name(cfg)}: {'done' if is_complete(sweep_dir, cfg) else 'to train'}")
     busy = []
     for name, cfgs in units:
+        interrupt.check(f"before unit {name}")      # a signal inside stop_on: stop here
         lock = locks.try_lock(os.path.join(sweep_dir, f".lock-{name}"))
         if lock is not None and all(is_complete(sweep_dir, c) for c in cfgs):
             with lock:
@@ -176,6 +185,8 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
                 run_group(todo, sweep_dir, xp, coarse=spec.coarse_points, refine=spec.refine, tag=name,
                           callback=_both(callback, progress and progress.training_callback(name)),
                           checkpoint_every=checkpoint_every, fused=fused, echo=echo)
+            except interrupt.Interrupted as exc:
+                raise interrupt.Interrupted(exc.signum, f"{exc.where} in unit {name}") from None
             finally:
                 for rd_lock in held:
                     rd_lock.release()
@@ -187,16 +198,19 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), callback=None, echo=pri
     return busy
 
 
-def check_shard(spec, sweep_dir, backend, shard_spec=(0, 1), *, group=True):
-    """Every file the shard ``shard_spec`` = (i, n) of the sweep reads, checked before
-    any work (:func:`check_configuration` of each configuration, the lock paths and
-    checkpoints of each unit): StorageError naming the first damaged one; reads, writes
-    nothing. Returns (the shard's configurations, its units)."""
-    i, n = shard_spec
-    mine = shard(spec.configurations(), i, n)
+def check_shard(spec, sweep_dir, backend, shard_spec=(0, 1), *, group=True, array_task=None):
+    """Every file this process's share of the sweep reads -- ``shard_spec`` = (i, n), or
+    the Slurm array task ``array_task`` = (t, T) (:func:`gmmdiff.experiments.sweep.units.
+    shard_units`) -- checked before any work (:func:`check_configuration` of each
+    configuration, the lock paths and checkpoints of each unit): StorageError naming the
+    first damaged one; reads, writes nothing. Returns (the share's configurations in
+    canonical order, its units)."""
+    units = shard_units(spec.configurations(), group=group, shard_spec=shard_spec,
+                        array_task=array_task)
+    ours = {run_name(c) for _, cfgs in units for c in cfgs}
+    mine = [c for c in spec.configurations() if run_name(c) in ours]
     for cfg in mine:
         check_configuration(sweep_dir, cfg, spec, backend)
-    units = work_units(mine, group=group, tag=f"-shard{i}of{n}")
     for name, cfgs in units:
         locks.check_lock_path(os.path.join(sweep_dir, f".lock-{name}"))
         check_unit_checkpoints(sweep_dir, name, cfgs)

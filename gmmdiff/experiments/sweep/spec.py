@@ -56,7 +56,8 @@ def parse_shard(spec):
     try:
         i, n = (int(p) for p in str(spec).split("/"))
     except ValueError:
-        raise ValueError(f"shard {spec!r} not understood; accepted: 'i/n' with 0 <= i < n") from None
+        raise ValueError(f"shard {spec!r} not understood; accepted: 'i/n' with 0 <= i < n, or "
+                         "'slurm' (a Slurm array task's share)") from None
     if not (n >= 1 and 0 <= i < n):
         raise ValueError(f"shard {spec!r} must satisfy 0 <= i < n")
     return i, n
@@ -65,6 +66,37 @@ def parse_shard(spec):
 def shard(items, i, n):
     """The i-th of n disjoint parts of ``items`` (round robin, 0-based)."""
     return list(items)[i::n]
+
+
+SLURM_ARRAY_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
+                         "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT")
+
+
+def slurm_array_task(environ):
+    """(i, n) of ``--shard slurm``: this task's place among the n tasks of its Slurm job
+    array, from the variables Slurm sets in every array task (``environ``, e.g.
+    ``os.environ``): task ids MIN, MIN + STEP, ..., MAX are tasks 0 .. n-1 (``--array=0-63``,
+    ``--array=1-64`` and ``--array=0-126:2`` all give n = 64). A requeued task keeps its
+    id. ValueError, naming the values, outside an array or for ids that are not evenly
+    spaced (``--array=1,4,9``: submit a new array instead, it takes what is left)."""
+    values = {k: environ.get(k, "").strip() for k in SLURM_ARRAY_VARIABLES}
+    if not values["SLURM_ARRAY_TASK_ID"]:
+        raise ValueError("--shard slurm reads SLURM_ARRAY_TASK_ID, which is not set: run it as a "
+                         "task of a Slurm job array (gmmdiff-sweep ... --sbatch FILE writes one), "
+                         "or give --shard i/n")
+    shown = ", ".join(f"{k}={v!r}" for k, v in values.items() if v)
+    try:
+        task, low, high = (int(values[k] or values["SLURM_ARRAY_TASK_ID"]) for k in
+                           ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"))
+        step = int(values["SLURM_ARRAY_TASK_STEP"] or 1)
+        count = int(values["SLURM_ARRAY_TASK_COUNT"] or (high - low) // step + 1)
+    except ValueError:
+        raise ValueError(f"--shard slurm: the Slurm array variables are not integers ({shown})") from None
+    if not (step >= 1 and low <= task <= high and (task - low) % step == 0
+            and (high - low) % step == 0 and (high - low) // step + 1 == count):
+        raise ValueError(f"--shard slurm needs an array of evenly spaced task ids, such as "
+                         f"--array=0-15; got {shown}")
+    return (task - low) // step, count
 
 
 # Named sweeps of gmmdiff-sweep --preset: the grids, model-size points and the training

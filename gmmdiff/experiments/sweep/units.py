@@ -2,7 +2,8 @@
 
 Configurations that share N, d and s* (several seeds and K) form one unit, trained in
 one array program per phase (:func:`work_units`); ``--shard i/n`` takes configurations
-i, i + n, i + 2n, ... of the canonical order. Each unit is claimed with a lock file in
+i, i + n, i + 2n, ... of the canonical order, ``--shard slurm`` (task t of a Slurm array
+of T) units t, t + T, ... of the one-process sweep's (:func:`shard_units`). Each unit is claimed with a lock file in
 the sweep directory for as long as it trains, so identical commands on one directory
 share the work. Before anything is written, every configuration's run directory and
 every unit checkpoint is read and checked (:func:`check_configuration`,
@@ -129,6 +130,21 @@ def work_units(cfgs, *, group=True, tag=""):
         return c.samples * c.noise_draws * (c.samples + c.dim) * len(item[1])
 
     return sorted(units.items(), key=cost, reverse=True)
+
+
+def shard_units(cfgs, *, group=True, shard_spec=(0, 1), array_task=None):
+    """This process's units of a sweep whose configurations are ``cfgs`` (canonical
+    order): those of ``--shard i/n`` (``shard_spec``: configurations i, i + n, ... grouped
+    among themselves) or, given ``array_task`` (t, T) (``--shard slurm``), units t, t + T,
+    ... of the one-process sweep's units (:func:`work_units`, largest first): the same
+    units, batches and file names as a one-process sweep, so its results are the same
+    bit for bit and a one-process command or an array of any size on the same directory
+    resumes what another left. An array task beyond the last unit gets none."""
+    if array_task is not None:
+        t, T = array_task
+        return work_units(cfgs, group=group, tag="-shard0of1")[t::T]
+    i, n = shard_spec
+    return work_units(list(cfgs)[i::n], group=group, tag=f"-shard{i}of{n}")
 
 
 def is_complete(sweep_dir, cfg):
