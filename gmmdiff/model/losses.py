@@ -119,21 +119,23 @@ def _fused_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, g
     :func:`gmmdiff.engine.kernels.row_setup` (x_t, the logit columns, the per-row
     coefficients), the softmax and weighted-gradient column kernels, and
     :func:`gmmdiff.engine.kernels.row_finish` (error, loss rows, R, the gradient columns). The
-    matrix products are those of the array program; the sums over d run in float64."""
+    matrix products are those of the array program; the sums over d run in float64.
+    float32 takes the module docstring's forms in row_finish (r.mubar for G comes from
+    G's own products in the weighted-gradient kernel, whatever the dtype)."""
     dt = means.dtype
     J, _, B = eps.shape
     var = std.astype(xp.float64) ** 2                                   # (J,)
     alpha, sigma, wt = (xp.ascontiguousarray(xp.broadcast_to(a, (J, B)), dtype=xp.float64)
                         for a in (alpha, sigma, wt))
-    x0 = xp.ascontiguousarray(x0)
-    x_t, U, C = kernels.row_setup(x0, xp.ascontiguousarray(eps), alpha, sigma, wt, var)
+    x0, eps = xp.ascontiguousarray(x0), xp.ascontiguousarray(eps)
+    x_t, U, C = kernels.row_setup(x0, eps, alpha, sigma, wt, var)
     mu = means.astype(xp.float64, copy=False)
     S = xp.matmul(xp.concatenate([mu, _rowdot(mu, mu, xp)[..., None]], axis=-1), U)  # (J, M, B)
     counts = kernels.component_counts(mask, means.shape, xp)              # (J,) int32
     Wt = xp.empty(S.shape, dtype=dt)
     kernels.softmax_columns(S, Wt, counts)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (J, d, B)
-    loss_rows, R, Rb, P, rmbar, ds_rows = kernels.row_finish(x0, x_t, mubar, alpha, C)
+    loss_rows, R, Rb, P, rmbar, ds_rows = kernels.row_finish(x0, eps, x_t, mubar, alpha, sigma, C)
     loss = (xp.sum(loss_rows, axis=-1) / B).astype(dt)                   # (J,)
     if not grad:
         return loss, None, None
