@@ -9,12 +9,14 @@ from gmmdiff.engine import blocked
 from gmmdiff.engine.blocked import Workspace, block_rows, blocked_loss_and_grad
 from gmmdiff.engine.buckets import bucketed
 from gmmdiff.training.config import TrainConfig
-from gmmdiff.model.data import make_dataset
 from gmmdiff.model.denoisers import _posterior
 from gmmdiff.families.gmm import loss as gmm_loss
 from gmmdiff.model.losses import _batched_loss_and_grad
 from gmmdiff.training.state import initial_state
 from gmmdiff.training.loop import train
+
+from helpers import (MEMORIZED_STATES, float32_errors, memorized_problem,
+                     std_gradient_cancellation)
 
 GRID = np.linspace(0.001, 0.999, 26)
 
@@ -115,42 +117,27 @@ def test_float32_losses_at_small_t_do_not_lose_x0_to_cancellation():
         assert np.max(np.abs(got - truth) / truth) < 1e-6, seed
 
 
-@pytest.mark.parametrize("var, offset", [(1e-9, 1e-5), (1e-8, 3e-5), (1e-6, 3e-4)])
+@pytest.mark.parametrize("var, offset", MEMORIZED_STATES)
 def test_float32_gradients_near_a_memorized_state_match_float64(var, offset):
     """The built-in data (d = 10, N = 20, 10 rows each) with memorized means (the
     training points, ``offset`` rms away: the end of a built-in run has variance ~1e-9
     and offsets ~1e-5) and times from the grid, float32 against float64 on the same
-    float32 inputs. At t = 0.001 each row's x0hat - x0 is ~1e-6 |x0| and x_t - alpha
-    mubar ~1e-3 |x0|: formed as differences of float32-rounded vectors (2^-24 |x0| each)
-    they left d/dstd 1e-3-5e-3 and d/dmeans 5e-3 off here (issue 29). Without them
-    each row's d/dstd is three float32 dot products of d = 10 terms (<= ~10 2^-24 =
-    6e-7 relative each) under float64 factors, so ~1e-6 per row; the sum over rows
-    cancels by at most the factor measured below (|terms| summed over |sum|, <= 10
-    asserted; 1.0-3.7 here): 1e-5. The means' gradient sums float32 products of the
-    same rows: 1e-5 of its largest entry; the loss, a sum of positive terms: 1e-6.
-    Measured after the change: <= 1.2e-7, 5.5e-7, 3e-7."""
-    X = make_dataset(10, 2, 20, seed=0).X                                  # (N, d)
-    f64 = lambda a: a.astype(np.float64)                                  # noqa: E731
+    float32 inputs (helpers.memorized_problem). At t = 0.001 each row's x0hat - x0 is
+    ~1e-6 |x0| and x_t - alpha mubar ~1e-3 |x0|: formed as differences of
+    float32-rounded vectors (2^-24 |x0| each) they left d/dstd 1e-3-5e-3 and d/dmeans
+    5e-3 off here (issue 29). Without them each row's d/dstd is three float32 dot
+    products of d = 10 terms (<= ~10 2^-24 = 6e-7 relative each) under float64
+    factors, so ~1e-6 per row; the sum over rows cancels by at most the factor
+    measured below (|terms| summed over |sum|, <= 10 asserted; 1.0-3.7 here): 1e-5.
+    The means' gradient sums float32 products of the same rows: 1e-5 of its largest
+    entry; the loss, a sum of positive terms: 1e-6. Measured after the change:
+    <= 1.2e-7, 5.5e-7, 3e-7. (The cupy paths: tests/test_losses.py and
+    tests/test_device_arithmetic.py, the same states and bounds.)"""
     for seed in range(3):
-        rng = np.random.default_rng(seed)
-        means = (X + offset * rng.standard_normal(X.shape)).astype(np.float32)[None]
-        x0 = np.ascontiguousarray(np.repeat(X, 10, axis=0).T, dtype=np.float32)  # (d, B)
-        B = x0.shape[1]
-        eps = rng.standard_normal((1, 10, B), dtype=np.float32)
-        t = rng.choice(GRID, (1, B))
-        alpha, sigma = np.sqrt(1 - t * t), t
-        wt = alpha ** 2 / sigma ** 2
-        std = np.array([np.sqrt(var)], np.float32)
-        loss, gm, gs = blocked_loss_and_grad(means, std, x0, eps, alpha, sigma, wt)
-        loss64, gm64, gs64 = blocked_loss_and_grad(f64(means), f64(std), f64(x0), f64(eps),
-                                                   alpha, sigma, wt)
-        rows = [blocked_loss_and_grad(f64(means), f64(std), f64(x0[:, [b]]), f64(eps[..., [b]]),
-                                      alpha[:, [b]], sigma[:, [b]], wt[:, [b]])[2][0]
-                for b in range(B)]
-        assert np.sum(np.abs(rows)) < 10 * abs(np.sum(rows)), seed
-        assert abs(gs[0] - gs64[0]) < 1e-5 * abs(gs64[0]), (seed, gs[0], gs64[0])
-        assert np.max(np.abs(gm - gm64)) < 1e-5 * np.max(np.abs(gm64)), seed
-        assert abs(loss[0] - loss64[0]) < 1e-6 * loss64[0], seed
+        args = memorized_problem(var, offset, seed)
+        assert std_gradient_cancellation(args) < 10, seed
+        loss, gm, gs = float32_errors(blocked_loss_and_grad(*args), args)
+        assert gs < 1e-5 and gm < 1e-5 and loss < 1e-6, (seed, loss, gm, gs)
 
 
 def test_the_workspace_allocates_once_and_keeps_results():

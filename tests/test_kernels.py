@@ -95,9 +95,10 @@ def test_fused_loss_with_a_data_set_per_model(cp):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_fused_loss_and_gradients_equal_array_program(cp, dtype, rtol, seed):
     """Against the float64 array program (the reference) for both dtypes, relative to
-    each output's largest entry. float32: 2e-6 (measured: at most 1.3e-7; the float32
-    array program's own error reaches 3.5e-5 on seed 2, where one component takes all
-    the weight and G - r.mubar cancels, which the kernel forms from the same G)."""
+    each output's largest entry. float32: 2e-6 (measured: at most 1.3e-7, and the
+    float32 array program's own error as well since it forms r.mubar from G too
+    (gmmdiff.model.losses); with the reference's form it reached 3.5e-5 on seed 2,
+    where one component takes all the weight and G - r.mubar cancels)."""
     args = packed_problem(seed, dtype=dtype)
     ref = _batched_loss_and_grad(*packed_problem(seed)[:7], np, args[7])
     d = on(cp, args)

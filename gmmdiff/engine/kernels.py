@@ -62,7 +62,9 @@ __device__ inline double gmm_uniform(unsigned long long key, long long i)
 @dataclass(frozen=True)
 class Kernel:
     """One kernel: ``params`` is a tuple of (C type, name); "T" stands for the working
-    floating type (double or float); ``helpers`` is device code placed before it."""
+    floating type (double or float), and ``GMM_NARROW`` is 1 where it is float (for
+    float32's own forms under ``#if GMM_NARROW``: the double rendering compiles the rest
+    alone); ``helpers`` is device code placed before it."""
     name: str
     params: tuple
     body: str
@@ -73,7 +75,8 @@ class Kernel:
 
     def source(self, ctype):
         """CUDA source for working type ``ctype`` ("double" or "float")."""
-        return (f"typedef {ctype} T;\n{self.helpers}extern \"C\" __global__ void {self.name}("
+        return (f"typedef {ctype} T;\n#define GMM_NARROW {int(ctype == 'float')}\n"
+                f"{self.helpers}extern \"C\" __global__ void {self.name}("
                 f"{self.arguments()})\n{{\n{self.body}}}\n")
 
 
@@ -236,12 +239,16 @@ ROW_SETUP = Kernel(
 # mean gradient, r.mubar and the row's first term of the std gradient. R b and P are
 # written rows first, Rbt (J, B, d) and Pt (J, B, d + 1): they are the right operands
 # of the gradient products over the rows, which CuPy's matmul would otherwise copy.
+# float32 (gmmdiff.model.losses' forms, in double here): err = D + ce eps with
+# D = b (mubar - x0), the difference first, ce = a sigma, and the std gradient's
+# r.(x_t - alpha mubar) as sigma r.eps - (alpha / b) r.D (never x_t - alpha mubar).
 ROW_FINISH = Kernel(
     "gmm_row_finish",
     (("const long long", "J"), ("const long long", "d"), ("const long long", "B"),
-     ("const T*", "x0"), ("const int", "x0_shared"), ("const T*", "x_t"), ("const T*", "mubar"),
-     ("const double*", "alpha"), ("const double*", "C"), ("double*", "loss_rows"),
-     ("T*", "R"), ("T*", "Rbt"), ("T*", "Pt"), ("T*", "rmbar"), ("double*", "ds_rows")),
+     ("const T*", "x0"), ("const int", "x0_shared"), ("const T*", "eps"), ("const T*", "x_t"),
+     ("const T*", "mubar"), ("const double*", "alpha"), ("const double*", "sigma"),
+     ("const double*", "C"), ("double*", "loss_rows"), ("T*", "R"), ("T*", "Rbt"), ("T*", "Pt"),
+     ("T*", "rmbar"), ("double*", "ds_rows")),
     """    const long long col = (long long)blockIdx.x * blockDim.x + threadIdx.x;
     if (col >= J * B) return;
     const long long j = col / B, b = col - j * B;
@@ -249,11 +256,24 @@ ROW_FINISH = Kernel(
     const T a = (T)c[0], bb = (T)c[B], c1 = (T)c[2 * B], w2 = (T)c[6 * B];
     const long long x0base = x0_shared ? b : j * d * B + b;
     double sq = 0.0, rm = 0.0, rx = 0.0;
+#if GMM_NARROW
+    const double sg = sigma[col], ce = c[0] * sg;
+    double re = 0.0, rd = 0.0;
+#endif
     for (long long k = 0; k < d; ++k) {
         const long long i = j * d * B + k * B + b;
         const T x = x_t[i], m = mubar[i];
+#if GMM_NARROW
+        const double ep = (double)eps[i];
+        const double D = c[B] * ((double)m - (double)x0[x0base + k * B]);   // b (mubar - x0)
+        const double e = D + ce * ep, r64 = e * c[6 * B];                     // err, R
+        const T r = (T)r64;
+        re += r64 * ep;
+        rd += r64 * D;
+#else
         const T e = a * x + bb * m - x0[x0base + k * B];
         const T r = e * w2;
+#endif
         sq += (double)e * (double)e;
         rm += (double)r * (double)m;
         rx += (double)r * (double)x;
@@ -264,7 +284,11 @@ ROW_FINISH = Kernel(
     Pt[col * (d + 1) + d] = (T)c[3 * B];
     loss_rows[col] = c[7 * B] * sq;
     rmbar[col] = (T)rm;
+#if GMM_NARROW
+    ds_rows[col] = c[4 * B] * (sg * re - alpha[col] / c[B] * rd);
+#else
     ds_rows[col] = c[4 * B] * (rx - alpha[col] * (double)(T)rm);
+#endif
 """)
 
 KERNELS = (SOFTMAX_COLUMNS, WEIGH_COLUMNS, ROW_SETUP, ROW_FINISH, STEP_ROWS, STEP_NORMALS, ADAM)
@@ -336,7 +360,7 @@ def row_setup(x0, eps, alpha, sigma, wt, var):
     return x_t, U, C
 
 
-def row_finish(x0, x_t, mubar, alpha, C):
+def row_finish(x0, eps, x_t, mubar, alpha, sigma, C):
     """:data:`ROW_FINISH` on device arrays (shapes of :func:`row_setup`; mubar
     (J, d, B) T). Returns ``(loss_rows (J, B) float64, R, Rb (J, d, B) T,
     P (J, d + 1, B) T, rmbar (J, B) T, ds_rows (J, B) float64)``, with Rb and P
@@ -349,8 +373,8 @@ def row_finish(x0, x_t, mubar, alpha, C):
     Pt = xp.empty((J, B, d + 1), dtype=dt)
     rmbar = xp.empty((J, B), dtype=dt)
     _launch(xp, ROW_FINISH, dt, J * B,
-            (np.int64(J), np.int64(d), np.int64(B), x0, np.int32(x0.ndim == 2), x_t, mubar, alpha,
-             C, loss_rows, R, Rbt, Pt, rmbar, ds_rows))
+            (np.int64(J), np.int64(d), np.int64(B), x0, np.int32(x0.ndim == 2), eps, x_t, mubar,
+             alpha, sigma, C, loss_rows, R, Rbt, Pt, rmbar, ds_rows))
     return loss_rows, R, xp.swapaxes(Rbt, -1, -2), xp.swapaxes(Pt, -1, -2), rmbar, ds_rows
 
 

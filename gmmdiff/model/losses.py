@@ -14,6 +14,17 @@ mubar = sum_m w_m mu_m and g_j = w_j (r.mu_j - r.mubar):
                   + b sum_j g_j alpha^2 |x_t - alpha mu_j|^2 / (2 v^2)
 
 Every term is a matrix product over the (rows x components) block.
+
+float32 (as gmmdiff.engine.blocked, whose docstring measures why) avoids three forms
+that cancel near memorized states (variance ~1e-9, means ~1e-5 from the data, rows at
+t = 0.001): x0hat - x0 = D + ce eps with D = b (mubar - x0), the difference first
+(ce = a sigma), not a x_t + b mubar - x0; the std gradient's r.x_t - alpha r.mubar =
+sigma r.eps - (alpha / b) r.D, two dots of vectors formed without cancellation
+combined in float64, never x_t - alpha mubar (~1e-3 |x0|) (blocked's dots |D|^2,
+D.eps, |eps|^2 grouped by r = (2 / B) wt err: r.eps and r.D are their sums, within
+the same rounding bounds, in fewer passes); and
+r.mubar = sum_m w_m (r.mu_m) from g's own products, so g = 0 exactly where one weight
+holds. float64 keeps the forms above, bit for bit.
 """
 import numpy as np
 
@@ -22,6 +33,12 @@ from gmmdiff.backend import array_namespace, to_host
 from gmmdiff.model.denoisers import _coldot, _posterior, _rowdot, _scaled_stack, _x0_from_posterior
 from gmmdiff.model.process import (TRAIN_TARGETS, check_process, check_target, check_times,
                                    coefficients, loss_scale)
+
+
+def _narrow_forms(dtype):
+    """Whether the loss of ``dtype`` takes float32's forms (module docstring): every
+    dtype but float64, which keeps the reference's."""
+    return np.dtype(dtype) != np.float64
 
 
 def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, grad=True,
@@ -47,18 +64,31 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     x_t = (alpha.astype(dt, copy=False)[..., None, :] * x0
            + sigma.astype(dt, copy=False)[..., None, :] * eps)           # (J, d, B)
     Wt, mubar, S, v = _posterior(x_t, alpha, sigma, means, var, xp, mask)
-    err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)      # (J, d, B)
-    err -= x0
+    b = sigma * sigma / v                                                # (J, B) float64
+    narrow = _narrow_forms(dt)               # float32: its forms (module docstring)
+    if narrow:  # x0hat - x0 = D + ce eps, D = b (mubar - x0) the difference first
+        D = mubar - x0                                                   # (J, d, B)
+        D *= b.astype(dt)[..., None, :]
+        av = alpha / v                                                   # (J, B)
+        ce = av * sigma * var[..., None]                                 # (J, B) a sigma
+        err = eps * ce.astype(dt)[..., None, :]
+        err += D                                                         # (J, d, B)
+    else:
+        err = _x0_from_posterior(x_t, alpha, sigma, var, mubar, v, xp)  # (J, d, B)
+        err -= x0
     loss = _rowdot(wt.astype(dt, copy=False), _coldot(err, err, xp), xp) / B  # (J,)
     if not grad:
         return loss, None, None
     R = err
     R *= ((2.0 / B) * wt).astype(dt, copy=False)[..., None, :]          # (J, d, B) dL/dx0hat
-    b = sigma * sigma / v                                                # (J, B) float64
     c1 = b * alpha / v                                                   # (J, B)
-    rmbar = _coldot(R, mubar, xp)                                        # (J, B)
     # G_mb = w_mb (r_b.mu_m - r_b.mubar_b), built in place on mu R   (components x rows)
-    Gt = xp.matmul(means, R)                                             # (J, M, B)
+    if narrow:  # r.mubar = sum_m w_m (r.mu_m), from G's own products
+        Gt = xp.matmul(means, R)                                         # (J, M, B)
+        rmbar = _coldot(Gt, Wt, xp)                                      # (J, B)
+    else:
+        rmbar = _coldot(R, mubar, xp)                                    # (J, B)
+        Gt = xp.matmul(means, R)                                         # (J, M, B)
     Gt -= rmbar[..., None, :]
     Gt *= Wt
     GS = _coldot(Gt, S, xp)                                              # (J, B) float64
@@ -73,8 +103,11 @@ def _batched_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None,
     grad_means -= GP[..., -1:] * means                                   # (J, M, d)
     # d/ds through a and b (weights fixed), then through the weights: with
     # sum_m G_m = 0, sum_m G_m D_m = sum_m G_m (D_m - D_min) = -2 v sum_m G_m S_m
-    rx = _coldot(R, x_t, xp)                                             # (J, B)
-    ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
+    if narrow:  # (alpha b / v) r.(x_t - alpha mubar) = (alpha / v)(b sigma r.eps - alpha r.D)
+        ds1 = xp.sum(av * (b * sigma * _coldot(R, eps, xp) - alpha * _coldot(R, D, xp)), axis=-1)
+    else:
+        rx = _coldot(R, x_t, xp)                                         # (J, B)
+        ds1 = xp.sum((alpha * sigma * sigma / (v * v)) * (rx - alpha * rmbar), axis=-1)
     ds2 = -xp.sum(b * alpha * alpha / v * GS, axis=-1)
     grad_std = (2.0 * std.astype(xp.float64) * (ds1 + ds2)).astype(dt)   # (J,)
     return loss, grad_means, grad_std
@@ -86,21 +119,23 @@ def _fused_loss_and_grad(means, std, x0, eps, alpha, sigma, wt, xp, mask=None, g
     :func:`gmmdiff.engine.kernels.row_setup` (x_t, the logit columns, the per-row
     coefficients), the softmax and weighted-gradient column kernels, and
     :func:`gmmdiff.engine.kernels.row_finish` (error, loss rows, R, the gradient columns). The
-    matrix products are those of the array program; the sums over d run in float64."""
+    matrix products are those of the array program; the sums over d run in float64.
+    float32 takes the module docstring's forms in row_finish (r.mubar for G comes from
+    G's own products in the weighted-gradient kernel, whatever the dtype)."""
     dt = means.dtype
     J, _, B = eps.shape
     var = std.astype(xp.float64) ** 2                                   # (J,)
     alpha, sigma, wt = (xp.ascontiguousarray(xp.broadcast_to(a, (J, B)), dtype=xp.float64)
                         for a in (alpha, sigma, wt))
-    x0 = xp.ascontiguousarray(x0)
-    x_t, U, C = kernels.row_setup(x0, xp.ascontiguousarray(eps), alpha, sigma, wt, var)
+    x0, eps = xp.ascontiguousarray(x0), xp.ascontiguousarray(eps)
+    x_t, U, C = kernels.row_setup(x0, eps, alpha, sigma, wt, var)
     mu = means.astype(xp.float64, copy=False)
     S = xp.matmul(xp.concatenate([mu, _rowdot(mu, mu, xp)[..., None]], axis=-1), U)  # (J, M, B)
     counts = kernels.component_counts(mask, means.shape, xp)              # (J,) int32
     Wt = xp.empty(S.shape, dtype=dt)
     kernels.softmax_columns(S, Wt, counts)
     mubar = xp.matmul(xp.swapaxes(means, -1, -2), Wt)                    # (J, d, B)
-    loss_rows, R, Rb, P, rmbar, ds_rows = kernels.row_finish(x0, x_t, mubar, alpha, C)
+    loss_rows, R, Rb, P, rmbar, ds_rows = kernels.row_finish(x0, eps, x_t, mubar, alpha, sigma, C)
     loss = (xp.sum(loss_rows, axis=-1) / B).astype(dt)                   # (J,)
     if not grad:
         return loss, None, None
