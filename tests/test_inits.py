@@ -42,3 +42,24 @@ def test_pairs_whose_fit_failed_are_left_out_and_counted():
     none = compare_inits({"configs": [c for c in _summary(0.1, rng)["configs"] if c["init"] == "pmem"]
                           + [{"N": 20, "d": 10, "K": 2, "seed": 0, "init": "prior", "status": "no rise"}]})
     assert none["pairs"][0]["verdict"] == "too few pairs measured under both starts"
+
+
+def test_the_shipped_init_comparison_follows_from_the_shipped_summary():
+    """assets/init_sweep (gmmdiff-sweep --preset init, then --summary): inits.json is
+    compare_inits() of summary.json; the sweep pairs pmem and prior starts over 2
+    settings x 5 seeds with sizes up to 2N."""
+    import json
+    import os
+
+    from gmmdiff.experiments.fits import ASSETS
+    here = os.path.join(ASSETS, "init_sweep")
+    summary = json.load(open(os.path.join(here, "summary.json")))
+    ident = summary["identity"]
+    assert ident["inits"] == ["pmem", "prior"] and len(ident["seeds"]) >= 4
+    assert max(ident["size_ratios"]) == 2.0
+    again = json.loads(json.dumps(compare_inits(summary)))
+    shipped = json.load(open(os.path.join(here, "inits.json")))
+    assert again["pairs"][0]["verdict"] == shipped["pairs"][0]["verdict"]
+    np.testing.assert_allclose(again["pairs"][0]["differences"], shipped["pairs"][0]["differences"],
+                               rtol=1e-9)
+    np.testing.assert_allclose(again["pairs"][0]["interval"], shipped["pairs"][0]["interval"], rtol=1e-9)

@@ -175,7 +175,12 @@ def time_figures(sweep_dir, spec):
     from gmmdiff.experiments.sweep.summary import transition_summary
     from gmmdiff.experiments.timelaw import time_law
     summary = transition_summary(sweep_dir)
-    paths = [figure_time_phase_sweep(sweep_dir, summary, _sweep_settings(spec))]
+    paths = []
+    for init in spec.initializations():          # one phase diagram per start
+        part = dict(summary, configs=[c for c in summary["configs"] if c.get("init", "pmem") == init])
+        tag = "" if len(spec.initializations()) == 1 else f"_{init}"
+        paths.append(figure_time_phase_sweep(sweep_dir, part, _sweep_settings(spec) + f", init {init}",
+                                             stem=f"fig_time_phase{tag}"))
     if (spec.size_ratios is not None and spec.refine == 0
             and any("along" in c for c in summary["configs"])):
         paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))

@@ -1,7 +1,7 @@
 """Figures of training time: the phase diagram along training and the time law.
 
 - ``fig_time_phase.<fmt>`` (a run directory, or a sweep: the mean over its
-  configurations): left, the memorization ratio over (M/N, training step), the step
+  configurations; ``fig_time_phase_<init>`` per start of a sweep of several): left, the memorization ratio over (M/N, training step), the step
   axis in log; right, M_pt/N at each evaluation step from the whole-curve estimator
   (:func:`gmmdiff.experiments.transition.fit_curve`) with its 95% interval, where the
   fit exists.
@@ -84,7 +84,7 @@ def figure_time_phase(run_dir, metrics, identity):
     return path
 
 
-def figure_time_phase_sweep(sweep_dir, summary, subtitle=""):
+def figure_time_phase_sweep(sweep_dir, summary, subtitle="", stem="fig_time_phase"):
     """``fig_time_phase`` of a sweep: the ratio over (M/N, step) averaged over the
     configurations at the sizes M/N they share, and M_pt/N along training of every
     configuration (thin) and of that mean curve (bold, the whole-curve fit of the
@@ -118,7 +118,7 @@ def figure_time_phase_sweep(sweep_dir, summary, subtitle=""):
         ax1.plot(s[keep], v[keep], "-", color="0.6", lw=0.6, zorder=0)
     ax1.plot([], [], "-", color="0.6", lw=0.6, label="each configuration")
     ax1.legend(loc="best", fontsize=8)
-    path = figure_path(sweep_dir, "fig_time_phase")
+    path = figure_path(sweep_dir, stem)
     save_figure(fig, path)
     plt.close(fig)
     return path
