@@ -251,8 +251,26 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
 
 
 def read_fit(path, times):
-    """A fit file (``fit_<source>.json``) for the time grid ``times`` (T,): its dict, or
-    ValueError naming the file and what is wrong with it."""
+    """A fit file (``fit_<source>.json`` of ``gmmdiff-predict --fit``), checked.
+
+    Parameters
+    ----------
+    path : str
+        The fit file.
+    times : (T,) array
+        The time grid the fit must have been made on.
+
+    Returns
+    -------
+    dict
+        The fit: ``weights`` (T,) and ``times`` (T,) as lists, ``source``, and (fits
+        made by ``gmmdiff-predict --fit``) its scores; see :doc:`/files`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file and what is wrong with it (not JSON, another grid, bad weights).
+    """
     from gmmdiff.io.files import read_record
     fit = read_record(path, ("weights", "times", "source"),
                       advice="give a fit file written by `gmmdiff-predict --fit SWEEP_DIR`")
@@ -276,9 +294,15 @@ SHIPPED_TRANSFER = os.path.join(ASSETS, "svar_sweep", "transfer.json")
 
 
 def shipped_fits():
-    """The fits that ship with gmmdiff (source -> fit dict), made on the CPU sweep
-    (``gmmdiff-sweep --preset cpu``; its summary is ``assets/cpu_sweep/summary.json``).
-    Empty when none ships."""
+    """The fits that ship with gmmdiff, made on the CPU sweep (``gmmdiff-sweep --preset
+    cpu``; its summary is ``gmmdiff/assets/cpu_sweep/summary.json``).
+
+    Returns
+    -------
+    dict
+        source (``"mc"``, ``"simple"``, ``"nearest"``, ``"expected"``) -> fit dict
+        (as :func:`read_fit` returns it); empty when none ships.
+    """
     from gmmdiff.io.files import read_json
     out = {}
     for source in SOURCES:

@@ -117,7 +117,34 @@ MAX_POINTS = 1000           # model sizes per phase and configuration
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """The grids of a sweep and the training settings shared by its configurations."""
+    """The grids of a sweep and the training settings shared by its configurations.
+
+    The configurations are every combination of the grids (N x d x K x s* x init x
+    seed); ``gmmdiff-sweep``'s options and presets fill these fields.
+
+    Attributes
+    ----------
+    samples : tuple of int
+        The grid of N.
+    dims : tuple of int
+        The grid of d.
+    components : tuple of int
+        The grid of K.
+    seeds : tuple of int
+        The seeds (data, initialization and noise of each configuration).
+    data_vars : tuple of float or None
+        The grid of the data variance s*; None: the base's ``data_var`` only.
+    base : TrainConfig
+        The settings shared by every configuration (its N, d, K, seed are replaced).
+    coarse : int
+        Coarse grid points per configuration: M = N/coarse, ..., N.
+    refine : int
+        Refinement sizes between the coarse curve's start and end (0: none).
+    inits : tuple of str or None
+        The initializations, a sweep axis; None: the base's ``init`` only.
+    size_ratios : tuple of float or None
+        The first sizes as M/N, instead of the coarse grid.
+    """
     samples: tuple = (50, 100, 150, 200)
     dims: tuple = (30, 40, 50, 60)
     components: tuple = (3, 6, 9, 12)

@@ -30,12 +30,28 @@ SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_o
 
 
 def summarize(sweep_dir, *, weights=None, summary=None):
-    """One row per configuration of the sweep (missing ones included, marked).
+    """One row per configuration of the sweep (missing ones included, marked): the
+    table of ``gmmdiff-sweep --summary``.
 
-    Predicted M*/N use the naive (uniform, i.e. training) weighting unless ``weights``
-    (T,) is given; a prediction without a sign change is left empty. ``summary``: the
-    sweep's :func:`transition_summary`, if already made. Writes ``summary.csv``
-    atomically and returns (rows, csv text).
+    Writes ``summary.csv`` atomically; its columns are described in :doc:`/files`.
+
+    Parameters
+    ----------
+    sweep_dir : str
+        The sweep directory.
+    weights : (T,) array, optional
+        Time weights of the ``pred_*`` columns; default uniform (the training
+        weighting: the naive, untrained prediction). A prediction without a sign
+        change is left empty.
+    summary : dict, optional
+        The sweep's ``summary.json`` content, if already made.
+
+    Returns
+    -------
+    rows : list of dict
+        One per configuration, keyed by the CSV's columns.
+    text : str
+        The CSV text.
     """
     if summary is None:
         summary = transition_summary(sweep_dir)
@@ -266,13 +282,35 @@ def fit_path(sweep_dir, source, data_var=None):
 
 
 def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
-    """Fit and cross-validate the time weights on the sweep's configurations
-    (:func:`gmmdiff.experiments.fits.fit_summary`: folds of whole settings, the noise floor and
-    the paired verdict), of one data variance ``data_var`` where the sweep varies it.
+    """Fit and cross-validate the time weights on the sweep's configurations: folds of
+    whole settings, the noise floor and the paired verdict (what ``gmmdiff-predict
+    --fit`` runs per source).
 
-    Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
-    fit (:func:`fit_path`) atomically, both only once the fit succeeded, and returns the
-    fit.
+    Writes ``summary.json`` and the fit (``fit_<source>.json``, or
+    ``fit_<source>_v<s*>.json`` for one s* of a sweep that varies it) atomically, both
+    only once the fit succeeded.
+
+    Parameters
+    ----------
+    sweep_dir : str
+        A sweep directory, or a directory holding only a ``summary.json`` (such as
+        ``gmmdiff/assets/cpu_sweep``), which is re-measured.
+    source : {"mc", "simple", "nearest", "expected"}
+        The baseline losses the theory uses: Monte Carlo or an approximation.
+    n_folds : int
+        Cross-validation folds of whole settings, >= 2.
+    seed : int
+        Seed of the folds and of the bootstrap.
+    data_var : float, optional
+        Fit the configurations of this s* only (a sweep that varies s*).
+    summary : dict, optional
+        The sweep's summary, if already made.
+
+    Returns
+    -------
+    dict
+        The fit: weights, scores, verdicts (the keys of ``fit_<source>.json``, see
+        :doc:`/files`).
     """
     from gmmdiff.experiments.fits import fit_summary
     from gmmdiff.experiments.predict import SOURCES
