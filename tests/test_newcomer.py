@@ -39,3 +39,30 @@ def test_unavailable_cupy_hint_is_one_line_with_this_installation(monkeypatch, t
     result = CliRunner().invoke(train_cli, SMALL + ["--backend", "cupy", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
     assert backend.install_command("cuda12") in result.output
+
+
+def test_rerun_of_a_finished_run_says_nothing_was_trained(tmp_path):
+    out = str(tmp_path / "r")
+    first = CliRunner().invoke(train_cli, SMALL + ["--out", out])
+    assert first.exit_code == 0, first.output
+    assert "nothing trained" not in first.output
+    again = CliRunner().invoke(train_cli, SMALL + ["--out", out])
+    assert again.exit_code == 0, again.output
+    assert "nothing trained: all 2 sizes were already complete" in again.output
+    more = CliRunner().invoke(train_cli, [a if a != "2,8" else "2,5,8" for a in SMALL] + ["--out", out])
+    assert more.exit_code == 0, more.output
+    assert "trained 1 of 3 sizes; M = 2, 8 were already complete" in more.output
+
+
+@pytest.mark.parametrize("option, words", [
+    ("--model-sizes TEXT", ["above N are allowed", "up to", "2N"]),
+    ("--components INTEGER", ["K above N is allowed"]),
+])
+def test_help_says_why_sizes_and_components_above_N_are_allowed(option, words):
+    """M > N and K > N are accepted (pmem repeats training points up to 2N; the data
+    model is defined for any K): --help says so instead of leaving it a surprise."""
+    text = " ".join(CliRunner().invoke(train_cli, ["--help"]).output.split())
+    start = text.index(option, text.index("Options:"))
+    entry = text[start: start + 400]
+    for w in words:
+        assert w in entry, entry
