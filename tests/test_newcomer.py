@@ -66,3 +66,19 @@ def test_help_says_why_sizes_and_components_above_N_are_allowed(option, words):
     entry = text[start: start + 400]
     for w in words:
         assert w in entry, entry
+
+
+predict_cli = load_script("gmmdiff-predict")
+
+
+@pytest.mark.parametrize("content, says", [
+    ("N,d,K,status\n20,10,2,ok\n", "looks like a CSV table"),
+    ("not json at all", "this file is not JSON"),
+])
+def test_fit_file_that_is_not_json_says_what_was_expected(tmp_path, content, says):
+    path = tmp_path / ("summary.csv" if "," in content else "fit.json")
+    path.write_text(content)
+    r = CliRunner().invoke(predict_cli, ["-N", "20", "-d", "10", "-K", "2", "--fit-file", str(path)])
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "expected the JSON file fit_<source>.json" in r.output and "gmmdiff-predict --fit" in r.output
+    assert says in r.output

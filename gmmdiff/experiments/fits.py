@@ -271,9 +271,16 @@ def read_fit(path, times):
     ValueError
         Naming the file and what is wrong with it (not JSON, another grid, bad weights).
     """
-    from gmmdiff.io.files import read_record
-    fit = read_record(path, ("weights", "times", "source"),
-                      advice="give a fit file written by `gmmdiff-predict --fit SWEEP_DIR`")
+    from gmmdiff.io.files import StorageError, read_record
+    advice = "give a fit file written by `gmmdiff-predict --fit SWEEP_DIR` (SWEEP_DIR/fit_<source>.json)"
+    try:
+        fit = read_record(path, ("weights", "times", "source"), advice=advice)
+    except StorageError as exc:
+        if "JSON file" not in str(exc):
+            raise
+        raise StorageError(f"{path} is not a fit file: expected the JSON file fit_<source>.json "
+                           "that `gmmdiff-predict --fit SWEEP_DIR` writes into SWEEP_DIR (e.g. "
+                           f"fit_mc.json){_looks_like(path)}") from None
     try:
         w = np.asarray(fit["weights"], dtype=np.float64)
         t = np.asarray(fit["times"], dtype=np.float64)
@@ -286,6 +293,19 @@ def read_fit(path, times):
     if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"{path}: the weights must be {t.size} finite numbers >= 0, not all 0")
     return fit
+
+
+def _looks_like(path):
+    """'; this one looks like a CSV table (...)' for a file that is not JSON."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(200).decode("utf-8", "replace").splitlines()[:1]
+    except OSError:
+        return ""
+    if head and "," in head[0] and not head[0].lstrip().startswith(("{", "[")):
+        return (f"; {os.path.basename(path)} looks like a CSV table (such as the summary.csv of "
+                "`gmmdiff-sweep --summary`), which holds measurements, not fitted weights")
+    return "; this file is not JSON"
 
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")
