@@ -276,7 +276,7 @@ def read_fit(path, times):
     try:
         fit = read_record(path, ("weights", "times", "source"), advice=advice)
     except StorageError as exc:
-        if "JSON file" not in str(exc):
+        if "corrupt or truncated JSON file" not in str(exc):   # not JSON at all
             raise
         raise StorageError(f"{path} is not a fit file: expected the JSON file fit_<source>.json "
                            "that `gmmdiff-predict --fit SWEEP_DIR` writes into SWEEP_DIR (e.g. "
