@@ -82,3 +82,28 @@ def test_fit_file_that_is_not_json_says_what_was_expected(tmp_path, content, say
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
     assert "expected the JSON file fit_<source>.json" in r.output and "gmmdiff-predict --fit" in r.output
     assert says in r.output
+
+
+sweep_cli = load_script("gmmdiff-sweep")
+TINY_SWEEP = ["-N", "8", "-d", "3", "-K", "2", "--coarse", "2", "--refine", "0", "--noise-draws", "2",
+              "--eval-samples", "10", "--quiet"]
+
+
+def test_sweep_rerun_with_other_steps_names_the_setting(tmp_path):
+    """'differs in: base' told nothing: the setting, its value here and in the directory."""
+    out = str(tmp_path / "sw")
+    first = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--steps", "20", "--out", out])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--steps", "30", "--out", out])
+    assert again.exit_code == 2, again.output
+    assert "differs in: base.steps (here 30, in the directory 20)" in again.output, again.output
+
+
+def test_identity_differences_follow_nested_settings():
+    from gmmdiff.io.files import identity_differences
+    found = {"base": {"steps": 20, "lr_peak": 0.001}, "seeds": [0], "backend": "numpy"}
+    wanted = {"base": {"steps": 30, "lr_peak": 0.001}, "seeds": [0, 1], "backend": "numpy",
+              "inits": ["pmem"]}
+    assert identity_differences(found, wanted) == [
+        "base.steps (here 30, in the directory 20)", 'inits (here ["pmem"], in the directory absent)',
+        "seeds (here [0, 1], in the directory [0])"]

@@ -301,5 +301,25 @@ def check_identity(path, identity, refusal, advice):
         raise StorageError(f"{path} is not a gmmdiff file (its identity is not an object); "
                            "remove it or choose another directory")
     if found != identity:
-        diff = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
+        diff = identity_differences(found, identity)
         raise StorageError(f"{refusal} (differs in: {', '.join(diff) or 'format'}); {advice}")
+
+
+_MISSING = object()
+
+
+def identity_differences(found, wanted, prefix=""):
+    """The settings in which two identities differ, nested dicts followed down (a
+    sweep's shared settings are its identity's ``base``), each as
+    ``'base.steps (here 5000, in the directory 3000)'``, sorted by name."""
+    out = []
+    for k in sorted(set(found) | set(wanted)):
+        a, b = found.get(k, _MISSING), wanted.get(k, _MISSING)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += identity_differences(a, b, f"{prefix}{k}.")
+            continue
+        show = (lambda v: "absent" if v is _MISSING else json.dumps(v))  # noqa: E731
+        out.append(f"{prefix}{k} (here {show(b)}, in the directory {show(a)})")
+    return out
