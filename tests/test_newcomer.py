@@ -107,3 +107,36 @@ def test_identity_differences_follow_nested_settings():
     assert identity_differences(found, wanted) == [
         "base.steps (here 30, in the directory 20)", 'inits (here ["pmem"], in the directory absent)',
         "seeds (here [0, 1], in the directory [0])"]
+
+
+def test_fit_shows_progress_on_stderr(tmp_path):
+    """`gmmdiff-predict --fit` ran for a minute in silence on a small sweep (SciPy's
+    SLSQP per fold): it now says what it fits and, every few seconds, how far it is."""
+    import shutil
+    import subprocess
+    import sys
+    from gmmdiff.experiments.fits import SHIPPED
+    sweep = tmp_path / "shipped"
+    sweep.mkdir()
+    shutil.copy(os.path.join(SHIPPED, "summary.json"), sweep / "summary.json")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "bin", "gmmdiff-predict"), "--fit", str(sweep),
+                        "--source", "simple", "--folds", "2"], capture_output=True, text=True,
+                       env=dict(os.environ, GMMDIFF_PROGRESS_SECONDS="0"), timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert lines[0].startswith("fitting source simple: the simplex and SNR^a weightings"), lines
+    assert [ln.split(": ")[1].split(",")[0] for ln in lines[1:]] == [f"{k}/6 fits" for k in range(1, 6)]
+    assert "ETA" in lines[-1] and "saved" in r.stdout       # the table itself stays on stdout
+
+
+def test_fit_progress_keeps_quiet_between_intervals():
+    from gmmdiff.cli.progress import FitProgress
+    said = []
+    p = FitProgress("fitting mc", echo=said.append, interval=3600)
+    for k in range(1, 7):
+        p(k, 6)
+    assert said == []
+    p = FitProgress("fitting mc", echo=said.append, interval=0)
+    for k in range(1, 7):
+        p(k, 6)
+    assert len(said) == 5 and said[0].startswith("fitting mc: 1/6 fits, elapsed ")

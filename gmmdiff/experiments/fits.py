@@ -106,7 +106,8 @@ def _fit_family(family, curves, measured, snr, seed):
     return w, a
 
 
-def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="simplex", snr=None):
+def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="simplex", snr=None,
+                  progress=None):
     """Fit a weighting family and score it by cross-validation grouped by setting.
 
     Parameters
@@ -126,7 +127,8 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
     other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
     verdict on the held-out errors (:func:`gmmdiff.experiments.verdict.paired_verdict`) and
     ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
-    "snr_power".
+    "snr_power". ``progress``, if given, is called as ``progress(done, total)`` after
+    each fit (one on every configuration, one per fold: ``total`` = 1 + folds).
     """
     from gmmdiff.experiments.verdict import grouped_folds, paired_verdict
     if family not in FAMILIES:
@@ -140,12 +142,21 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
         groups, held_out_by = list(range(measured.size)), "configuration (one setting only)"
     folds = grouped_folds(groups, n_folds, seed=seed)
     stack = _Stack(curves)
+    fits_done = [0]
+
+    def tick():
+        fits_done[0] += 1
+        if progress is not None:
+            progress(fits_done[0], 1 + len(folds))
+
     lam, a = _fit_family(family, curves, measured, snr, seed)
+    tick()
     pred = stack.ratios(lam)
     cv, cv_trivial = np.empty_like(measured), np.empty_like(measured)
     for test in folds:
         train = np.setdiff1d(np.arange(measured.size), test)
         w, _ = _fit_family(family, [curves[i] for i in train], measured[train], snr, seed)
+        tick()
         cv[test] = stack.ratios(w)[test]
         cv_trivial[test] = measured[train].mean()
     trivial = float(measured.mean())
@@ -196,7 +207,7 @@ def summary_curves(summary, source, *, data_var=None):
     return used, curves, excluded
 
 
-def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
+def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None, progress=None):
     """Fit the time weights of ``source`` on a sweep's summary
     (:func:`gmmdiff.experiments.sweep.summary.transition_summary`), needing no run directory: "mc" uses the
     Monte Carlo curves the summary holds, the approximations are computed from each
@@ -210,7 +221,8 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
     (:func:`gmmdiff.experiments.verdict.noise_floor` over seeds of a setting), whether the trivial
     predictor's held-out error already lies within it, the source, the time grid, the
     configurations used, their range of N, d and K, the folds' seed, the target,
-    process and data variance, and the summary's provenance.
+    process and data variance, and the summary's provenance. ``progress``: called as
+    ``progress(done, total)`` after each fit of both families.
     """
     from gmmdiff.model.process import snr as snr_of
     from gmmdiff.experiments.verdict import noise_floor
@@ -232,9 +244,12 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None):
     measured = [c["M_pt_over_N"] for c in used]
     groups = [setting_of(c) for c in used]
     snr = snr_of(times, base["process"])
-    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex")
+    def family_progress(first):
+        return None if progress is None else (lambda k, n: progress(first * n + k, 2 * n))
+    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex",
+                           progress=family_progress(0))
     power = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="snr_power",
-                          snr=snr)
+                          snr=snr, progress=family_progress(1))
     floor = noise_floor(measured, groups)
     at_floor = (floor["value"] is not None
                 and result["trivial_mse_test"] <= floor["interval"][1])

@@ -281,7 +281,8 @@ def fit_path(sweep_dir, source, data_var=None):
     return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
 
 
-def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None):
+def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summary=None,
+              progress=None):
     """Fit and cross-validate the time weights on the sweep's configurations: folds of
     whole settings, the noise floor and the paired verdict (what ``gmmdiff-predict
     --fit`` runs per source).
@@ -305,6 +306,9 @@ def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summa
         Fit the configurations of this s* only (a sweep that varies s*).
     summary : dict, optional
         The sweep's summary, if already made.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each fit (both weighting families, on
+        every configuration and per fold).
 
     Returns
     -------
@@ -319,7 +323,8 @@ def fit_sweep(sweep_dir, source="mc", *, n_folds=5, seed=0, data_var=None, summa
     check_positive_int("folds (--folds)", n_folds, minimum=2)
     if summary is None:
         summary = sweep_summary(sweep_dir)
-    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
+    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var,
+                         progress=progress)
     write_json(os.path.join(sweep_dir, "summary.json"), summary)      # after a fit succeeded:
     write_json(fit_path(sweep_dir, source, data_var), result)         # a refusal writes none
     return result
