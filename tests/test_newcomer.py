@@ -140,3 +140,80 @@ def test_fit_progress_keeps_quiet_between_intervals():
     for k in range(1, 7):
         p(k, 6)
     assert len(said) == 5 and said[0].startswith("fitting mc: 1/6 fits, elapsed ")
+
+
+def _drawn(monkeypatch):
+    """Capture the figures sweep_plots saves (the Figure objects, drawn)."""
+    from gmmdiff.cli import sweep_plots
+    figs = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        figs.append(fig)
+    monkeypatch.setattr(sweep_plots, "save_figure", keep)
+    monkeypatch.setattr(sweep_plots.pyplot(), "close", lambda fig: None)
+    return figs
+
+
+def _svar_spec():
+    import dataclasses
+    from gmmdiff.experiments.fits import ASSETS
+    from gmmdiff.experiments.sweep.spec import SweepSpec
+    from gmmdiff.training.config import TrainConfig
+    ident = json.load(open(os.path.join(ASSETS, "svar_sweep", "summary.json")))["identity"]
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return SweepSpec(samples=tuple(ident["samples"]), dims=tuple(ident["dims"]),
+                     components=tuple(ident["components"]), seeds=tuple(ident["seeds"]),
+                     data_vars=tuple(ident["data_vars"]), coarse=ident["coarse"],
+                     refine=ident["refine"],
+                     base=TrainConfig(**{k: v for k, v in ident["base"].items() if k in fields}))
+
+
+@pytest.mark.parametrize("source", ["simple", "expected"])
+def test_fig3_legend_covers_no_point_and_identical_fits_stay_visible(monkeypatch, source):
+    """The legend sat on the points (upper left, inside the axes); with the "simple"
+    source both weightings predict the same constant and the second hid the first."""
+    from gmmdiff.cli.sweep_plots import figure3
+    from gmmdiff.experiments.fits import SHIPPED
+    from gmmdiff.io.schemas import read_fit_scores
+    figs = _drawn(monkeypatch)
+    figure3(read_fit_scores(os.path.join(SHIPPED, f"fit_{source}.json")), "fig3.png",
+            "N 20,30,40 x d 10,15,20 x K 2,3,4; 50,000 steps")
+    fig = figs[0]
+    ax = fig.axes[0]
+    legend = ax.get_legend().get_window_extent()
+    assert not legend.overlaps(ax.get_window_extent()), "the legend lies over the axes"
+    markers = [ln for ln in ax.get_lines() if ln.get_marker() in ("o", "s")]
+    circle = next(m for m in markers if m.get_marker() == "o")
+    square = next(m for m in markers if m.get_marker() == "s")
+    assert square.get_markerfacecolor() == "none" and square.get_markersize() > circle.get_markersize()
+    assert "N 20,30,40 x d 10,15,20 x K 2,3,4; 50,000 steps" in ax.get_title()
+
+
+def test_fig3_of_a_sweep_carries_its_settings():
+    from gmmdiff.cli.sweep_plots import sweep_settings
+    line = sweep_settings(_svar_spec())
+    assert line == ("N 20 x d 10 x K 2,3 x s* 0.5,1,2; 50,000 steps, 10 noise draws, eps target, "
+                    "seeds 0,1,2,3,4")
+
+
+def test_shipped_data_variance_figure_has_a_title_and_an_unclipped_y_label(monkeypatch, tmp_path):
+    from gmmdiff.cli.sweep_plots import figure3_svar, sweep_settings
+    from gmmdiff.experiments.fits import ASSETS
+    transfer = json.load(open(os.path.join(ASSETS, "svar_sweep", "transfer.json")))
+    figs = _drawn(monkeypatch)
+    figure3_svar(transfer, "fig.png", subtitle=sweep_settings(_svar_spec()))
+    fig = figs[0]
+    assert "data-variance experiment" in fig._suptitle.get_text()
+    renderer = fig.canvas.get_renderer()
+    label = fig.axes[0].yaxis.label.get_window_extent(renderer)
+    assert fig.axes[0].get_window_extent().y0 <= label.y0 and label.y1 <= fig.axes[0].get_window_extent().y1
+    monkeypatch.undo()
+    # the shipped PNG is this figure: a fresh drawing has its size (a title makes it taller)
+    fresh = tmp_path / "fig3.png"
+    figure3_svar(transfer, str(fresh), subtitle=sweep_settings(_svar_spec()))
+    from test_figures import png_size
+    w, h = png_size(fresh)
+    import pathlib
+    sw, sh = png_size(pathlib.Path(ASSETS, "svar_sweep", "fig3_data_variance.png"))
+    assert abs(sw - w) <= 0.03 * w and abs(sh - h) <= 0.03 * h and sh > 560
