@@ -270,7 +270,7 @@ class SweepResults:
         Parameters
         ----------
         key : str
-            A key of :attr:`rows`, e.g. ``"M_pt_over_N"``.
+            A key of the ``rows``, e.g. ``"M_pt_over_N"``.
 
         Returns
         -------

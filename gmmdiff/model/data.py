@@ -45,8 +45,24 @@ class GaussianMixture:
         return self.means.shape[0]
 
     def sample(self, n, rng, *, xp=None):
-        """Draw ``n`` samples. Returns ``(X (n, d), labels (n,))`` on backend ``xp``
-        (default: the backend of ``means``); ``rng`` is a numpy Generator."""
+        """Draw ``n`` samples of the mixture.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        rng : numpy.random.Generator
+            The draws are made with it on the host.
+        xp : module, optional
+            The array module of the result (default: the backend of ``means``).
+
+        Returns
+        -------
+        X : (n, d) array
+            The samples.
+        labels : (n,) int array
+            The component of each sample.
+        """
         xp = array_namespace(self.means) if xp is None else xp
         means = to_host(self.means)
         labels = rng.integers(0, means.shape[0], size=n)

@@ -61,7 +61,7 @@ def coefficients(t, process="vp"):
 
     Parameters
     ----------
-    t : float or array of any shape
+    t : float or array, any shape
         Times in (0, 1).
     process : {"vp", "fm"}
         Variance-preserving (``alpha_t = sqrt(1 - t^2)``, ``sigma_t = t``) or flow

@@ -201,7 +201,18 @@ class TrainConfig:
         return families.get(self.model)
 
     def dataset(self, xp=np):
-        """The seeded data set of this configuration on backend ``xp``."""
+        """The seeded data set of this configuration.
+
+        Parameters
+        ----------
+        xp : module
+            The array module of the result, ``numpy`` or ``cupy``.
+
+        Returns
+        -------
+        Dataset
+            For the templates model, its own data set class.
+        """
         return self.family().dataset(self, xp)
 
 

@@ -163,8 +163,19 @@ class SweepSpec:
         return tuple(self.size_ratios) if self.size_ratios is not None else self.coarse
 
     def validate(self, xp=None):
-        """Raise ValueError naming the first bad setting or, given the backend ``xp``,
-        a unit whose training would not fit in its memory; writes nothing."""
+        """Check every setting; writes nothing.
+
+        Parameters
+        ----------
+        xp : module, optional
+            The backend: given, a unit whose training would not fit in its memory is
+            refused too.
+
+        Returns
+        -------
+        SweepSpec
+            ``self``; a bad setting raises ValueError naming it.
+        """
         check_positive_int("coarse grid points (--coarse)", self.coarse, minimum=2)
         check_positive_int("refinement points (--refine)", self.refine, minimum=0)
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
@@ -205,6 +216,18 @@ class SweepSpec:
                 for v in self.variances() for i in self.initializations() for s in self.seeds]
 
     def identity(self, backend):
+        """The identity ``sweep.json`` records (the grids, the shared settings as
+        ``base``, the backend and the results format).
+
+        Parameters
+        ----------
+        backend : str
+            ``"numpy"`` or ``"cupy"``.
+
+        Returns
+        -------
+        dict
+        """
         base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
         ident = {"samples": list(self.samples), "dims": list(self.dims),
                  "components": list(self.components), "seeds": list(self.seeds),
