@@ -132,12 +132,13 @@ def test_fit_shows_progress_on_stderr(tmp_path):
 def test_fit_progress_keeps_quiet_between_intervals():
     from gmmdiff.cli.progress import FitProgress
     said = []
-    p = FitProgress("fitting mc", echo=said.append, interval=3600)
-    for k in range(1, 7):
+    p = FitProgress("fitting mc", first="fitting source mc: ...", echo=said.append, interval=3600)
+    for k in range(0, 7):
         p(k, 6)
-    assert said == []
+    assert said == ["fitting source mc: ..."]
+    said.clear()
     p = FitProgress("fitting mc", echo=said.append, interval=0)
-    for k in range(1, 7):
+    for k in range(0, 7):
         p(k, 6)
     assert len(said) == 5 and said[0].startswith("fitting mc: 1/6 fits, elapsed ")
 

@@ -127,8 +127,9 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
     other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
     verdict on the held-out errors (:func:`gmmdiff.experiments.verdict.paired_verdict`) and
     ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
-    "snr_power". ``progress``, if given, is called as ``progress(done, total)`` after
-    each fit (one on every configuration, one per fold: ``total`` = 1 + folds).
+    "snr_power". ``progress``, if given, is called as ``progress(done, total)`` before
+    the first fit (done 0) and after each (one on every configuration, one per fold:
+    ``total`` = 1 + folds).
     """
     from gmmdiff.experiments.verdict import grouped_folds, paired_verdict
     if family not in FAMILIES:
@@ -149,6 +150,8 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=5, seed=0, family="s
         if progress is not None:
             progress(fits_done[0], 1 + len(folds))
 
+    if progress is not None:
+        progress(0, 1 + len(folds))
     lam, a = _fit_family(family, curves, measured, snr, seed)
     tick()
     pred = stack.ratios(lam)
@@ -222,7 +225,7 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None, progress=N
     predictor's held-out error already lies within it, the source, the time grid, the
     configurations used, their range of N, d and K, the folds' seed, the target,
     process and data variance, and the summary's provenance. ``progress``: called as
-    ``progress(done, total)`` after each fit of both families.
+    ``progress(done, total)`` before the first fit and after each, of both families.
     """
     from gmmdiff.model.process import snr as snr_of
     from gmmdiff.experiments.verdict import noise_floor
@@ -244,8 +247,9 @@ def fit_summary(summary, source, *, n_folds=5, seed=0, data_var=None, progress=N
     measured = [c["M_pt_over_N"] for c in used]
     groups = [setting_of(c) for c in used]
     snr = snr_of(times, base["process"])
-    def family_progress(first):
-        return None if progress is None else (lambda k, n: progress(first * n + k, 2 * n))
+    def family_progress(first):                 # (done, total) over both families
+        return None if progress is None else (
+            lambda k, n: (k or not first) and progress(first * n + k, 2 * n))
     result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex",
                            progress=family_progress(0))
     power = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="snr_power",
@@ -278,15 +282,10 @@ def read_fit(path, times):
     Returns
     -------
     dict
-        The fit: ``weights`` (T,) and ``times`` (T,) as lists, ``source``, and (fits
-        made by ``gmmdiff-predict --fit``) its scores; see :doc:`/files`.
-
-    Raises
-    ------
-    ValueError
-        Naming the file and what is wrong with it (not JSON, another grid, bad weights).
+        ``weights`` and ``times`` (T,) as lists, ``source`` and the scores
+        (:doc:`/files`); ValueError names the file and what is wrong with it.
     """
-    from gmmdiff.io.files import StorageError, read_record
+    from gmmdiff.io.files import StorageError, not_json_hint, read_record
     advice = "give a fit file written by `gmmdiff-predict --fit SWEEP_DIR` (SWEEP_DIR/fit_<source>.json)"
     try:
         fit = read_record(path, ("weights", "times", "source"), advice=advice)
@@ -295,7 +294,7 @@ def read_fit(path, times):
             raise
         raise StorageError(f"{path} is not a fit file: expected the JSON file fit_<source>.json "
                            "that `gmmdiff-predict --fit SWEEP_DIR` writes into SWEEP_DIR (e.g. "
-                           f"fit_mc.json){_looks_like(path)}") from None
+                           f"fit_mc.json){not_json_hint(path)}") from None
     try:
         w = np.asarray(fit["weights"], dtype=np.float64)
         t = np.asarray(fit["times"], dtype=np.float64)
@@ -308,19 +307,6 @@ def read_fit(path, times):
     if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"{path}: the weights must be {t.size} finite numbers >= 0, not all 0")
     return fit
-
-
-def _looks_like(path):
-    """'; this one looks like a CSV table (...)' for a file that is not JSON."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(200).decode("utf-8", "replace").splitlines()[:1]
-    except OSError:
-        return ""
-    if head and "," in head[0] and not head[0].lstrip().startswith(("{", "[")):
-        return (f"; {os.path.basename(path)} looks like a CSV table (such as the summary.csv of "
-                "`gmmdiff-sweep --summary`), which holds measurements, not fitted weights")
-    return "; this file is not JSON"
 
 
 ASSETS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets")

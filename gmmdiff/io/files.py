@@ -185,6 +185,20 @@ def read_json(path):
                            "never writes") from None
 
 
+def not_json_hint(path):
+    """'; PATH looks like a CSV table (...)' or '; this file is not JSON': what a file
+    that failed to parse as JSON seems to be, for an error message."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(200).decode("utf-8", "replace").splitlines()[:1]
+    except OSError:
+        return ""
+    if head and "," in head[0] and not head[0].lstrip().startswith(("{", "[")):
+        return (f"; {os.path.basename(path)} looks like a CSV table (such as the summary.csv of "
+                "`gmmdiff-sweep --summary`), which holds measurements, not fitted weights")
+    return "; this file is not JSON"
+
+
 class _Constant(ValueError):
     pass
 
