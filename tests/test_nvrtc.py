@@ -24,7 +24,7 @@ try:
 except Exception as exc:                                  # wheels missing or unusable
     print(json.dumps({"skip": f"{type(exc).__name__}: {exc}"}))
     sys.exit(0)
-from gmmdiff import kernels
+from gmmdiff.engine import kernels
 
 def compile_(src, name, arch):
     prog = nvrtc.createProgram(src, name + ".cu", (), ())
