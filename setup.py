@@ -30,6 +30,9 @@ setup(
     install_requires=["numpy>=1.22", "scipy>=1.8", "click>=8.0", "matplotlib>=3.5"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50"],
+        # the documentation site (docs/): Sphinx, numpydoc for the docstrings, sphinx-click
+        # for the four commands; CI builds it with warnings as errors
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-click>=5"],
         # NVRTC for tests/test_nvrtc.py (compiles the CUDA kernels without a GPU)
         "nvrtc": ["cupy-cuda12x", "nvidia-cuda-nvrtc-cu12"],
         # CuPy with the CUDA toolkit libraries as wheels ([ctk]: cuda-toolkit[cublas,

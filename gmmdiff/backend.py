@@ -5,16 +5,47 @@ namespace from their array arguments with :func:`array_namespace`; private helpe
 take ``xp`` explicitly. Host conversion happens only at the CLI, storage and plotting
 boundaries through :func:`to_host`.
 """
+import json
+import os
 import re
+import urllib.parse
 
 import numpy as np
 
 BACKENDS = ("numpy", "cupy")
 DTYPES = ("float64", "float32")
 
-_CUPY_HELP = ("CuPy with a working CUDA GPU is required for backend 'cupy'; install it "
-              "with `pip install 'gmmdiff[cuda12]'` or `pip install 'gmmdiff[cuda13]'` "
-              "(matching your CUDA driver), or use backend 'numpy', which works everywhere")
+
+def install_command(extra):
+    """The pip command that adds the extra ``extra`` (``"cuda12"``, ...) to this
+    installation of gmmdiff.
+
+    gmmdiff is installed from a checkout, not from a package index, so
+    ``pip install 'gmmdiff[cuda12]'`` would look for it on PyPI and fail. The command
+    names the checkout pip recorded at install time (its ``direct_url.json``), with
+    ``-e`` for an editable install, and otherwise ``'.[extra]'`` (run from the
+    checkout)."""
+    where, editable = None, False
+    try:
+        from importlib import metadata
+        info = json.loads(metadata.distribution("gmmdiff").read_text("direct_url.json") or "{}")
+        url = info.get("url", "")
+        if url.startswith("file://"):
+            path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
+            if os.path.isfile(os.path.join(path, "setup.py")):
+                where = path
+                editable = bool(info.get("dir_info", {}).get("editable"))
+    except Exception:        # no metadata (a checkout on sys.path): the generic form
+        pass
+    if where is None:
+        return f"pip install '.[{extra}]' (in the gmmdiff checkout)"
+    return f"pip install {'-e ' if editable else ''}'{where}[{extra}]'"
+
+
+def _cupy_help():
+    return ("CuPy with a working CUDA GPU is required for backend 'cupy'; install it with "
+            f"`{install_command('cuda12')}` or the same with [cuda13] (matching your CUDA "
+            "driver), or use backend 'numpy', which works everywhere")
 # The CUDA libraries CuPy loads on first use (not at import), named as they appear in
 # CuPy's and cuda-pathfinder's errors: what each one is, and who brings it.
 _CUDA_LIBRARIES = (
@@ -74,7 +105,7 @@ def _missing_library_message(exc):
     lib = f"lib{key}.so.{major}"
     return (f"backend 'cupy': CuPy sees a GPU but cannot load {lib} ({what}; a "
             f"driver-only machine lacks the CUDA toolkit); install the CUDA libraries with "
-            f"`pip install 'gmmdiff[cuda{major}]'` (cupy-cuda{major}x[ctk]: the toolkit "
+            f"`{install_command(f'cuda{major}')}` (cupy-cuda{major}x[ctk]: the toolkit "
             f"wheels), or use backend 'numpy'")
 
 
@@ -95,7 +126,7 @@ def probe_cupy(xp=None):
         dev = int(cp.cuda.runtime.getDevice())
     except Exception as exc:  # the runtime library itself may be the missing one
         msg = _missing_library_message(exc)
-        raise ValueError(msg or f"{_CUPY_HELP} ({type(exc).__name__}: {exc})") from None
+        raise ValueError(msg or f"{_cupy_help()} ({type(exc).__name__}: {exc})") from None
     if dev not in _PROBED:
         _PROBED[dev] = _probe_once(cp)
     if _PROBED[dev] is not None:
@@ -112,7 +143,7 @@ def _probe_once(cp):
         msg = _missing_library_message(exc)
         return msg or (f"backend 'cupy': a first kernel or matrix product on the GPU failed "
                        f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                       f"{_CUPY_HELP}")
+                       f"{_cupy_help()}")
     want = np.array([[16.0, 24.0], [40.0, 64.0]])
     if not np.array_equal(got, want):
         return (f"backend 'cupy': the GPU computed {got.tolist()} for a 2 x 2 product whose "
@@ -138,14 +169,14 @@ def get_xp(name="numpy"):
         return np
     if name == "cupy":
         if _cupy is None:
-            raise ValueError(f"{_CUPY_HELP} ({_CUPY_IMPORT_ERROR})")
+            raise ValueError(f"{_cupy_help()} ({_CUPY_IMPORT_ERROR})")
         try:
             count = _cupy.cuda.runtime.getDeviceCount()
         except Exception as exc:  # pragma: no cover - depends on the machine
             raise ValueError(_missing_library_message(exc)
-                             or f"{_CUPY_HELP} ({type(exc).__name__}: {exc})") from None
+                             or f"{_cupy_help()} ({type(exc).__name__}: {exc})") from None
         if count < 1:
-            raise ValueError(f"{_CUPY_HELP} (no CUDA device found)")
+            raise ValueError(f"{_cupy_help()} (no CUDA device found)")
         probe_cupy()
         return _cupy
     raise ValueError(f"unknown backend {name!r}; accepted: {', '.join(BACKENDS)}")

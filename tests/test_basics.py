@@ -14,7 +14,7 @@ def test_backend_by_name_and_errors(monkeypatch):
     if backend.cupy_available():          # a GPU or the test suite's CuPy stand-in: hide it
         monkeypatch.setattr(backend, "_cupy", None)
         monkeypatch.setattr(backend, "_CUPY_IMPORT_ERROR", "ModuleNotFoundError: No module named 'cupy'")
-    with pytest.raises(ValueError, match="pip install 'gmmdiff\\[cuda12\\]'.*'numpy', which works everywhere"):
+    with pytest.raises(ValueError, match="pip install .*\\[cuda12\\]'.*'numpy', which works everywhere"):
         backend.get_xp("cupy")
     with pytest.raises(ValueError, match="unknown dtype 'float16'"):
         backend.get_dtype("float16")

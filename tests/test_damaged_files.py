@@ -372,7 +372,7 @@ def test_fuzz_damaged_sweep(pristine, tmp_path_factory, data):
                                     if p.name != "baselines.json" and p.name != "plan.json")
     check_one_damage(top, sweep, names,
                      lambda: CliRunner().invoke(sweep_cli, ["--summary", str(top)]), data,
-                     writes=("summary.csv", "summary.json"))
+                     writes=("summary.csv", "summary.json"))   # --summary writes both
 
 
 @FUZZ

@@ -125,8 +125,10 @@ def data_options(f, notes=None):
         click.option("--dim", "-d", type=int, default=D.dim, show_default=True,
                      callback=positive(1), help="data dimension d"),
         click.option("--components", "-K", type=int, default=D.components, show_default=True,
-                     callback=positive(1), help=noted("number of mixture components K", "components",
-                                                          notes)),
+                     callback=positive(1),
+                     help=noted("number of mixture components K (K above N is allowed: the "
+                                "data model is defined for any K, and then some components "
+                                "have no training sample)", "components", notes)),
         click.option("--samples", "-N", type=int, default=D.samples, show_default=True,
                      callback=positive(2), help=noted("number of training samples N", "samples", notes)),
         click.option("--seed", type=int, default=D.seed, show_default=True,

@@ -10,24 +10,31 @@ from gmmdiff.io.rundir import read_run
 from gmmdiff.cli.plotting import figure_path, pyplot, save_figure, figure1
 
 
-def figure3(fit, path):
+def figure3(fit, path, subtitle=""):
     """Predicted against measured M_pt/N for one fit (:func:`gmmdiff.experiments.fits.fit_summary`):
     each configuration's held-out prediction (from the fit without its fold of
     settings) for the 26-weight simplex and the SNR^a weighting against its measured
     whole-curve M_pt/N (95% interval as a bar), the diagonal, the trivial predictor, and
-    in the title each weighting's paired verdict and the noise floor."""
+    in the title the source, the noise floor and ``subtitle`` (the sweep's settings).
+
+    The legend sits below the axes, where it covers no point; the SNR^a points are
+    open squares over the simplex's filled circles, so where both fits predict the
+    same (the "simple" source: both are the constant) both stay visible."""
     plt = pyplot()
     meas = np.array(fit["measured"])
     iv = np.array([[np.nan if v is None else v for v in pair]
                    for pair in fit.get("measured_interval", [[None, None]] * meas.size)], dtype=float)
     err = np.abs(iv - meas[:, None]).T
-    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    fig, ax = plt.subplots(figsize=(5.6, 6.4))
     power = fit["snr_power"]
-    for r, label, marker, color in ((fit, "simplex (26 weights)", "o", "C0"),
-                                    (power, f"SNR^a, a = {power['exponent']:.2f}", "s", "C1")):
+    for r, label, marker, color, style in (
+            (fit, "simplex (26 weights)", "o", "C0", dict(ms=4)),
+            (power, f"SNR^a, a = {power['exponent']:.2f}", "s", "C1",
+             dict(ms=7, mfc="none", mew=1.0, zorder=3))):
         pred = np.array(r["cv_predicted"])
-        ax.errorbar(meas, pred, xerr=err, fmt=marker, color=color, ms=4, lw=0.6, capsize=1.5,
-                    label=f"{label}: held-out MSE {r['mse_test']:.2g}, {r['verdict']['verdict']}")
+        ax.errorbar(meas, pred, xerr=err, fmt=marker, color=color, lw=0.6, capsize=1.5,
+                    label=f"{label}: held-out MSE {r['mse_test']:.2g}, {r['verdict']['verdict']}",
+                    **style)
     values = np.concatenate([meas, fit["cv_predicted"], power["cv_predicted"], iv[np.isfinite(iv)],
                              [fit["trivial_prediction"]]])
     lo, hi = max(0.0, values.min() - 0.03), min(1.05, values.max() + 0.03)
@@ -38,19 +45,22 @@ def figure3(fit, path):
     ax.set(xlabel="measured M_pt / N (whole-curve fit, 95% interval)",
            ylabel="predicted M* / N (held out by setting)", xlim=(lo, hi), ylim=(lo, hi), aspect="equal",
            title=f"source {fit['source']}, s* = {fit.get('data_var', 1.0):g}: noise floor "
-                 + (f"{floor:.2g}" if floor is not None else "unknown"))
-    ax.legend(fontsize=6, loc="upper left")
+                 + (f"{floor:.2g}" if floor is not None else "unknown")
+                 + (f"\n{subtitle}" if subtitle else ""))
+    ax.title.set_fontsize(8)
+    ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=1, frameon=False)
     save_figure(fig, path)
     plt.close(fig)
     return path
 
 
-def figure3_svar(result, path, *, weighting="simplex"):
+def figure3_svar(result, path, *, weighting="simplex", subtitle=""):
     """The data-variance experiment (:func:`gmmdiff.experiments.transfer.transfer`): per source, the
     mean predicted M*/N at each s* (bars: the range over configurations) against the
     mean measured M_pt/N (bars: its 95% t interval), colour = s*, weights fitted at
     s* = 1 on the CPU sweep; the diagonal and each source's trivial predictor (no change
-    with s*)."""
+    with s*). The title says what is plotted, with ``subtitle`` (the sweep's
+    settings)."""
     plt = pyplot()
     srcs = list(result["sources"])
     fig, axes = plt.subplots(1, len(srcs), figsize=(3.2 * len(srcs), 3.6), squeeze=False)
@@ -74,8 +84,11 @@ def figure3_svar(result, path, *, weighting="simplex"):
     for ax in axes[0]:
         ax.plot([lo, hi], [lo, hi], color="gray", lw=0.8)
         ax.set(xlim=(lo, hi), ylim=(lo, hi), aspect="equal")
-    axes[0][0].set_ylabel(f"predicted M* / N ({weighting} weights fitted at s* = 1)")
+    axes[0][0].set_ylabel("predicted M* / N")
     axes[0][0].legend(fontsize=6, loc="upper left")
+    fig.suptitle("the data-variance experiment: M_pt / N predicted with the " + weighting
+                 + " weights fitted at s* = 1, against measured, per s*"
+                 + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
     fig.tight_layout()
     save_figure(fig, path)
     plt.close(fig)
@@ -130,6 +143,17 @@ def _sweep_settings(spec):
             f"seeds {','.join(map(str, spec.seeds))}")
 
 
+def sweep_settings(spec):
+    """The grid and the shared settings of a sweep in one line, for figure titles:
+    'N 20,30,40 x d 10,15,20 x K 2,3,4; 50,000 steps, 10 noise draws, eps target, seeds
+    0,1' (s* and inits where the sweep varies them)."""
+    grid = (f"N {','.join(map(str, spec.samples))} x d {','.join(map(str, spec.dims))} x K "
+            f"{','.join(map(str, spec.components))}"
+            + (f" x s* {','.join(f'{v:g}' for v in spec.data_vars)}" if spec.data_vars else "")
+            + (f" x init {','.join(spec.inits)}" if spec.inits else ""))
+    return f"{grid}; {_sweep_settings(spec)}"
+
+
 def sweep_figures(sweep_dir):
     """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
     several seeds) of a sweep directory; returns the paths written."""
@@ -153,10 +177,12 @@ def sweep_figures(sweep_dir):
     for name in sorted(os.listdir(sweep_dir)):
         if name.startswith("fit_") and name.endswith(".json"):
             paths.append(figure3(read_fit_scores(os.path.join(sweep_dir, name)),
-                                 figure_path(sweep_dir, name[:-5].replace("fit_", "fig3_"))))
+                                 figure_path(sweep_dir, name[:-5].replace("fit_", "fig3_")),
+                                 sweep_settings(spec)))
     if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
         paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
-                                  figure_path(sweep_dir, "fig3_data_variance")))
+                                  figure_path(sweep_dir, "fig3_data_variance"),
+                                  subtitle=sweep_settings(spec)))
     for (v, init), settings in sorted(by_setting.items()):  # one figure 7 per s* and init
         multi = {k: c for k, c in settings.items() if len(c) > 1}
         if multi:

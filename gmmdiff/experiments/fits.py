@@ -115,7 +115,7 @@ def held_out_groups(groups):
 
 
 def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family="simplex",
-                  snr=None):
+                  snr=None, progress=None):
     """Fit a weighting family and score it by cross-validation grouped by setting.
 
     Parameters
@@ -137,7 +137,9 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family
     other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
     verdict on the held-out errors (:func:`gmmdiff.experiments.verdict.paired_verdict`) and
     ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
-    "snr_power".
+    "snr_power". ``progress``, if given, is called as ``progress(done, total)`` before
+    the first fit (done 0) and after each (one on every configuration, one per fold:
+    ``total`` = 1 + folds).
     """
     from gmmdiff.experiments.verdict import grouped_folds, paired_verdict
     if family not in FAMILIES:
@@ -149,12 +151,23 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family
                                           else list(groups))
     folds = grouped_folds(groups, n_folds, seed=seed)
     stack = _Stack(curves)
+    fits_done = [0]
+
+    def tick():
+        fits_done[0] += 1
+        if progress is not None:
+            progress(fits_done[0], 1 + len(folds))
+
+    if progress is not None:
+        progress(0, 1 + len(folds))
     lam, a = _fit_family(family, curves, measured, snr, seed)
+    tick()
     pred = stack.ratios(lam)
     cv, cv_trivial = np.empty_like(measured), np.empty_like(measured)
     for test in folds:
         train = np.setdiff1d(np.arange(measured.size), test)
         w, _ = _fit_family(family, [curves[i] for i in train], measured[train], snr, seed)
+        tick()
         cv[test] = stack.ratios(w)[test]
         cv_trivial[test] = measured[train].mean()
     trivial = float(measured.mean())
@@ -205,7 +218,7 @@ def summary_curves(summary, source, *, data_var=None):
     return used, curves, excluded
 
 
-def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None):
+def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None, progress=None):
     """Fit the time weights of ``source`` on a sweep's summary
     (:func:`gmmdiff.experiments.sweep.summary.transition_summary`), needing no run directory: "mc" uses the
     Monte Carlo curves the summary holds, the approximations are computed from each
@@ -219,7 +232,8 @@ def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None):
     (:func:`gmmdiff.experiments.verdict.noise_floor` over seeds of a setting), whether the trivial
     predictor's held-out error already lies within it, the source, the time grid, the
     configurations used, their range of N, d and K, the folds' seed, the target,
-    process and data variance, and the summary's provenance.
+    process and data variance, and the summary's provenance. ``progress``: called as
+    ``progress(done, total)`` before the first fit and after each, of both families.
     """
     from gmmdiff.model.process import snr as snr_of
     from gmmdiff.experiments.verdict import fold_count, noise_floor
@@ -248,9 +262,13 @@ def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None):
     measured = [c["M_pt_over_N"] for c in used]
     groups = [setting_of(c) for c in used]
     snr = snr_of(times, base["process"])
-    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex")
+    def family_progress(first):                 # (done, total) over both families
+        return None if progress is None else (
+            lambda k, n: (k or not first) and progress(first * n + k, 2 * n))
+    result = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="simplex",
+                           progress=family_progress(0))
     power = fit_and_score(curves, measured, groups, n_folds=n_folds, seed=seed, family="snr_power",
-                          snr=snr)
+                          snr=snr, progress=family_progress(1))
     floor = noise_floor(measured, groups)
     at_floor = (floor["value"] is not None
                 and result["trivial_mse_test"] <= floor["interval"][1])
@@ -267,11 +285,31 @@ def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None):
 
 
 def read_fit(path, times):
-    """A fit file (``fit_<source>.json``) for the time grid ``times`` (T,): its dict, or
-    ValueError naming the file and what is wrong with it."""
-    from gmmdiff.io.files import read_record
-    fit = read_record(path, ("weights", "times", "source"),
-                      advice="give a fit file written by `gmmdiff-predict --fit SWEEP_DIR`")
+    """A fit file (``fit_<source>.json`` of ``gmmdiff-predict --fit``), checked.
+
+    Parameters
+    ----------
+    path : str
+        The fit file.
+    times : (T,) array
+        The time grid the fit must have been made on.
+
+    Returns
+    -------
+    dict
+        ``weights`` and ``times`` (T,) as lists, ``source`` and the scores
+        (:doc:`/files`); ValueError names the file and what is wrong with it.
+    """
+    from gmmdiff.io.files import StorageError, not_json_hint, read_record
+    advice = "give a fit file written by `gmmdiff-predict --fit SWEEP_DIR` (SWEEP_DIR/fit_<source>.json)"
+    try:
+        fit = read_record(path, ("weights", "times", "source"), advice=advice)
+    except StorageError as exc:
+        if "corrupt or truncated JSON file" not in str(exc):   # not JSON at all
+            raise
+        raise StorageError(f"{path} is not a fit file: expected the JSON file fit_<source>.json "
+                           "that `gmmdiff-predict --fit SWEEP_DIR` writes into SWEEP_DIR (e.g. "
+                           f"fit_mc.json){not_json_hint(path)}") from None
     try:
         w = np.asarray(fit["weights"], dtype=np.float64)
         t = np.asarray(fit["times"], dtype=np.float64)
@@ -292,9 +330,15 @@ SHIPPED_TRANSFER = os.path.join(ASSETS, "svar_sweep", "transfer.json")
 
 
 def shipped_fits():
-    """The fits that ship with gmmdiff (source -> fit dict), made on the CPU sweep
-    (``gmmdiff-sweep --preset cpu``; its summary is ``assets/cpu_sweep/summary.json``).
-    Empty when none ships."""
+    """The fits that ship with gmmdiff, made on the CPU sweep (``gmmdiff-sweep --preset
+    cpu``; its summary is ``gmmdiff/assets/cpu_sweep/summary.json``).
+
+    Returns
+    -------
+    dict
+        source (``"mc"``, ``"simple"``, ``"nearest"``, ``"expected"``) -> fit dict
+        (as :func:`read_fit` returns it); empty when none ships.
+    """
     from gmmdiff.io.files import read_json
     out = {}
     for source in SOURCES:

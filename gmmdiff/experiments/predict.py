@@ -91,14 +91,44 @@ def approximation_curves(times, config, source, *, X=None, sizes=None):
 
 
 def predicted_ratios(times, config, source, weightings, *, X=None):
-    """[(M*/N, crossed)] per weighting, exact to one model size (no whole curve needed).
+    """The predicted M*/N of one configuration under several time weightings, exact to
+    one model size (no whole curve needed).
 
-    times : (T,);  config, X : as for :func:`approximation_curves`;  weightings : list
-    of (T,) nonnegative time weights. Each is searched with
-    :func:`gmmdiff.theory.crossover.crossover_search`, which equals :func:`predicted_ratio` on
-    every M = 1..N with ``clamp=False`` when Delta is monotone. "nearest" computes its
-    curve once (one pass for all M); "expected" is evaluated only where the search needs.
-    A missing sign change gives (nan, False).
+    Each weighting's sign change of Delta(M) is searched on a few dozen sizes (equal to
+    evaluating every M = 1..N when Delta is monotone); "nearest" computes its curve once
+    (one pass for all M), "expected" only where the search needs it. This is what
+    ``gmmdiff-predict`` computes per row.
+
+    Parameters
+    ----------
+    times : (T,) array
+        The time grid (e.g. :func:`time_grid`).
+    config : dict
+        The configuration: ``dim``, ``components``, ``samples`` and optionally
+        ``data_var``, ``seed``, ``target``, ``process`` (``vars(TrainConfig(...))``
+        will do).
+    source : {"simple", "nearest", "expected"}
+        The partially memorizing approximation.
+    weightings : list of (T,) arrays
+        Nonnegative time weights, one prediction per entry.
+    X : (N, d) array, optional
+        The training set, needed for ``"nearest"``.
+
+    Returns
+    -------
+    list of (float, bool)
+        ``(M*/N, crossed)`` per weighting; a missing sign change gives
+        ``(nan, False)``.
+
+    Examples
+    --------
+    >>> import numpy as np, gmmdiff
+    >>> times = gmmdiff.time_grid()
+    >>> fit = gmmdiff.shipped_fits()["simple"]
+    >>> [(r, ok)] = gmmdiff.predicted_ratios(times, {"dim": 10, "components": 2, "samples": 20},
+    ...                                      "simple", [np.asarray(fit["weights"])])
+    >>> ok, round(r, 2)
+    (True, 0.8)
     """
     N, w, gen, x0_at = _approximation_setup(times, config, source, X)
     if source == "nearest":

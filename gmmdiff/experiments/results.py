@@ -23,14 +23,21 @@ from gmmdiff.io.rundir import RunDir, read_run
 class RunResults:
     """One run directory, as loaded by :func:`load_run`.
 
+    Index it by a model size (``run[20]``) for that size's metrics dict.
+
     Attributes
     ----------
-    path : the directory
-    config : dict, every setting the results depend on (``config.json``'s identity:
-        dim, components, samples, seed, steps, ..., backend)
-    meta : dict, facts recorded beside it (gmmdiff version, template file)
-    sizes : list of the completed model sizes M, increasing
-    metrics : list of per-size metric dicts (``model_M*.json``), in the order of ``sizes``
+    path : str
+        The directory (absolute).
+    config : dict
+        Every setting the results depend on (``config.json``'s identity: dim,
+        components, samples, seed, steps, ..., backend, results_format).
+    meta : dict
+        Facts recorded beside it (gmmdiff version, template file path).
+    sizes : list of int
+        The completed model sizes M, increasing.
+    metrics : list of dict
+        Per-size metrics (``model_M*.json``), in the order of ``sizes``.
     """
 
     def __init__(self, path, config, meta, metrics):
@@ -49,8 +56,18 @@ class RunResults:
                 f"sizes {self.sizes})")
 
     def column(self, key):
-        """(n_sizes,) float64 array of one metric over the sizes; ``key`` may be dotted
-        (``"memorization.ratio"``)."""
+        """One metric over the sizes.
+
+        Parameters
+        ----------
+        key : str
+            A key of ``model_M*.json``, dotted for nested ones
+            (``"memorization.ratio"``).
+
+        Returns
+        -------
+        (n_sizes,) float64 array
+        """
         out = []
         for m in self.metrics:
             v = m
@@ -69,6 +86,7 @@ class RunResults:
 
     @property
     def M_over_N(self):
+        """(n_sizes,) model sizes over N."""
         return self.column("M_over_N")
 
     @property
@@ -83,6 +101,7 @@ class RunResults:
 
     @property
     def learned_variance(self):
+        """(n_sizes,) learned variance of each size."""
         return self.column("learned_variance")
 
     @property
@@ -91,8 +110,18 @@ class RunResults:
         return np.asarray(self.metrics[0]["times"], dtype=np.float64)
 
     def per_time(self, key):
-        """(n_sizes, T) one per-time loss over the sizes, e.g. ``"model_train"``,
-        ``"pmem_train"``, ``"generalizing_test"``."""
+        """One per-time loss over the sizes.
+
+        Parameters
+        ----------
+        key : str
+            A key of ``per_time_losses``: ``"model_train"``, ``"model_test"``,
+            ``"generalizing_train"``, ``"memorizing_test"``, ``"pmem_train"``, ...
+
+        Returns
+        -------
+        (n_sizes, T) float64 array
+        """
         return np.asarray([m["per_time_losses"][key] for m in self.metrics], dtype=np.float64)
 
     @property
@@ -103,11 +132,27 @@ class RunResults:
         return series_arrays(self.metrics, "ratio")[0]
 
     def series(self, key):
-        """(E, n_sizes) float64 array of one metric along training (steps x sizes):
-        ``"ratio"``, ``"ratio_lo"``, ``"ratio_hi"``, ``"count"``, ``"n"``,
-        ``"variance"``, ``"train_loss"``, ``"test_loss"``, ``"near_true_mean"``,
-        ``"near_sample"``, ``"dist_true_mean"``, ``"dist_sample"``; the steps are
-        :attr:`eval_steps`. KeyError for a run without evaluations along training."""
+        """One metric along training, steps x sizes.
+
+        Parameters
+        ----------
+        key : str
+            ``"ratio"``, ``"ratio_lo"``, ``"ratio_hi"``, ``"count"``, ``"n"``,
+            ``"variance"``, ``"train_loss"``, ``"test_loss"``, ``"near_true_mean"``,
+            ``"near_sample"``, ``"dist_true_mean"`` or ``"dist_sample"`` (the GMM
+            family records the last four).
+
+        Returns
+        -------
+        (E, n_sizes) float64 array
+            At the steps :attr:`eval_steps`.
+
+        Raises
+        ------
+        KeyError
+            For a run without evaluations along training (``--eval-steps none``, or
+            results format 5 and earlier).
+        """
         if not self.metrics or "along_training" not in self.metrics[0]:
             raise KeyError(f"{self.path} has no evaluations along training (results format "
                            "5 or earlier, or --eval-steps none)")
@@ -124,8 +169,20 @@ class RunResults:
         return [m.get("along_training", {}).get("status", "unknown") for m in self.metrics]
 
     def arrays(self, M):
-        """dict of host arrays of model size ``M`` (``means (M, d)``, ``std`` (the
-        standard deviation, variance = std^2), ``generated (eval_samples, d)``), read from its NPZ on first use."""
+        """The arrays of one model size, read from its NPZ on first use.
+
+        Parameters
+        ----------
+        M : int
+            A completed model size.
+
+        Returns
+        -------
+        dict of numpy arrays
+            The GMM family's ``means`` (M, d), ``std`` (the standard deviation,
+            variance = std^2) and ``generated`` (eval_samples, d); see :doc:`/files`
+            for the templates family's.
+        """
         M = int(M)
         if M not in self.sizes:
             raise KeyError(f"no completed model size M = {M} in {self.path}; completed: "
@@ -145,9 +202,24 @@ class RunResults:
 
 
 def load_run(run_dir):
-    """Load a run directory (``gmmdiff-train --out``, or a configuration of a sweep) as a
-    :class:`RunResults`; arrays are read lazily. A directory that is not a run, or a
-    damaged file, raises :class:`gmmdiff.io.files.StorageError` naming it."""
+    """Load a run directory (``gmmdiff-train --out``, or a configuration of a sweep).
+
+    Parameters
+    ----------
+    run_dir : str
+        The run directory.
+
+    Returns
+    -------
+    RunResults
+        Its configuration and per-size metrics; arrays are read from the NPZ files
+        only when asked for (:meth:`RunResults.arrays`).
+
+    Raises
+    ------
+    gmmdiff.io.files.StorageError
+        A ``ValueError`` naming the directory that is not a run, or the damaged file.
+    """
     cfg, rows = read_run(run_dir)
     return RunResults(os.path.abspath(run_dir), cfg["identity"], cfg.get("meta", {}), rows)
 
@@ -157,14 +229,21 @@ class SweepResults:
 
     Attributes
     ----------
-    path : the directory
-    spec : the :class:`gmmdiff.experiments.sweep.spec.SweepSpec` (grids and shared settings)
-    times : (T,) the time grid (None before any configuration finished)
-    rows : list of dicts, one per configuration in the canonical order: ``name``,
-        ``N``, ``d``, ``K``, ``seed``, ``status`` ("ok", "crosses twice", ... or
-        "incomplete" / "missing"), and for finished ones ``M_pt_over_N`` with its
-        95% ``interval``, ``start_over_N``, ``end_over_N``, the trained ``sizes`` with
-        their measured ``ratios``, and ``mc`` (the Monte Carlo curves of the fits)
+    path : str
+        The directory (absolute).
+    spec : SweepSpec
+        The grids and shared settings.
+    identity : dict
+        ``sweep.json``'s identity (the grids, the base settings, backend, results
+        format).
+    times : (T,) array or None
+        The time grid (None before any configuration finished).
+    rows : list of dict
+        One per configuration in the canonical order, as in ``summary.json``:
+        ``name``, ``N``, ``d``, ``K``, ``data_var``, ``init``, ``seed``, ``status``
+        (see :doc:`/files`), and for finished ones ``M_pt_over_N`` with its 95%
+        ``interval``, ``start_over_N``, ``end_over_N``, the trained ``sizes`` with
+        their measured ``ratios``, and ``mc`` (the Monte Carlo curves of the fits).
     """
 
     def __init__(self, path, spec, summary):
@@ -186,20 +265,53 @@ class SweepResults:
         return [r for r in self.rows if "M_pt_over_N" in r]
 
     def column(self, key):
-        """(n_configurations,) float64 array of one row field (nan where missing)."""
+        """One field of the rows over the configurations.
+
+        Parameters
+        ----------
+        key : str
+            A key of the ``rows``, e.g. ``"M_pt_over_N"``.
+
+        Returns
+        -------
+        (n_configurations,) float64 array
+            nan where a row lacks it.
+        """
         return np.asarray([np.nan if r.get(key) is None else r[key] for r in self.rows],
                           dtype=np.float64)
 
     def curve(self, name):
-        """(M (n,), ratio (n,)) the measured memorization ratio of configuration
-        ``name`` (``"N20-d10-K2-s0"``) over its trained sizes."""
+        """The measured memorization ratio of one configuration over its trained sizes.
+
+        Parameters
+        ----------
+        name : str
+            The configuration's name, e.g. ``"N20-d10-K2-s0"``.
+
+        Returns
+        -------
+        M : (n,) float64 array
+            The trained sizes.
+        ratio : (n,) float64 array
+            Their memorization ratios.
+        """
         row = self._row(name)
         if "sizes" not in row:
             raise KeyError(f"configuration {name} of {self.path} is {row['status']}")
         return np.asarray(row["sizes"], dtype=np.float64), np.asarray(row["ratios"], dtype=np.float64)
 
     def run(self, name):
-        """The :class:`RunResults` of configuration ``name`` (every per-size metric)."""
+        """The run directory of one configuration, loaded.
+
+        Parameters
+        ----------
+        name : str
+            The configuration's name, e.g. ``"N20-d10-K2-s0"``.
+
+        Returns
+        -------
+        RunResults
+        """
         self._row(name)
         return load_run(os.path.join(self.path, name))
 
@@ -211,11 +323,24 @@ class SweepResults:
 
 
 def load_sweep(sweep_dir):
-    """Load a sweep directory (``gmmdiff-sweep --out``) as a :class:`SweepResults`: one
-    row per configuration with its measured transition and per-size ratios (finished
-    or not: unfinished rows carry their status only). Raises
-    :class:`gmmdiff.io.files.StorageError` naming a directory that is not a sweep or a
-    damaged file."""
+    """Load a sweep directory (``gmmdiff-sweep --out``).
+
+    Parameters
+    ----------
+    sweep_dir : str
+        The sweep directory.
+
+    Returns
+    -------
+    SweepResults
+        One row per configuration with its measured transition and per-size ratios
+        (finished or not: unfinished rows carry their status only).
+
+    Raises
+    ------
+    gmmdiff.io.files.StorageError
+        A ``ValueError`` naming the directory that is not a sweep, or the damaged file.
+    """
     from gmmdiff.experiments.sweep.spec import read_sweep
     from gmmdiff.experiments.sweep.summary import transition_summary
     spec = read_sweep(sweep_dir)

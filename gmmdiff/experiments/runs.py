@@ -67,9 +67,36 @@ def file_sha256(path):
 def run(cfg, sizes, out, xp, *, checkpoint_every=0, callback=None, log_every=None, fused=False):
     """Train and evaluate every model size not yet complete in run directory ``out``.
 
-    Returns the list of per-size metric dicts of all requested sizes (finished earlier
-    or now), in increasing M. Resumes from ``out/checkpoint.npz`` when it holds the
-    pending sizes; otherwise the pending sizes start from scratch.
+    What ``gmmdiff-train`` runs. Resumes from ``out/checkpoint.npz`` when it holds the
+    pending sizes; otherwise the pending sizes start from scratch. Finished sizes are
+    never trained again; a directory of another configuration is refused.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The configuration.
+    sizes : list of int
+        Model sizes M (:func:`parse_model_sizes`); above N only up to 2N with the pmem
+        init.
+    out : str
+        The run directory (created if new).
+    xp : module
+        ``numpy`` (CPU) or ``cupy`` (GPU).
+    checkpoint_every : int
+        Steps between checkpoints (0: only at the end of the batch).
+    callback : callable, optional
+        Called as ``callback(step, losses)`` at log intervals, ``losses`` a (J,) host
+        array of the models' current training losses.
+    log_every : int, optional
+        Steps between logged losses (default: steps // 200).
+    fused : bool
+        cupy: train with the fused kernels (the same results up to rounding).
+
+    Returns
+    -------
+    list of dict
+        The metrics of every requested size (finished earlier or now), in increasing M:
+        the content of each ``model_M*.json`` (see :doc:`/files`).
     """
     return run_batch([(cfg, out, sizes)], xp, checkpoint_every=checkpoint_every,
                      callback=callback, log_every=log_every, fused=fused)[0]
@@ -104,14 +131,29 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
 
     Parameters
     ----------
-    items : list of (TrainConfig, run directory, model sizes); the configurations may
-        differ only in seed and K (:func:`gmmdiff.training.config.check_batchable`)
-    checkpoint : path of the batch's checkpoint (default: the first run directory's
-        ``checkpoint.npz``); a checkpoint holding every pending model resumes them
-    fused : train with the fused cupy kernels (:func:`gmmdiff.training.loop.train`); results are
-        the same up to rounding, so it is not part of a run's identity
+    items : list of (TrainConfig, str, list of int)
+        (configuration, run directory, model sizes) triples; the configurations may
+        differ only in seed and K.
+    xp : module
+        ``numpy`` (CPU) or ``cupy`` (GPU).
+    checkpoint : str, optional
+        Path of the batch's checkpoint (default: the first run directory's
+        ``checkpoint.npz``); a checkpoint holding every pending model resumes them.
+    checkpoint_every : int
+        Steps between checkpoints (0: only at the end).
+    callback : callable, optional
+        Called as ``callback(step, losses)`` at log intervals, ``losses`` a (J,) host
+        array over every model of the batch.
+    log_every : int, optional
+        Steps between logged losses (default: steps // 200).
+    fused : bool
+        Train with the fused cupy kernels; results are the same up to rounding, so it
+        is not part of a run's identity.
 
-    Returns, per item, the list of per-size metric dicts in increasing M.
+    Returns
+    -------
+    list of list of dict
+        Per item, the per-size metric dicts in increasing M (as :func:`run`).
     """
     cfgs = [c.validate() for c, _, _ in items]
     check_batchable(cfgs)

@@ -45,12 +45,34 @@ def crossing(M, ratio, level):
 
 
 def detect(M, ratio, lower=None, upper=None):
-    """Transition summary of one memorization curve.
+    """The paper's two-point rule on one memorization curve: the interpolated
+    crossings of 1/2 (M_pt), 0.1 (start) and 0.9 (end).
 
-    M : (J,) sizes;  ratio : (J,);  lower, upper : (J,) bounds of the ratio's interval
-    (optional). Returns a dict: for each of ``M_pt``, ``start``, ``end`` the crossing
-    (or None), its interval ``[lo, hi]`` from the bound curves (entries may be None),
-    and an overall ``status`` (the status of the 1/2 crossing).
+    Sweeps measure M_pt by the whole-curve fit instead and keep this rule beside it
+    (``M_pt_two_point`` in ``summary.csv``); see :doc:`/science`.
+
+    Parameters
+    ----------
+    M : (J,) array
+        Strictly increasing model sizes.
+    ratio : (J,) array
+        Memorization ratios in [0, 1].
+    lower, upper : (J,) arrays, optional
+        Bounds of the ratios' 95% intervals; the crossings' intervals come from them.
+
+    Returns
+    -------
+    dict
+        For each of ``"M_pt"``, ``"start"``, ``"end"``: ``{"value": float or None,
+        "interval": [lo, hi] (entries may be None), "status": str}``; and ``"status"``,
+        the 1/2 crossing's: ``"ok"``, ``"never crosses"``, ``"above at smallest M"``
+        or ``"multiple crossings"``.
+
+    Examples
+    --------
+    >>> import gmmdiff
+    >>> gmmdiff.detect([2, 4, 6, 8], [0.0, 0.2, 0.6, 1.0])["M_pt"]["value"]
+    5.5
     """
     out = {}
     for name, level in LEVELS.items():

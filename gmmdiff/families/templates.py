@@ -5,7 +5,7 @@ image x = c (outer) a_k: channel i is c_i a_k, with a_k in R^P a grayscale templ
 Component k is Gaussian with mean m_k (outer) a_k and covariance s_c I_C (kron) a_k a_k^T
 (rank C), so each channel y_i of x_t is, given k, N(alpha m_{k,i} a_k,
 alpha^2 s_c a_k a_k^T + sigma^2 I_P), independently across channels. With Woodbury
-(never a dense P C x P C matrix), per component and channel:
+(never a dense P C x P C matrix), per component and channel::
 
     z_{k,i}   = a_k . y_i - alpha m_{k,i} |a_k|^2          (= a_k . ybar_i)
     den_k     = sigma^2 + alpha^2 s_c |a_k|^2
@@ -19,8 +19,8 @@ The factor C on the log-determinant term is where the authors' released code is 
 (it applies it once); tests compare with a dense Gaussian computation.
 
 Gradients of the denoising loss with respect to templates, color means and the color
-std are derived by hand (see :func:`_batched_loss_and_grad`); with r the gradient of
-the loss at x0hat, E_k = sum_i (r_i . a_k) chat_{k,i} and G_k = w_k (E_k - sum_j w_j E_j):
+std are derived by hand (see ``_batched_loss_and_grad``); with r the gradient of
+the loss at x0hat, E_k = sum_i (r_i . a_k) chat_{k,i} and G_k = w_k (E_k - sum_j w_j E_j)::
 
     dlogp_k/dm_{k,i} = alpha z_{k,i} / den_k
     dlogp_k/da_k     = (alpha / sigma^2) sum_i chat_{k,i} (y_i - alpha chat_{k,i} a_k)

@@ -230,6 +230,20 @@ def read_json(path):
                            "writes; restore or remove the file") from None
 
 
+def not_json_hint(path):
+    """'; PATH looks like a CSV table (...)' or '; this file is not JSON': what a file
+    that failed to parse as JSON seems to be, for an error message."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(200).decode("utf-8", "replace").splitlines()[:1]
+    except OSError:
+        return ""
+    if head and "," in head[0] and not head[0].lstrip().startswith(("{", "[")):
+        return (f"; {os.path.basename(path)} looks like a CSV table (such as the summary.csv of "
+                "`gmmdiff-sweep --summary`), which holds measurements, not fitted weights")
+    return "; this file is not JSON"
+
+
 class _Constant(ValueError):
     pass
 
@@ -360,5 +374,25 @@ def check_identity(path, identity, refusal, advice):
         raise StorageError(f"{path} is not a gmmdiff file (its identity is not an object); "
                            "remove it or choose another directory")
     if found != identity:
-        diff = sorted(k for k in set(found) | set(identity) if found.get(k) != identity.get(k))
+        diff = identity_differences(found, identity)
         raise StorageError(f"{refusal} (differs in: {', '.join(diff) or 'format'}); {advice}")
+
+
+_MISSING = object()
+
+
+def identity_differences(found, wanted, prefix=""):
+    """The settings in which two identities differ, nested dicts followed down (a
+    sweep's shared settings are its identity's ``base``), each as
+    ``'base.steps (here 5000, in the directory 3000)'``, sorted by name."""
+    out = []
+    for k in sorted(set(found) | set(wanted)):
+        a, b = found.get(k, _MISSING), wanted.get(k, _MISSING)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += identity_differences(a, b, f"{prefix}{k}.")
+            continue
+        show = (lambda v: "absent" if v is _MISSING else json.dumps(v))  # noqa: E731
+        out.append(f"{prefix}{k} (here {show(b)}, in the directory {show(a)})")
+    return out

@@ -1,6 +1,6 @@
 """The isotropic homoscedastic Gaussian-mixture data model (SPEC section 2).
 
-pi* = (1/K) sum_k N(mu*_k, s* I_d), with mu*_k = sqrt(d) g_k / |g_k|, g_k ~ N(0, I_d).
+``pi* = (1/K) sum_k N(mu*_k, s* I_d)``, with ``mu*_k = sqrt(d) g_k / |g_k|``, ``g_k ~ N(0, I_d)``.
 
 All randomness is drawn on the host with :class:`numpy.random.Generator` streams
 derived from one integer seed (:mod:`gmmdiff.streams`), then moved to
@@ -24,12 +24,14 @@ def check_positive_int(name, value, minimum=1):
 
 @dataclass(frozen=True)
 class GaussianMixture:
-    """Uniform-weight isotropic mixture.
+    """Uniform-weight isotropic mixture ``pi* = (1/K) sum_k N(mu*_k, s* I_d)``.
 
     Attributes
     ----------
     means : (K, d) array
-    var : float, the per-coordinate variance s* >= 0
+        The component means ``mu*_k``, on the sphere of radius ``sqrt(d)``.
+    var : float
+        The per-coordinate variance s* >= 0 of every component.
     """
     means: object
     var: float
@@ -43,8 +45,24 @@ class GaussianMixture:
         return self.means.shape[0]
 
     def sample(self, n, rng, *, xp=None):
-        """Draw ``n`` samples. Returns ``(X (n, d), labels (n,))`` on backend ``xp``
-        (default: the backend of ``means``); ``rng`` is a numpy Generator."""
+        """Draw ``n`` samples of the mixture.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        rng : numpy.random.Generator
+            The draws are made with it on the host.
+        xp : module, optional
+            The array module of the result (default: the backend of ``means``).
+
+        Returns
+        -------
+        X : (n, d) array
+            The samples.
+        labels : (n,) int array
+            The component of each sample.
+        """
         xp = array_namespace(self.means) if xp is None else xp
         means = to_host(self.means)
         labels = rng.integers(0, means.shape[0], size=n)
@@ -62,7 +80,25 @@ def sphere_means(d, K, rng):
 def make_mixture(d, K, var=1.0, seed=0, *, xp=np, dtype=np.float64):
     """The data model pi* for dimension ``d`` and ``K`` components, seeded.
 
-    Returns a :class:`GaussianMixture` with means (K, d) on backend ``xp``.
+    Parameters
+    ----------
+    d : int
+        Data dimension, >= 1.
+    K : int
+        Number of components, >= 1.
+    var : float
+        The component variance s* >= 0.
+    seed : int
+        Seed of the means (the same stream as :func:`make_dataset`'s).
+    xp : module
+        The array module of the result, ``numpy`` or ``cupy``.
+    dtype : numpy dtype
+        float64 (the reference) or float32.
+
+    Returns
+    -------
+    GaussianMixture
+        With ``means`` (K, d) on backend ``xp``.
     """
     d = check_positive_int("dim", d)
     K = check_positive_int("components", K)
@@ -79,9 +115,17 @@ class Dataset:
     Attributes
     ----------
     mixture : GaussianMixture
-    X : (N, d) training samples;  labels : (N,)
-    X_test : (n_test, d) held-out samples;  labels_test : (n_test,)
+        The data model the samples were drawn from.
+    X : (N, d) array
+        Training samples.
+    labels : (N,) int array
+        The component of each training sample.
+    X_test : (n_test, d) array
+        Held-out samples.
+    labels_test : (n_test,) int array
+        The component of each held-out sample.
     seed : int
+        The seed everything was drawn with.
     """
     mixture: GaussianMixture
     X: object
@@ -94,9 +138,41 @@ class Dataset:
 def make_dataset(d, K, N, *, var=1.0, seed=0, n_test=100, xp=np, dtype=np.float64):
     """Seeded mixture, N training samples and ``n_test`` held-out samples.
 
-    Returns a :class:`Dataset` with X (N, d), labels (N,), X_test (n_test, d) and
-    labels_test (n_test,) on backend ``xp``; the same seed gives bit-identical data on
-    every backend (draws are made on the host).
+    The same seed gives bit-identical data on every backend (draws are made on the
+    host).
+
+    Parameters
+    ----------
+    d : int
+        Data dimension, >= 1.
+    K : int
+        Number of mixture components, >= 1 (K may exceed N: some components then have
+        no training sample).
+    N : int
+        Number of training samples, >= 1.
+    var : float
+        The component variance s* >= 0.
+    seed : int
+        Seed of the means, the training set and the held-out set.
+    n_test : int
+        Number of held-out samples.
+    xp : module
+        The array module of the result, ``numpy`` or ``cupy``.
+    dtype : numpy dtype
+        float64 (the reference) or float32.
+
+    Returns
+    -------
+    Dataset
+        ``X`` (N, d), ``labels`` (N,), ``X_test`` (n_test, d) and ``labels_test``
+        (n_test,) on backend ``xp``.
+
+    Examples
+    --------
+    >>> import gmmdiff
+    >>> ds = gmmdiff.make_dataset(d=50, K=12, N=200, seed=0)
+    >>> ds.X.shape, ds.X_test.shape, ds.mixture.means.shape
+    ((200, 50), (100, 50), (12, 50))
     """
     N = check_positive_int("samples", N)
     n_test = check_positive_int("test samples", n_test)

@@ -1,6 +1,6 @@
 """Closed-form Gaussian-mixture denoisers (SPEC section 4).
 
-For theta = (mu_1..mu_M, s) with uniform weights and isotropic variance s >= 0:
+For theta = (mu_1..mu_M, s) with uniform weights and isotropic variance s >= 0::
 
     v_t   = alpha_t^2 s + sigma_t^2
     l_m   = -|x_t - alpha_t mu_m|^2 / (2 v_t)
@@ -11,9 +11,9 @@ The x0 prediction is written once (:func:`gmm_x0`); eps, v and score come from t
 one conversion :func:`convert`. Since v_t >= sigma_t^2 > 0 for t in (0, 1), s = 0 is
 handled exactly: the softmax then sharpens towards the nearest-neighbour rule.
 
-Logits use the expansion of |x - alpha mu|^2 (one matrix product), always accumulated
-in float64: in float32 that expansion loses every digit at t = 0.001 (|x|^2 ~ 2d
-against distances ~ d t^2). Inputs in float32 therefore get float64 logits and float32
+Logits use the expansion of ``|x - alpha mu|^2`` (one matrix product), always accumulated
+in float64: in float32 that expansion loses every digit at t = 0.001 (``|x|^2 ~ 2d``
+against distances ``~ d t^2``). Inputs in float32 therefore get float64 logits and float32
 everything else; tests show the float64 expansion equals the direct difference.
 """
 from dataclasses import dataclass
@@ -29,25 +29,74 @@ from gmmdiff.softmax import PAD_LOGIT, logit_floor, softmax_
 
 @dataclass(frozen=True)
 class GMMParams:
-    """Parameters of a GMM denoiser: ``means (M, d)`` and the variance ``var`` >= 0."""
+    """Parameters theta of a GMM denoiser (uniform weights, isotropic variance).
+
+    Attributes
+    ----------
+    means : (M, d) array
+        The component means.
+    var : float
+        The component variance s >= 0 (0: the hard nearest-neighbour limit).
+    """
     means: object
     var: float
 
 
 def generalizing(mixture):
-    """theta*: the K true means and the true variance s*."""
+    """theta*, the generalizing parameters: the K true means and the true variance s*.
+
+    Parameters
+    ----------
+    mixture : GaussianMixture
+        The data model (``Dataset.mixture``).
+
+    Returns
+    -------
+    GMMParams
+        ``means`` (K, d), ``var`` s*.
+    """
     return GMMParams(mixture.means, float(mixture.var))
 
 
 def memorizing(X):
-    """theta_mem: every training point ``X (N, d)`` as a component, variance 0."""
+    """theta_mem, the memorizing parameters: every training point as a component,
+    variance 0.
+
+    Parameters
+    ----------
+    X : (N, d) array
+        The training set.
+
+    Returns
+    -------
+    GMMParams
+        ``means`` X (N, d), ``var`` 0.
+    """
     return GMMParams(X, 0.0)
 
 
 def partially_memorizing(X, M, seed):
-    """theta_pmem,M: M distinct training points (seeded random subset), variance 0.
+    """theta_pmem,M, the partially memorizing parameters: M distinct training points
+    (a seeded subset), variance 0.
 
-    Returns ``(params, subset)`` with ``subset (M,)`` the host indices into ``X``.
+    Subsets are nested: with one seed, the subset of size M is the first M entries of
+    one seeded order of the training points.
+
+    Parameters
+    ----------
+    X : (N, d) array
+        The training set.
+    M : int
+        Number of memorized points, 1 <= M <= N.
+    seed : int
+        Seed of the order of the training points.
+
+    Returns
+    -------
+    params : GMMParams
+        ``means`` (M, d) on the backend of ``X``, ``var`` 0.
+    subset : (M,) int numpy array
+        The host indices into ``X`` of the memorized points.
     """
     subset = memorized_subset(X.shape[0], M, seed)
     xp = array_namespace(X)
@@ -190,15 +239,21 @@ def gmm_x0(x_t, t, means, var, *, process="vp"):
 
     Parameters
     ----------
-    x_t : (B, d) noisy points
-    t : scalar or (B,) times in (0, 1)
-    means : (M, d) component means
-    var : scalar >= 0, the isotropic component variance
-    process : "vp" or "fm"
+    x_t : (B, d) array
+        Noisy points.
+    t : float or (B,) array
+        Times in (0, 1).
+    means : (M, d) array
+        Component means.
+    var : float or 0-d array
+        The isotropic component variance, >= 0.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
 
     Returns
     -------
-    (B, d) array on the backend of the inputs.
+    (B, d) array
+        x0hat, on the backend and in the dtype of the inputs.
     """
     check_process(process)
     xp, t, var = _check_denoiser_inputs(x_t, t, means, var)
@@ -211,8 +266,26 @@ def gmm_x0(x_t, t, means, var, *, process="vp"):
 def convert(x0hat, x_t, t, *, process="vp", target="eps"):
     """Turn an x0 prediction into the ``target`` parametrization.
 
-    x0hat, x_t: (B, d); t: scalar or (B,). target in {"x0", "eps", "v", "score"}:
-    eps = (x_t - alpha x0)/sigma, v = alpha' x0 + sigma' eps, score = -eps/sigma.
+    ``eps = (x_t - alpha x0) / sigma``, ``v = alpha' x0 + sigma' eps``,
+    ``score = -eps / sigma``.
+
+    Parameters
+    ----------
+    x0hat : (B, d) array
+        The x0 prediction.
+    x_t : (B, d) array
+        The noisy points it was made from.
+    t : float or (B,) array
+        Times in (0, 1).
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    target : {"x0", "eps", "v", "score"}
+        The parametrization wanted.
+
+    Returns
+    -------
+    (B, d) array
+        The prediction in the ``target`` parametrization.
     """
     check_target(target)
     xp = array_namespace(x0hat, x_t)
@@ -233,16 +306,35 @@ def to_x0(pred, x_t, t, *, process="vp", target="eps"):
 
 
 def gmm_denoise(x_t, t, means, var, *, process="vp", target="x0"):
-    """The GMM denoiser in any parametrization.
+    """The GMM denoiser in any parametrization: :func:`gmm_x0`, then :func:`convert`.
 
     Parameters
     ----------
-    x_t : (B, d);  t : scalar or (B,) in (0, 1);  means : (M, d);  var : scalar >= 0
-    process : "vp" | "fm";  target : "x0" | "eps" | "v" | "score"
+    x_t : (B, d) array
+        Noisy points.
+    t : float or (B,) array
+        Times in (0, 1).
+    means : (M, d) array
+        Component means.
+    var : float or 0-d array
+        The isotropic component variance, >= 0.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    target : {"x0", "eps", "v", "score"}
+        The parametrization of the prediction.
 
     Returns
     -------
-    (B, d) array, on the backend and in the dtype of the inputs.
+    (B, d) array
+        On the backend and in the dtype of the inputs.
+
+    Examples
+    --------
+    >>> import numpy as np, gmmdiff
+    >>> ds = gmmdiff.make_dataset(d=5, K=2, N=8, seed=0)
+    >>> x_t = 0.9 * ds.X + 0.1 * np.ones_like(ds.X)
+    >>> gmmdiff.gmm_denoise(x_t, 0.1, ds.mixture.means, 1.0, target="eps").shape
+    (8, 5)
     """
     check_target(target)
     x0hat = gmm_x0(x_t, t, means, var, process=process)

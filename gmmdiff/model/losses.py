@@ -1,13 +1,13 @@
 """Denoising losses, their Monte Carlo estimates and hand-derived gradients (SPEC 5).
 
-Per sample and time, for target y in {eps, x0, v}:
+Per sample and time, for target y in {eps, x0, v}::
 
     loss(theta; x0, t) = E_eps |F_theta(alpha_t x0 + sigma_t eps, t) - y|^2
                        = w_t E_eps |x0hat - x0|^2                 (w_t: loss_scale)
 
 Gradients with respect to the means and the standard deviation (variance = std^2) are
 derived by hand; with r = dLoss/dx0hat, a = alpha s / v, b = sigma^2 / v,
-mubar = sum_m w_m mu_m and g_j = w_j (r.mu_j - r.mubar):
+mubar = sum_m w_m mu_m and g_j = w_j (r.mu_j - r.mubar)::
 
     dLoss/dmu_j = sum_rows b [ w_j r + g_j alpha (x_t - alpha mu_j) / v ]
     dLoss/ds    = sum_rows (alpha sigma^2 / v^2)(r.x_t - alpha r.mubar)
@@ -180,18 +180,34 @@ def _check_loss_inputs(means, x0, t, eps):
 def loss_and_grad(means, std, x0, t, eps, *, process="vp", target="eps"):
     """Denoising loss and its gradients with respect to the means and the std.
 
+    One forward pass gives the loss and both gradients (derived by hand; see the
+    module :mod:`gmmdiff.model.losses`).
+
     Parameters
     ----------
-    means : (M, d);  std : scalar (variance = std^2)
-    x0, eps : (B, d) clean points and noise; x_t = alpha_t x0 + sigma_t eps
-    t : (B,) times in (0, 1) (a scalar is broadcast)
-    process : "vp" | "fm";  target : "eps" | "x0" | "v"
+    means : (M, d) array
+        Component means.
+    std : float or 0-d array
+        Component standard deviation (variance = std^2).
+    x0 : (B, d) array
+        Clean points.
+    t : (B,) array or float
+        Times in (0, 1); a scalar is broadcast.
+    eps : (B, d) array
+        Noise; ``x_t = alpha_t x0 + sigma_t eps``.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    target : {"eps", "x0", "v"}
+        What the denoiser predicts and the loss compares.
 
     Returns
     -------
-    loss : 0-d array, the mean over the B rows of |F_theta(x_t, t) - y|^2 summed over dims
-    grad_means : (M, d)
+    loss : 0-d array
+        The mean over the B rows of ``|F_theta(x_t, t) - y|^2`` summed over dims.
+    grad_means : (M, d) array
+        d loss / d means.
     grad_std : 0-d array
+        d loss / d std.
     """
     check_process(process)
     check_target(target, TRAIN_TARGETS)
@@ -207,7 +223,30 @@ def loss_and_grad(means, std, x0, t, eps, *, process="vp", target="eps"):
 
 
 def denoising_loss(means, var, x0, t, eps, *, process="vp", target="eps"):
-    """The loss of :func:`loss_and_grad` alone, for a variance ``var`` >= 0. 0-d array."""
+    """The loss of :func:`loss_and_grad` alone, for a variance ``var`` >= 0.
+
+    Parameters
+    ----------
+    means : (M, d) array
+        Component means.
+    var : float
+        Component variance, >= 0.
+    x0 : (B, d) array
+        Clean points.
+    t : (B,) array or float
+        Times in (0, 1); a scalar is broadcast.
+    eps : (B, d) array
+        Noise.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    target : {"eps", "x0", "v"}
+        What the denoiser predicts and the loss compares.
+
+    Returns
+    -------
+    0-d array
+        The mean over the B rows of ``|F_theta(x_t, t) - y|^2`` summed over dims.
+    """
     check_process(process)
     check_target(target, TRAIN_TARGETS)
     xp, t = _check_loss_inputs(means, x0, t, eps)
@@ -232,12 +271,29 @@ def per_time_losses(means, var, X, times, *, n_noise=100, seed=0, process="vp",
 
     Parameters
     ----------
-    means : (M, d);  var : scalar >= 0;  X : (N, d);  times : (T,) in (0, 1), a host-side
-    grid (a device array is copied to the host once)
+    means : (M, d) array
+        Component means.
+    var : float
+        Component variance, >= 0.
+    X : (N, d) array
+        The samples (a training or a held-out set).
+    times : (T,) array
+        Times in (0, 1), a host-side grid (a device array is copied to the host once).
+    n_noise : int
+        Noise draws per sample and time.
+    seed : int
+        Seed of the draws (the same seed: the same noise for every model).
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    target : {"eps", "x0", "v"}
+        The scale of the losses.
+    max_rows : int
+        Rows (samples x draws) evaluated at once; bounds the memory.
 
     Returns
     -------
-    (T,) float64 array on the backend of ``means``.
+    (T,) float64 array
+        On the backend of ``means``.
     """
     check_process(process)
     check_target(target, TRAIN_TARGETS)

@@ -45,11 +45,23 @@ def wilson_interval(k, n, confidence=0.95):
 
 
 def memorization(samples, X):
-    """Memorized fraction of generated ``samples (n, d)`` given training set ``X (N, d)``.
+    """Memorized fraction of generated samples given the training set.
 
     A sample is memorized when its distance to the nearest training point is below 1/3
-    of the distance to the second nearest. Returns a dict with ``ratio``,
-    ``interval`` (95% Wilson), ``count`` and ``n``.
+    of the distance to the second nearest.
+
+    Parameters
+    ----------
+    samples : (n, d) array
+        Generated samples.
+    X : (N, d) array
+        The training set, N >= 2.
+
+    Returns
+    -------
+    dict
+        ``ratio`` (float), ``interval`` ([lo, hi], the 95% Wilson interval),
+        ``count`` (memorized samples) and ``n``.
     """
     d1, d2 = _two_nearest(samples, X)
     flags = d1 < d2 / 3.0

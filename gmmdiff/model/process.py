@@ -57,7 +57,22 @@ class Coefficients:
 
 
 def coefficients(t, process="vp"):
-    """alpha_t, sigma_t, alpha'_t, sigma'_t for ``t`` (scalar or any shape)."""
+    """The process's coefficients alpha_t, sigma_t and their time derivatives.
+
+    Parameters
+    ----------
+    t : float or array, any shape
+        Times in (0, 1).
+    process : {"vp", "fm"}
+        Variance-preserving (``alpha_t = sqrt(1 - t^2)``, ``sigma_t = t``) or flow
+        matching (``alpha_t = 1 - t``, ``sigma_t = t``).
+
+    Returns
+    -------
+    Coefficients
+        A frozen dataclass with fields ``alpha``, ``sigma``, ``dalpha``, ``dsigma``,
+        each shaped like ``t``, on its backend.
+    """
     check_process(process)
     xp = array_namespace(t)
     t = xp.asarray(t)
@@ -108,10 +123,19 @@ def loss_scale(t, process="vp", target="eps"):
 
 
 def time_grid(n=26, t_min=0.001, t_max=0.999):
-    """The sampling grid: ``n`` times uniform on [t_min, t_max], descending. Shape (n,).
+    """The sampling grid: ``n`` times uniform on [t_min, t_max], descending.
 
-    Returned as a float64 numpy array (a host-side constant; move it with
-    ``xp.asarray`` where needed).
+    Parameters
+    ----------
+    n : int
+        Number of times, >= 2 (the paper's 26).
+    t_min, t_max : float
+        The smallest and largest time, 0 < t_min < t_max < 1.
+
+    Returns
+    -------
+    (n,) float64 numpy array
+        A host-side constant, ``t_max`` first; move it with ``xp.asarray`` where needed.
     """
     if int(n) != n or n < 2:
         raise ValueError(f"grid size n = {n!r} must be an integer >= 2")

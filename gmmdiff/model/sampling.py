@@ -11,20 +11,36 @@ def sample(means, var, grid, x_T, *, process="vp", method="ddim", rng=None):
 
     Parameters
     ----------
-    means : (M, d);  var : scalar >= 0;  grid : (L,) descending times in (0, 1), a
-    host-side grid (a device array is copied to the host once)
-    x_T : (n, d) starting points (N(0, I) draws at t_max)
-    method : "ddim" (deterministic) or "ddpm" (needs ``rng``, a numpy Generator; its
-        draws are made on the host so numpy and cupy give the same samples)
+    means : (M, d) array
+        Component means of the denoiser.
+    var : float
+        Its variance, >= 0.
+    grid : (L,) array
+        Descending times in (0, 1), a host-side grid (a device array is copied to the
+        host once).
+    x_T : (n, d) array
+        Starting points (N(0, I) draws at t_max).
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    method : {"ddim", "ddpm"}
+        Deterministic DDIM, or stochastic DDPM (needs ``rng``).
+    rng : numpy.random.Generator, optional
+        DDPM's noise; its draws are made on the host so numpy and cupy give the same
+        samples.
 
     Returns
     -------
-    (n, d): the state at the last grid time (t_min).
+    (n, d) array
+        The state at the last grid time (t_min).
 
-    DDIM:  x' = (sigma'/sigma) x + alpha' (1 - alpha sigma'/(alpha' sigma)) x0hat(x, t)
-    DDPM:  r11 = (alpha/alpha')(sigma'/sigma), r12 = r11 sigma'/sigma,
-           r22 = (alpha/alpha') r12,
-           x' = r12 x + alpha' (1 - r22) x0hat + sigma' sqrt(1 - r11^2) z
+    Notes
+    -----
+    With primes for the next grid time::
+
+        DDIM:  x' = (sigma'/sigma) x + alpha' (1 - alpha sigma'/(alpha' sigma)) x0hat(x, t)
+        DDPM:  r11 = (alpha/alpha')(sigma'/sigma), r12 = r11 sigma'/sigma,
+               r22 = (alpha/alpha') r12,
+               x' = r12 x + alpha' (1 - r22) x0hat + sigma' sqrt(1 - r11^2) z
     """
     def x0_fn(x, t):
         return gmm_x0(x, t, means, var, process=process)

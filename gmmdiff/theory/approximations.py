@@ -3,12 +3,12 @@
 Excess losses are measured against the memorizing model theta_mem, per grid time, in
 the training target's scale (the x0-scale forms times w_t = :func:`loss_scale`):
 
-- generalizing:   L_{N,t}(theta*) - L_{N,t}(theta_mem) ~= w_t d s* / (1 + SNR_t s*)
-- partially memorizing, three forms of L_{N,t}(theta_pmem,M) - L_{N,t}(theta_mem):
+- generalizing: ``L_{N,t}(theta*) - L_{N,t}(theta_mem) ~= w_t d s* / (1 + SNR_t s*)``
+- partially memorizing, three forms of ``L_{N,t}(theta_pmem,M) - L_{N,t}(theta_mem)``::
 
-  "simple"    w_t d s* (1 - M/N)                      (the released reference code)
-  "nearest"   w_t (1/N) sum_{i not in S} min_{j in S} |x_i - x_j|^2   (needs the data)
-  "expected"  the expectation of "nearest" under the data model (needs K)
+    "simple"    w_t d s* (1 - M/N)                      (the released reference code)
+    "nearest"   w_t (1/N) sum_{i not in S} min_{j in S} |x_i - x_j|^2   (needs the data)
+    "expected"  the expectation of "nearest" under the data model (needs K)
 
 Where each holds is stated in :data:`VALIDITY`; :func:`compare_with_monte_carlo`
 measures each form's error against Monte Carlo on a concrete data set.
@@ -65,9 +65,27 @@ def _check_common(d, var_star, target, process):
 
 
 def generalizing_excess_loss(t, d, var_star, *, target="eps", process="vp"):
-    """w_t d s* / (1 + SNR_t s*): generalizing minus memorizing training loss.
+    """``w_t d s* / (1 + SNR_t s*)``: generalizing minus memorizing training loss.
 
-    t : scalar or (T,) in (0, 1). Returns the shape of ``t`` on its backend.
+    The Theorem 3.1 form of the paper; w_t converts the x0 scale to the ``target``'s.
+
+    Parameters
+    ----------
+    t : float or (T,) array
+        Times in (0, 1).
+    d : int
+        Data dimension.
+    var_star : float
+        The data variance s* > 0.
+    target : {"eps", "x0", "v"}
+        The scale of the losses.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+
+    Returns
+    -------
+    float or (T,) array
+        Shaped like ``t``, on its backend.
     """
     _check_common(d, var_star, target, process)
     return loss_scale(t, process, target) * d * var_star / (1.0 + snr(t, process) * var_star)
@@ -79,14 +97,36 @@ def partial_memorizing_excess_loss(t, d, var_star, M, N, *, target="eps", proces
 
     Parameters
     ----------
-    t : scalar or (T,) in (0, 1);  d, var_star : the data model;  M, N : model and
-    training-set size;  method : "simple" | "nearest" | "expected"
-    X : (N, d) training set and subset : (M,) memorized indices, for "nearest"
-    K : number of mixture components, for "expected"
+    t : float or (T,) array
+        Times in (0, 1).
+    d : int
+        Data dimension.
+    var_star : float
+        The data variance s* > 0.
+    M : int
+        Model size of theta_pmem,M, 1 <= M <= N.
+    N : int
+        Training-set size.
+    target : {"eps", "x0", "v"}
+        The scale of the losses.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    method : {"simple", "nearest", "expected"}
+        ``"simple"``: ``d s* (1 - M/N)``; ``"nearest"``: the mean squared distance of
+        each non-memorized point to the nearest memorized one (needs ``X`` and
+        ``subset``); ``"expected"``: its expectation under the data model (needs
+        ``K``).
+    X : (N, d) array, optional
+        The training set, for ``"nearest"``.
+    subset : (M,) int array, optional
+        Indices of the memorized points, for ``"nearest"``.
+    K : int, optional
+        Number of mixture components, for ``"expected"``.
 
     Returns
     -------
-    The shape of ``t``, on the backend of ``t`` (numpy for Python scalars).
+    float or (T,) array
+        Shaped like ``t``, on the backend of ``t`` (numpy for Python scalars).
     """
     _check_common(d, var_star, target, process)
     if method not in METHODS:
@@ -151,11 +191,50 @@ def predict_transition(N, d, K, var_star=1.0, *, times, weights=None, method="ex
                        target="eps", process="vp", X=None, seed=0):
     """Predicted transition M* (and M*/N) from the approximations, no training.
 
-    Finds the first sign change of Delta(M) over M = 1..N with the generalizing
-    approximation and the partially memorizing ``method`` ("nearest": the nested subsets
-    of :func:`gmmdiff.model.data.memorization_order` with ``seed`` in ``X`` (N, d), one pass for
-    all M; "expected": evaluated only where :func:`crossover_search` needs it), and
-    returns ``(M_star, M_star / N)`` (nan where Delta never changes sign).
+    Finds the first sign change of ``Delta(M) = sum_t lam_t [gen_t - pmem_t(M)]`` over
+    M = 1..N, with the generalizing approximation and the partially memorizing
+    ``method``: "nearest" on the nested subsets of one seeded order of ``X`` (one pass
+    for all M), "expected" evaluated only at the few dozen sizes the search needs.
+
+    Parameters
+    ----------
+    N : int
+        Training-set size.
+    d : int
+        Data dimension.
+    K : int
+        Number of mixture components (used by ``"expected"``).
+    var_star : float
+        The data variance s* > 0.
+    times : (T,) array
+        The time grid (e.g. :func:`time_grid`).
+    weights : (T,) array, optional
+        Nonnegative time weights lam_t; default uniform (the training weighting, "naive").
+    method : {"expected", "nearest", "simple"}
+        The partially memorizing approximation.
+    target : {"eps", "x0", "v"}
+        The training target, whose loss scale weights the times.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    X : (N, d) array, optional
+        The training set, for ``"nearest"``.
+    seed : int
+        Seed of the memorization order, for ``"nearest"``.
+
+    Returns
+    -------
+    M_star : float
+        The predicted transition (interpolated; nan where Delta never changes sign).
+    ratio : float
+        ``M_star / N``.
+
+    Examples
+    --------
+    >>> import gmmdiff
+    >>> M_star, ratio = gmmdiff.predict_transition(200, 50, 12, times=gmmdiff.time_grid(),
+    ...                                            method="simple")
+    >>> round(ratio, 3)
+    1.0
     """
     times = np.asarray(to_host(times), dtype=np.float64)           # a host-side constant
     gen = generalizing_excess_loss(times, d, var_star, target=target, process=process)
@@ -185,14 +264,29 @@ def compare_with_monte_carlo(dataset, M, times, *, n_noise=20, seed=0, subset_se
 
     Parameters
     ----------
-    dataset : :class:`gmmdiff.model.data.Dataset`;  M : model size of theta_pmem,M
-    times : (T,) in (0, 1);  n_noise : draws per sample and time
+    dataset : Dataset
+        The data set (:func:`make_dataset`).
+    M : int
+        Model size of theta_pmem,M.
+    times : (T,) array
+        Times in (0, 1).
+    n_noise : int
+        Noise draws per sample and time.
+    seed : int
+        Seed of the noise (common to the three models).
+    subset_seed : int
+        Seed of the memorized subset of theta_pmem,M.
+    target : {"eps", "x0", "v"}
+        The scale of the losses.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
 
     Returns
     -------
-    dict of (T,) float64 numpy arrays: ``mc_gen``, ``mc_pmem`` (Monte Carlo excess over
-    theta_mem, common noise for all three models), ``gen``, ``simple``, ``nearest``,
-    ``expected`` (approximations), and ``rel_err_<name>`` = approx / MC - 1.
+    dict of (T,) float64 numpy arrays
+        ``mc_gen``, ``mc_pmem`` (Monte Carlo excess over theta_mem, common noise for
+        all three models), ``gen``, ``simple``, ``nearest``, ``expected`` (the
+        approximations), and ``rel_err_<name>`` = approx / MC - 1.
     """
     from gmmdiff.model.denoisers import generalizing, memorizing, partially_memorizing
     from gmmdiff.model.losses import per_time_losses

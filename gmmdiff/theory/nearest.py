@@ -1,4 +1,4 @@
-"""The "nearest" form of the partially memorizing excess loss (SPEC 6), on actual data:
+"""The "nearest" form of the partially memorizing excess loss (SPEC 6), on actual data::
 
     L_{N,t}(theta_pmem,M) - L_{N,t}(theta_mem) ~= (1/N) sum_{i not in S} min_{j in S} |x_i - x_j|^2
 

@@ -31,7 +31,86 @@ SAMPLERS = ("ddim", "ddpm")
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting that determines a run's results (model sizes aside: each size's
-    result does not depend on the others). Defaults: the built-in CPU configuration."""
+    result does not depend on the others). Defaults: the built-in CPU configuration.
+
+    Every field is an option of ``gmmdiff-train`` of the same name (``lr_peak`` is
+    ``--lr``, ``warmup_frac`` ``--warmup``, ``gaussian_scale`` ``--init-scale``);
+    :meth:`validate` checks them all.
+
+    Attributes
+    ----------
+    dim : int
+        Data dimension d (the GMM model; templates: colors x image_size^2).
+    components : int
+        Mixture components K (templates: the number of templates).
+    samples : int
+        Training samples N, >= 2.
+    steps : int
+        Optimizer steps; full batch, so one step is one epoch.
+    noise_draws : int
+        Noise draws per training sample and step.
+    eval_samples : int
+        Generated samples per model for the memorization ratio and W2.
+    eval_noise_draws : int
+        Noise draws per sample for the final per-time losses.
+    eval_steps : str
+        Steps of the evaluations along training: ``"log:K"`` (step 0 and K log-spaced
+        steps), a list such as ``"0,1000,50000"``, or ``"none"``; 90% of training and
+        the last step are always added.
+    track_noise_draws : int
+        Noise draws per sample for the losses along training.
+    seed : int
+        Seed of the data, the initialization and the training noise.
+    dtype : {"float64", "float32"}
+        Precision of training (float64 is the reference).
+    init : {"pmem", "prior", "gaussian"}
+        Initial means: M training points (the paper's), M draws of the data mixture, or
+        ``N(0, gaussian_scale^2 / d I)``.
+    init_var : float
+        Initial variance for the pmem and gaussian inits.
+    init_noise_var : float
+        pmem: variance of the noise added to the training points taken as means.
+    gaussian_scale : float
+        gaussian: the scale of the initial means.
+    target : {"eps", "x0", "v"}
+        What the denoiser predicts and the loss compares.
+    process : {"vp", "fm"}
+        Variance-preserving or flow matching.
+    data_var : float
+        The data variance s* > 0.
+    test_samples : int
+        Held-out samples for the test losses.
+    grid_size : int
+        Times of the grid (26: the paper's).
+    t_min, t_max : float
+        The smallest and largest grid time.
+    lr_peak : float
+        Peak learning rate of the warmup-stable-decay schedule.
+    lr_final : float
+        Learning rate at the last step.
+    warmup_frac : float
+        Fraction of the steps of linear warm-up.
+    sampler : {"ddim", "ddpm"}
+        Sampler of the generated samples.
+    model : {"gmm", "templates"}
+        The model family: isotropic mixture or colored templates.
+    template_file : str or None
+        Templates model: an MNIST/Fashion-MNIST IDX file or a .npy/.npz image array
+        (None: the set shipped with gmmdiff).
+    image_size : int
+        Templates model: pixels per side.
+    colors : int
+        Templates model: color channels C.
+    common_noise : bool
+        All models of a batch share one stream of times and noise.
+
+    Examples
+    --------
+    >>> import gmmdiff
+    >>> cfg = gmmdiff.TrainConfig(dim=4, samples=12, steps=3000).validate()
+    >>> cfg.grid().shape
+    (26,)
+    """
     dim: int = 10
     components: int = 2
     samples: int = 20
@@ -123,7 +202,18 @@ class TrainConfig:
         return families.get(self.model)
 
     def dataset(self, xp=np):
-        """The seeded data set of this configuration on backend ``xp``."""
+        """The seeded data set of this configuration.
+
+        Parameters
+        ----------
+        xp : module
+            The array module of the result, ``numpy`` or ``cupy``.
+
+        Returns
+        -------
+        Dataset
+            For the templates model, its own data set class.
+        """
         return self.family().dataset(self, xp)
 
 
@@ -172,8 +262,31 @@ def check_draws(name, n):
 
 
 def parse_model_sizes(spec, N):
-    """Model sizes from "20,40,200" (explicit) or "0.1:1.0:0.1" (fractions of N,
-    start:stop:step inclusive, rounded to the nearest integer). Sorted, distinct."""
+    """Model sizes from ``"20,40,200"`` (explicit) or ``"0.1:1.0:0.1"`` (fractions of N,
+    start:stop:step inclusive, rounded to the nearest integer).
+
+    Sizes above N are accepted here; :func:`gmmdiff.run` takes them up to 2N with the
+    pmem init (all N training points, then repeats) and any size with the prior or
+    gaussian init.
+
+    Parameters
+    ----------
+    spec : str
+        The sizes, as ``gmmdiff-train --model-sizes`` takes them.
+    N : int
+        The training-set size the fractions refer to.
+
+    Returns
+    -------
+    list of int
+        Sorted, distinct sizes >= 1.
+
+    Examples
+    --------
+    >>> import gmmdiff
+    >>> gmmdiff.parse_model_sizes("0.1:1.0:0.1", 20)
+    [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    """
     spec = str(spec).strip()
     try:
         if ":" in spec:

@@ -137,15 +137,42 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), array_task=None, callba
     a time. Results are the same either way (each model keeps its own draws), up to
     floating-point rounding, and the same whichever process trains a unit.
 
-    Each unit of work (:func:`work_units`) is claimed with a lock file in the sweep
+    Each unit of work (the configurations trained together) is claimed with a lock file in the sweep
     directory (:mod:`gmmdiff.io.locks`) for as long as it trains: several processes running
     the same sweep command on one directory (``--jobs``, ``--devices``, or commands
     started by hand on several machines) share the units dynamically, each taking the
     next free one. Returns the units this process skipped because another live process
     held them, as ``[(name, holder)]``.
 
-    ``progress``: a :class:`gmmdiff.cli.progress.SweepProgress` of this shard's units; it
-    reports during training (with ``callback``, if any) and after each unit.
+    Parameters
+    ----------
+    spec : SweepSpec
+        The grids and shared settings.
+    sweep_dir : str
+        The sweep directory (created if new; another sweep's is refused).
+    xp : module
+        ``numpy`` (CPU) or ``cupy`` (GPU).
+    shard_spec : (int, int)
+        ``(i, n)``: run part i of n (0-based), as ``--shard i/n``.
+    callback : callable, optional
+        Called as ``callback(step, losses)`` during training, as in :func:`run`.
+    echo : callable
+        Prints one line of news (sizes added by the refinement, units done).
+    checkpoint_every : int
+        Steps between checkpoints.
+    group : bool
+        Train the configurations sharing N and d together.
+    fused : bool
+        cupy: train with the fused kernels.
+    progress : object, optional
+        The progress reporter of ``gmmdiff-sweep`` (``gmmdiff.cli.progress.SweepProgress``)
+        of this shard's units; it reports during training and after each unit.
+
+    Returns
+    -------
+    list of (str, str)
+        The units this process skipped because another live process held them, as
+        ``(name, holder)``.
     """
     spec.validate(xp)
     if backend_name(xp) == "cupy":

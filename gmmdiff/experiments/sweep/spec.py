@@ -151,7 +151,34 @@ MAX_POINTS = 1000           # model sizes per phase and configuration
 
 @dataclass(frozen=True)
 class SweepSpec:
-    """The grids of a sweep and the training settings shared by its configurations."""
+    """The grids of a sweep and the training settings shared by its configurations.
+
+    The configurations are every combination of the grids (N x d x K x s* x init x
+    seed); ``gmmdiff-sweep``'s options and presets fill these fields.
+
+    Attributes
+    ----------
+    samples : tuple of int
+        The grid of N.
+    dims : tuple of int
+        The grid of d.
+    components : tuple of int
+        The grid of K.
+    seeds : tuple of int
+        The seeds (data, initialization and noise of each configuration).
+    data_vars : tuple of float or None
+        The grid of the data variance s*; None: the base's ``data_var`` only.
+    base : TrainConfig
+        The settings shared by every configuration (its N, d, K, seed are replaced).
+    coarse : int
+        Coarse grid points per configuration: M = N/coarse, ..., N.
+    refine : int
+        Refinement sizes between the coarse curve's start and end (0: none).
+    inits : tuple of str or None
+        The initializations, a sweep axis; None: the base's ``init`` only.
+    size_ratios : tuple of float or None
+        The first sizes as M/N, instead of the coarse grid.
+    """
     samples: tuple = (50, 100, 150, 200)
     dims: tuple = (30, 40, 50, 60)
     components: tuple = (3, 6, 9, 12)
@@ -170,8 +197,19 @@ class SweepSpec:
         return tuple(self.size_ratios) if self.size_ratios is not None else self.coarse
 
     def validate(self, xp=None):
-        """Raise ValueError naming the first bad setting or, given the backend ``xp``,
-        a unit whose training would not fit in its memory; writes nothing."""
+        """Check every setting; writes nothing.
+
+        Parameters
+        ----------
+        xp : module, optional
+            The backend: given, a unit whose training would not fit in its memory is
+            refused too.
+
+        Returns
+        -------
+        SweepSpec
+            ``self``; a bad setting raises ValueError naming it.
+        """
         check_positive_int("coarse grid points (--coarse)", self.coarse, minimum=2)
         check_positive_int("refinement points (--refine)", self.refine, minimum=0)
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
@@ -212,6 +250,18 @@ class SweepSpec:
                 for v in self.variances() for i in self.initializations() for s in self.seeds]
 
     def identity(self, backend):
+        """The identity ``sweep.json`` records (the grids, the shared settings as
+        ``base``, the backend and the results format).
+
+        Parameters
+        ----------
+        backend : str
+            ``"numpy"`` or ``"cupy"``.
+
+        Returns
+        -------
+        dict
+        """
         base = {k: v for k, v in dataclasses.asdict(self.base).items() if k not in SWEEP_FIELDS}
         ident = {"samples": list(self.samples), "dims": list(self.dims),
                  "components": list(self.components), "seeds": list(self.seeds),

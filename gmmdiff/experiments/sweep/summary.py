@@ -30,12 +30,28 @@ SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_o
 
 
 def summarize(sweep_dir, *, weights=None, summary=None):
-    """One row per configuration of the sweep (missing ones included, marked).
+    """One row per configuration of the sweep (missing ones included, marked): the
+    table of ``gmmdiff-sweep --summary``.
 
-    Predicted M*/N use the naive (uniform, i.e. training) weighting unless ``weights``
-    (T,) is given; a prediction without a sign change is left empty. ``summary``: the
-    sweep's :func:`transition_summary`, if already made. Writes ``summary.csv``
-    atomically and returns (rows, csv text).
+    Writes ``summary.csv`` atomically; its columns are described in :doc:`/files`.
+
+    Parameters
+    ----------
+    sweep_dir : str
+        The sweep directory.
+    weights : (T,) array, optional
+        Time weights of the ``pred_*`` columns; default uniform (the training
+        weighting: the naive, untrained prediction). A prediction without a sign
+        change is left empty.
+    summary : dict, optional
+        The sweep's ``summary.json`` content, if already made.
+
+    Returns
+    -------
+    rows : list of dict
+        One per configuration, keyed by the CSV's columns.
+    text : str
+        The CSV text.
     """
     if summary is None:
         summary = transition_summary(sweep_dir)
@@ -265,15 +281,41 @@ def fit_path(sweep_dir, source, data_var=None):
     return os.path.join(sweep_dir, f"fit_{source}{tag}.json")
 
 
-def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, summary=None):
-    """Fit and cross-validate the time weights on the sweep's configurations
-    (:func:`gmmdiff.experiments.fits.fit_summary`: folds of whole settings, the noise floor and
-    the paired verdict), of one data variance ``data_var`` where the sweep varies it.
-    ``n_folds``: None for 5, or one per setting where there are fewer.
+def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, summary=None,
+              progress=None):
+    """Fit and cross-validate the time weights on the sweep's configurations: folds of
+    whole settings, the noise floor and the paired verdict (what ``gmmdiff-predict
+    --fit`` runs per source).
 
-    Writes ``summary.json`` (:func:`sweep_summary`, unless ``summary`` is given) and the
-    fit (:func:`fit_path`) atomically, both only once the fit succeeded (and both paths
-    checked before it starts), and returns the fit.
+    Writes ``summary.json`` and the fit (``fit_<source>.json``, or
+    ``fit_<source>_v<s*>.json`` for one s* of a sweep that varies it) atomically, both
+    only once the fit succeeded (and both paths checked before it starts).
+
+    Parameters
+    ----------
+    sweep_dir : str
+        A sweep directory, or a directory holding only a ``summary.json`` (such as
+        ``gmmdiff/assets/cpu_sweep``), which is re-measured.
+    source : {"mc", "simple", "nearest", "expected"}
+        The baseline losses the theory uses: Monte Carlo or an approximation.
+    n_folds : int, optional
+        Cross-validation folds of whole settings, >= 2 and at most the settings; None
+        for 5, or one per setting where there are fewer.
+    seed : int
+        Seed of the folds and of the bootstrap.
+    data_var : float, optional
+        Fit the configurations of this s* only (a sweep that varies s*).
+    summary : dict, optional
+        The sweep's summary, if already made.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each fit (both weighting families, on
+        every configuration and per fold).
+
+    Returns
+    -------
+    dict
+        The fit: weights, scores, verdicts (the keys of ``fit_<source>.json``, see
+        :doc:`/files`).
     """
     from gmmdiff.experiments.fits import fit_summary
     from gmmdiff.experiments.predict import SOURCES
@@ -286,7 +328,8 @@ def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, su
         check_output_file(path)
     if summary is None:
         summary = sweep_summary(sweep_dir)
-    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var)
+    result = fit_summary(summary, source, n_folds=n_folds, seed=seed, data_var=data_var,
+                         progress=progress)
     write_json(outputs[0], summary)         # after a fit succeeded:
     write_json(outputs[1], result)          # a refusal writes none
     return result
