@@ -352,7 +352,7 @@ def test_readme_is_a_front_page():
     assert test_command in text
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert "python -m pytest -q tests" in ci and "sphinx-build -W --keep-going" in ci
-    assert "Training time" in text and "added here by the time experiment" in text
+    assert "Training time" in text and "added here by the time experiment" not in text
 
 
 # ------------------------------------------------------------------ the API pages
@@ -402,7 +402,7 @@ def _keys(obj, skip_values_of=()):
 
 
 def test_every_key_of_the_files_a_run_and_a_sweep_write_is_documented(tmp_path):
-    from gmmdiff.experiments.fits import ASSETS
+    from gmmdiff.experiments.fit_files import ASSETS
     from gmmdiff.experiments.sweep.summary import SUMMARY_COLUMNS, summarize, transition_summary
     reference = open(os.path.join(DOCS, "files.rst"), encoding="utf-8").read()
     documented = set(re.findall(r"``([A-Za-z_][\w<>*.]*)``", reference))
@@ -457,3 +457,41 @@ def test_readme_results_are_the_outputs_the_docs_check():
     readme_row = re.search(r"^measured\s+(.*)$", readme, re.M).group(1)
     assert re.findall(r"(0\.\d{3}) \[(0\.\d{3}), (0\.\d{3})\]", readme_row) == measured[:3]
     assert "0.798" in readme and "0.00032 [0.00020, 0.00060]" in readme and "0.000324 [0.000203, 0.0006]" in fit_out[1]
+
+
+def test_readme_training_time_numbers_are_the_shipped_experiments():
+    """README's init and time-law tables are what the shipped summaries give
+    (compare_inits, time_law: the same functions gmmdiff-sweep --summary prints)."""
+    import json
+
+    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.experiments.inits import compare_inits
+    from gmmdiff.experiments.timelaw import time_law
+    readme = open(os.path.join(ROOT, "README.rst"), encoding="utf-8").read()
+    inits = compare_inits(json.load(open(os.path.join(ASSETS, "init_sweep", "summary.json"))))
+    for init, m in inits["per_init"].items():
+        row = f"{init:<8} {m['mean']:.3f} [{m['interval'][0]:.3f}, {m['interval'][1]:.3f}]    {m['sd']:.3f}"
+        assert row in readme, row
+    pair = inits["pairs"][0]
+    assert f"{pair['mean']:+.3f} [{pair['interval'][0]:+.3f}, {pair['interval'][1]:+.3f}]" in readme
+    law = time_law(json.load(open(os.path.join(ASSETS, "time_sweep", "summary.json"))))
+    for r in law["ratios"]:
+        cells = [f"{f['exponent']:.2f} [{f['interval'][0]:.2f}, {f['interval'][1]:.2f}]"
+                 for f in (r["gamma"], r["beta"])]
+        assert re.search(rf"^{r['M_over_N']:g}\s+{re.escape(cells[0])}\s+{re.escape(cells[1])}$",
+                         readme, re.M), cells
+
+
+def test_every_module_is_in_the_module_index():
+    """docs/layout.rst shows every module's docstring: a new module must be added."""
+    index = set(re.findall(r"^\.\. automodule:: (\S+)$",
+                           open(os.path.join(DOCS, "layout.rst")).read(), re.M))
+    pkg = os.path.dirname(gmmdiff.__file__)
+    modules = set()
+    for root, _, files in os.walk(pkg):
+        for f in files:
+            if f.endswith(".py"):
+                rel = os.path.relpath(os.path.join(root, f), os.path.dirname(pkg))[:-3]
+                name = rel.replace(os.sep, ".")
+                modules.add(name[:-len(".__init__")] if name.endswith(".__init__") else name)
+    assert modules - {"gmmdiff.version"} <= index, sorted(modules - index)

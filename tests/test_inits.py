@@ -1,6 +1,5 @@
 """The initialization experiment's comparison on simulated summaries."""
 import numpy as np
-import pytest
 
 from gmmdiff.experiments.inits import compare_inits, format_inits
 
@@ -51,7 +50,7 @@ def test_the_shipped_init_comparison_follows_from_the_shipped_summary():
     import json
     import os
 
-    from gmmdiff.experiments.fits import ASSETS
+    from gmmdiff.experiments.fit_files import ASSETS
     here = os.path.join(ASSETS, "init_sweep")
     summary = json.load(open(os.path.join(here, "summary.json")))
     ident = summary["identity"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.experiments.fits import SHIPPED, _fit_configs, held_out_scores, shipped_fits
+from gmmdiff.experiments.fit_files import SHIPPED, _fit_configs, held_out_scores, shipped_fits
 from gmmdiff.experiments.predict import approximation_curves, predicted_ratio
 
 from test_cli import load_script
@@ -83,7 +83,7 @@ def test_at_another_data_variance_the_rows_show_the_s_star_experiments_verdicts(
     """The shipped weights are fitted at s* = 1; at --data-var 2 the s* = 1 cross-validated
     errors do not apply: each row shows what the s* experiment measured for it (the
     fitted simple weights: worse than trivial there, indistinguishable at s* = 1)."""
-    from gmmdiff.experiments.fits import shipped_transfer
+    from gmmdiff.experiments.fit_files import shipped_transfer
     transfer = shipped_transfer()
     here = CliRunner().invoke(predict_cli, [])
     there = CliRunner().invoke(predict_cli, ["--data-var", "2"])

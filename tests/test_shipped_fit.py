@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.experiments.fits import SHIPPED, fit_summary, shipped_fits
+from gmmdiff.experiments.fits import fit_summary
+
+from gmmdiff.experiments.fit_files import SHIPPED, shipped_fits
 from gmmdiff.experiments.predict import SOURCES
 from gmmdiff.io.files import read_json
 

@@ -117,7 +117,7 @@ def test_the_shipped_time_law_follows_from_the_shipped_summary():
     import json
     import os
 
-    from gmmdiff.experiments.fits import ASSETS
+    from gmmdiff.experiments.fit_files import ASSETS
     here = os.path.join(ASSETS, "time_sweep")
     summary = json.load(open(os.path.join(here, "summary.json")))
     shipped = json.load(open(os.path.join(here, "time_law.json")))

@@ -381,4 +381,4 @@ def format_table(rows):
         verdict = run_verdict([r["along_training"]["status"] for r in rows], [r["M"] for r in rows])
         if verdict:
             lines.append(verdict)
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)

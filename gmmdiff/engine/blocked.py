@@ -1,4 +1,4 @@
-"""The numpy training loss in cache-sized row blocks, into buffers reused every step,
+r"""The numpy training loss in cache-sized row blocks, into buffers reused every step,
 spread over the cores as tasks.
 
 :func:`gmmdiff.model.losses._batched_loss_and_grad` is the reference: one array program over
@@ -29,13 +29,13 @@ E = exp(S) (the weights W = E / sum E, unnormalized):
 So results equal the reference's to rounding (the tests bound the difference), not
 bit for bit.
 
-float32 avoids three cancellations that its rounding (~1e-7 |x0|) turns into errors
+float32 avoids three cancellations that its rounding (~1e-7 \|x0\|) turns into errors
 near memorized states (means ~1e-5 from the data, variance ~1e-9, t = 0.001: float32
 gradients were 1-2e-3 off float64's on the same inputs, up to 19%; now ~1e-7, at most
 2e-5); float64 keeps the forms above, bit for bit. D = b (mubar - x0) comes from
 mubar sum E - (sum E) x0, the difference first (exact where one weight holds), not b
-mubar - b x0; R'.U - a av R'.mubar = R'.(s av eps - (a / s)^2 D) = ke |eps|^2 + kd
-D.eps - kq |D|^2 (err = D + ce eps), with no x_t - a mubar (~1e-3 |x0| at t = 0.001);
+mubar - b x0; R'.U - a av R'.mubar = R'.(s av eps - (a / s)^2 D) = ke \|eps\|^2 + kd
+D.eps - kq \|D\|^2 (err = D + ce eps), with no x_t - a mubar (~1e-3 \|x0\| at t = 0.001);
 R'.mubar = sum_m E_m (R''.mu_m) from G's own products, so G = 0 exactly where one
 weight holds (else ~1e-7 R.mu, times av x_t ~ 1e6 x_t in the means' gradient).
 

@@ -97,4 +97,4 @@ def format_inits(result):
     for p in result["pairs"]:
         lines.append(f"{p['other']} - {p['reference']}, paired by setting and seed "
                      f"({p['pairs']} pairs, {len(p['left_out'])} left out): {p['verdict']}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)

@@ -210,4 +210,4 @@ def format_time_law(law):
                          f"{fmt(e['tau_gen'])} {e['tau_gen']['seeds_ok']:>2}/{e['tau_gen']['seeds']:<2}")
         lines.append(f"  gamma (tau_mem ~ N^gamma): {r['gamma']['verdict']}")
         lines.append(f"  beta  (tau_gen ~ N^beta):  {r['beta']['verdict']}")
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)

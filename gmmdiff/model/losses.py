@@ -1,4 +1,4 @@
-"""Denoising losses, their Monte Carlo estimates and hand-derived gradients (SPEC 5).
+r"""Denoising losses, their Monte Carlo estimates and hand-derived gradients (SPEC 5).
 
 Per sample and time, for target y in {eps, x0, v}::
 
@@ -20,8 +20,8 @@ that cancel near memorized states (variance ~1e-9, means ~1e-5 from the data, ro
 t = 0.001): x0hat - x0 = D + ce eps with D = b (mubar - x0), the difference first
 (ce = a sigma), not a x_t + b mubar - x0; the std gradient's r.x_t - alpha r.mubar =
 sigma r.eps - (alpha / b) r.D, two dots of vectors formed without cancellation
-combined in float64, never x_t - alpha mubar (~1e-3 |x0|) (blocked's dots |D|^2,
-D.eps, |eps|^2 grouped by r = (2 / B) wt err: r.eps and r.D are their sums, within
+combined in float64, never x_t - alpha mubar (~1e-3 \|x0\|) (blocked's dots \|D\|^2,
+D.eps, \|eps\|^2 grouped by r = (2 / B) wt err: r.eps and r.D are their sums, within
 the same rounding bounds, in fewer passes); and
 r.mubar = sum_m w_m (r.mu_m) from g's own products, so g = 0 exactly where one weight
 holds. float64 keeps the forms above, bit for bit.

@@ -129,7 +129,7 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), array_task=None, callba
     ``shard_spec`` (i, n): configurations i, i + n, ... (``--shard i/n``); ``array_task``
     (t, T) instead: task t of T's share of the one-process sweep's units, the same
     batches and files as one process would make (``--shard slurm``,
-    :func:`gmmdiff.experiments.sweep.units.shard_units`; submitit and other Python
+    ``gmmdiff.experiments.sweep.units.shard_units``; submitit and other Python
     launchers call this with their task index and count).
 
     With ``group`` the shard's configurations that share N and d (different seeds and
@@ -154,6 +154,8 @@ def run_sweep(spec, sweep_dir, xp, *, shard_spec=(0, 1), array_task=None, callba
         ``numpy`` (CPU) or ``cupy`` (GPU).
     shard_spec : (int, int)
         ``(i, n)``: run part i of n (0-based), as ``--shard i/n``.
+    array_task : (int, int), optional
+        ``(t, T)``: task t of an array of T (``--shard slurm``), instead of ``shard_spec``.
     callback : callable, optional
         Called as ``callback(step, losses)`` during training, as in :func:`run`.
     echo : callable
