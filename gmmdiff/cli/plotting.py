@@ -24,7 +24,6 @@ import numpy as np
 from gmmdiff.io.files import atomic_write_bytes
 from gmmdiff.io.rundir import read_run
 
-
 FORMATS = ("png", "pdf", "svg")
 
 

@@ -184,9 +184,9 @@ def estimate_sweep_seconds(units, coarse_points, refine, xp, *, whole_unit=True,
     ``(seconds, what was timed)``."""
     import dataclasses
 
-    from gmmdiff.training.state import initial_state
     from gmmdiff.experiments.sweep.plans import coarse_sizes
     from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
 
     def cost(cfgs):
         return sum(unit_cost(cfgs, coarse_sizes(cfgs[0].samples, coarse_points), refine))

@@ -29,9 +29,9 @@ import time
 
 import click
 
+from gmmdiff.cli.progress import duration, unit_cost
 from gmmdiff.engine.threads import CORES_ENV
 from gmmdiff.experiments.sweep.plans import coarse_sizes
-from gmmdiff.cli.progress import duration, unit_cost
 
 REQUEUE_EXIT = 75           # EX_TEMPFAIL: stopped by SIGTERM, work saved; run it again
 SIGNAL_BEFORE_S = 120       # SIGTERM this long before the time limit (Slurm: up to 60 s more)
@@ -272,9 +272,9 @@ def write_array_script(ctx, spec, *, path, out, group, backend, sweep_script, n_
     import numpy as np
 
     from gmmdiff.backend import get_xp
-    from gmmdiff.version import __version__
     from gmmdiff.cli.progress import estimate_sweep_seconds
     from gmmdiff.experiments.sweep.units import check_configuration, open_sweep, shard_units
+    from gmmdiff.version import __version__
 
     path, out = os.path.abspath(path), os.path.abspath(out)
     if os.path.lexists(path):

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
+from gmmdiff.cli.plotting import figure1, figure_path, pyplot, save_figure
 from gmmdiff.io.rundir import read_run
-from gmmdiff.cli.plotting import figure_path, pyplot, save_figure, figure1
 
 
 def figure3(fit, path, subtitle=""):
@@ -157,10 +157,10 @@ def sweep_settings(spec):
 def sweep_figures(sweep_dir):
     """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
     several seeds) of a sweep directory; returns the paths written."""
-    from gmmdiff.io.files import read_json
-    from gmmdiff.io.schemas import read_fit_scores
     from gmmdiff.experiments.sweep.spec import read_sweep, run_name
     from gmmdiff.experiments.sweep.summary import check_sweep_files
+    from gmmdiff.io.files import read_json
+    from gmmdiff.io.schemas import read_fit_scores
     check_sweep_files(sweep_dir)                    # every input checked, then drawn
     spec = read_sweep(sweep_dir)
     paths, by_setting = [], {}

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 
-
 from gmmdiff.engine.threads import CORES_ENV, cpu_count
 
 

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from gmmdiff.experiments.predict import SOURCES, _Stack, approximation_curves
 from gmmdiff.experiments.fits import _fit_family
+from gmmdiff.experiments.predict import SOURCES, _Stack, approximation_curves
 
 
 def read_fit(path, times):

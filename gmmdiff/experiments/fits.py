@@ -233,8 +233,8 @@ def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None, progres
     process and data variance, and the summary's provenance. ``progress``: called as
     ``progress(done, total)`` before the first fit and after each, of both families.
     """
-    from gmmdiff.model.process import snr as snr_of
     from gmmdiff.experiments.verdict import fold_count, noise_floor
+    from gmmdiff.model.process import snr as snr_of
     base = summary["identity"]["base"]
     variances = sorted({float(c.get("data_var", base.get("data_var", 1.0))) for c in summary["configs"]})
     if data_var is None:

@@ -27,7 +27,6 @@ from gmmdiff.model.process import loss_scale
 from gmmdiff.theory.approximations import excess_curve, generalizing_excess_loss
 from gmmdiff.theory.crossover import crossover, crossover_search, size_grid
 
-
 SOURCES = ("mc", "simple", "nearest", "expected")
 
 

@@ -15,7 +15,6 @@ import os
 import numpy as np
 
 from gmmdiff.experiments.convergence import series_arrays
-
 from gmmdiff.io.files import read_npz
 from gmmdiff.io.rundir import RunDir, read_run
 

@@ -13,15 +13,14 @@ import os
 
 from gmmdiff.backend import backend_name, probe_cupy, to_host
 from gmmdiff.experiments import convergence
-from gmmdiff.training.config import check_batchable, check_sizes
-from gmmdiff.training.state import TrainState, initial_state
-from gmmdiff.training.memory import check_run_fits
+from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
 from gmmdiff.io.files import StorageError, check_regular_file
 from gmmdiff.io.rundir import RunDir, completed_sizes
-from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
 from gmmdiff.training import interrupt
+from gmmdiff.training.config import check_batchable, check_sizes
 from gmmdiff.training.loop import check_fused, train
-
+from gmmdiff.training.memory import check_run_fits
+from gmmdiff.training.state import TrainState, initial_state
 
 # Bumped whenever the same settings give different results, so that a directory of
 # older results is refused instead of resumed with a mix of both. 2: theta_pmem,M's

@@ -12,15 +12,18 @@ import numpy as np
 
 from gmmdiff.backend import get_dtype, to_host
 from gmmdiff.engine.blocked import blocked_tasks
+from gmmdiff.families.registry import Family
 from gmmdiff.model.data import make_dataset
 from gmmdiff.model.denoisers import generalizing, memorizing, partially_memorizing
-from gmmdiff.families.registry import Family
 from gmmdiff.model.losses import _batched_loss_and_grad, per_time_losses
 from gmmdiff.model.metrics import learned_means_stats, memorization, wasserstein2
 from gmmdiff.model.sampling import sample
 from gmmdiff.streams import STREAM_FRESH, STREAM_INIT, STREAM_SAMPLE, eval_seed, rng_for
-from gmmdiff.theory.approximations import (METHODS, generalizing_excess_loss,
-                                           partial_memorizing_excess_loss)
+from gmmdiff.theory.approximations import (
+    METHODS,
+    generalizing_excess_loss,
+    partial_memorizing_excess_loss,
+)
 
 
 def dataset(cfg, xp=np):

@@ -15,8 +15,8 @@ import zlib
 import numpy as np
 from scipy import ndimage
 
-from gmmdiff.model.data import check_positive_int
 from gmmdiff.io.files import StorageError, check_regular_file, read_npy, read_npz
+from gmmdiff.model.data import check_positive_int
 from gmmdiff.streams import STREAM_TEMPLATE_PICK, rng_for
 
 DEFAULT_TEMPLATES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "assets",

@@ -32,18 +32,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from gmmdiff.backend import array_namespace, get_dtype, to_host
+from gmmdiff.families.registry import Family
+from gmmdiff.families.template_io import load_templates
 from gmmdiff.model.data import check_positive_int, memorized_subset
 from gmmdiff.model.denoisers import convert
-from gmmdiff.families.registry import Family
 from gmmdiff.model.losses import monte_carlo_per_time
 from gmmdiff.model.metrics import memorization
-from gmmdiff.model.process import (check_process, check_target, check_times, coefficients,
-                                   loss_scale, TRAIN_TARGETS)
+from gmmdiff.model.process import (
+    TRAIN_TARGETS,
+    check_process,
+    check_target,
+    check_times,
+    coefficients,
+    loss_scale,
+)
 from gmmdiff.model.sampling import sample_with
 from gmmdiff.softmax import PAD_LOGIT, softmax_
-from gmmdiff.streams import (STREAM_INIT, STREAM_SAMPLE, STREAM_TEST, STREAM_TRAIN, eval_seed,
-                             rng_for)
-from gmmdiff.families.template_io import load_templates
+from gmmdiff.streams import (
+    STREAM_INIT,
+    STREAM_SAMPLE,
+    STREAM_TEST,
+    STREAM_TRAIN,
+    eval_seed,
+    rng_for,
+)
 
 
 @dataclass(frozen=True)

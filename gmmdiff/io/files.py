@@ -27,7 +27,6 @@ import zlib
 import numpy as np
 
 
-
 class StorageError(ValueError):
     """A run directory or results file that cannot be used (message names the path)."""
 

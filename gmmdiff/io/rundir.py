@@ -19,10 +19,18 @@ import os
 import numpy as np
 
 from gmmdiff.io import locks
+from gmmdiff.io.files import (
+    TMP_PREFIX,
+    StorageError,
+    check_identity,
+    jsonable,
+    read_npz,
+    remove_temporaries,
+    write_json,
+    write_npz,
+)
+from gmmdiff.io.schemas import SCHEMAS, read_checked, read_metrics, short_repr
 from gmmdiff.version import __version__
-from gmmdiff.io.files import (StorageError, TMP_PREFIX, check_identity, jsonable, read_npz,
-                              remove_temporaries, write_json, write_npz)
-from gmmdiff.io.schemas import SCHEMAS, short_repr, read_checked, read_metrics
 
 
 def leftovers_only(directory):

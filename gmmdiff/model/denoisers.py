@@ -22,8 +22,13 @@ import numpy as np
 
 from gmmdiff.backend import array_namespace
 from gmmdiff.model.data import memorized_subset
-from gmmdiff.model.process import (check_process, check_target, check_times, coefficients,
-                                   target_coefficients)
+from gmmdiff.model.process import (
+    check_process,
+    check_target,
+    check_times,
+    coefficients,
+    target_coefficients,
+)
 from gmmdiff.softmax import PAD_LOGIT, logit_floor, softmax_
 
 

@@ -28,11 +28,17 @@ holds. float64 keeps the forms above, bit for bit.
 """
 import numpy as np
 
-from gmmdiff.engine import kernels
 from gmmdiff.backend import array_namespace, to_host
+from gmmdiff.engine import kernels
 from gmmdiff.model.denoisers import _coldot, _posterior, _rowdot, _scaled_stack, _x0_from_posterior
-from gmmdiff.model.process import (TRAIN_TARGETS, check_process, check_target, check_times,
-                                   coefficients, loss_scale)
+from gmmdiff.model.process import (
+    TRAIN_TARGETS,
+    check_process,
+    check_target,
+    check_times,
+    coefficients,
+    loss_scale,
+)
 
 
 def _narrow_forms(dtype):

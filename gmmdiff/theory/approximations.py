@@ -26,12 +26,10 @@ model size while evaluating Delta(M) only on a few dozen sizes).
 import numpy as np
 
 from gmmdiff.backend import to_host
-from gmmdiff.theory.crossover import (crossover_search)
-from gmmdiff.theory.expected import (expected_excess_curve,
-                                     expected_nearest_excess)
-from gmmdiff.theory.nearest import (check_sizes,
-                                    nearest_excess, nearest_excess_curve)
-from gmmdiff.model.process import check_process, check_target, TRAIN_TARGETS, loss_scale, snr
+from gmmdiff.model.process import TRAIN_TARGETS, check_process, check_target, loss_scale, snr
+from gmmdiff.theory.crossover import crossover_search
+from gmmdiff.theory.expected import expected_excess_curve, expected_nearest_excess
+from gmmdiff.theory.nearest import check_sizes, nearest_excess, nearest_excess_curve
 
 METHODS = ("simple", "nearest", "expected")
 

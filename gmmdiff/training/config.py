@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gmmdiff.families import registry as families
-from gmmdiff.training import optim
 from gmmdiff.backend import get_dtype
+from gmmdiff.families import registry as families
 from gmmdiff.model.data import check_positive_int
 from gmmdiff.model.process import TRAIN_TARGETS, check_process, check_target, time_grid
+from gmmdiff.training import optim
 
 INITS = ("pmem", "prior", "gaussian")
 MAX_SIZES = 10_000          # model sizes per run

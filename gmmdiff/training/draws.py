@@ -21,9 +21,9 @@ the device's memory (see :func:`draw_chunk` and :class:`BatchDraws`).
 """
 import numpy as np
 
-from gmmdiff.engine import kernels, threads
 from gmmdiff import rng as counter_rng
 from gmmdiff.backend import available_bytes
+from gmmdiff.engine import kernels, threads
 from gmmdiff.streams import STREAM_NOISE, rng_for
 
 NOISE_SOURCES = ("pcg", "hash")

@@ -31,14 +31,14 @@ import functools
 
 import numpy as np
 
-from gmmdiff.engine import kernels, threads
-from gmmdiff.training import interrupt, optim
 from gmmdiff.backend import backend_name, get_dtype, to_host
+from gmmdiff.engine import kernels, threads
 from gmmdiff.engine.blocked import Workspace
 from gmmdiff.engine.buckets import BUCKET_OVERHEAD, bucketed, plan_buckets
+from gmmdiff.model.process import coefficients, loss_scale
+from gmmdiff.training import interrupt, optim
 from gmmdiff.training.config import check_batchable, eval_step_list
 from gmmdiff.training.draws import BatchDraws, noise_stream
-from gmmdiff.model.process import coefficients, loss_scale
 
 
 def check_fused(fused, cfg, xp):

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gmmdiff.training import optim
 from gmmdiff.backend import array_namespace, get_dtype, to_host
 from gmmdiff.io.files import StorageError, read_npz, write_npz
+from gmmdiff.training import optim
 
 CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels",
                    "eval_steps")

@@ -18,17 +18,24 @@ import os
 
 import numpy as np
 
-from gmmdiff.io import locks
 from gmmdiff.backend import backend_name, probe_cupy
 from gmmdiff.experiments.runs import open_run_dir, run_batch
-from gmmdiff.io.files import (write_json)
-from gmmdiff.experiments.transition import detect, fit_curve
 from gmmdiff.experiments.sweep.plans import PLAN_FILE, check_refine, coarse_sizes, read_plan
 from gmmdiff.experiments.sweep.spec import run_name
+from gmmdiff.experiments.sweep.units import (
+    check_configuration,
+    check_unit_checkpoints,
+    crash_point,
+    hold_run_dirs,
+    is_complete,
+    open_sweep,
+    shard_units,
+    tidy_finished_unit,
+)
+from gmmdiff.experiments.transition import detect, fit_curve
+from gmmdiff.io import locks
+from gmmdiff.io.files import write_json
 from gmmdiff.training import interrupt
-from gmmdiff.experiments.sweep.units import (hold_run_dirs, tidy_finished_unit,
-                                             check_configuration, check_unit_checkpoints,
-                                             crash_point, is_complete, open_sweep, shard_units)
 
 
 def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callback=None,

@@ -15,15 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from gmmdiff.training.config import INITS, TrainConfig, check_sizes
-from gmmdiff.model.data import check_positive_int
-from gmmdiff.training.memory import check_run_fits
 from gmmdiff.experiments.checks import field_schema
 from gmmdiff.experiments.runs import RESULTS_FORMAT
+from gmmdiff.experiments.sweep.plans import coarse_sizes
 from gmmdiff.io.files import StorageError
 from gmmdiff.io.schemas import read_checked, schema_error
-from gmmdiff.experiments.sweep.plans import coarse_sizes
-
+from gmmdiff.model.data import check_positive_int
+from gmmdiff.training.config import INITS, TrainConfig, check_sizes
+from gmmdiff.training.memory import check_run_fits
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 

@@ -13,16 +13,20 @@ import os
 
 import numpy as np
 
-from gmmdiff.model.data import check_positive_int
 from gmmdiff.experiments.convergence import configuration_status, series_arrays
-from gmmdiff.experiments.predict import (SOURCES, approximation_curves, config_of,
-                                         curves_from_results, predicted_ratio)
+from gmmdiff.experiments.predict import (
+    SOURCES,
+    approximation_curves,
+    config_of,
+    curves_from_results,
+    predicted_ratio,
+)
+from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
+from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
 from gmmdiff.io.files import StorageError, atomic_write_bytes, check_output_file, write_json
 from gmmdiff.io.rundir import completed_sizes, read_run
 from gmmdiff.io.schemas import read_transition
-from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
-from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
-
+from gmmdiff.model.data import check_positive_int
 
 SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_over_N", "M_pt_lo",
                     "M_pt_hi", "M_pt_two_point", "start_over_N", "end_over_N", "n_sizes",

@@ -13,15 +13,14 @@ import os
 import signal
 import time
 
-
-from gmmdiff.io import locks
-from gmmdiff.experiments.runs import identity as runs_identity
-from gmmdiff.io.files import (StorageError, check_identity, remove_temporaries, write_json)
-from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
-from gmmdiff.io.schemas import read_metrics, read_transition
 from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
+from gmmdiff.experiments.runs import identity as runs_identity
 from gmmdiff.experiments.sweep.plans import check_refine, read_plan
 from gmmdiff.experiments.sweep.spec import init_tag, read_sweep_file, run_name, var_tag
+from gmmdiff.io import locks
+from gmmdiff.io.files import StorageError, check_identity, remove_temporaries, write_json
+from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
+from gmmdiff.io.schemas import read_metrics, read_transition
 
 
 def crash_point(name):
