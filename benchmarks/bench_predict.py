@@ -38,7 +38,7 @@ sys.path.insert(0, ROOT)
 
 from gmmdiff.theory import approximations as theory
 from gmmdiff.model.data import memorization_order
-from gmmdiff.experiments.predict import predicted_ratio, predicted_ratios
+from gmmdiff.analysis.predict import predicted_ratio, predicted_ratios
 from gmmdiff.model.process import loss_scale
 from gmmdiff.theory.approximations import generalizing_excess_loss
 from gmmdiff.training.config import TrainConfig
@@ -58,7 +58,7 @@ def new_path(times, conf, source, weights, X):
 
 def old_path(times, conf, source, weights, X):
     """Before issue 14: the per-M functions on every M = 1..N (nested subsets), then
-    :func:`gmmdiff.experiments.predict.predicted_ratio` on the whole curve."""
+    :func:`gmmdiff.analysis.predict.predicted_ratio` on the whole curve."""
     N, d, K, s = conf["samples"], conf["dim"], conf["components"], conf["data_var"]
     Ms = np.arange(1, N + 1)
     gen = generalizing_excess_loss(times, d, s, target=conf["target"], process=conf["process"])

@@ -18,8 +18,11 @@ The package in layers, each importing only from the layers listed before it (a t
 - :mod:`gmmdiff.families` -- the model families the training loop trains (the GMM, the
   colored templates) and their registry;
 - :mod:`gmmdiff.training` -- settings, state, draws, optimizer, the loop, memory checks;
-- :mod:`gmmdiff.experiments` -- runs, sweeps, transitions, predictions and their fits,
-  verdicts, results for analysis;
+- :mod:`gmmdiff.analysis` -- the estimators on measured numbers (arrays and plain
+  dicts): transitions, convergence, predictions and their fits, verdicts, the s*
+  transfer, the initialization gap, the time law;
+- :mod:`gmmdiff.experiments` -- what runs and stores experiments: runs, sweeps, their
+  results for analysis;
 - :mod:`gmmdiff.cli` -- what the click scripts of ``bin/`` share: options, workers,
   progress, figures.
 
@@ -46,14 +49,14 @@ _EXPORTS = {
     "partial_memorizing_excess_loss": "theory.approximations",
     "predict_transition": "theory.approximations",
     "compare_with_monte_carlo": "theory.approximations",
-    "predicted_ratios": "experiments.predict", "shipped_fits": "experiments.fit_files",
-    "read_fit": "experiments.fit_files",
+    "predicted_ratios": "analysis.predict", "shipped_fits": "analysis.fit_files",
+    "read_fit": "analysis.fit_files",
     "TrainConfig": "training.config", "parse_model_sizes": "training.config",
     "run": "experiments.runs", "run_batch": "experiments.runs",
     "SweepSpec": "experiments.sweep.spec", "run_sweep": "experiments.sweep.running",
     "summarize": "experiments.sweep.summary", "fit_sweep": "experiments.sweep.summary",
     "sample": "model.sampling", "memorization": "model.metrics",
-    "detect": "experiments.transition",
+    "detect": "analysis.transition",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -8,7 +8,7 @@ import pytest
 from scipy.stats import binomtest
 
 import gmmdiff
-from gmmdiff.experiments import convergence
+from gmmdiff.analysis import convergence
 from gmmdiff.experiments.runs import run
 from gmmdiff.io.files import read_npz
 from gmmdiff.model.metrics import wilson_interval

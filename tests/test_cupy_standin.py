@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from gmmdiff import rng
-from gmmdiff.experiments import transition
+from gmmdiff.analysis import transition
 from gmmdiff.families import templates
 from gmmdiff.model import data, denoisers, losses, metrics, sampling
 from gmmdiff.theory import approximations as theory

@@ -402,7 +402,7 @@ def _keys(obj, skip_values_of=()):
 
 
 def test_every_key_of_the_files_a_run_and_a_sweep_write_is_documented(tmp_path):
-    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.analysis.fit_files import ASSETS
     from gmmdiff.experiments.sweep.summary import SUMMARY_COLUMNS, summarize, transition_summary
     reference = open(os.path.join(DOCS, "files.rst"), encoding="utf-8").read()
     documented = set(re.findall(r"``([A-Za-z_][\w<>*.]*)``", reference))
@@ -464,9 +464,9 @@ def test_readme_training_time_numbers_are_the_shipped_experiments():
     (compare_inits, time_law: the same functions gmmdiff-sweep --summary prints)."""
     import json
 
-    from gmmdiff.experiments.fit_files import ASSETS
-    from gmmdiff.experiments.inits import compare_inits
-    from gmmdiff.experiments.timelaw import time_law
+    from gmmdiff.analysis.fit_files import ASSETS
+    from gmmdiff.analysis.inits import compare_inits
+    from gmmdiff.analysis.timelaw import time_law
     readme = open(os.path.join(ROOT, "README.rst"), encoding="utf-8").read()
     inits = compare_inits(json.load(open(os.path.join(ASSETS, "init_sweep", "summary.json"))))
     for init, m in inits["per_init"].items():

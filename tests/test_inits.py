@@ -1,7 +1,7 @@
 """The initialization experiment's comparison on simulated summaries."""
 import numpy as np
 
-from gmmdiff.experiments.inits import compare_inits, format_inits
+from gmmdiff.analysis.inits import compare_inits, format_inits
 
 
 def _summary(shift, rng, n_seeds=5, fail=()):
@@ -50,7 +50,7 @@ def test_the_shipped_init_comparison_follows_from_the_shipped_summary():
     import json
     import os
 
-    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.analysis.fit_files import ASSETS
     here = os.path.join(ASSETS, "init_sweep")
     summary = json.load(open(os.path.join(here, "summary.json")))
     ident = summary["identity"]

@@ -16,7 +16,8 @@ PKG = os.path.dirname(gmmdiff.__file__)
 # THE RULE: the layers of gmmdiff, bottom first. A module may import from its own layer
 # and the layers before it, never from one after it; no module imports the package root
 # (gmmdiff/__init__.py: the public API's lazy exports, the top of everything).
-LAYERS = ("base", "io", "engine", "model", "theory", "families", "training", "experiments", "cli")
+LAYERS = ("base", "io", "engine", "model", "theory", "families", "training", "analysis",
+          "experiments", "cli")
 MAX_LINES = 450
 
 
@@ -166,3 +167,19 @@ def test_a_family_registered_under_a_new_name_trains_through_the_run_protocol(tm
         a = read_npz(str(tmp_path / "a" / f"model_M{M:05d}.npz"))
         b = read_npz(str(tmp_path / "b" / f"model_M{M:05d}.npz"))
         np.testing.assert_array_equal(a["means"], b["means"])
+
+
+def test_the_analysis_floor_runs_on_numbers_alone():
+    """The estimators import nothing that trains, runs or stores experiments, nor the
+    command line: a user can run them on numbers from another code (STYLE 15)."""
+    graph = import_graph()
+    analysis = [m for m in graph if layer(m) == "analysis"]
+    assert {"analysis.transition", "analysis.verdict", "analysis.timelaw", "analysis.inits",
+            "analysis.convergence", "analysis.predict", "analysis.fit_files"} <= set(analysis)
+    allowed = {"base", "io", "model", "theory", "analysis"}
+    bad = sorted((m, dep) for m in analysis for dep in graph[m] if layer(dep) not in allowed)
+    assert bad == []
+    # an import of the training settings, written on purpose, is caught
+    graph["analysis.predict"].add("training.config")
+    assert [(m, d) for m in analysis for d in graph[m] if layer(d) not in allowed] == \
+        [("analysis.predict", "training.config")]

@@ -115,7 +115,7 @@ def test_fit_shows_progress_on_stderr(tmp_path):
     import shutil
     import subprocess
     import sys
-    from gmmdiff.experiments.fit_files import SHIPPED
+    from gmmdiff.analysis.fit_files import SHIPPED
     sweep = tmp_path / "shipped"
     sweep.mkdir()
     shutil.copy(os.path.join(SHIPPED, "summary.json"), sweep / "summary.json")
@@ -158,7 +158,7 @@ def _drawn(monkeypatch):
 
 def _svar_spec():
     import dataclasses
-    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.analysis.fit_files import ASSETS
     from gmmdiff.experiments.sweep.spec import SweepSpec
     from gmmdiff.training.config import TrainConfig
     ident = json.load(open(os.path.join(ASSETS, "svar_sweep", "summary.json")))["identity"]
@@ -175,7 +175,7 @@ def test_fig3_legend_covers_no_point_and_identical_fits_stay_visible(monkeypatch
     """The legend sat on the points (upper left, inside the axes); with the "simple"
     source both weightings predict the same constant and the second hid the first."""
     from gmmdiff.cli.sweep_plots import figure3
-    from gmmdiff.experiments.fit_files import SHIPPED
+    from gmmdiff.analysis.fit_files import SHIPPED
     from gmmdiff.io.schemas import read_fit_scores
     figs = _drawn(monkeypatch)
     figure3(read_fit_scores(os.path.join(SHIPPED, f"fit_{source}.json")), "fig3.png",
@@ -200,7 +200,7 @@ def test_fig3_of_a_sweep_carries_its_settings():
 
 def test_shipped_data_variance_figure_has_a_title_and_an_unclipped_y_label(monkeypatch, tmp_path):
     from gmmdiff.cli.sweep_plots import figure3_svar, sweep_settings
-    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.analysis.fit_files import ASSETS
     transfer = json.load(open(os.path.join(ASSETS, "svar_sweep", "transfer.json")))
     figs = _drawn(monkeypatch)
     figure3_svar(transfer, "fig.png", subtitle=sweep_settings(_svar_spec()))

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.experiments.fit_files import SHIPPED, _fit_configs, held_out_scores, shipped_fits
-from gmmdiff.experiments.predict import approximation_curves, predicted_ratio
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.analysis.fit_files import SHIPPED, _fit_configs, held_out_scores, shipped_fits
+from gmmdiff.analysis.predict import approximation_curves, predicted_ratio
 
 from test_cli import load_script
 
@@ -31,8 +32,9 @@ def test_the_naive_rows_error_is_over_every_configuration():
     times = np.asarray(fit["times"])
     sq = []
     for cfg, measured in zip(_fit_configs(fit), fit["measured"]):
-        M, gen, pmem = approximation_curves(times, vars(cfg), "nearest", X=cfg.dataset().X)
-        r, _ = predicted_ratio(M, gen, pmem, np.full(times.size, 1 / times.size), cfg.samples)
+        X = TrainConfig(**cfg).dataset().X              # the run's own data, not training_set
+        M, gen, pmem = approximation_curves(times, cfg, "nearest", X=X)
+        r, _ = predicted_ratio(M, gen, pmem, np.full(times.size, 1 / times.size), cfg["samples"])
         sq.append((r - measured) ** 2)
     assert got["n"] == len(fit["configs"]) == 54
     assert got["mse"] == pytest.approx(np.mean(sq), rel=1e-12)
@@ -83,7 +85,7 @@ def test_at_another_data_variance_the_rows_show_the_s_star_experiments_verdicts(
     """The shipped weights are fitted at s* = 1; at --data-var 2 the s* = 1 cross-validated
     errors do not apply: each row shows what the s* experiment measured for it (the
     fitted simple weights: worse than trivial there, indistinguishable at s* = 1)."""
-    from gmmdiff.experiments.fit_files import shipped_transfer
+    from gmmdiff.analysis.fit_files import shipped_transfer
     transfer = shipped_transfer()
     here = CliRunner().invoke(predict_cli, [])
     there = CliRunner().invoke(predict_cli, ["--data-var", "2"])

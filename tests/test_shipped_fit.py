@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.experiments.fits import fit_summary
+from gmmdiff.analysis.fits import fit_summary
 
-from gmmdiff.experiments.fit_files import SHIPPED, shipped_fits
-from gmmdiff.experiments.predict import SOURCES
+from gmmdiff.analysis.fit_files import SHIPPED, shipped_fits
+from gmmdiff.analysis.predict import SOURCES
 from gmmdiff.io.files import read_json
 
 from test_cli import load_script
@@ -97,8 +97,8 @@ def test_each_shipped_fit_re_derives_from_the_shipped_summary(shipped, source):
 def test_the_shipped_mc_fit_predicts_what_it_records(shipped):
     """The shipped "mc" weights applied to the summary's Monte Carlo curves give the
     recorded predictions and in-sample errors, and its folds keep every setting whole."""
-    from gmmdiff.experiments.fits import setting_of, summary_curves
-    from gmmdiff.experiments.predict import _Stack
+    from gmmdiff.analysis.fits import setting_of, summary_curves
+    from gmmdiff.analysis.predict import _Stack
     summary, fits = shipped
     ship = fits["mc"]
     used, curves, _ = summary_curves(summary, "mc")
@@ -177,7 +177,7 @@ def test_the_shipped_data_variance_experiment_re_derives(shipped):
     trained it and holds every s* of the preset."""
     from gmmdiff.experiments.sweep.spec import PRESETS
     from gmmdiff.experiments.sweep.summary import reanalyse_summary
-    from gmmdiff.experiments.transfer import transfer
+    from gmmdiff.analysis.transfer import transfer
     _, fits = shipped
     summary = read_json(os.path.join(SVAR, "summary.json"))
     ship = read_json(os.path.join(SVAR, "transfer.json"))

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from gmmdiff.io.files import read_npz
-from gmmdiff.experiments.fits import fit_and_score, fit_weights
-from gmmdiff.experiments.predict import predicted_ratio
+from gmmdiff.analysis.fits import fit_and_score, fit_weights
+from gmmdiff.analysis.predict import predicted_ratio
 from gmmdiff.experiments.sweep.plans import coarse_sizes, refine_sizes
 from gmmdiff.experiments.sweep.spec import parse_shard, shard
-from gmmdiff.experiments.transition import crossing, detect
+from gmmdiff.analysis.transition import crossing, detect
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -321,7 +321,7 @@ def test_stacked_ratios_equal_predicted_ratio_for_each_configuration():
     """The fit's vectorized predictions (all configurations in one array expression)
     against predicted_ratio one configuration at a time, bit for bit, including curves
     that never cross (clamped to either end) and configurations of different sizes."""
-    from gmmdiff.experiments.predict import _Stack
+    from gmmdiff.analysis.predict import _Stack
     rng = np.random.default_rng(0)
     for trial in range(50):
         curves, _ = synthetic(12, rng.dirichlet(np.ones(4)), seed=trial)

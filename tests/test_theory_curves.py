@@ -27,7 +27,7 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from gmmdiff.model.data import make_dataset, memorization_order, memorized_subset
-from gmmdiff.experiments.predict import approximation_curves, predicted_ratio, predicted_ratios
+from gmmdiff.analysis.predict import approximation_curves, predicted_ratio, predicted_ratios
 from gmmdiff.model.process import loss_scale, time_grid
 from gmmdiff.theory.approximations import excess_curve, generalizing_excess_loss, predict_transition
 from gmmdiff.theory.crossover import crossover, crossover_search, size_grid

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from gmmdiff.experiments.timelaw import (exponent_verdict, isotonic, log_mean_interval,
+from gmmdiff.analysis.timelaw import (exponent_verdict, isotonic, log_mean_interval,
                                          minimum_step, onset_step, power_law, time_law)
 
 STEPS = np.unique(np.round(np.geomspace(100, 100_000, 30))).astype(int)
@@ -117,7 +117,7 @@ def test_the_shipped_time_law_follows_from_the_shipped_summary():
     import json
     import os
 
-    from gmmdiff.experiments.fit_files import ASSETS
+    from gmmdiff.analysis.fit_files import ASSETS
     here = os.path.join(ASSETS, "time_sweep")
     summary = json.load(open(os.path.join(here, "summary.json")))
     shipped = json.load(open(os.path.join(here, "time_law.json")))

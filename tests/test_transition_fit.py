@@ -1,11 +1,11 @@
-"""The whole-curve M_pt estimator (gmmdiff.experiments.transition.fit_curve) on simulated curves
+"""The whole-curve M_pt estimator (gmmdiff.analysis.transition.fit_curve) on simulated curves
 with a known 1/2 crossing, shaped and scattered like the measured ones."""
 import time
 
 import numpy as np
 import pytest
 
-from gmmdiff.experiments.transition import _link, _link_offset, crossing, fit_curve
+from gmmdiff.analysis.transition import _link, _link_offset, crossing, fit_curve
 
 
 def simulate(rng, n, *, tau=0.5, lam=0.0, N=30):

@@ -1,9 +1,9 @@
-"""The honest held-out test (gmmdiff.experiments.verdict and the grouped cross-validation of
-gmmdiff.experiments.fits.fit_and_score): noise floor, folds of whole settings, paired verdict."""
+"""The honest held-out test (gmmdiff.analysis.verdict and the grouped cross-validation of
+gmmdiff.analysis.fits.fit_and_score): noise floor, folds of whole settings, paired verdict."""
 import numpy as np
 import pytest
 
-from gmmdiff.experiments.verdict import grouped_folds, noise_floor, paired_verdict
+from gmmdiff.analysis.verdict import grouped_folds, noise_floor, paired_verdict
 
 
 def replicated(rng, n_settings=30, seeds=2, between=0.0, noise=0.03):
@@ -50,7 +50,7 @@ def test_verdict_indistinguishable_when_the_truth_is_a_constant():
     ties with the trivial predictor ("indistinguishable"), and a predictor with no
     information beyond the constant (the held-out mean plus a little jitter of its
     own, per setting) is never declared to beat it beyond the test's false alarms."""
-    from gmmdiff.experiments.fits import fit_and_score
+    from gmmdiff.analysis.fits import fit_and_score
     rng = np.random.default_rng(2)
     verdicts = []
     for trial in range(40):
@@ -83,7 +83,7 @@ def test_verdict_beats_when_the_predictor_knows_the_setting_means():
 def test_held_out_predictions_do_not_see_their_own_fold():
     """Corrupting the measurements of one fold's settings leaves that fold's held-out
     predictions (of the fit and of the trivial predictor) unchanged."""
-    from gmmdiff.experiments.fits import fit_and_score
+    from gmmdiff.analysis.fits import fit_and_score
     from test_sweep import synthetic
     true = np.array([0.4, 0.05, 0.25, 0.3])
     curves, measured = synthetic(20, true, seed=1)
@@ -103,8 +103,8 @@ def test_held_out_predictions_do_not_see_their_own_fold():
 
 
 def test_the_snr_power_family_recovers_its_exponent():
-    from gmmdiff.experiments.fits import fit_and_score
-    from gmmdiff.experiments.predict import _Stack
+    from gmmdiff.analysis.fits import fit_and_score
+    from gmmdiff.analysis.predict import _Stack
     from test_sweep import synthetic
     snr = np.array([0.01, 0.3, 3.0, 100.0])
     true = snr ** 0.4 / np.sum(snr ** 0.4)

@@ -363,10 +363,10 @@ def progress_callback(steps, quiet, label):
 
 def format_table(rows):
     """The per-model-size table printed by gmmdiff-train, with each size's convergence
-    status (:mod:`gmmdiff.experiments.convergence`) where the run evaluated along
+    status (:mod:`gmmdiff.analysis.convergence`) where the run evaluated along
     training, and below it one line when sizes are still moving or never left their
     initialization."""
-    from gmmdiff.experiments.convergence import run_verdict
+    from gmmdiff.analysis.convergence import run_verdict
     tracked = all("along_training" in r for r in rows)
     head = (f"{'M':>6} {'M/N':>6} {'mem. ratio':>10} {'95% interval':>15} {'variance':>10} "
             f"{'train loss':>11} {'test loss':>11}" + (f"  {'status':<9}" if tracked else ""))

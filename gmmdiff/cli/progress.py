@@ -116,7 +116,7 @@ class StepProgress:
 
 class FitProgress:
     """Progress of ``gmmdiff-predict --fit``'s fits of one source: the instance is
-    :func:`gmmdiff.experiments.fits.fit_summary`'s ``progress``, called as ``(done,
+    :func:`gmmdiff.analysis.fits.fit_summary`'s ``progress``, called as ``(done,
     total)`` before the first fit (done 0) and after each.
 
     It prints ``first`` (what is fitted) when fitting starts -- after the sweep's

@@ -11,7 +11,7 @@ from gmmdiff.io.rundir import read_run
 
 
 def figure3(fit, path, subtitle=""):
-    """Predicted against measured M_pt/N for one fit (:func:`gmmdiff.experiments.fits.fit_summary`):
+    """Predicted against measured M_pt/N for one fit (:func:`gmmdiff.analysis.fits.fit_summary`):
     each configuration's held-out prediction (from the fit without its fold of
     settings) for the 26-weight simplex and the SNR^a weighting against its measured
     whole-curve M_pt/N (95% interval as a bar), the diagonal, the trivial predictor, and
@@ -55,7 +55,7 @@ def figure3(fit, path, subtitle=""):
 
 
 def figure3_svar(result, path, *, weighting="simplex", subtitle=""):
-    """The data-variance experiment (:func:`gmmdiff.experiments.transfer.transfer`): per source, the
+    """The data-variance experiment (:func:`gmmdiff.analysis.transfer.transfer`): per source, the
     mean predicted M*/N at each s* (bars: the range over configurations) against the
     mean measured M_pt/N (bars: its 95% t interval), colour = s*, weights fitted at
     s* = 1 on the CPU sweep; the diagonal and each source's trivial predictor (no change
@@ -199,7 +199,7 @@ def time_figures(sweep_dir, spec):
     size ratios (:mod:`gmmdiff.cli.time_plots`); returns the paths written."""
     from gmmdiff.cli.time_plots import figure_time_law, figure_time_phase_sweep
     from gmmdiff.experiments.sweep.summary import transition_summary
-    from gmmdiff.experiments.timelaw import time_law
+    from gmmdiff.analysis.timelaw import time_law
     summary = transition_summary(sweep_dir)
     paths = []
     for init in spec.initializations():          # one phase diagram per start

@@ -3,16 +3,16 @@
 - ``fig_time_phase.<fmt>`` (a run directory, or a sweep: the mean over its
   configurations; ``fig_time_phase_<init>`` per start of a sweep of several): left, the memorization ratio over (M/N, training step), the step
   axis in log; right, M_pt/N at each evaluation step from the whole-curve estimator
-  (:func:`gmmdiff.experiments.transition.fit_curve`) with its 95% interval, where the
+  (:func:`gmmdiff.analysis.transition.fit_curve`) with its 95% interval, where the
   fit exists.
 - ``fig_time_law.<fmt>`` (a sweep of fixed size ratios): tau_mem and tau_gen against N
   on log-log axes, per ratio M/N, with the intervals over seeds and the fitted power
-  laws (:mod:`gmmdiff.experiments.timelaw`), beside the published slopes.
+  laws (:mod:`gmmdiff.analysis.timelaw`), beside the published slopes.
 """
 import numpy as np
 
 from gmmdiff.cli.plotting import describe, figure_path, pyplot, save_figure
-from gmmdiff.experiments.transition import fit_curve
+from gmmdiff.analysis.transition import fit_curve
 
 
 def pt_along(steps, sizes, counts, n, N):

@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from gmmdiff.experiments.convergence import series_arrays
+from gmmdiff.analysis.convergence import series_arrays
 from gmmdiff.io.files import read_npz
 from gmmdiff.io.rundir import RunDir, read_run
 
@@ -163,7 +163,7 @@ class RunResults:
 
     @property
     def status(self):
-        """list of each size's convergence status (:mod:`gmmdiff.experiments.convergence`:
+        """list of each size's convergence status (:mod:`gmmdiff.analysis.convergence`:
         "converged", "moving", "at init", "unknown")."""
         return [m.get("along_training", {}).get("status", "unknown") for m in self.metrics]
 

@@ -12,7 +12,7 @@ import hashlib
 import os
 
 from gmmdiff.backend import backend_name, probe_cupy, to_host
-from gmmdiff.experiments import convergence
+from gmmdiff.analysis import convergence
 from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
 from gmmdiff.io.files import StorageError, check_regular_file
 from gmmdiff.io.rundir import RunDir, completed_sizes

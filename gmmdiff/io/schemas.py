@@ -151,7 +151,7 @@ def read_fit_scores(path):
 
 
 def read_transition(path):
-    """A configuration's ``transition.json`` (:func:`gmmdiff.experiments.transition.detect` of its
+    """A configuration's ``transition.json`` (:func:`gmmdiff.analysis.transition.detect` of its
     curve, with the sizes "M" and ratios "ratio"), checked."""
     tr = read_checked(path, SCHEMAS["transition"],
                       advice="delete it and re-run the sweep to rewrite it")

@@ -230,7 +230,7 @@ def eval_step_list(spec, steps):
     Returns a sorted list of distinct ints; every list but "none"'s holds the step
     ``round(0.9 steps)`` and ends with ``steps`` (the last point of a time series is the
     trained model, and the convergence check compares it with the model 10% of training
-    earlier, :mod:`gmmdiff.experiments.convergence`). ValueError names a bad spec.
+    earlier, :mod:`gmmdiff.analysis.convergence`). ValueError names a bad spec.
     """
     spec = str(spec).strip()
     accepted = ("accepted: 'log:K' (K log-spaced steps, 1 <= K <= %d), 'none', or a list of "

@@ -28,7 +28,7 @@ def refine_sizes(M, ratio, N, points):
 
     M : (J,) increasing coarse sizes;  ratio : (J,) their memorization ratios.
     Whenever the coarse grid brackets an upward crossing of 1/2 (``r[j-1] < 1/2 <=
-    r[j]``, the first one, as :func:`gmmdiff.experiments.transition.crossing` takes it), the new
+    r[j]``, the first one, as :func:`gmmdiff.analysis.transition.crossing` takes it), the new
     sizes lie strictly between the coarse start and end: the last size below 0.1
     before the crossing and the first size at or above 0.9 after it; where the coarse
     grid has no start or no end (nothing below 0.1, or nothing at or above 0.9),

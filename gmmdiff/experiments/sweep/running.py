@@ -32,7 +32,7 @@ from gmmdiff.experiments.sweep.units import (
     shard_units,
     tidy_finished_unit,
 )
-from gmmdiff.experiments.transition import detect, fit_curve
+from gmmdiff.analysis.transition import detect, fit_curve
 from gmmdiff.io import locks
 from gmmdiff.io.files import write_json
 from gmmdiff.training import interrupt

@@ -133,7 +133,7 @@ PRESETS = {
     "init": dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3,4",
                  inits="pmem,prior", size_ratios="0.2,0.4,0.6,0.8,1,1.2,1.4,1.6,1.8,2",
                  refine=6, noise_draws=10),
-    # "time" measures the memorization-time law (gmmdiff.experiments.timelaw): fixed
+    # "time" measures the memorization-time law (gmmdiff.analysis.timelaw): fixed
     # ratios M/N = 1 and 2 from the prior start (the models must find the training
     # points), N from 10 to 80, 4 seeds, a constant learning rate after a 1% warm-up so
     # that a step means the same at every N, 31 evaluations along 30,000 steps. A pilot

@@ -13,16 +13,17 @@ import os
 
 import numpy as np
 
-from gmmdiff.experiments.convergence import configuration_status, series_arrays
-from gmmdiff.experiments.predict import (
+from gmmdiff.analysis.convergence import configuration_status, series_arrays
+from gmmdiff.analysis.predict import (
     SOURCES,
     approximation_curves,
     config_of,
     curves_from_results,
     predicted_ratio,
+    training_set,
 )
 from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
-from gmmdiff.experiments.transition import MIN_SIZES, detect, fit_curve
+from gmmdiff.analysis.transition import MIN_SIZES, detect, fit_curve
 from gmmdiff.io.files import StorageError, atomic_write_bytes, check_output_file, write_json
 from gmmdiff.io.rundir import completed_sizes, read_run
 from gmmdiff.io.schemas import read_transition
@@ -73,12 +74,12 @@ def summarize(sweep_dir, *, weights=None, summary=None):
                        start_over_N=c["start_over_N"],
                        end_over_N=c["end_over_N"], n_sizes=len(c["sizes"]))
             cfg = config_of(base, c)
-            X = cfg.dataset().X
+            X = training_set(cfg)
             for source in SOURCES:
                 if source == "mc":
                     M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
                 else:
-                    M, gen, pmem = approximation_curves(summary["times"], vars(cfg), source, X=X)
+                    M, gen, pmem = approximation_curves(summary["times"], cfg, source, X=X)
                 w = weights if weights is not None else np.full(gen.size, 1.0 / gen.size)
                 r, ok = predicted_ratio(M, gen, pmem, w, c["N"], clamp=False)
                 row[f"pred_{source}"] = r if ok else None
@@ -95,13 +96,13 @@ def summarize(sweep_dir, *, weights=None, summary=None):
 
 def analyses(summary):
     """What else a sweep's design measures, from its summary: ``{"inits": ...}``
-    (:func:`gmmdiff.experiments.inits.compare_inits`) for a sweep of several
-    initializations, ``{"time_law": ...}`` (:func:`gmmdiff.experiments.timelaw.time_law`)
+    (:func:`gmmdiff.analysis.inits.compare_inits`) for a sweep of several
+    initializations, ``{"time_law": ...}`` (:func:`gmmdiff.analysis.timelaw.time_law`)
     for a sweep of fixed size ratios (no refinement) with series along training. Each
     value is
     ``(result dict, text)``."""
-    from gmmdiff.experiments.inits import compare_inits, format_inits
-    from gmmdiff.experiments.timelaw import format_time_law, time_law
+    from gmmdiff.analysis.inits import compare_inits, format_inits
+    from gmmdiff.analysis.timelaw import format_time_law, time_law
     ident, out = summary["identity"], {}
     if len(ident.get("inits", [])) > 1:
         result = compare_inits(summary)
@@ -126,12 +127,12 @@ def transition_summary(sweep_dir, *, partial=False):
     sweep's identity and provenance, the grid of times and, per configuration, its
     measured transition (M_pt/N with interval, start, end, status) and its Monte Carlo
     curves (generalizing and partially memorizing training losses at the trained sizes,
-    the "mc" source of :mod:`gmmdiff.experiments.predict`). Incomplete configurations are listed
-    with their status. A fit needs nothing else (:func:`gmmdiff.experiments.fits.fit_summary`).
+    the "mc" source of :mod:`gmmdiff.analysis.predict`). Incomplete configurations are listed
+    with their status. A fit needs nothing else (:func:`gmmdiff.analysis.fits.fit_summary`).
 
     With ``partial``, an incomplete configuration (a sweep stopped before its
     refinement finished) is measured from the sizes it has finished, at least
-    :data:`gmmdiff.experiments.transition.MIN_SIZES` of them, and marked ``"complete": False``
+    :data:`gmmdiff.analysis.transition.MIN_SIZES` of them, and marked ``"complete": False``
     (its status prefixed "partial: ")."""
     import platform
     import time as _time
@@ -207,9 +208,9 @@ def measure_entry(entry, rows=None):
     ``ratios`` times the identity's ``eval_samples``, given as ``n_generated``):
 
     - ``M_pt_over_N``, ``interval``, ``se``, ``status``: the whole-curve fit
-      (:func:`gmmdiff.experiments.transition.fit_curve`); M_pt_over_N is None unless its status is "ok";
+      (:func:`gmmdiff.analysis.transition.fit_curve`); M_pt_over_N is None unless its status is "ok";
     - ``fit``: the fit's slope, tau, dispersion, degrees of freedom, link shape;
-    - ``two_point``: the paper's rule (:func:`gmmdiff.experiments.transition.detect`: the
+    - ``two_point``: the paper's rule (:func:`gmmdiff.analysis.transition.detect`: the
       interpolated 1/2 crossing, its interval from the Wilson bound curves, status),
       and ``start_over_N`` / ``end_over_N`` from it (the 0.1 and 0.9 crossings).
 
@@ -321,8 +322,8 @@ def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, su
         The fit: weights, scores, verdicts (the keys of ``fit_<source>.json``, see
         :doc:`/files`).
     """
-    from gmmdiff.experiments.fits import fit_summary
-    from gmmdiff.experiments.predict import SOURCES
+    from gmmdiff.analysis.fits import fit_summary
+    from gmmdiff.analysis.predict import SOURCES
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}")
     if n_folds is not None:

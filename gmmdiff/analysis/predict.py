@@ -18,11 +18,13 @@ sign change is clamped to the end of the size grid it points to (Delta >= 0
 everywhere: the smallest size; Delta < 0 everywhere: N), so that the objective stays
 defined; reports mark those configurations.
 
-The fits of the time weights live in :mod:`gmmdiff.experiments.fits`.
+The fits of the time weights live in :mod:`gmmdiff.analysis.fits`.
 """
 
 import numpy as np
 
+from gmmdiff.backend import get_dtype
+from gmmdiff.model.data import make_dataset
 from gmmdiff.model.process import loss_scale
 from gmmdiff.theory.approximations import excess_curve, generalizing_excess_loss
 from gmmdiff.theory.crossover import crossover, crossover_search, size_grid
@@ -31,13 +33,27 @@ SOURCES = ("mc", "simple", "nearest", "expected")
 
 
 def config_of(base, entry):
-    """The :class:`gmmdiff.training.config.TrainConfig` of one configuration of a sweep summary:
-    the sweep's ``base`` settings (dict) with the entry's N, d, K, seed and s* (an entry
-    without ``data_var``, from a sweep of one s*, takes the base's)."""
-    from gmmdiff.training.config import TrainConfig
+    """The settings of one configuration of a sweep summary, as a plain dict: the sweep's
+    ``base`` settings (dict) with the entry's N, d, K, seed and s* (an entry without
+    ``data_var``, from a sweep of one s*, takes the base's). Keys as
+    :class:`gmmdiff.training.config.TrainConfig`'s fields (``samples``, ``dim``,
+    ``components``, ``seed``, ``data_var``, ...)."""
     data_var = entry.get("data_var", base.get("data_var", 1.0))
-    return TrainConfig(**dict(base, samples=entry["N"], dim=entry["d"], components=entry["K"],
-                              seed=entry["seed"], data_var=data_var))
+    return dict(base, samples=int(entry["N"]), dim=int(entry["d"]), components=int(entry["K"]),
+                seed=int(entry["seed"]), data_var=float(data_var))
+
+
+def training_set(config):
+    """X (N, d): the seeded training set of a Gaussian-mixture configuration given as plain
+    settings (``dim``, ``components``, ``samples``, ``data_var``, ``seed``; ``dtype``
+    "float64" by default), the set training drew (:func:`gmmdiff.model.data.make_dataset`),
+    for the "nearest" source."""
+    if config.get("model", "gmm") != "gmm":
+        raise ValueError(f"the training set of model {config['model']!r} is not a mixture's; "
+                         "accepted: gmm")
+    return make_dataset(int(config["dim"]), int(config["components"]), int(config["samples"]),
+                        var=float(config.get("data_var", 1.0)), seed=int(config.get("seed", 0)),
+                        dtype=get_dtype(config.get("dtype", "float64"))).X
 
 
 def curves_from_results(rows, source, *, config, X=None):

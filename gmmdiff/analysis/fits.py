@@ -6,13 +6,13 @@ error of the predicted M*/N over a training split of configurations;
 :func:`fit_power` fits the one-parameter family lam_t ~ SNR_t^a. :func:`fit_and_score`
 cross-validates either in folds of whole settings (all seeds of a setting on one side)
 against the trivial predictor "the mean of the training split";
-:func:`fit_summary` does it for a sweep's ``summary.json``. The fit files on disk and the shipped fits are :mod:`gmmdiff.experiments.fit_files`'s.
+:func:`fit_summary` does it for a sweep's ``summary.json``. The fit files on disk and the shipped fits are :mod:`gmmdiff.analysis.fit_files`'s.
 """
 
 import numpy as np
 from scipy.optimize import minimize
 
-from gmmdiff.experiments.predict import SOURCES, _Stack, approximation_curves, config_of
+from gmmdiff.analysis.predict import SOURCES, _Stack, approximation_curves, config_of, training_set
 
 
 def _time_scales(curves):
@@ -122,7 +122,7 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family
     groups : (C,) the setting of each configuration (configurations of one setting --
         seeds -- are held out together); default, and where all share one setting:
         each configuration its own (``held_out_by`` says which)
-    n_folds : folds of settings (:func:`gmmdiff.experiments.verdict.grouped_folds`, seeded;
+    n_folds : folds of settings (:func:`gmmdiff.analysis.verdict.grouped_folds`, seeded;
         None: 5, or one per setting where there are fewer; more than the settings is
         refused)
     family : "simplex" (26 weights, :func:`fit_weights`) or "snr_power" (lam_t
@@ -133,13 +133,13 @@ def fit_and_score(curves, measured, groups=None, *, n_folds=None, seed=0, family
     the fit without its fold, and ``mse_test`` their error; the trivial predictor (the
     mean measured ratio: ``trivial_prediction`` on all, ``trivial_cv_predicted`` from the
     other folds, ``trivial_mse_train`` / ``trivial_mse_test``); ``folds``; the paired
-    verdict on the held-out errors (:func:`gmmdiff.experiments.verdict.paired_verdict`) and
+    verdict on the held-out errors (:func:`gmmdiff.analysis.verdict.paired_verdict`) and
     ``beats_trivial_on_test`` (its verdict is "beats trivial"); ``exponent`` a for
     "snr_power". ``progress``, if given, is called as ``progress(done, total)`` before
     the first fit (done 0) and after each (one on every configuration, one per fold:
     ``total`` = 1 + folds).
     """
-    from gmmdiff.experiments.verdict import grouped_folds, paired_verdict
+    from gmmdiff.analysis.verdict import grouped_folds, paired_verdict
     if family not in FAMILIES:
         raise ValueError(f"unknown weighting family {family!r}; accepted: {', '.join(FAMILIES)}")
     if family == "snr_power" and snr is None:
@@ -209,8 +209,8 @@ def summary_curves(summary, source, *, data_var=None):
         if source == "mc":
             M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
         else:
-            X = cfg.dataset().X if source == "nearest" else None
-            M, gen, pmem = approximation_curves(times, vars(cfg), source, X=X)
+            X = training_set(cfg) if source == "nearest" else None
+            M, gen, pmem = approximation_curves(times, cfg, source, X=X)
         used.append(c)
         curves.append((M, gen, pmem, c["N"]))
     return used, curves, excluded
@@ -227,13 +227,13 @@ def fit_summary(summary, source, *, n_folds=None, seed=0, data_var=None, progres
     ``excluded``. Both weighting families are fitted and cross-validated with folds of
     whole settings (:func:`fit_and_score`): the 26-weight simplex (the top-level keys)
     and the SNR power (under ``snr_power``). Adds the noise floor of the measurements
-    (:func:`gmmdiff.experiments.verdict.noise_floor` over seeds of a setting), whether the trivial
+    (:func:`gmmdiff.analysis.verdict.noise_floor` over seeds of a setting), whether the trivial
     predictor's held-out error already lies within it, the source, the time grid, the
     configurations used, their range of N, d and K, the folds' seed, the target,
     process and data variance, and the summary's provenance. ``progress``: called as
     ``progress(done, total)`` before the first fit and after each, of both families.
     """
-    from gmmdiff.experiments.verdict import fold_count, noise_floor
+    from gmmdiff.analysis.verdict import fold_count, noise_floor
     from gmmdiff.model.process import snr as snr_of
     base = summary["identity"]["base"]
     variances = sorted({float(c.get("data_var", base.get("data_var", 1.0))) for c in summary["configs"]})

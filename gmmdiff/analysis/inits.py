@@ -7,7 +7,7 @@ path training takes, so it predicts the same M_pt/N whether the models start mem
 distribution (prior: means drawn from the mixture, variance s*), which must *find* the
 training points. :func:`compare_inits` measures the difference from a sweep that
 varies ``--inits`` (``gmmdiff-sweep --preset init``): configurations paired by setting
-and seed (the same data), the whole-curve M_pt/N of each (:func:`gmmdiff.experiments.
+and seed (the same data), the whole-curve M_pt/N of each (:func:`gmmdiff.analysis.
 transition.fit_curve`), the mean paired difference over pairs with its t interval, the
 noise floor (the between-seed scatter of each init's M_pt/N) and a verdict.
 """

@@ -13,9 +13,9 @@ measured ratio at s* = 1, which predicts no change with s*).
 import numpy as np
 from scipy import stats
 
-from gmmdiff.experiments.fits import setting_of, summary_curves
-from gmmdiff.experiments.predict import SOURCES, _Stack
-from gmmdiff.experiments.verdict import paired_verdict
+from gmmdiff.analysis.fits import setting_of, summary_curves
+from gmmdiff.analysis.predict import SOURCES, _Stack
+from gmmdiff.analysis.verdict import paired_verdict
 
 
 def _mean_interval(values, level=0.95):
@@ -32,7 +32,7 @@ def transfer(summary, fits, *, sources=SOURCES, seed=0):
     Parameters
     ----------
     summary : the summary of a sweep over s* (:func:`gmmdiff.experiments.sweep.summary.transition_summary`)
-    fits : source -> fit dict (:func:`gmmdiff.experiments.fits.fit_summary`, e.g. the shipped
+    fits : source -> fit dict (:func:`gmmdiff.analysis.fits.fit_summary`, e.g. the shipped
         CPU-sweep fits at s* = 1), with its ``weights`` (simplex), ``snr_power`` and
         ``trivial_prediction``
 

@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 
-from gmmdiff.experiments.fits import _fit_family
-from gmmdiff.experiments.predict import SOURCES, _Stack, approximation_curves
+from gmmdiff.analysis.fits import _fit_family
+from gmmdiff.analysis.predict import SOURCES, _Stack, approximation_curves, training_set
 
 
 def read_fit(path, times):
@@ -83,28 +83,28 @@ def shipped_fits():
 def shipped_transfer():
     """The data-variance experiment that ships with gmmdiff (``gmmdiff-sweep --preset
     svar`` then ``gmmdiff-predict --transfer``): how the shipped s* = 1 fits predict the
-    transitions measured at s* = 0.5, 1 and 2 (:func:`gmmdiff.experiments.transfer.
+    transitions measured at s* = 0.5, 1 and 2 (:func:`gmmdiff.analysis.transfer.
     transfer`'s dict), or None when it does not ship."""
     from gmmdiff.io.files import read_json
     return read_json(SHIPPED_TRANSFER) if os.path.exists(SHIPPED_TRANSFER) else None
 
 
 def _fit_configs(fit):
-    """The TrainConfig of each configuration of a fit file (its settings, the seed in
-    its name, the fit's target and process)."""
+    """The settings of each configuration of a fit file as plain dicts (its N, d, K and
+    s*, the seed in its name, the fit's target and process; the keys of
+    :func:`gmmdiff.analysis.predict.config_of`)."""
     import re
 
-    from gmmdiff.training.config import TrainConfig
     out = []
     for name, setting in zip(fit["configs"], fit["settings"]):
         N, d, K, s = setting[:4]          # (N, d, K, s*[, init]: fits before the init axis)
         m = re.search(r"-s(\d+)$", str(name))
         if m is None:
             raise ValueError(f"configuration name {name!r} of the fit carries no seed")
-        out.append(TrainConfig(dim=int(d), components=int(K), samples=int(N), seed=int(m.group(1)),
-                               data_var=float(s), target=fit.get("target", "eps"),
-                               process=fit.get("process", "vp"),
-                               init=setting[4] if len(setting) > 4 else "pmem"))
+        out.append(dict(dim=int(d), components=int(K), samples=int(N), seed=int(m.group(1)),
+                        data_var=float(s), target=fit.get("target", "eps"),
+                        process=fit.get("process", "vp"),
+                        init=setting[4] if len(setting) > 4 else "pmem"))
     return out
 
 
@@ -123,8 +123,8 @@ def _source_curves(fit, source, summary=None):
     times = np.asarray(fit["times"], dtype=np.float64)
     curves = []
     for cfg in _fit_configs(fit):
-        X = cfg.dataset().X if source == "nearest" else None
-        curves.append(tuple(approximation_curves(times, vars(cfg), source, X=X)) + (cfg.samples,))
+        X = training_set(cfg) if source == "nearest" else None
+        curves.append(tuple(approximation_curves(times, cfg, source, X=X)) + (cfg["samples"],))
     return curves
 
 
@@ -132,7 +132,7 @@ def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
     """Held-out error of one row of ``gmmdiff-predict``: M*/N predicted by ``source``
     with the naive (uniform) weighting or with ``fit``'s weighting, on the fit's
     measured configurations, beside the trivial predictor's cross-validated error and
-    the paired verdict (:func:`gmmdiff.experiments.verdict.paired_verdict`, over settings).
+    the paired verdict (:func:`gmmdiff.analysis.verdict.paired_verdict`, over settings).
 
     - the fit's own source and weighting: the fit's cross-validated scores;
     - the naive weighting: nothing is fitted, so every configuration is held out;
@@ -146,7 +146,7 @@ def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
     stored score, which the tests check). Returns a
     dict with ``mse``, ``trivial_mse``, ``verdict``, ``n`` and ``how``, or None where
     the error is not computed."""
-    from gmmdiff.experiments.verdict import paired_verdict
+    from gmmdiff.analysis.verdict import paired_verdict
     if weighting not in ("naive", "fitted"):
         raise ValueError(f"unknown weighting {weighting!r}; accepted: naive, fitted")
     measured = np.asarray(fit["measured"], dtype=np.float64)
