@@ -68,11 +68,10 @@ class Diverged(Exception):
 RUNAWAY_VARIANCE = 1e12
 
 
-def nonfinite_models(params, xp, data_var=1.0):
-    """Indices of the models (leading axis J of every parameter) that diverged: a
-    parameter whose square is not finite (a variance std^2 or a squared distance would
-    overflow), or a variance std^2 above :data:`RUNAWAY_VARIANCE` times ``data_var``;
-    one host transfer."""
+def diverged_flags(params, xp, data_var=1.0):
+    """(J,) bool on the device: the models that diverged -- a parameter whose square is
+    not finite (a variance std^2 or a squared distance would overflow), or a variance
+    std^2 above :data:`RUNAWAY_VARIANCE` times ``data_var``."""
     bad = None
     for name, v in params.items():
         flat = v.reshape(v.shape[0], -1)
@@ -81,7 +80,12 @@ def nonfinite_models(params, xp, data_var=1.0):
         if name == "std":
             b = b | xp.any(sq > RUNAWAY_VARIANCE * data_var, axis=1)
         bad = b if bad is None else bad | b
-    return [int(j) for j in np.flatnonzero(to_host(bad))]
+    return bad
+
+
+def nonfinite_models(params, xp, data_var=1.0):
+    """Indices of the models of :func:`diverged_flags`; one host transfer."""
+    return [int(j) for j in np.flatnonzero(to_host(diverged_flags(params, xp, data_var)))]
 
 
 def check_fused(fused, cfg, xp):
@@ -223,9 +227,11 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
             params, opt = optimizer_step(params, grads, opt, lr, ocfg)
             done = k + 1
             if done % log_every == 0 or done == cfg.steps:
-                host = to_host(loss).astype(np.float64)
-                bad = sorted(set(np.flatnonzero(~np.isfinite(host)).tolist())
-                             | set(nonfinite_models(params, xp, cfg.data_var)))
+                # the losses and the divergence flags in one transfer (one sync)
+                both = to_host(xp.stack([loss.astype(xp.float64),
+                                         diverged_flags(params, xp, cfg.data_var).astype(xp.float64)]))
+                host = both[0]
+                bad = np.flatnonzero(~np.isfinite(host) | (both[1] > 0)).tolist()
                 if bad:
                     stop_diverged(done, bad)
                 state.loss_steps.append(done)
