@@ -12,8 +12,10 @@
 #              gradients, parameters (benchmarks/gpu_values.py -> values.json)
 #   tests      the kernel, device-arithmetic (FMA, -ftz tolerances), cupy-path and GPU
 #              readiness tests on the device (GMMDIFF_CUPY_STANDIN=0: real CuPy)
-#   blocking   the kernel tests and a small training run (plain, fused) again with
-#              CUDA_LAUNCH_BLOCKING=1 (an error is reported at the launch that made it)
+#   blocking   the kernel tests and a small training run (plain, fused, and momentum
+#              with minibatches) again with CUDA_LAUNCH_BLOCKING=1 (an error is
+#              reported at the launch that made it); the tests step runs gradient
+#              descent, momentum and minibatches against numpy on the device too
 #   memcheck, racecheck
 #              compute-sanitizer over the kernel tests, where the tool exists
 #   kill       gmmdiff-train on cupy killed with SIGKILL at random moments and resumed:
@@ -80,8 +82,9 @@ step values 150 "$PY" "$ROOT/benchmarks/gpu_values.py" $VALUES_ARGS --json "$OUT
 step tests 150 "$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/test_kernels.py" \
     "$ROOT/tests/test_device_arithmetic.py" "$ROOT/tests/test_gpu_readiness.py" "$ROOT/tests/test_cupy_standin.py"
 step blocking 90 env CUDA_LAUNCH_BLOCKING=1 bash -c '"$0" -m pytest -q -p no:cacheprovider "$1/tests/test_kernels.py" &&
-    for f in "" --fused-kernels; do "$0" "$1/bin/gmmdiff-train" --backend cupy -d 5 -K 2 -N 20 -M 5,20 --steps 300 \
-        --noise-draws 4 --eval-samples 20 --quiet $f --out "$2/blocking-run$f" || exit 1; done' "$PY" "$ROOT" "$OUT"
+    for f in "" --fused-kernels "--optimizer momentum --lr 1e-3 --init prior --batch-size 7"; do
+        "$0" "$1/bin/gmmdiff-train" --backend cupy -d 5 -K 2 -N 20 -M 5,20 --steps 300 \
+        --noise-draws 4 --eval-samples 20 --quiet $f --out "$2/blocking-run${f// /}" || exit 1; done' "$PY" "$ROOT" "$OUT"
 if command -v compute-sanitizer > /dev/null; then
     for tool in memcheck racecheck; do
         step "$tool" 75 compute-sanitizer --tool "$tool" --error-exitcode 9 "$PY" -m pytest -q -x \

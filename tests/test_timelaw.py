@@ -196,3 +196,42 @@ def test_the_censored_fit_is_least_squares_without_censoring_and_bounds_left_cen
     assert cens["n_censored"] == int(np.sum(st != "ok")) > 0
     assert abs(cens["exponent"] - plain["exponent"]) < abs(power_law(N, t2)["exponent"] - plain["exponent"])
     assert censored_power_law([10, 20, 40], [1.0, 2.0, 3.0], ["not reached"] * 3)["exponent"] is None
+
+
+def test_the_mechanism_and_the_protocol_table():
+    """The mechanism's gamma per protocol, and protocol_laws on simulated sweeps whose
+    onsets grow as N^0 (full-batch Adam) and N^1 (gradient descent): each row's
+    verdicts follow its interval."""
+    from gmmdiff.analysis.protocols import format_protocol_laws, mechanism_gamma, protocol_laws
+    assert [mechanism_gamma("adam", False), mechanism_gamma("adam", True),
+            mechanism_gamma("sgd", False), mechanism_gamma("momentum", True)] == [0.0, 0.5, 1.0, 1.0]
+    with pytest.raises(ValueError, match="unknown optimizer 'lbfgs'"):
+        mechanism_gamma("lbfgs", False)
+    rng = np.random.default_rng(4)
+
+    def sweep(gamma, base):
+        configs = []
+        for N in (10, 20, 40, 80):
+            for seed in range(4):
+                tau = 300.0 * (N / 10) ** gamma * np.exp(0.1 * rng.standard_normal())
+                counts = rng.binomial(500, _curve(tau, 0.1))
+                configs.append({"N": N, "seed": seed, "sizes": [2.0 * N],
+                                "along": {"steps": STEPS.tolist(), "counts": counts[:, None].tolist(),
+                                          "n": [[500]] * STEPS.size,
+                                          "test_loss": (3 + 0.2 * (np.log(STEPS) - 7) ** 2)[:, None].tolist()}})
+        return {"identity": {"base": base}, "configs": configs}
+
+    result = protocol_laws({"adam": sweep(0.0, {"lr_peak": 1e-3}),
+                            "sgd": sweep(1.0, {"optimizer": "sgd", "lr_peak": 1e-2}),
+                            "adam-b10": sweep(0.5, {"lr_peak": 1e-3, "batch_size": 10})})
+    rows = {r["protocol"]: r for r in result["rows"]}
+    assert rows["adam"]["mechanism"] == 0.0 and "consistent with the published 0" in rows["adam"]["versus_mechanism"]
+    assert "excludes the published 1" in rows["adam"]["versus_published"]
+    assert "consistent with the published 1" in rows["sgd"]["versus_published"]
+    g = rows["adam-b10"]["gamma"]
+    assert g["interval"][0] < 0.5 < g["interval"][1]
+    # in epochs (steps B / N with B = 10) a minibatch protocol's exponent is one less
+    assert rows["adam-b10"]["gamma_epochs"]["exponent"] == pytest.approx(g["exponent"] - 1, abs=1e-6)
+    assert rows["sgd"]["gamma_epochs"]["exponent"] == pytest.approx(rows["sgd"]["gamma"]["exponent"])
+    text = format_protocol_laws(result)
+    assert text.count("\n") == 5 and "adam-b10" in text

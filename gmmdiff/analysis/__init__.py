@@ -10,7 +10,9 @@ verdicts, apart from the machinery that produces those numbers.
 - :mod:`gmmdiff.analysis.verdict`     -- paired verdicts against the trivial predictor;
 - :mod:`gmmdiff.analysis.transfer`    -- the data-variance (s*) transfer experiment;
 - :mod:`gmmdiff.analysis.inits`       -- the transition by initialization, paired by seed;
-- :mod:`gmmdiff.analysis.timelaw`     -- the memorization-time law (tau_mem, tau_gen ~ N^gamma).
+- :mod:`gmmdiff.analysis.timelaw`     -- the memorization-time law (tau_mem, tau_gen ~ N^gamma);
+- :mod:`gmmdiff.analysis.protocols`   -- the time law per training protocol (optimizer,
+  batch) against the mechanism that would set it.
 
 The estimators take arrays and plain dicts (a sweep summary's entries, a run's series),
 never a run directory, so they run on numbers from any code. A prediction that needs a

@@ -98,3 +98,110 @@ def format_inits(result):
         lines.append(f"{p['other']} - {p['reference']}, paired by setting and seed "
                      f"({p['pairs']} pairs, {len(p['left_out'])} left out): {p['verdict']}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+# ------------------------------------------------------------ the gap along training
+
+
+def transition_along_training(summary, level=LEVEL):
+    """M_pt/N at every evaluation step of a sweep whose configurations carry their
+    series along training, per initialization, and the paired gap between them.
+
+    At each step the whole-curve fit (:func:`gmmdiff.analysis.transition.fit_curve`) of
+    the configuration's counts over its sizes, and the two-point rule
+    (:func:`gmmdiff.analysis.transition.crossing`) beside it. Returns a dict with
+    ``steps`` (E,) (the steps every configuration evaluated), per init under
+    ``per_init``: ``configs`` (names), ``fit`` and ``two_point`` (C, E) lists of
+    M_pt/N (None where no crossing was measured), and their ``mean`` (E,) with t
+    ``interval`` over configurations (None where fewer than two); per pair of inits
+    under ``pairs``: the paired difference (other - first init) per step, ``mean`` and
+    ``interval`` (E,), for both estimators."""
+    from gmmdiff.analysis.transition import crossing, fit_curve
+    configs = [c for c in summary["configs"] if "along" in c]
+    if not configs:
+        raise ValueError("no configuration of the summary carries its series along training")
+    steps = sorted(set.intersection(*(set(c["along"]["steps"]) for c in configs)))
+    out = {"steps": steps, "level": level, "per_init": {}, "pairs": []}
+    keyed = {}
+    for c in configs:
+        init = c.get("init", "pmem")
+        a = c["along"]
+        M = np.asarray(c["sizes"], dtype=np.float64)
+        fit, two = [], []
+        for s in steps:
+            e = a["steps"].index(s)
+            k, n = np.asarray(a["counts"][e], dtype=np.float64), np.asarray(a["n"][e], dtype=np.float64)
+            f = fit_curve(M, k, n, c["N"])
+            fit.append(f["value"] if f["status"] == "ok" else None)
+            v, _ = crossing(M, k / n, 0.5)
+            two.append(None if v is None else v / c["N"])
+        entry = out["per_init"].setdefault(init, {"configs": [], "fit": [], "two_point": []})
+        entry["configs"].append(c["name"])
+        entry["fit"].append(fit)
+        entry["two_point"].append(two)
+        keyed.setdefault(init, {})[(c["N"], c["d"], c["K"], float(c.get("data_var", 1.0)),
+                                    c["seed"])] = (fit, two)
+    for entry in out["per_init"].values():
+        for est in ("fit", "two_point"):
+            cols = [_mean_t([v[e] for v in entry[est] if v[e] is not None], level)
+                    for e in range(len(steps))]
+            entry[f"{est}_mean"] = [m["mean"] for m in cols]
+            entry[f"{est}_interval"] = [m["interval"] for m in cols]
+    inits = list(out["per_init"])
+    for other in inits[1:]:
+        pair = {"reference": inits[0], "other": other}
+        common = sorted(set(keyed[other]) & set(keyed[inits[0]]))
+        for i, est in enumerate(("fit", "two_point")):
+            cols = []
+            for e in range(len(steps)):
+                d = [keyed[other][k][i][e] - keyed[inits[0]][k][i][e] for k in common
+                     if keyed[other][k][i][e] is not None and keyed[inits[0]][k][i][e] is not None]
+                cols.append(dict(_mean_t(d, level), n=len(d)))
+            pair[est] = {"mean": [m["mean"] for m in cols], "interval": [m["interval"] for m in cols],
+                         "pairs": [m["n"] for m in cols]}
+        out["pairs"].append(pair)
+    return out
+
+
+def power_decay(steps, values, level=LEVEL, n_boot=400, seed=0, weights=None):
+    """Fit ``values ~ g_inf + A steps^(-alpha)`` (A, alpha > 0) by least squares: where
+    a quantity falling along training is heading (the stated model of an
+    extrapolation). ``values``: (E,) a mean curve, or (C, E) per configuration (the
+    interval then resamples configurations: a bootstrap over them, ``n_boot`` draws).
+
+    Returns a dict with ``g_inf``, ``A``, ``alpha``, their percentile ``intervals``
+    (None without configurations to resample) and ``residual_sd``."""
+    from scipy.optimize import curve_fit
+    t = np.asarray(steps, dtype=np.float64)
+    V = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    keep = t > 0
+    t, V = t[keep], V[:, keep]
+
+    def model(x, g, logA, alpha):
+        return g + np.exp(logA) * x ** (-alpha)
+
+    def fit(y):
+        ok = np.isfinite(y)
+        g0 = float(np.nanmin(y))
+        p0 = [g0 - 0.1 * abs(g0), np.log(max(np.nanmax(y) - g0, 1e-3)) + 2.0, 0.5]
+        p, _ = curve_fit(model, t[ok], y[ok], p0=p0, bounds=([-np.inf, -50, 1e-3], [np.inf, 50, 5]),
+                         maxfev=20_000)
+        return p, float(np.std(y[ok] - model(t[ok], *p)))
+
+    (g, logA, alpha), sd = fit(np.nanmean(V, axis=0))
+    out = {"g_inf": float(g), "A": float(np.exp(logA)), "alpha": float(alpha), "residual_sd": sd,
+           "intervals": None}
+    if V.shape[0] >= 3:
+        rng = np.random.default_rng(seed)
+        boot = []
+        for _ in range(n_boot):
+            pick = rng.integers(0, V.shape[0], V.shape[0])
+            try:
+                boot.append(fit(np.nanmean(V[pick], axis=0))[0])
+            except (RuntimeError, ValueError):
+                continue
+        b = np.array(boot)
+        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+        out["intervals"] = {"g_inf": np.percentile(b[:, 0], q).tolist(),
+                            "alpha": np.percentile(b[:, 2], q).tolist()}
+    return out

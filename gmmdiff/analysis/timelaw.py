@@ -327,3 +327,4 @@ def format_time_law(law):
                          f"{r['epochs']['gamma']['verdict'].split(':')[0]}, beta "
                          f"{r['epochs']['beta']['verdict'].split(':')[0]}")
     return "\n".join(line.rstrip() for line in lines)
+

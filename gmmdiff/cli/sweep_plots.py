@@ -210,4 +210,9 @@ def time_figures(sweep_dir, spec):
     if (spec.size_ratios is not None and spec.refine == 0
             and any("along" in c for c in summary["configs"])):
         paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))
+    if len(spec.initializations()) > 1 and any("along" in c for c in summary["configs"]):
+        from gmmdiff.analysis.inits import transition_along_training
+        from gmmdiff.cli.time_plots import figure_init_gap
+        paths.append(figure_init_gap(sweep_dir, transition_along_training(summary),
+                                     _sweep_settings(spec)))
     return [p for p in paths if p is not None]

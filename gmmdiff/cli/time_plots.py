@@ -8,6 +8,10 @@
 - ``fig_time_law.<fmt>`` (a sweep of fixed size ratios): tau_mem and tau_gen against N
   on log-log axes, per ratio M/N, with the intervals over seeds and the fitted power
   laws (:mod:`gmmdiff.analysis.timelaw`), beside the published slopes.
+- ``fig_init_gap.<fmt>`` (a sweep of several initializations with series): M_pt/N of
+  each start against the training step (mean over configurations with its 95%
+  interval, by the whole-curve fit and by the two-point rule) and their paired gap
+  (:func:`gmmdiff.analysis.inits.transition_along_training`).
 """
 import numpy as np
 
@@ -146,9 +150,11 @@ def figure_time_law(sweep_dir, law, subtitle=""):
             fit = r[fit_key]
             if fit["exponent"] is not None:
                 grid = np.geomspace(N.min(), N.max(), 20)
+                lo_e, hi_e = (("-inf" if v is None and i == 0 else "inf" if v is None else f"{v:.2f}")
+                              for i, v in enumerate(fit["interval"]))
                 ax.plot(grid, fit["prefactor"] * grid ** fit["exponent"], "-", color=color, lw=1,
-                        label=f"fit: exponent {fit['exponent']:.2f} [{fit['interval'][0]:.2f}, "
-                              f"{fit['interval'][1]:.2f}]")
+                        label=f"fit: exponent {fit['exponent']:.2f} [{lo_e}, {hi_e}]"
+                              + (f", {fit['n_censored']} censored" if fit.get("n_censored") else ""))
                 mid = np.exp(np.mean(np.log(N)))
                 ref = fit["prefactor"] * mid ** fit["exponent"]
                 ax.plot(grid, ref * (grid / mid) ** published, ":", color=color, lw=1,
@@ -163,6 +169,51 @@ def figure_time_law(sweep_dir, law, subtitle=""):
                  f"smallest test loss; {subtitle}", fontsize=9)
     fig.tight_layout()
     path = figure_path(sweep_dir, "fig_time_law")
+    save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def figure_init_gap(sweep_dir, along, subtitle=""):
+    """``fig_init_gap``: left, M_pt/N of each initialization against the training step
+    (log), the mean over configurations with its 95% interval (whole-curve fit, solid)
+    and the two-point rule's mean (dashed); right, the paired gap (other start minus the
+    first) by both estimators. ``along``: :func:`gmmdiff.analysis.inits.
+    transition_along_training`'s dict."""
+    plt = pyplot()
+    steps = np.asarray(along["steps"], dtype=np.float64)
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(11, 4.2))
+
+    def band(ax, mean, interval, color, label, style="-"):
+        m = np.array([np.nan if v is None else v for v in mean])
+        lo = np.array([np.nan if iv[0] is None else iv[0] for iv in interval])
+        hi = np.array([np.nan if iv[1] is None else iv[1] for iv in interval])
+        ok = np.isfinite(m) & (steps > 0)
+        if style == "-":
+            both = ok & np.isfinite(lo)
+            ax.fill_between(steps[both], lo[both], hi[both], color=color, alpha=0.2)
+        ax.plot(steps[ok], m[ok], style, marker="o" if style == "-" else None, ms=3, color=color,
+                label=label)
+
+    for i, (init, e) in enumerate(along["per_init"].items()):
+        band(ax0, e["fit_mean"], e["fit_interval"], f"C{i}", f"{init}: whole-curve fit")
+        band(ax0, e["two_point_mean"], e["two_point_interval"], f"C{i}", f"{init}: two-point rule", "--")
+    for i, p in enumerate(along["pairs"]):
+        band(ax1, p["fit"]["mean"], p["fit"]["interval"], f"C{i + 2}",
+             f"{p['other']} - {p['reference']}: whole-curve fit")
+        band(ax1, p["two_point"]["mean"], p["two_point"]["interval"], f"C{i + 2}",
+             f"{p['other']} - {p['reference']}: two-point rule", "--")
+    ax1.axhline(0.0, color="k", lw=0.8, ls=":", label="the theory: no dependence on the start")
+    for ax, title, ylabel in ((ax0, "the transition along training", "M_pt / N"),
+                              (ax1, "the gap between the starts (paired)", "difference of M_pt / N")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(loc="best", fontsize=7)
+    fig.suptitle(f"means over configurations with 95% intervals; {subtitle}", fontsize=9)
+    fig.tight_layout()
+    path = figure_path(sweep_dir, "fig_init_gap")
     save_figure(fig, path)
     plt.close(fig)
     return path
