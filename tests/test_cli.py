@@ -89,6 +89,13 @@ def test_foreign_configuration_is_refused_and_nothing_changes(small_run):
     (["--init-noise-var", "-1"], "init_noise_var = -1.0"),
     (["--init", "gaussian", "--init-scale", "-2"], "gaussian_scale = -2.0"),
     (["--fused-kernels"], "need the cupy backend; got backend 'numpy'"),
+    (["--optimizer", "lbfgs"], "'lbfgs' is not one of 'adam', 'sgd', 'momentum'"),
+    (["--momentum", "0.5"], "--momentum has no effect with --optimizer adam"),
+    (["--optimizer", "momentum", "--momentum", "1"], "momentum = 1.0 must lie in [0, 1)"),
+    (["--nesterov", "--optimizer", "sgd"], "--nesterov has no effect with --optimizer sgd"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--batch-size", "9"], "batch size (--batch-size) 9 is above the number of training samples N = 8"),
+    (["--optimizer", "sgd", "--init-var", "0"], "cannot leave init_var = 0"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, match, tmp_path):
     result = CliRunner().invoke(train_cli, SMALL + args + ["--out", str(tmp_path / "r")])
@@ -170,3 +177,33 @@ def test_figure1_from_theory_without_training(tmp_path):
     bad = CliRunner().invoke(plot_cli, ["--figure1", "-N", "40", "-M", "40"])
     assert bad.exit_code == 2 and "below N = 40" in bad.output
     assert CliRunner().invoke(plot_cli, []).exit_code == 2
+
+
+def test_gradient_descent_with_minibatches_runs_resumes_and_sweeps(tmp_path):
+    """The issue's 'done when': gmmdiff-train --optimizer sgd --batch-size 5 runs, a
+    re-run adds a size without retraining the others, and gmmdiff-sweep takes the same
+    options (B checked against every N of the grid)."""
+    args = ["-d", "3", "-K", "2", "-N", "8", "--steps", "200", "--noise-draws", "2",
+            "--eval-samples", "20", "--eval-noise-draws", "2", "--optimizer", "sgd", "--lr", "1e-3",
+            "--batch-size", "5", "--init", "prior", "--quiet"]
+    out = tmp_path / "run"
+    first = CliRunner().invoke(train_cli, args + ["-M", "2,8", "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    before = (out / "model_M00002.npz").read_bytes()
+    again = CliRunner().invoke(train_cli, args + ["-M", "2,4,8", "--out", str(out)])
+    assert again.exit_code == 0, again.output
+    assert (out / "model_M00002.npz").read_bytes() == before and (out / "model_M00004.npz").exists()
+    ident = json.loads((out / "config.json").read_text())["identity"]
+    assert (ident["optimizer"], ident["batch_size"]) == ("sgd", 5)
+    sweep_cli = load_script("gmmdiff-sweep")
+    sweep = ["-N", "8,10", "-d", "3", "-K", "2", "--seeds", "0", "--coarse", "4", "--refine", "0",
+             "--steps", "100", "--noise-draws", "2", "--eval-samples", "20", "--eval-noise-draws", "2",
+             "--optimizer", "momentum", "--lr", "1e-4", "--batch-size", "5", "--init", "prior",
+             "--quiet"]
+    r = CliRunner().invoke(sweep_cli, sweep + ["--out", str(tmp_path / "sw")])
+    assert r.exit_code == 0, r.output
+    base = json.loads((tmp_path / "sw" / "sweep.json").read_text())["identity"]["base"]
+    assert (base["optimizer"], base["batch_size"], base["momentum"]) == ("momentum", 5, 0.9)
+    bad = CliRunner().invoke(sweep_cli, sweep[:1] + ["4,8"] + sweep[2:] + ["--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "above the number of training samples N = 4" in bad.output
+    assert not (tmp_path / "bad").exists()

@@ -235,3 +235,33 @@ def test_the_mechanism_and_the_protocol_table():
     assert rows["sgd"]["gamma_epochs"]["exponent"] == pytest.approx(rows["sgd"]["gamma"]["exponent"])
     text = format_protocol_laws(result)
     assert text.count("\n") == 5 and "adam-b10" in text
+
+
+def test_protocols_are_compared_paired_by_setting_and_seed():
+    """compare_protocols on summaries whose M_pt/N differ by a known shift (+0.1 for
+    every configuration of one, 0 for another): the paired verdicts say so; the
+    configurations of another s* and failed fits stay out."""
+    from gmmdiff.analysis.protocols import compare_protocols, format_compare_protocols
+    rng = np.random.default_rng(3)
+
+    def summary(shift, fail=()):
+        configs = []
+        for K in (2, 3):
+            for seed in range(4):
+                base = 0.8 + 0.03 * np.sin(7 * seed + K)            # the setting's own value
+                configs.append({"N": 20, "d": 10, "K": K, "seed": seed, "data_var": 1.0,
+                                "status": "not converged" if (K, seed) in fail else "ok",
+                                "M_pt_over_N": base + shift + 0.002 * rng.standard_normal(),
+                                "convergence": ["converged"] * 5})
+                configs.append({"N": 20, "d": 10, "K": K, "seed": seed, "data_var": 2.0,
+                                "status": "ok", "M_pt_over_N": 5.0, "convergence": []})
+        return {"identity": {"base": {}}, "configs": configs}
+
+    r = compare_protocols({"adam": summary(0.0), "sgd": summary(0.1, fail={(2, 0)}),
+                           "same": summary(0.0)}, "adam")
+    assert r["per_sweep"]["sgd"]["n"] == 7 and r["per_sweep"]["adam"]["converged"] == 40
+    sgd, same = r["pairs"]
+    assert sgd["pairs"] == 7 and sgd["mean"] == pytest.approx(0.1, abs=0.005)
+    assert sgd["verdict"].startswith("moves the transition")
+    assert same["verdict"].startswith("no difference detected")
+    assert "sgd - adam, paired by setting and seed (7 pairs)" in format_compare_protocols(r)

@@ -86,3 +86,67 @@ def format_protocol_laws(result):
     lines.append("1?: the published gamma = 1 inside the interval; mech.: the mechanism's gamma "
                  "(gmmdiff.analysis.protocols.mechanism_gamma), ?: inside the interval")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def compare_protocols(summaries, reference, level=LEVEL, data_var=1.0):
+    """The size law under several protocols: M_pt/N (the whole-curve fit) of sweeps
+    that train the same configurations differently, paired by setting and seed with the
+    ``reference`` sweep (:func:`gmmdiff.analysis.inits.compare_inits`'s statistics:
+    per sweep the mean over configurations with its t interval; per other sweep the
+    paired differences, their mean and t interval and a verdict). ``summaries``: dict
+    name -> summary; only configurations at ``data_var`` (s*) with status "ok" enter,
+    and each sweep lists its convergence (sizes converged / trained)."""
+    from gmmdiff.analysis.inits import _line, _mean_t
+
+    def keyed(summary):
+        base = summary["identity"]["base"]
+        out = {}
+        for c in summary["configs"]:
+            if float(c.get("data_var", base.get("data_var", 1.0))) != float(data_var):
+                continue
+            out[(c["N"], c["d"], c["K"], c["seed"])] = c
+        return out
+
+    by = {name: keyed(s) for name, s in summaries.items()}
+    out = {"reference": reference, "level": level, "per_sweep": {}, "pairs": []}
+    for name, configs in by.items():
+        ok = [c["M_pt_over_N"] for c in configs.values() if c.get("status") == "ok"]
+        conv = [st for c in configs.values() for st in c.get("convergence", [])]
+        out["per_sweep"][name] = dict(_mean_t(ok, level), n=len(ok), configs=len(configs),
+                                      converged=sum(st == "converged" for st in conv),
+                                      sizes=len(conv))
+    for name in by:
+        if name == reference:
+            continue
+        diffs = []
+        for key, c in sorted(by[name].items()):
+            r = by[reference].get(key)
+            if r is not None and c.get("status") == "ok" and r.get("status") == "ok":
+                diffs.append(c["M_pt_over_N"] - r["M_pt_over_N"])
+        m = _mean_t(diffs, level)
+        if m["interval"][0] is None:
+            verdict = "too few pairs measured under both"
+        elif m["interval"][0] > 0 or m["interval"][1] < 0:
+            verdict = f"moves the transition: {_line(m)}"
+        else:
+            half = (m["interval"][1] - m["interval"][0]) / 2
+            verdict = (f"no difference detected: {_line(m)} (a shift larger than about "
+                       f"{half:.3f} would have been seen)")
+        out["pairs"].append(dict(m, other=name, pairs=len(diffs), differences=diffs,
+                                 verdict=verdict))
+    return out
+
+
+def format_compare_protocols(result):
+    """:func:`compare_protocols` as text."""
+    lines = [f"{'sweep':<16} {'M_pt/N':>7} {format(result['level'], '.0%') + ' interval':>20} "
+             f"{'sd':>6} {'measured':>9} {'converged sizes':>16}"]
+    for name, m in result["per_sweep"].items():
+        iv = "" if m["interval"][0] is None else f"[{m['interval'][0]:.3f}, {m['interval'][1]:.3f}]"
+        lines.append(f"{name:<16} {'-' if m['mean'] is None else format(m['mean'], '.3f'):>7} "
+                     f"{iv:>20} {'-' if m['sd'] is None else format(m['sd'], '.3f'):>6} "
+                     f"{m['n']:>4}/{m['configs']:<4} {m['converged']:>8}/{m['sizes']:<7}")
+    for p in result["pairs"]:
+        lines.append(f"{p['other']} - {result['reference']}, paired by setting and seed "
+                     f"({p['pairs']} pairs): {p['verdict']}")
+    return "\n".join(line.rstrip() for line in lines)

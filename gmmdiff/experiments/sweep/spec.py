@@ -171,22 +171,24 @@ PRESETS.update({
 # models are trained? The built-in family (N = 20, d = 10, K = 2 and 3, seeds 0-3, the
 # pmem start, the cpu preset's 5 coarse and 6 refinement sizes and 10 noise draws: the
 # same configurations as the svar preset at s* = 1, which is the full-batch Adam
-# reference, paired by seed), trained by full-batch gradient descent at 1e-4 with the
-# paper's warmup-decay schedule over 100,000 steps (a pilot at N = 20: every size
-# converged; 1e-5 left sizes near the transition moving after 100,000 steps), and by
-# Adam on minibatches of B = 5 (4 steps an epoch) over the paper's 50,000 steps.
+# reference, paired by seed), trained by full-batch gradient descent at 1e-3 with the
+# paper's warmup-decay schedule over its 50,000 steps (pilots at N = 20, sizes 4..20,
+# 100,000 steps: at 1e-3 no size diverged and the ratios had settled by step 15,000; at
+# 1e-4 every size converged by the end; at 1e-5 sizes near the transition were still
+# moving), and by Adam on minibatches of B = 5 (4 steps an epoch) over 50,000 steps.
 _SIZE_FAMILY = dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3", coarse=5,
                     refine=6, noise_draws=10)
 PRESETS.update({
-    "size-sgd": dict(_SIZE_FAMILY, optimizer="sgd", lr_peak=1e-4, steps=100_000),
+    "size-sgd": dict(_SIZE_FAMILY, optimizer="sgd", lr_peak=1e-3, steps=50_000),
     "size-adam-b5": dict(_SIZE_FAMILY, batch_size=5, steps=50_000),
-    # the initialization gap along training, 2.4 times the init preset's steps at a
-    # constant learning rate (no decay to stall the movement at the end), both starts,
-    # 11 fixed sizes around both transitions, K = 2 and 3 x 3 seeds, paired by seed
+    # the initialization gap along training: 80,000 steps (1.6 times the init preset's)
+    # at a constant learning rate, so that nothing stalls the movement at the end as the
+    # init preset's decay did, both starts, 11 fixed sizes around both transitions,
+    # K = 2 and 3 x 3 seeds, paired by seed
     "init-long": dict(samples="20", dims="10", components="2,3", seeds="0,1,2",
                       inits="pmem,prior",
-                      size_ratios="0.4,0.6,0.7,0.8,0.9,1,1.2,1.4,1.6,1.8,2", refine=0,
-                      noise_draws=10, steps=120_000, lr_final=1e-3, warmup_frac=0.01,
+                      size_ratios="0.5,0.6,0.7,0.8,0.9,1,1.2,1.4,1.6,1.8,2", refine=0,
+                      noise_draws=10, steps=80_000, lr_final=1e-3, warmup_frac=0.01,
                       eval_steps="log:30"),
 })
 
