@@ -217,3 +217,49 @@ def figure_init_gap(sweep_dir, along, subtitle=""):
     save_figure(fig, path)
     plt.close(fig)
     return path
+
+
+def figure_time_protocols(path, summaries, law_rows=None):
+    """``fig_time_protocols``: tau_mem against N per training protocol (log-log; the
+    geometric mean over seeds with its interval and the censored power-law fit), in
+    optimizer steps (left) and in epochs (right), beside the slopes the mechanism
+    predicts. ``summaries``: dict protocol name -> sweep summary (the ``time-*``
+    presets); ``law_rows``: :func:`gmmdiff.analysis.protocols.protocol_laws`'s rows
+    (computed when not given). Writes ``path`` and returns it."""
+    from gmmdiff.analysis.protocols import protocol_laws
+    from gmmdiff.analysis.timelaw import time_law
+    plt = pyplot()
+    rows = law_rows if law_rows is not None else protocol_laws(summaries)["rows"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for i, (name, summary) in enumerate(summaries.items()):
+        law = time_law(summary)
+        batch = law["batch_size"]
+        row = next(r for r in rows if r["protocol"] == name)
+        for ax, unit in ((axes[0], "steps"), (axes[1], "epochs")):
+            for r in law["ratios"]:
+                pts = [(e["N"], e["tau_mem"]) for e in r["per_N"] if e["tau_mem"]["value"] is not None]
+                N = np.array([p[0] for p in pts], dtype=np.float64)
+                scale = (batch or N) / N if unit == "epochs" else np.ones_like(N)
+                v = np.array([p[1]["value"] for p in pts]) * scale
+                lo = np.array([p[1]["interval"][0] or p[1]["value"] for p in pts]) * scale
+                hi = np.array([p[1]["interval"][1] or p[1]["value"] for p in pts]) * scale
+                fit = row["gamma"] if unit == "steps" else row["gamma_epochs"]
+                label = (f"{name}: {fit['exponent']:+.2f}" if fit["exponent"] is not None else name)
+                shift = 1.0 + 0.04 * (i - (len(summaries) - 1) / 2)   # protocols side by side
+                ax.errorbar(N * shift, v, yerr=[v - lo, hi - v], fmt="osD^v"[i % 5], color=f"C{i}",
+                            capsize=3, ms=5, label=label)
+                if fit["exponent"] is not None:
+                    grid = np.geomspace(N.min(), N.max(), 20)
+                    ax.plot(grid, fit["prefactor"] * grid ** fit["exponent"], "-", color=f"C{i}", lw=1)
+    for ax, unit in ((axes[0], "optimizer steps"), (axes[1], "epochs")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training samples N")
+        ax.set_ylabel(f"memorization onset tau_mem ({unit})")
+        ax.legend(loc="best", fontsize=7, title="protocol: fitted gamma", title_fontsize=7)
+    axes[0].set_title("in steps (mechanism: Adam 0, Adam + minibatch 1/2, descent 1)", fontsize=9)
+    axes[1].set_title("in epochs (B / N of a step with minibatches)", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    plt.close(fig)
+    return path

@@ -170,8 +170,8 @@ PRESETS.update({
 # The size law under other optimizers: does the edge M_pt/N ~ 0.8 depend on how the
 # models are trained? The built-in family (N = 20, d = 10, K = 2 and 3, seeds 0-3, the
 # pmem start, the cpu preset's 5 coarse and 6 refinement sizes and 10 noise draws: the
-# same configurations as the svar preset at s* = 1, which is the full-batch Adam
-# reference, paired by seed), trained by full-batch gradient descent at 1e-3 with the
+# same configurations as the svar preset at s* = 1; size-adam trains them with full-batch
+# Adam, the reference the others are paired with by seed), trained by full-batch gradient descent at 1e-3 with the
 # paper's warmup-decay schedule over its 50,000 steps (pilots at N = 20, sizes 4..20,
 # 100,000 steps: at 1e-3 no size diverged and the ratios had settled by step 15,000; at
 # 1e-4 every size converged by the end; at 1e-5 sizes near the transition were still
@@ -179,6 +179,7 @@ PRESETS.update({
 _SIZE_FAMILY = dict(samples="20", dims="10", components="2,3", seeds="0,1,2,3", coarse=5,
                     refine=6, noise_draws=10)
 PRESETS.update({
+    "size-adam": dict(_SIZE_FAMILY, steps=50_000),      # the reference, with this version
     "size-sgd": dict(_SIZE_FAMILY, optimizer="sgd", lr_peak=1e-3, steps=50_000),
     "size-adam-b5": dict(_SIZE_FAMILY, batch_size=5, steps=50_000),
     # the initialization gap along training: 80,000 steps (1.6 times the init preset's)
