@@ -25,7 +25,8 @@ setup(
     long_description_content_type="text/x-rst",
     packages=find_packages(exclude=("tests", "benchmarks")),
     # the shipped results: each experiment's summary, its analyses and figures
-    package_data={"gmmdiff": ["assets/*.npy", "assets/*/*.json", "assets/*/*.png"]},
+    package_data={"gmmdiff": ["assets/*.npy", "assets/*/*.json", "assets/*/*.png",
+                              "assets/*/*/*.json"]},
     python_requires=">=3.10",
     install_requires=["numpy>=1.22", "scipy>=1.8", "click>=8.0", "matplotlib>=3.5"],
     extras_require={

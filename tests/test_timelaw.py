@@ -265,3 +265,32 @@ def test_protocols_are_compared_paired_by_setting_and_seed():
     assert sgd["verdict"].startswith("moves the transition")
     assert same["verdict"].startswith("no difference detected")
     assert "sgd - adam, paired by setting and seed (7 pairs)" in format_compare_protocols(r)
+
+
+@pytest.mark.parametrize("name, optimizer, batch", [("time-adam", None, None), ("time-sgd", "sgd", None),
+                                                    ("time-adam-b10", None, 10),
+                                                    ("time-momentum-b10", "momentum", 10)])
+def test_the_shipped_protocol_laws_follow_from_their_summaries(name, optimizer, batch):
+    """assets/time_protocols/<preset>: the sweep is its preset's (N over a factor 16, 4
+    seeds, the prior start, M/N = 2, a constant learning rate, the protocol's optimizer
+    and batch) and time_law.json is time_law() of its summary (what --summary wrote)."""
+    import json
+    import os
+
+    from gmmdiff.analysis.fit_files import ASSETS
+    from gmmdiff.experiments.sweep.spec import PRESETS
+    here = os.path.join(ASSETS, "time_protocols", name)
+    summary = json.load(open(os.path.join(here, "summary.json")))
+    shipped = json.load(open(os.path.join(here, "time_law.json")))
+    ident = summary["identity"]
+    assert ident["samples"] == [10, 20, 40, 80, 160] and ident["seeds"] == [0, 1, 2, 3]
+    assert ident["inits"] == ["prior"] and ident["size_ratios"] == [2.0]
+    base = ident["base"]
+    assert base["lr_final"] == base["lr_peak"] == PRESETS[name]["lr_peak"]
+    assert base.get("optimizer") == optimizer and base.get("batch_size") == batch
+    again = json.loads(json.dumps(time_law(summary)))
+    for r, s in zip(again["ratios"], shipped["ratios"]):
+        for key in ("gamma", "beta"):
+            assert r[key]["exponent"] == pytest.approx(s[key]["exponent"], rel=1e-6)
+            assert r[key]["interval"] == pytest.approx(s[key]["interval"], rel=1e-5)
+        assert [e["tau_mem"] for e in r["per_N"]] == [e["tau_mem"] for e in s["per_N"]]
