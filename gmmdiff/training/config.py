@@ -230,8 +230,20 @@ class TrainConfig:
         return -(-self.samples // self.batch())
 
     def epochs(self, steps):
-        """Epochs done after ``steps`` optimizer steps (float array or float): steps B / N
-        for whole steps, exact at epoch ends (the last step of an epoch may be shorter)."""
+        """Epochs done after a number of optimizer steps.
+
+        Parameters
+        ----------
+        steps : int or (E,) array
+            Optimizer steps done.
+
+        Returns
+        -------
+        float or (E,) float64 array
+            The epochs: whole epochs plus the samples of the current one over N (steps
+            B / N within an epoch, exact at each epoch's end, where the last step may be
+            shorter); equal to ``steps`` for full batch.
+        """
         k = np.asarray(steps, dtype=np.float64)
         spe = self.steps_per_epoch()
         return np.floor(k / spe) + np.minimum(k % spe * self.batch(), self.samples) / self.samples
