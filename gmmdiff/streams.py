@@ -17,6 +17,8 @@ key   constant                    draws
 12    ``STREAM_SAMPLE``           starting points and DDPM noise of sampling (+ M)
 13    ``STREAM_FRESH``            fresh data for the W2 distance (+ M)
 14    ``STREAM_EVAL``             per-time evaluation noise (+ split)
+15    ``STREAM_BATCH``            the minibatches' order of the training set (+ N,
+                                  epoch; :mod:`gmmdiff.training.batches`)
 20    ``STREAM_TEMPLATE_PICK``    which images of a template file are used
 ====  ==========================  =========================================
 """
@@ -24,6 +26,7 @@ import numpy as np
 
 STREAM_MEANS, STREAM_TRAIN, STREAM_TEST, STREAM_SUBSET = 0, 1, 2, 3
 STREAM_INIT, STREAM_NOISE, STREAM_SAMPLE, STREAM_FRESH, STREAM_EVAL = 10, 11, 12, 13, 14
+STREAM_BATCH = 15
 STREAM_TEMPLATE_PICK = 20
 
 

@@ -561,7 +561,8 @@ def test_data_metrics_rng_and_optimizer_on_device(cp, problem):
 
 def small_config(model="gmm", dtype="float64", steps=20, **kw):
     from gmmdiff.training.config import TrainConfig
-    return TrainConfig(dim=4, components=2, samples=10, steps=steps, noise_draws=3, lr_peak=1e-2,
+    kw.setdefault("lr_peak", 1e-2)
+    return TrainConfig(dim=4, components=2, samples=10, steps=steps, noise_draws=3,
                        model=model, dtype=dtype, image_size=4, eval_samples=10,
                        eval_noise_draws=2, **kw)
 
@@ -589,6 +590,29 @@ def test_training_on_device_equals_numpy_with_the_same_draws(cp, model, dtype):
     # run's, 9.7e-7 apart: 1e-5 (4e-5 while the device kept the reference's form, 2.3e-5)
     np.testing.assert_allclose(np.array(got.losses), np.array(ref.losses),
                                rtol=1e-10 if dtype == "float64" else 1e-5)
+
+
+@pytest.mark.parametrize("optimizer, batch_size, fused", [("sgd", 4, False), ("momentum", None, False),
+                                                        ("momentum", 4, True), ("adam", 4, False)])
+def test_descent_and_minibatches_on_device_equal_numpy(cp, optimizer, batch_size, fused):
+    """Gradient descent, momentum and minibatches on the device (the array program; with
+    --fused-kernels the loss's fused kernels and the descent step's array code) give
+    numpy's parameters with the same draws."""
+    if fused:
+        needs_compiler(cp)
+    from gmmdiff.training.loop import train
+    from gmmdiff.training.state import initial_state
+    cfg = small_config(steps=25, optimizer=optimizer, batch_size=batch_size, init="prior",
+                       lr_peak=1e-3 if optimizer != "adam" else 1e-2)
+    sizes = [3, 10]
+    ref_ds = cfg.dataset(np)
+    ref = train(ref_ds, initial_state(ref_ds, sizes, cfg, np), cfg, np, noise_source="hash")
+    ds = cfg.dataset(cp)
+    got = train(ds, initial_state(ds, sizes, cfg, cp), cfg, cp, noise_source="hash", fused=fused)
+    assert sorted(got.opt) == sorted(ref.opt)
+    for k, v in ref.params.items():
+        assert array_namespace(got.params[k]) is cp
+        np.testing.assert_allclose(to_host(got.params[k]), v, rtol=1e-10, atol=1e-12, err_msg=k)
 
 
 @pytest.mark.parametrize("dtype, rtol", [("float64", 1e-10), ("float32", 2e-5)])
@@ -776,4 +800,6 @@ def test_evaluation_along_training_syncs_only_at_its_steps(standin):
             assert calls == []
         else:
             assert calls == [0, 5, 11, 12] and inside[0] > 0
-            assert outside == baseline, (outside, baseline)
+            # and one per evaluation in the loop: its check that no model diverged
+            # before the evaluation reads the parameters
+            assert outside == baseline + len(calls), (outside, baseline)

@@ -16,13 +16,18 @@ series along training of a sweep at fixed ratios M/N (``gmmdiff-sweep --preset t
 - :func:`log_mean_interval`: the geometric mean over seeds with a t interval on the log
   scale (the interval over seeds);
 - :func:`power_law`: the least-squares fit of log tau = log c + gamma log N over every
-  (N, seed), with the t interval of gamma;
+  (N, seed) with an onset, with the t interval of gamma;
+- :func:`censored_power_law`: the same law fitted by maximum likelihood over every
+  (N, seed), the runs whose onset was never reached counted as right-censored at their
+  last step (and onsets before the first evaluation as left-censored), with a
+  profile-likelihood interval: dropping the censored runs, as :func:`power_law` must,
+  biases gamma down when the censored runs are the slow ones (large N);
 - :func:`time_law`: all of it for a sweep summary, per ratio M/N, with a verdict per
-  published exponent.
+  published exponent; times in optimizer steps and in epochs.
 
-Steps are optimizer steps of full-batch training (one step is one epoch); with a
-constant learning rate after the warm-up (the preset's ``--lr-final`` equal to ``--lr``)
-a step means the same thing at every N.
+A step is an optimizer step; with minibatches of B samples an epoch is N / B steps
+(full batch: one step is one epoch). With a constant learning rate after the warm-up
+(the presets' ``--lr-final`` equal to ``--lr``) a step means the same thing at every N.
 """
 import numpy as np
 from scipy import stats
@@ -123,6 +128,82 @@ def power_law(N, tau, level=LEVEL):
             "residual_sd": float(np.sqrt(s2))}
 
 
+def _censored_nll(theta, x, y, kind):
+    """Negative log-likelihood of log tau ~ Normal(a + g x, sd^2) and its gradient,
+    theta = (a, g, log sd); ``kind`` per point: 0 observed at y, 1 right-censored
+    (beyond y), -1 left-censored (before y)."""
+    a, g, log_sd = theta
+    sd = np.exp(log_sd)
+    z = (y - a - g * x) / sd
+    obs, right = kind == 0, kind > 0
+    logpdf = -0.5 * z * z - 0.5 * np.log(2 * np.pi)
+    logsf, logcdf = stats.norm.logsf(z), stats.norm.logcdf(z)
+    nll = np.where(obs, -logpdf + log_sd, np.where(right, -logsf, -logcdf))
+    # d nll / dz: z (observed), the hazard pdf / sf (right), -pdf / cdf (left)
+    dz = np.where(obs, z, np.where(right, np.exp(logpdf - logsf), -np.exp(logpdf - logcdf)))
+    grad = np.array([np.sum(-dz / sd), np.sum(-dz * x / sd), np.sum(-dz * z) + np.sum(obs)])
+    return float(np.sum(nll)), grad
+
+
+def censored_power_law(N, tau, status, level=LEVEL):
+    """Maximum-likelihood fit of log tau = log c + exponent log N + sd z (z standard
+    normal) over points (N_i, tau_i) whose ``status_i`` says what tau_i is: "ok" (the
+    time itself), "not reached" or "at end" (right-censored: the time lies beyond
+    tau_i, the last evaluation step), "at start" (left-censored: before tau_i, the
+    first evaluation step > 0).
+
+    The interval is the profile likelihood's: the exponents whose profiled
+    log-likelihood lies within c / 2 of the maximum, c = n log(1 + t^2 / (n - 2)) with t
+    the t quantile of n - 2 degrees of freedom, which makes it exactly :func:`power_law`'s
+    t interval when nothing is censored (the simulations of ``tests/test_timelaw.py``
+    check its coverage with a third of the points censored). Returns :func:`power_law`'s
+    dict (``residual_sd`` the fitted sd) with ``n_censored`` and ``method``; exponent
+    None for fewer than 3 points, fewer than 2 uncensored ones, or one N."""
+    from scipy.optimize import brentq, minimize
+    x = np.log(np.asarray(N, dtype=np.float64))
+    y = np.log(np.asarray(tau, dtype=np.float64))
+    kind = np.array([0 if s == "ok" else -1 if s == "at start" else 1 for s in status])
+    n, n_cens = x.size, int(np.sum(kind != 0))
+    empty = {"exponent": None, "interval": [None, None], "se": None, "prefactor": None,
+             "df": max(0, n - 2), "residual_sd": None, "n_censored": n_cens,
+             "method": "censored likelihood"}
+    if n < 3 or np.sum(kind == 0) < 2 or np.ptp(x) == 0:
+        return empty
+    if n_cens == 0:
+        return dict(power_law(N, tau, level), n_censored=0, method="least squares")
+    start = power_law(np.exp(x), np.exp(y), level)       # censored points at their limit
+    theta0 = np.array([np.log(start["prefactor"]), start["exponent"],
+                       np.log(max(start["residual_sd"] or 0.1, 0.05))])
+    best = minimize(_censored_nll, theta0, args=(x, y, kind), jac=True, method="BFGS",
+                    options={"gtol": 1e-9})
+    a_hat, g_hat, lsd_hat = best.x
+
+    def profile(g):
+        def inner(t):
+            f, grad = _censored_nll((t[0], g, t[1]), x, y, kind)
+            return f, grad[[0, 2]]
+        r = minimize(inner, [a_hat + (g_hat - g) * x.mean(), lsd_hat], jac=True, method="BFGS",
+                     options={"gtol": 1e-9})
+        return r.fun
+
+    df = n - 2
+    t = stats.t.ppf(0.5 + level / 2, df)
+    crit = 0.5 * n * np.log1p(t * t / df)
+    f = lambda g: profile(g) - best.fun - crit                          # noqa: E731
+    step = max(4 * (start["se"] or 0.1), 0.05)
+    ends = []
+    for sign in (-1, 1):
+        far = g_hat + sign * step
+        while f(far) < 0 and abs(far - g_hat) < 100:
+            far = g_hat + 2 * (far - g_hat)
+        ends.append(brentq(f, *sorted((g_hat, far)), xtol=1e-6) if f(far) >= 0 else None)
+    lo, hi = ends
+    se = (hi - lo) / (2 * t) if lo is not None and hi is not None else None
+    return {"exponent": float(g_hat), "interval": [lo, hi], "se": se,
+            "prefactor": float(np.exp(a_hat)), "df": df, "residual_sd": float(np.exp(lsd_hat)),
+            "n_censored": n_cens, "method": "censored likelihood"}
+
+
 def exponent_verdict(fit, published, other=None):
     """One line on a fitted exponent against a published value: whether the 95%
     interval contains it, and, given ``other`` (the alternative a reader would ask
@@ -130,7 +211,10 @@ def exponent_verdict(fit, published, other=None):
     if fit["exponent"] is None:
         return "no fit (too few onsets)"
     lo, hi = fit["interval"]
-    head = f"{fit['exponent']:.2f} [{lo:.2f}, {hi:.2f}]"
+    head = (f"{fit['exponent']:.2f} [{'-inf' if lo is None else f'{lo:.2f}'}, "
+            f"{'inf' if hi is None else f'{hi:.2f}'}]")
+    lo = -np.inf if lo is None else lo
+    hi = np.inf if hi is None else hi
     if lo <= published <= hi:
         out = f"{head}: consistent with the published {published:g}"
     else:
@@ -141,16 +225,34 @@ def exponent_verdict(fit, published, other=None):
     return out
 
 
+def _fits(pts, level):
+    """The censored fit (the law's estimate) and, beside it, the fit of the uncensored
+    points alone, of points ``[(N, tau, status)]``."""
+    N = [p[0] for p in pts]
+    tau = [p[1] for p in pts]
+    status = [p[2] for p in pts]
+    ok = [i for i, st in enumerate(status) if st == "ok"]
+    return (censored_power_law(N, tau, status, level),
+            power_law([N[i] for i in ok], [tau[i] for i in ok], level))
+
+
 def time_law(summary, threshold=THRESHOLD, level=LEVEL):
     """The memorization-time law of a sweep summary whose configurations carry their
-    series along training (``summary.json`` of ``gmmdiff-sweep --preset time``).
+    series along training (``summary.json`` of ``gmmdiff-sweep --preset time`` and the
+    other time presets).
 
     Per ratio M/N (the sweep's size ratios) and N: tau_mem and tau_gen of every seed
-    (:func:`onset_step`, :func:`minimum_step`), their geometric mean with the interval
-    over seeds; per ratio, the fits tau_mem ~ N^gamma and tau_gen ~ N^beta over every
-    (N, seed) with an onset, and the verdicts against gamma = 1 and beta = 0. A series
-    whose onset is not reached (or whose test loss is still falling at the end) is
-    counted, reported, and left out of the fits."""
+    (:func:`onset_step`, :func:`minimum_step`), their geometric mean over the seeds
+    with an onset and its interval; per ratio, tau_mem ~ N^gamma and tau_gen ~ N^beta
+    fitted over every (N, seed) by :func:`censored_power_law` (a run whose onset is not
+    reached counts as censored at its last step, one whose test loss still falls at the
+    end likewise), with the verdicts against gamma = 1 and beta = 0; beside each, the
+    least-squares fit of the uncensored runs alone (``gamma_uncensored``,
+    ``beta_uncensored``: what leaving the censored runs out gives). Times are optimizer
+    steps; ``epochs`` holds the same fits with times in epochs (steps B / N, B the
+    sweep's batch size; full batch: the same numbers)."""
+    base = summary.get("identity", {}).get("base", {})
+    batch = base.get("batch_size")
     rows = {}
     for c in summary["configs"]:
         if "along" not in c:
@@ -159,16 +261,19 @@ def time_law(summary, threshold=THRESHOLD, level=LEVEL):
         counts = np.asarray(a["counts"], dtype=np.float64)                  # (E, J)
         n = np.asarray(a["n"], dtype=np.float64)
         loss = np.asarray(a["test_loss"], dtype=np.float64)
+        steps = np.asarray(a["steps"], dtype=np.float64)
+        first, last = float(steps[steps > 0][0]), float(steps[-1])
         for j, M in enumerate(c["sizes"]):
             key = (round(M / c["N"], 6), c["N"])
             tm, sm = onset_step(a["steps"], counts[:, j] / n[:, j], n[:, j], threshold)
             tg, sg = minimum_step(a["steps"], loss[:, j])
             rows.setdefault(key, []).append({"seed": c["seed"], "M": int(M), "tau_mem": tm,
                                              "tau_mem_status": sm, "tau_gen": tg,
-                                             "tau_gen_status": sg})
-    out = {"threshold": threshold, "level": level, "ratios": []}
+                                             "tau_gen_status": sg,
+                                             "limit": last if sm == "not reached" else first})
+    out = {"threshold": threshold, "level": level, "batch_size": batch, "ratios": []}
     for ratio in sorted({k[0] for k in rows}):
-        per_N, pts = [], {"mem": ([], []), "gen": ([], [])}
+        per_N, pts = [], {"mem": [], "gen": []}
         for N in sorted(k[1] for k in rows if k[0] == ratio):
             seeds = sorted(rows[(ratio, N)], key=lambda r: r["seed"])
             entry = {"N": N, "seeds": seeds}
@@ -177,14 +282,18 @@ def time_law(summary, threshold=THRESHOLD, level=LEVEL):
                 center, iv = log_mean_interval(ok, level) if ok else (None, [None, None])
                 entry[key] = {"value": center, "interval": iv, "seeds_ok": len(ok),
                               "seeds": len(seeds)}
-                pts[what][0].extend([N] * len(ok))
-                pts[what][1].extend(ok)
+                for r in seeds:
+                    t = r[key] if r[key] is not None else r["limit"]
+                    pts[what].append((N, t, r[f"{key}_status"]))
             per_N.append(entry)
-        gamma = power_law(*pts["mem"], level)
-        beta = power_law(*pts["gen"], level)
-        out["ratios"].append({"M_over_N": ratio, "per_N": per_N,
-                              "gamma": dict(gamma, verdict=exponent_verdict(gamma, 1.0, 0.0)),
-                              "beta": dict(beta, verdict=exponent_verdict(beta, 0.0, 1.0))})
+        entry = {"M_over_N": ratio, "per_N": per_N, "epochs": {}}
+        for what, name, published, other in (("mem", "gamma", 1.0, 0.0), ("gen", "beta", 0.0, 1.0)):
+            for unit, scale in (("steps", lambda N: 1.0), ("epochs", lambda N: (batch or N) / N)):
+                fit, plain = _fits([(N, t * scale(N), st) for N, t, st in pts[what]], level)
+                target = entry if unit == "steps" else entry["epochs"]
+                target[name] = dict(fit, verdict=exponent_verdict(fit, published, other))
+                target[f"{name}_uncensored"] = dict(plain, verdict=exponent_verdict(plain, published, other))
+        out["ratios"].append(entry)
     return out
 
 
@@ -208,6 +317,13 @@ def format_time_law(law):
             lines.append(f"{e['N']:>6}  {fmt(e['tau_mem'])} "
                          f"{e['tau_mem']['seeds_ok']:>2}/{e['tau_mem']['seeds']:<2}  "
                          f"{fmt(e['tau_gen'])} {e['tau_gen']['seeds_ok']:>2}/{e['tau_gen']['seeds']:<2}")
-        lines.append(f"  gamma (tau_mem ~ N^gamma): {r['gamma']['verdict']}")
+        cens = r["gamma"].get("n_censored", 0)
+        lines.append(f"  gamma (tau_mem ~ N^gamma): {r['gamma']['verdict']}"
+                     + (f" ({cens} censored runs in the likelihood; without them: "
+                        f"{r['gamma_uncensored']['verdict'].split(':')[0]})" if cens else ""))
         lines.append(f"  beta  (tau_gen ~ N^beta):  {r['beta']['verdict']}")
+        if law.get("batch_size"):
+            lines.append(f"  in epochs (B = {law['batch_size']}): gamma "
+                         f"{r['epochs']['gamma']['verdict'].split(':')[0]}, beta "
+                         f"{r['epochs']['beta']['verdict'].split(':')[0]}")
     return "\n".join(line.rstrip() for line in lines)

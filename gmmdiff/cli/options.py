@@ -12,6 +12,7 @@ import click
 from gmmdiff.backend import BACKENDS, DTYPES, get_xp
 from gmmdiff.model.process import PROCESSES, TRAIN_TARGETS
 from gmmdiff.training.config import INITS, MODELS, TrainConfig
+from gmmdiff.training.optim import OPTIMIZERS
 
 
 class UserError(click.ClickException):
@@ -223,6 +224,22 @@ def optimization_options(defaults=D, notes=None):
                          help="learning rate at the last step (linear decay after the warm-up)"),
             click.option("--warmup", "warmup_frac", type=float, default=defaults.warmup_frac,
                          show_default=True, help="fraction of steps of linear warm-up"),
+            click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=defaults.optimizer,
+                         show_default=True,
+                         help=noted("adam (the paper's), sgd (plain gradient descent) or "
+                                    "momentum (heavy ball); sgd and momentum move the variance "
+                                    "in its log; all three share the clipping, the schedule and "
+                                    "the update average", "optimizer", notes)),
+            click.option("--momentum", type=float, default=defaults.momentum, show_default=True,
+                         help=noted("momentum coefficient in [0, 1) of --optimizer momentum",
+                                    "momentum", notes)),
+            click.option("--nesterov", is_flag=True,
+                         help="--optimizer momentum: Nesterov's form"),
+            click.option("--batch-size", type=int, default=defaults.batch_size,
+                         callback=positive(1),
+                         help=noted("training samples per step B in [1, N] (default: N, full "
+                                    "batch); each epoch a fresh permutation of the samples in "
+                                    "ceil(N / B) steps", "batch_size", notes)),
             click.option("--t-min", type=float, default=defaults.t_min, show_default=True,
                          help="smallest time of the training and evaluation grid"),
             click.option("--t-max", type=float, default=defaults.t_max, show_default=True,
@@ -339,6 +356,8 @@ def config_rules(opts):
          f"with --model {model} (they set the template model)"),
         (("dim",), model == "gmm", f"with --model {model} (the dimension is colors x image "
                                    "size squared)"),
+        (("momentum", "nesterov"), opts.get("optimizer", "adam") == "momentum",
+         f"with --optimizer {opts.get('optimizer', 'adam')} (they set --optimizer momentum)"),
     ]
 
 
@@ -383,7 +402,9 @@ def format_table(rows):
     training, and below it one line when sizes are still moving or never left their
     initialization."""
     from gmmdiff.analysis.convergence import run_verdict
-    tracked = all("along_training" in r for r in rows)
+    diverged = [r for r in rows if r.get("status") == "diverged"]
+    rows = [r for r in rows if r.get("status") != "diverged"]
+    tracked = bool(rows) and all("along_training" in r for r in rows)
     head = (f"{'M':>6} {'M/N':>6} {'mem. ratio':>10} {'95% interval':>15} {'variance':>10} "
             f"{'train loss':>11} {'test loss':>11}" + (f"  {'status':<9}" if tracked else ""))
     lines = [head, "-" * len(head)]
@@ -397,4 +418,6 @@ def format_table(rows):
         verdict = run_verdict([r["along_training"]["status"] for r in rows], [r["M"] for r in rows])
         if verdict:
             lines.append(verdict)
+    for r in diverged:
+        lines.append(f"M = {r['M']} diverged at step {r['diverged_at']}: no results ({r['reason']})")
     return "\n".join(line.rstrip() for line in lines)

@@ -28,6 +28,8 @@ import ctypes
 import os
 import threading
 
+import numpy as np
+
 # (setter, getter) symbol pairs, tried in order in every loaded BLAS-like library
 _SYMBOLS = (
     ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
@@ -190,6 +192,12 @@ class Crew:
         self.close()
 
     def _work(self, slot):
+        # floating-point warnings are the training loop's to judge: it stops a model
+        # whose loss or parameters are no longer finite (gmmdiff.training.loop.Diverged)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self._serve(slot)
+
+    def _serve(self, slot):
         cv = self._cv
         while True:
             with cv:

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from gmmdiff.io.files import StorageError
-from gmmdiff.io.rundir import RunDir, completed_sizes, read_model_arrays, read_run
+from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes, read_model_arrays, read_run
 from gmmdiff.io.schemas import SCHEMAS, read_checked, schema_error
 from gmmdiff.training.config import TrainConfig
 from gmmdiff.training.state import TrainState, initial_state
@@ -33,6 +33,8 @@ def field_schema(f):
     its default; None for ``template_file`` (a path, or null)."""
     if f.name == "template_file":
         return None
+    if f.name == "batch_size":              # None (full batch) is not written
+        return "int"
     return {bool: "bool", int: "int", float: "num", str: "str"}[type(f.default)]
 
 
@@ -99,7 +101,7 @@ def check_run(run_dir):
     cfg_json, config = read_config(run_dir)
     rows = read_run(run_dir)[1]
     ds = config.dataset()
-    for M in completed_sizes(run_dir):
+    for M in evaluated_sizes(run_dir):
         check_model_arrays(os.path.join(run_dir, RunDir.model_stem(M) + ".npz"), config, M, ds)
     return cfg_json, rows, config
 

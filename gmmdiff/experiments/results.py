@@ -16,7 +16,7 @@ import numpy as np
 
 from gmmdiff.analysis.convergence import series_arrays
 from gmmdiff.io.files import read_npz
-from gmmdiff.io.rundir import RunDir, read_run
+from gmmdiff.io.rundir import RunDir, read_diverged, read_run
 
 
 class RunResults:
@@ -34,16 +34,20 @@ class RunResults:
     meta : dict
         Facts recorded beside it (gmmdiff version, template file path).
     sizes : list of int
-        The completed model sizes M, increasing.
+        The completed model sizes M with results, increasing.
     metrics : list of dict
         Per-size metrics (``model_M*.json``), in the order of ``sizes``.
+    diverged : list of dict
+        The records of the sizes whose training diverged (``M``, ``diverged_at``: the
+        step, ``reason``), increasing in M; not in ``sizes``.
     """
 
-    def __init__(self, path, config, meta, metrics):
+    def __init__(self, path, config, meta, metrics, diverged=()):
         self.path = path
         self.config = config
         self.meta = meta
         self.metrics = metrics
+        self.diverged = list(diverged)
         self.sizes = [int(m["M"]) for m in metrics]
         self._arrays = {}
 
@@ -220,7 +224,8 @@ def load_run(run_dir):
         A ``ValueError`` naming the directory that is not a run, or the damaged file.
     """
     cfg, rows = read_run(run_dir)
-    return RunResults(os.path.abspath(run_dir), cfg["identity"], cfg.get("meta", {}), rows)
+    return RunResults(os.path.abspath(run_dir), cfg["identity"], cfg.get("meta", {}), rows,
+                      read_diverged(run_dir))
 
 
 class SweepResults:

@@ -15,10 +15,10 @@ from gmmdiff.backend import backend_name, probe_cupy, to_host
 from gmmdiff.analysis import convergence
 from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
 from gmmdiff.io.files import StorageError, check_regular_file
-from gmmdiff.io.rundir import RunDir, completed_sizes
+from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes
 from gmmdiff.training import interrupt
 from gmmdiff.training.config import check_batchable, check_sizes
-from gmmdiff.training.loop import check_fused, train
+from gmmdiff.training.loop import Diverged, check_fused, train
 from gmmdiff.training.memory import check_run_fits
 from gmmdiff.training.state import TrainState, initial_state
 
@@ -41,10 +41,11 @@ RESULTS_FORMAT = 6
 
 
 def identity(cfg, backend):
-    """The settings a run directory is tied to (and :data:`RESULTS_FORMAT`). A template
-    file enters by the SHA-256 of its content, not its path: the same file by another
-    path is the same run, a file changed in place is not."""
-    ident = dict(dataclasses.asdict(cfg), backend=backend, results_format=RESULTS_FORMAT)
+    """The settings a run directory is tied to (:meth:`TrainConfig.settings`: the
+    optimizer's and batch's only where they differ from full-batch Adam) and
+    :data:`RESULTS_FORMAT`. A template file enters by the SHA-256 of its content, not its
+    path: the same file by another path is the same run, a file changed in place is not."""
+    ident = dict(cfg.settings(), backend=backend, results_format=RESULTS_FORMAT)
     if cfg.template_file is not None:
         ident["template_file"] = "sha256:" + file_sha256(cfg.template_file)
     return ident
@@ -173,7 +174,7 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
         check_run_fits(cfgs[0], pending, xp, n_configs=len(cfgs))
     datasets = [c.dataset(xp) for c in cfgs]
     for c, (_, out, sz) in zip(cfgs, items):        # the finished sizes this returns
-        done = set(completed_sizes(out)) if os.path.isdir(out) else set()
+        done = set(evaluated_sizes(out)) if os.path.isdir(out) else set()
         host = c.dataset() if done & set(sz) else None
         for M in (m for m in sz if m in done):
             check_model_arrays(os.path.join(out, RunDir.model_stem(M) + ".npz"), c, M, host)
@@ -214,10 +215,17 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
     else:
         state = fresh
     fam = cfgs[0].family()                                               # shared by the batch
-    if state.step < cfgs[0].steps:
-        state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
-                      checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused,
-                      on_eval=_tracker(fam, state, cfgs, datasets, xp))
+    while state is not None and state.step < cfgs[0].steps:
+        try:
+            state = train(datasets, state, cfgs, xp, callback=callback, log_every=log_every,
+                          checkpoint=ckpt, checkpoint_every=checkpoint_every, fused=fused,
+                          on_eval=_tracker(fam, state, cfgs, datasets, xp))
+        except Diverged as exc:         # those models end here; the others train on
+            state = _end_diverged(exc, cfgs, rds)
+    if state is None:                   # every pending model diverged
+        if os.path.exists(ckpt):
+            os.unlink(ckpt)
+        return
     baselines = {}
     for j, (M, o) in enumerate(zip(state.sizes, state.owners)):
         cfg, ds = cfgs[o], datasets[o]
@@ -229,6 +237,8 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
                                     "loss": [row[j] for row in state.losses]}
         if state.eval_steps:
             series = state.series(j)
+            if cfg.batch() < cfg.samples:               # minibatches: epochs beside steps
+                series["epochs"] = cfg.epochs(series["steps"]).tolist()
             series["status"], series["status_reason"] = convergence.status(series, cfg.data_var)
             metrics["along_training"] = series
         rds[o].write_result(M, metrics, {**{k: to_host(v) for k, v in params.items()},
@@ -236,6 +246,29 @@ def _train_and_evaluate(items, cfgs, datasets, rds, xp, *, checkpoint, checkpoin
         if j + 1 < len(state.sizes):    # a signal (stop_on): the checkpoint stays, the
             interrupt.check("while evaluating the trained models")   # rest resume from it
     os.unlink(ckpt)
+
+
+def _end_diverged(exc, cfgs, rds):
+    """Write the record of each model of :class:`~gmmdiff.training.loop.Diverged`
+    ``exc`` (status "diverged", the step, the reason; its finite training losses) and
+    return the state of the other models (None when none is left)."""
+    state = exc.state
+    for j in exc.models:
+        M, o = state.sizes[j], state.owners[j]
+        cfg = cfgs[o]
+        reason = (f"the training loss or parameters became non-finite, or the variance ran "
+                  f"away, by step {exc.step} of {cfg.steps} (optimizer {cfg.optimizer}, "
+                  f"learning rate {cfg.lr_peak:g}): the learning rate is too large for this "
+                  "model; a smaller --lr trains it")
+        record = {"M": int(M), "M_over_N": M / cfg.samples, "times": cfg.grid().tolist(),
+                  "status": "diverged", "diverged_at": exc.step, "reason": reason,
+                  "training_loss": {"steps": list(state.loss_steps),
+                                    "loss": [row[j] for row in state.losses]}}
+        rds[o].write_result(M, record, None)
+    keep = [j for j in range(len(state.sizes)) if j not in set(exc.models)]
+    if not keep:
+        return None
+    return state.select(keep, [state.owners[j] for j in keep], [state.sizes[j] for j in keep])
 
 
 def _tracker(fam, state, cfgs, datasets, xp):

@@ -6,7 +6,9 @@ A run directory holds
   backend, dtype and seed (a run directory belongs to one configuration);
 - ``model_M00020.json`` / ``model_M00020.npz`` -- metrics and learned parameters of one
   model size (the NPZ is written first, the JSON second, the index last);
-- ``index.json``   -- the model sizes whose results are complete;
+- ``index.json``   -- the model sizes whose results are complete (``complete``), and
+  among them those whose training diverged (``diverged``: their ``model_M*.json`` is a
+  short record, :data:`gmmdiff.io.schemas.SCHEMAS` ``"diverged"``, with no NPZ);
 - ``checkpoint.npz`` -- the training state of the sizes in progress (removed once
   their results are written).
 
@@ -126,17 +128,28 @@ class RunDir:
         return completed_sizes(self.path)
 
     def write_result(self, M, metrics, arrays):
-        """Write one model size's parameters (NPZ), metrics (JSON), then the index."""
+        """Write one model size's parameters (NPZ), metrics (JSON), then the index.
+        ``arrays`` None: a diverged size's record (``metrics["status"] == "diverged"``),
+        JSON only, listed in the index's ``diverged`` too."""
         stem = self.model_stem(M)
-        write_npz(self.file(stem + ".npz"), arrays)
+        if arrays is not None:
+            write_npz(self.file(stem + ".npz"), arrays)
         write_json(self.file(stem + ".json"), metrics)
         done = sorted(set(self.completed()) | {int(M)})
-        write_json(self.file("index.json"), {"complete": done})
+        diverged = set(diverged_sizes(self.path)) | ({int(M)} if arrays is None else set())
+        index = {"complete": done}
+        if diverged:
+            index["diverged"] = sorted(diverged)
+        write_json(self.file("index.json"), index)
 
     def read_result(self, M):
-        """(metrics dict, arrays dict) of a completed model size."""
+        """(metrics dict, arrays dict) of a completed model size; (record, None) for a
+        diverged one."""
         stem = self.model_stem(M)
-        return read_metrics(self.file(stem + ".json"), int(M)), read_model_arrays(self.file(stem + ".npz"))
+        metrics = read_metrics(self.file(stem + ".json"), int(M))
+        if metrics.get("status") == "diverged":
+            return metrics, None
+        return metrics, read_model_arrays(self.file(stem + ".npz"))
 
 
 def completed_sizes(run_dir):
@@ -150,6 +163,27 @@ def completed_sizes(run_dir):
                            f"{short_repr(complete)}, expected distinct model sizes >= 1; remove it "
                            "or choose another directory")
     return sorted(complete)
+
+
+def diverged_sizes(run_dir):
+    """Sorted model sizes of ``run_dir`` whose training diverged (complete, with a
+    "diverged" record instead of results; [] without any)."""
+    p = os.path.join(run_dir, "index.json")
+    if not os.path.exists(p):
+        return []
+    index = read_checked(p, SCHEMAS["index"])
+    diverged = index.get("diverged", [])
+    if not set(diverged) <= set(index["complete"]) or len(set(diverged)) != len(diverged):
+        raise StorageError(f"{p} is not a valid gmmdiff file: diverged holds "
+                           f"{short_repr(diverged)}, expected distinct sizes listed as complete; "
+                           "remove it or choose another directory")
+    return sorted(diverged)
+
+
+def evaluated_sizes(run_dir):
+    """Sorted complete model sizes of ``run_dir`` with results (not diverged)."""
+    diverged = set(diverged_sizes(run_dir))
+    return [M for M in completed_sizes(run_dir) if M not in diverged]
 
 
 def read_model_arrays(path):
@@ -170,7 +204,8 @@ def read_model_arrays(path):
 
 
 def read_run(run_dir, *, check_arrays=False):
-    """(config dict, list of per-size metric dicts in increasing M) of a run directory.
+    """(config dict, list of per-size metric dicts in increasing M) of a run directory:
+    the sizes with results (a diverged size's record is :func:`read_diverged`'s).
 
     ``check_arrays``: also read every model's NPZ, so that a truncated or corrupt one is
     reported (StorageError naming it) instead of going unnoticed."""
@@ -179,11 +214,21 @@ def read_run(run_dir, *, check_arrays=False):
         raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
     cfg = read_checked(cfg_path, SCHEMAS["config"])
     rows = []
-    for M in completed_sizes(run_dir):
+    for M in evaluated_sizes(run_dir):
         stem = os.path.join(run_dir, RunDir.model_stem(M))
         rows.append(read_metrics(stem + ".json", M))
         if check_arrays:
             read_model_arrays(stem + ".npz")
     if not rows:
-        raise StorageError(f"{run_dir} holds no completed model sizes yet")
+        diverged = diverged_sizes(run_dir)
+        raise StorageError(f"{run_dir} holds no completed model sizes yet" if not diverged else
+                           f"{run_dir} holds no model size with results: every completed "
+                           f"size diverged ({', '.join(map(str, diverged))})")
     return cfg, rows
+
+
+def read_diverged(run_dir):
+    """The records of ``run_dir``'s diverged sizes (:func:`diverged_sizes`), in
+    increasing M: dicts with ``M``, ``diverged_at`` (the step) and ``reason``."""
+    return [read_metrics(os.path.join(run_dir, RunDir.model_stem(M) + ".json"), M)
+            for M in diverged_sizes(run_dir)]

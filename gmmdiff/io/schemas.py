@@ -87,7 +87,7 @@ CROSSING = {"value": "num?", "interval": (2, "num?"), "status": "str"}
 
 SCHEMAS = {
     "config": {"identity": {}, "meta?": {}},
-    "index": {"complete": ["int"]},
+    "index": {"complete": ["int"], "diverged?": ["int"]},
     "metrics": {"M": "int", "M_over_N": "num", "times": ["num"],
                 "memorization": {"ratio": "num", "interval": (2, "num"), "count?": "int",
                                  "n?": "int"},
@@ -100,11 +100,15 @@ SCHEMAS = {
                     "generalizing": ["num?"], "simple": ["num?"], "nearest": ["num?"],
                     "expected": ["num?"]},
                 "training_loss?": {"steps": ["int"], "loss": ["num?"]},
-                "along_training?": {"steps": ["int"], "ratio": ["num"], "ratio_lo": ["num"],
+                "along_training?": {"steps": ["int"], "epochs?": ["num"], "ratio": ["num"], "ratio_lo": ["num"],
                                     "ratio_hi": ["num"], "count": ["num"], "n": ["num"],
                                     "variance": ["num"], "train_loss": ["num?"],
                                     "test_loss": ["num?"], "status": "str",
                                     "status_reason": "str"}},
+    # a model size whose training diverged: no results, the step and the reason
+    "diverged": {"M": "int", "M_over_N": "num", "times": ["num"], "status": "str",
+                 "diverged_at": "int", "reason": "str",
+                 "training_loss?": {"steps": ["int"], "loss": ["num"]}},
     "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
                    "M": ["num"], "ratio": ["num"]},
     "fit": {"weights": ["num"], "times": ["num"], "source": "str", "configs?": ["str"],
@@ -163,10 +167,20 @@ def read_transition(path):
 
 def read_metrics(path, M=None):
     """One model size's metrics (``model_M00020.json``), checked (and its "M" equal to
-    ``M`` when given)."""
-    m = read_checked(path, SCHEMAS["metrics"],
-                     advice="remove the run directory's damaged size from index.json or the "
-                            "directory itself to retrain it")
+    ``M`` when given); a diverged size's record (status "diverged") is checked against
+    its own schema."""
+    advice = ("remove the run directory's damaged size from index.json or the directory "
+              "itself to retrain it")
+    m = read_json(path)
+    diverged = isinstance(m, dict) and m.get("status") == "diverged"
+    err = schema_error(m, SCHEMAS["diverged" if diverged else "metrics"])
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
+    if diverged:
+        if M is not None and m["M"] != M:
+            raise StorageError(f"{path} is not a valid gmmdiff file: its M is {m['M']}, not {M}; "
+                               f"{advice}")
+        return m
     n = len(m["times"])
     bad = [f"per_time_losses.{k} has not {n} times" for k, v in m["per_time_losses"].items()
            if isinstance(v, list) and len(v) != n]

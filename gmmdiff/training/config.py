@@ -46,7 +46,8 @@ class TrainConfig:
     samples : int
         Training samples N, >= 2.
     steps : int
-        Optimizer steps; full batch, so one step is one epoch.
+        Optimizer steps (full batch: one step is one epoch; with ``batch_size`` B < N an
+        epoch is ceil(N / B) steps).
     noise_draws : int
         Noise draws per training sample and step.
     eval_samples : int
@@ -103,6 +104,17 @@ class TrainConfig:
         Templates model: color channels C.
     common_noise : bool
         All models of a batch share one stream of times and noise.
+    optimizer : {"adam", "sgd", "momentum"}
+        Adam (the paper's), plain gradient descent, or heavy-ball momentum
+        (:mod:`gmmdiff.training.optim`; the last two move the variance in its log).
+    momentum : float
+        The momentum coefficient m in [0, 1) of ``optimizer="momentum"``.
+    nesterov : bool
+        Nesterov's form of ``optimizer="momentum"``.
+    batch_size : int or None
+        Training samples per step, B in [1, N]; None (or N): full batch. With B < N each
+        epoch is a fresh permutation of the samples (shared by the model sizes of the
+        configuration) split into ceil(N / B) steps (:mod:`gmmdiff.training.batches`).
 
     Examples
     --------
@@ -142,6 +154,10 @@ class TrainConfig:
     image_size: int = 15
     colors: int = 3
     common_noise: bool = False
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
+    batch_size: int = None
 
     def validate(self):
         """Raise ValueError naming the first bad setting."""
@@ -181,6 +197,17 @@ class TrainConfig:
                              "sampler step and a Monte Carlo evaluation of every model")
         time_grid(self.grid_size, self.t_min, self.t_max)
         self.optim().validate()
+        if not isinstance(self.nesterov, bool):
+            raise ValueError(f"nesterov = {self.nesterov!r} must be true or false")
+        if self.batch_size is not None:
+            check_positive_int("batch size (--batch-size)", self.batch_size)
+            if self.batch_size > self.samples:
+                raise ValueError(f"batch size (--batch-size) {self.batch_size} is above the "
+                                 f"number of training samples N = {self.samples}; accepted: "
+                                 f"1 to {self.samples}")
+        if self.optimizer != "adam" and self.init_var == 0 and self.init != "prior":
+            raise ValueError(f"optimizer {self.optimizer!r} moves the variance in its log, "
+                             "which cannot leave init_var = 0; give --init-var > 0")
         if self.model not in families.REGISTRY:
             raise ValueError(f"unknown model {self.model!r}; accepted: "
                              f"{', '.join(families.REGISTRY)}")
@@ -190,8 +217,39 @@ class TrainConfig:
 
     def optim(self):
         """The optimizer's hyperparameters (:class:`gmmdiff.training.optim.OptimConfig`)."""
-        return optim.OptimConfig(lr_peak=self.lr_peak, lr_final=self.lr_final,
-                                 warmup_frac=self.warmup_frac)
+        return optim.OptimConfig(optimizer=self.optimizer, momentum=self.momentum,
+                                 nesterov=self.nesterov, lr_peak=self.lr_peak,
+                                 lr_final=self.lr_final, warmup_frac=self.warmup_frac)
+
+    def batch(self):
+        """The training samples per step B (N for full batch)."""
+        return self.samples if self.batch_size is None else int(self.batch_size)
+
+    def steps_per_epoch(self):
+        """Optimizer steps per epoch: ceil(N / B) (1 for full batch)."""
+        return -(-self.samples // self.batch())
+
+    def epochs(self, steps):
+        """Epochs done after ``steps`` optimizer steps (float array or float): steps B / N
+        for whole steps, exact at epoch ends (the last step of an epoch may be shorter)."""
+        k = np.asarray(steps, dtype=np.float64)
+        spe = self.steps_per_epoch()
+        return np.floor(k / spe) + np.minimum(k % spe * self.batch(), self.samples) / self.samples
+
+    def settings(self):
+        """The fields that determine results, as a dict (a run's and a sweep's identity):
+        every field, except the optimizer's and batch's at their defaults, so that run
+        directories made before those settings existed (full-batch Adam) stay the same
+        identity: ``momentum`` and ``nesterov`` appear only for ``optimizer="momentum"``,
+        ``optimizer`` only when not "adam", ``batch_size`` only when below N."""
+        out = dataclasses.asdict(self)
+        if out["optimizer"] == "adam":
+            del out["optimizer"]
+        if self.optimizer != "momentum":
+            del out["momentum"], out["nesterov"]
+        if self.batch_size is None or self.batch_size >= self.samples:
+            del out["batch_size"]
+        return out
 
     def grid(self):
         """The descending time grid (L,) of training, sampling and evaluation."""

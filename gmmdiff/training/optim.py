@@ -1,11 +1,33 @@
-"""The optimizer: clip by global norm, Adam, a warmup-stable-decay learning rate and an
-exponential moving average of the updates (SPEC 8).
+"""The optimizers: clip by global norm, then Adam, plain gradient descent or heavy-ball
+momentum, a warmup-stable-decay learning rate and an exponential moving average of the
+updates (SPEC 8, 12).
 
-Semantics are those of ``optax.chain(clip_by_global_norm(c), adam(schedule), ema(decay,
-debias=True))``, written out by hand for parameter dictionaries whose arrays carry a
-leading model axis J (every model is optimized independently, with its own global
-norm). The step is a pure function ``(params, grads, state) -> (params, state)``; the
-state is a flat dict of plain arrays and one integer, which saves to NPZ as it is.
+Semantics are those of ``optax.chain(clip_by_global_norm(c), OPT, ema(decay,
+debias=True))`` with OPT one of
+
+- ``"adam"`` (the default): ``optax.adam(schedule, b1, b2, eps)``;
+- ``"sgd"``: ``optax.sgd(schedule)``, the update ``-lr g``;
+- ``"momentum"``: ``optax.sgd(schedule, momentum=m, nesterov=...)``, the trace
+  ``v <- m v + g`` and the update ``-lr v`` (Nesterov: ``-lr (g + m v)``),
+
+written out by hand for parameter dictionaries whose arrays carry a leading model axis J
+(every model is optimized independently, with its own global norm). The step is a pure
+function ``(params, grads, state) -> (params, state)``; the state is a flat dict of
+plain arrays and one integer, which saves to NPZ as it is.
+
+The variance under gradient descent. Adam's step is invariant to the scale of each
+coordinate; gradient descent's is not, and the standard deviation is the worst case.
+The loss at grid time t depends on the variance s through s / sigma_t^2 (v = alpha_t^2 s
++ sigma_t^2), so near a memorized state (s ~ sigma_t^2 = 1e-6 at the smallest time) its
+curvature in std carries a factor 1 / sigma_t^2 (up to 1e6 on the paper's grid) that its
+curvature in u = log std^2 does not: in u each time's loss is a function of
+u - log sigma_t^2, whose slope and curvature are of the order of that time's loss, as
+the means' are. So ``"sgd"`` and ``"momentum"`` move the parameters named in
+:data:`LOG_VARIANCE` (``std``, both families' scale) in u: the gradient they see is
+dL/du = (std / 2) dL/dstd, and a step du becomes std <- std exp(du / 2). One learning
+rate then serves the means and the variance; std keeps its sign and never crosses 0
+(a start at variance 0 is refused). Adam is left as it is (bit for bit): its step is
+already scale-free. The checkpoint keeps std; the momentum trace of std is in u.
 """
 from dataclasses import dataclass
 
@@ -14,9 +36,18 @@ import numpy as np
 from gmmdiff.backend import array_namespace
 
 
+OPTIMIZERS = ("adam", "sgd", "momentum")
+LOG_VARIANCE = ("std",)        # parameters that sgd and momentum move in log(std^2)
+SLOTS = {"adam": ("mu", "nu", "ema"), "sgd": ("ema",), "momentum": ("trace", "ema")}
+
+
 @dataclass(frozen=True)
 class OptimConfig:
-    """Hyperparameters (defaults from the reference implementation)."""
+    """Hyperparameters (defaults from the reference implementation); ``optimizer`` one
+    of :data:`OPTIMIZERS`, ``momentum`` and ``nesterov`` used by "momentum" only."""
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    nesterov: bool = False
     lr_peak: float = 1e-3
     lr_final: float = 1e-6
     warmup_frac: float = 0.1
@@ -27,6 +58,10 @@ class OptimConfig:
     ema_decay: float = 0.99
 
     def validate(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; accepted: {', '.join(OPTIMIZERS)}")
+        if not (isinstance(self.momentum, (int, float)) and 0.0 <= self.momentum < 1.0):
+            raise ValueError(f"momentum = {self.momentum!r} must lie in [0, 1)")
         for name in ("lr_peak", "lr_final", "eps", "clip_norm"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
@@ -52,12 +87,16 @@ def learning_rate(step, total_steps, cfg):
     return cfg.lr_peak + frac * (cfg.lr_final - cfg.lr_peak)
 
 
-def init_state(params):
-    """Zero Adam moments and update average for ``params`` (dict name -> (J, ...))."""
+def init_state(params, optimizer="adam"):
+    """The zero state of ``optimizer`` for ``params`` (dict name -> (J, ...)): the step
+    count and, per parameter, its slots (:data:`SLOTS`: Adam's moments ``mu``, ``nu``,
+    the momentum ``trace``, the update average ``ema``), keyed ``<slot>_<name>``."""
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; accepted: {', '.join(OPTIMIZERS)}")
     xp = array_namespace(*params.values())
     state = {"count": 0}
     for name, p in params.items():
-        for slot in ("mu", "nu", "ema"):
+        for slot in SLOTS[optimizer]:
             state[f"{slot}_{name}"] = xp.zeros_like(p)
     return state
 
@@ -81,6 +120,8 @@ def step(params, grads, state, lr, cfg):
     -------
     (new_params, new_state); the inputs are not modified.
     """
+    if cfg.optimizer != "adam":
+        return _descent_step(params, grads, state, lr, cfg)
     xp = array_namespace(*params.values())
     names = sorted(params)
     J = params[names[0]].shape[0]
@@ -100,6 +141,38 @@ def step(params, grads, state, lr, cfg):
         ema = cfg.ema_decay * state[f"ema_{n}"] + (1.0 - cfg.ema_decay) * upd
         new_params[n] = params[n] + ema / ce
         new_state[f"mu_{n}"], new_state[f"nu_{n}"], new_state[f"ema_{n}"] = mu, nu, ema
+    return new_params, new_state
+
+
+def _descent_step(params, grads, state, lr, cfg):
+    """:func:`step` for "sgd" and "momentum": the parameters of :data:`LOG_VARIANCE` in
+    u = log std^2 (the module's docstring), the others as they are."""
+    xp = array_namespace(*params.values())
+    names = sorted(params)
+    J = params[names[0]].shape[0]
+    # the gradient in the optimized coordinates: dL/du = dL/dstd * std / 2
+    coord = {n: grads[n] * (0.5 * params[n]) if n in LOG_VARIANCE else grads[n] for n in names}
+    gnorm = xp.sqrt(sum(_model_sq_norm(coord[n], xp) for n in names))  # (J,)
+    scale = xp.where(gnorm < cfg.clip_norm, 1.0, cfg.clip_norm / xp.maximum(gnorm, 1e-300))
+    count = state["count"] + 1
+    ce = 1.0 - cfg.ema_decay ** count
+    new_params, new_state = {}, {"count": count}
+    for n in names:
+        shape = (J,) + (1,) * (params[n].ndim - 1)
+        g = coord[n] * scale.reshape(shape).astype(coord[n].dtype)
+        if cfg.optimizer == "momentum":
+            trace = cfg.momentum * state[f"trace_{n}"] + g                 # v <- m v + g
+            direction = g + cfg.momentum * trace if cfg.nesterov else trace
+            new_state[f"trace_{n}"] = trace
+        else:
+            direction = g
+        upd = -lr * direction
+        ema = cfg.ema_decay * state[f"ema_{n}"] + (1.0 - cfg.ema_decay) * upd
+        if n in LOG_VARIANCE:
+            new_params[n] = params[n] * xp.exp(0.5 * (ema / ce))         # u <- u + ema / ce
+        else:
+            new_params[n] = params[n] + ema / ce
+        new_state[f"ema_{n}"] = ema
     return new_params, new_state
 
 
@@ -157,6 +230,8 @@ class FlatStep:
         if params is not self.params or state is not self.state:
             raise ValueError("FlatStep steps only its own params and state "
                              "(FlatStep.params, FlatStep.state)")
+        if cfg.optimizer != "adam":
+            raise ValueError(f"FlatStep is Adam's step; got optimizer {cfg.optimizer!r}")
         b = self._buf
         g, t1, t2 = b["g"], b["t1"], b["t2"]
         for n in self.names:

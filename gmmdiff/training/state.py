@@ -231,5 +231,6 @@ def initial_state(dataset, sizes, cfg, xp, *, owners=None, labels=None):
         params[name] = xp.asarray(packed, dtype=dtype)
     for j, M in enumerate(sizes):
         mask[j, :M] = True
-    return TrainState(list(sizes), params, xp.asarray(mask), optim.init_state(params), 0, [], [],
+    return TrainState(list(sizes), params, xp.asarray(mask),
+                      optim.init_state(params, cfgs[0].optimizer), 0, [], [],
                       owners, labels)

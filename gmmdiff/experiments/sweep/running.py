@@ -66,6 +66,7 @@ def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callbac
     kw = dict(callback=callback, checkpoint_every=checkpoint_every, fused=fused)
     rows = run_batch([(c, rd, p["coarse"]) for c, rd, p in plans], xp,
                      checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-coarse.npz"), **kw)
+    rows = [_evaluated(r) for r in rows]
     crash_point("coarse-done")
     for (c, rd, plan), coarse_rows in zip(plans, rows):
         # a recorded refinement is checked here too: with coarse results missing (a
@@ -86,13 +87,21 @@ def run_group(cfgs, sweep_dir, xp, *, coarse=10, refine=10, tag="group", callbac
         done = run_batch([item for _, item in extra], xp,
                          checkpoint=os.path.join(sweep_dir, f"checkpoint-{tag}-refine.npz"), **kw)
         for (k, _), more in zip(extra, done):
-            rows[k] = sorted(rows[k] + more, key=lambda r: r["M"])
+            rows[k] = sorted(rows[k] + _evaluated(more), key=lambda r: r["M"])
     crash_point("refine-done")
     for (_, rd, _), config_rows in zip(plans, rows):
+        if not config_rows:             # every size diverged: no curve, no transition
+            echo(f"{os.path.basename(rd)}: every model size diverged; no transition")
+            continue
         write_json(os.path.join(rd, "baselines.json"), baselines_table(config_rows))
         crash_point("baselines-written")
         write_json(os.path.join(rd, "transition.json"), transition_of(config_rows))
         crash_point("transition-written")
+
+
+def _evaluated(rows):
+    """The rows of sizes with results (a diverged size's record has none)."""
+    return [r for r in rows if r.get("status") != "diverged"]
 
 
 def transition_of(rows):

@@ -80,6 +80,9 @@ def summarize(sweep_dir, *, weights=None, summary=None):
                     M, gen, pmem = (np.asarray(c["mc"][k], dtype=np.float64) for k in ("M", "gen", "pmem"))
                 else:
                     M, gen, pmem = approximation_curves(summary["times"], cfg, source, X=X)
+                if M.size == 0:         # every trained size above N (a time sweep at M/N = 2)
+                    row[f"pred_{source}"] = None
+                    continue
                 w = weights if weights is not None else np.full(gen.size, 1.0 / gen.size)
                 r, ok = predicted_ratio(M, gen, pmem, w, c["N"], clamp=False)
                 row[f"pred_{source}"] = r if ok else None

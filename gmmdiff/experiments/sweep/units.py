@@ -22,7 +22,7 @@ from gmmdiff.experiments.sweep.plans import check_refine, read_plan
 from gmmdiff.experiments.sweep.spec import init_tag, read_sweep_file, run_name, var_tag
 from gmmdiff.io import locks
 from gmmdiff.io.files import StorageError, check_identity, remove_temporaries, write_json
-from gmmdiff.io.rundir import RunDir, completed_sizes, leftovers_only
+from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes, leftovers_only
 from gmmdiff.io.schemas import read_metrics, read_transition
 
 
@@ -185,7 +185,7 @@ def check_configuration(sweep_dir, cfg, spec, backend):
         return
     check_run_dir(rd, runs_identity(cfg, backend))
     locks.check_lock_path(os.path.join(rd, ".lock"))
-    done = completed_sizes(rd)
+    done = evaluated_sizes(rd)              # (a diverged size has no results to read)
     plan = read_plan(rd, cfg, spec.coarse_points)
     if os.path.exists(os.path.join(rd, "transition.json")):
         read_transition(os.path.join(rd, "transition.json"))
