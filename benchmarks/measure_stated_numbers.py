@@ -16,7 +16,8 @@ asks for this script to be run again:
 ``builtin``: the built-in job, ``gmmdiff-train`` with no options, in a fresh temporary
 directory; ``fit``: ``gmmdiff-predict --fit`` on a copy of the shipped CPU sweep (every
 source); ``count``: the tests ``pytest --collect-only`` finds; ``suite``: the count and
-the wall time of ``python -m pytest -q tests``. Wall and CPU times (the child's user +
+the wall time of ``python -m pytest -q tests`` (less the one test that fails until
+this very measurement is made with the present version). Wall and CPU times (the child's user +
 system) include Python's start and imports, as a user waits for them. Run it from the
 checkout, with gmmdiff installed (its commands on PATH).
 """
@@ -34,6 +35,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORD = os.path.join(ROOT, "docs", "measurements.json")
+# fails until the times are measured with this version: left out of the suite's timing run
+VERSION_TEST = "tests/test_docs.py::test_the_stated_times_were_measured_with_this_version"
 
 
 def loadavg():
@@ -106,8 +109,9 @@ def measure(what):
             count = int(re.search(r"(\d+) tests? collected", out).group(1))
             entry = {"command": "python -m pytest --collect-only -q tests", "tests": count,
                      **common(l0, l1)}
-            if what == "suite":
-                wall, _, out, l0, l1 = timed([sys.executable, "-m", "pytest", "-q", "tests"], ROOT)
+            if what == "suite":         # (less the test that asks for this measurement)
+                wall, _, out, l0, l1 = timed([sys.executable, "-m", "pytest", "-q", "tests",
+                                              "--deselect", VERSION_TEST], ROOT)
                 entry.update(command="python -m pytest -q tests", minutes=round(wall / 60, 1),
                              result=out.strip().splitlines()[-1], **common(l0, l1))
             return entry
