@@ -148,8 +148,13 @@ def main(argv=None):
             got = {k: v for k, v in got.items() if k in ("tests",)}
         print(f"{key}: {json.dumps(got)}", flush=True)
         new[key].update(got)
-    if not args.write:
-        return
+    if args.write:
+        write(record, new)
+
+
+def write(record, new):
+    """Write the record ``new`` (docs/measurements.json) and rewrite each sentence of
+    ``record`` (the one on disk) into the sentence of ``new``."""
     for name in record:
         if not isinstance(record[name], dict) or "places" not in record[name]:
             continue
