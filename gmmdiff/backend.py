@@ -25,7 +25,16 @@ def install_command(extra):
     names the checkout pip recorded at install time (its ``direct_url.json``), with
     ``-e`` for an editable install, and otherwise ``'.[extra]'`` (run from the
     checkout)."""
-    where, editable = None, False
+    where, editable = installed_from()
+    if where is None:
+        return f"pip install '.[{extra}]' (in the gmmdiff checkout)"
+    return f"pip install {'-e ' if editable else ''}'{where}[{extra}]'"
+
+
+def installed_from():
+    """(the checkout gmmdiff was installed from, whether editably), as pip recorded it
+    (``direct_url.json``); (None, False) where it recorded none (a checkout on
+    sys.path, a wheel)."""
     try:
         from importlib import metadata
         info = json.loads(metadata.distribution("gmmdiff").read_text("direct_url.json") or "{}")
@@ -33,13 +42,10 @@ def install_command(extra):
         if url.startswith("file://"):
             path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
             if os.path.isfile(os.path.join(path, "setup.py")):
-                where = path
-                editable = bool(info.get("dir_info", {}).get("editable"))
+                return path, bool(info.get("dir_info", {}).get("editable"))
     except Exception:        # no metadata (a checkout on sys.path): the generic form
         pass
-    if where is None:
-        return f"pip install '.[{extra}]' (in the gmmdiff checkout)"
-    return f"pip install {'-e ' if editable else ''}'{where}[{extra}]'"
+    return None, False
 
 
 def _cupy_help():

@@ -321,8 +321,8 @@ def test_readme_and_the_docs_show_the_same_builtin_table():
 
 
 def test_builtin_job_time_is_stated_the_same_everywhere():
-    """One time for the built-in job: README said 40 seconds, --help a minute (measured
-    on 2 idle cores: 28.6 s)."""
+    """One time for the built-in job, the record's (docs/measurements.json): README said
+    40 seconds, --help a minute, when it was measured at 28.6 s."""
     from click.testing import CliRunner
     help_text = " ".join(CliRunner().invoke(load_script("gmmdiff-train"), ["--help"]).output.split())
     places = {
@@ -332,9 +332,68 @@ def test_builtin_job_time_is_stated_the_same_everywhere():
         "bin/gmmdiff-train": " ".join(open(os.path.join(ROOT, "bin", "gmmdiff-train")).read().split()),
     }
     for where, text in places.items():
-        found = set(re.findall(r"about (a minute|\d+ seconds|\d+ s\b|half a minute|\d+ minutes?) on 2 (?:idle )?CPU cores",
+        found = set(re.findall(r"(about (?:a minute|\d+ seconds|\d+ s\b|half a minute|\d+ minutes?)) on 2 (?:idle )?CPU cores",
                                text))
-        assert found == {"30 seconds"}, (where, found)
+        assert found == {RECORD["builtin_job"]["about"]}, (where, found)
+
+
+# ------------------------------------------------------------------ numbers that cannot rot
+
+# The times and counts README and the docs state about gmmdiff itself, each with its
+# date, machine, load and version, and the sentences that state them (templates);
+# benchmarks/measure_stated_numbers.py re-measures them and rewrites those sentences.
+RECORD = json.load(open(os.path.join(DOCS, "measurements.json"), encoding="utf-8"))
+REMEASURE = "python benchmarks/measure_stated_numbers.py"
+
+
+def _flat(text):
+    return " ".join(text.split())
+
+
+def test_stated_numbers_are_the_record():
+    """Every sentence that states a recorded time or count states the record: one
+    changed by hand without the record (or the record without the sentence) fails."""
+    for name, entry in RECORD.items():
+        assert entry["places"], name
+        for place in entry["places"]:
+            text = place["text"].format(**entry)
+            page = _flat(open(os.path.join(ROOT, place["file"]), encoding="utf-8").read())
+            assert _flat(text) in page, (f"{place['file']} does not state {name} as "
+                                         f"docs/measurements.json has it: {text!r}")
+
+
+def test_every_stated_test_count_is_the_record():
+    """'687 tests' stood in README while 761 were collected: every count of tests
+    stated in README and the docs is the record's."""
+    for page in PAGES:
+        text = _flat(open(os.path.join(ROOT, page), encoding="utf-8").read())
+        for count in re.findall(r"\b(\d[\d,]*) tests\b", text):
+            assert int(count.replace(",", "")) == RECORD["suite"]["tests"], (page, count)
+
+
+def test_the_stated_test_count_is_the_collected_one():
+    """The record's test count against the tests collected now, within its margin (a
+    count derived at test time: checked, not trusted)."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                        os.path.join(ROOT, "tests")], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    now = int(re.search(r"(\d+) tests? collected", r.stdout).group(1))
+    stated, margin = RECORD["suite"]["tests"], RECORD["suite"]["margin"]
+    assert abs(now - stated) <= margin * stated, (
+        f"README and the docs state {stated} tests, {now} are collected (more than "
+        f"{margin:.0%} apart): run `{REMEASURE} count --write`")
+
+
+def test_the_stated_times_were_measured_with_this_version():
+    """A test cannot time: each stated time carries its date, machine and load, and was
+    measured with this minor version of gmmdiff -- a new version asks for them again."""
+    minor = gmmdiff.__version__.split(".")[:2]
+    for name, entry in RECORD.items():
+        assert {"date", "machine", "load", "gmmdiff", "command"} <= set(entry), name
+        assert re.fullmatch(r"20\d\d-\d\d-\d\d", entry["date"]), name
+        assert entry["gmmdiff"].split(".")[:2] == minor, (
+            f"{name} was measured with gmmdiff {entry['gmmdiff']}, this is {gmmdiff.__version__}: "
+            f"run `{REMEASURE} builtin fit suite --write` (the suite takes minutes)")
 
 
 # ------------------------------------------------------------------ README as a front page
@@ -345,7 +404,8 @@ def test_readme_is_a_front_page():
     text = open(os.path.join(ROOT, "README.rst"), encoding="utf-8").read()
     assert len(text.splitlines()) <= 200
     assert not re.search(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b", text), "a commit hash"
-    assert not re.search(r"\b20\d\d-\d\d-\d\d\b", text), "a dated measurement"
+    recorded = {e["date"] for e in RECORD.values() if isinstance(e, dict)}   # a stated number's date
+    assert set(re.findall(r"\b20\d\d-\d\d-\d\d\b", text)) <= recorded, "a dated log, not a measurement"
     assert "python3 -m venv .venv && . .venv/bin/activate && pip install . && gmmdiff-train" in text
     test_command = ("python3 -m venv .venv && . .venv/bin/activate && pip install -e '.[test]' "
                     "&& python -m pytest -q tests")

@@ -218,3 +218,66 @@ def test_shipped_data_variance_figure_has_a_title_and_an_unclipped_y_label(monke
     import pathlib
     sw, sh = png_size(pathlib.Path(ASSETS, "svar_sweep", "fig3_data_variance.png"))
     assert abs(sw - w) <= 0.03 * w and abs(sh - h) <= 0.03 * h and sh > 560
+
+
+def test_python_m_gmmdiff_names_the_version_the_commands_and_the_docs():
+    """`python -m gmmdiff` said "No module named gmmdiff.__main__"."""
+    import subprocess
+    import sys
+    import gmmdiff
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gmmdiff", *a], capture_output=True,  # noqa: E731
+                                    text=True, env=dict(os.environ, PYTHONPATH=ROOT), timeout=60)
+    r = run()
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    assert r.stdout.startswith(f"gmmdiff {gmmdiff.__version__}: ")
+    scripts = sorted(n for n in os.listdir(os.path.join(ROOT, "bin")) if n.startswith("gmmdiff-"))
+    listed = [ln.split()[0] for ln in r.stdout.splitlines() if ln.startswith("  gmmdiff-")]
+    assert sorted(listed) == scripts and len(scripts) == 4
+    docs = r.stdout.split("Documentation: ")[1].split(" ")[0]
+    assert docs == os.path.join(ROOT, "docs") and os.path.isfile(os.path.join(docs, "index.rst"))
+    assert run("--version").stdout == f"gmmdiff {gmmdiff.__version__}\n"
+    bad = run("train")
+    assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
+    assert "'train'" in bad.stderr and "gmmdiff-train" in bad.stderr
+
+
+def test_python_m_gmmdiff_says_where_the_commands_are_when_they_are_not_on_path(monkeypatch):
+    from gmmdiff import __main__ as entry
+    monkeypatch.setattr(entry.shutil, "which", lambda name: None)
+    text = entry.overview()
+    assert "not on PATH: they are installed in " in text and "gmmdiff-plot not on PATH" in text
+
+
+@pytest.mark.parametrize("option, name, says", [
+    ("--fit", "fit_mc.json", "--fit takes a sweep directory to fit; to predict with a fit file "
+                             "give --fit-file {path} (with -N, -d, -K)"),
+    ("--fit", "summary.json", "--fit takes the sweep directory that holds it: --fit {dir}"),
+    ("--transfer", "fit_mc.json", "--transfer takes a sweep directory (the --out of gmmdiff-sweep)"),
+    ("--fits-dir", "fit_mc.json", "--fits-dir takes the directory that holds the fit_<source>.json "
+                                  "files (--fits-dir {dir})"),
+])
+def test_a_file_given_for_a_directory_says_what_to_give(tmp_path, option, name, says):
+    """`gmmdiff-predict --fit FILE.json` said "Directory 'FILE.json' is a file."."""
+    path = tmp_path / name
+    path.write_text("{}")
+    args = [option, str(path)] + (["--transfer", str(tmp_path)] if option == "--fits-dir" else [])
+    r = CliRunner().invoke(predict_cli, args)
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert r.output.strip().endswith(f"{path} is a file; " + says.format(path=path, dir=tmp_path)), r.output
+
+
+def test_predict_says_which_of_N_d_K_took_their_defaults():
+    """`gmmdiff-predict -N 20 -d 10` predicted for K = 2 without a word: --help shows
+    each default, and the first line names the options left out."""
+    from gmmdiff.training.config import TrainConfig
+    help_text = " ".join(CliRunner().invoke(predict_cli, ["--help"]).output.split())
+    d = TrainConfig()
+    for option, value in (("-K, --components INTEGER", d.components), ("-N, --samples INTEGER", d.samples),
+                          ("-d, --dim INTEGER", d.dim)):
+        entry = help_text[help_text.index(option):]
+        entry = entry[:entry.index("]") + 1]
+        assert entry.endswith(f"[default: {value}]"), entry
+    first = CliRunner().invoke(predict_cli, ["-N", "20", "-d", "10"]).output.splitlines()[0]
+    assert first == f"N = 20, d = 10, K = {d.components}, target eps, process vp (-K not given: its default)"
+    first = CliRunner().invoke(predict_cli, ["-N", "20", "-d", "10", "-K", "3"]).output.splitlines()[0]
+    assert first == "N = 20, d = 10, K = 3, target eps, process vp"

@@ -84,7 +84,8 @@ def test_a_second_fit_file_and_json_with_fit_are_refused(tmp_path):
 def test_at_another_data_variance_the_rows_show_the_s_star_experiments_verdicts():
     """The shipped weights are fitted at s* = 1; at --data-var 2 the s* = 1 cross-validated
     errors do not apply: each row shows what the s* experiment measured for it (the
-    fitted simple weights: worse than trivial there, indistinguishable at s* = 1)."""
+    fitted simple weights: an error 4 times the trivial predictor's there, on 6 settings,
+    too few for a verdict; indistinguishable at s* = 1, on 27)."""
     from gmmdiff.analysis.fit_files import shipped_transfer
     transfer = shipped_transfer()
     here = CliRunner().invoke(predict_cli, [])
@@ -93,8 +94,9 @@ def test_at_another_data_variance_the_rows_show_the_s_star_experiments_verdicts(
     row = lambda out: next(ln for ln in out.splitlines() if ln.startswith("simple    fitted"))  # noqa: E731
     assert row(here.output).endswith("indistinguishable from trivial")
     simplex = transfer["sources"]["simple"]["simplex"]
-    assert simplex["verdict"]["verdict"] == "worse than trivial"
-    assert row(there.output).endswith("worse than trivial")
+    assert simplex["verdict"]["verdict"] == "no verdict: too few settings"
+    assert simplex["verdict"]["settings"] == 6 and simplex["mse"] > 4 * transfer["sources"]["simple"]["trivial_mse"]
+    assert row(there.output).endswith("no verdict: too few settings")
     assert f"{simplex['mse']:.4g}" in row(there.output)
     assert f"{shipped_fits()['simple']['mse_test']:.4g}" not in there.output
     assert "the errors and verdicts below are the s* experiment's" in there.output

@@ -126,3 +126,154 @@ def test_no_options_on_the_cpu_names_the_paper_grid_and_its_duration(tmp_path):
                     r"training on this CPU", lines[0]), lines[0]
     assert "--preset paper" in lines[0] and "--preset cpu" in lines[0]
     assert not out.exists()
+
+
+# ---------------------------------------------------------------- on a terminal
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_the_terminal_bar_redraws_one_line_in_place_and_keeps_printed_lines_above_it():
+    from gmmdiff.cli.terminal import TerminalBar
+    clock, out = Clock(), FakeTerminal()
+    bar = TerminalBar("sweep", out, columns=120, min_interval=1.0, clock=clock)
+    bar.draw(0.5, "0:10", "0:10", "units 1/2; N10-d3 coarse step 20/40")
+    assert out.getvalue() == ("\rsweep  [" + "#" * 15 + "-" * 15 + "]   50%  elapsed 0:10, ETA 0:10  "
+                              "units 1/2; N10-d3 coarse step 20/40")
+    clock.t = 0.5
+    bar.draw(0.6, "0:10", "0:09", "later")                 # within min_interval: not drawn
+    assert "later" not in out.getvalue()
+    bar.draw(0.6, "0:10", "0:09", "x" * 200, force=True)     # never wider than the terminal
+    assert len(out.getvalue().split("\r")[-1]) == 119
+    printed = []
+    bar.around(lambda line: printed.append((line, out.getvalue())))("training N8-d3-K2-s0")
+    line, screen = printed[0]
+    assert screen.endswith("\r" + " " * 119 + "\r")           # the bar erased before the line
+    assert out.getvalue().split("\r")[-1].startswith("sweep  [##")  # and drawn again after it
+    bar.close()
+    assert out.getvalue().endswith("\n")
+    bar.around(printed.append)("after the end")              # a closed bar is not drawn again
+    assert out.getvalue().endswith("\n")
+
+
+def test_fit_progress_draws_a_bar_on_a_terminal():
+    from gmmdiff.cli.progress import FitProgress
+    out, said = FakeTerminal(), []
+    p = FitProgress("fitting mc", first="fitting source mc: ...", echo=said.append, stream=out,
+                    columns=120)
+    for k in range(0, 7):
+        p(k, 6)
+    states = out.getvalue().split("\r")[1:]
+    assert said == ["fitting source mc: ..."] and len(states) == 7
+    for k, state in enumerate(states):
+        assert re.fullmatch(rf"fitting mc  \[[#-]{{30}}\] +{round(100 * k / 6)}%  elapsed \d+:\d\d, "
+                            rf"ETA (\d+:\d\d|\?)  {k}/6 fits\s*", state), state
+    assert states[-1].endswith("\n")
+    logged = io.StringIO()                                    # not a terminal: lines, no bar
+    FitProgress("fitting mc", stream=logged, echo=said.append)(0, 6)
+    assert logged.getvalue() == ""
+
+
+def test_the_parent_of_workers_sees_their_units_in_training_from_the_directory(tmp_path):
+    """A unit whose lock file exists is in training; its checkpoint's step counts
+    towards the work done and is named; the count never goes back between phases."""
+    from gmmdiff.cli.progress import SweepProgress, unit_cost
+    from gmmdiff.experiments.sweep.plans import coarse_sizes
+    from gmmdiff.training.config import TrainConfig
+    cfgs = [TrainConfig(dim=3, components=k, samples=8, steps=40, noise_draws=2) for k in (2, 3)]
+    units = [("N8-d3-shard0of1", cfgs)]
+    p = SweepProgress(units, str(tmp_path), 2, 1, interval=0)
+    assert p.in_training() == (0.0, "")
+    (tmp_path / ".lock-N8-d3-shard0of1").write_text("{}")
+    assert p.in_training() == (0.0, "training N8-d3 coarse started")
+    np.savez(tmp_path / "checkpoint-N8-d3-shard0of1-coarse.npz", step=np.asarray(30))
+    c, r = unit_cost(cfgs, coarse_sizes(8, 2), 1)
+    assert p.in_training() == (pytest.approx(c * 30 / 40), "training N8-d3 coarse step 30/40")
+    os.unlink(tmp_path / "checkpoint-N8-d3-shard0of1-coarse.npz")      # between the phases
+    assert p.in_training()[0] == pytest.approx(c * 30 / 40)
+    np.savez(tmp_path / "checkpoint-N8-d3-shard0of1-refine.npz", step=np.asarray(10))
+    assert p.in_training() == (pytest.approx(c + r * 10 / 40), "training N8-d3 refinement step 10/40")
+    said = []
+    p.echo = said.append
+    p.report(from_directory=True)
+    assert said[0].endswith("; training N8-d3 refinement step 10/40")
+    assert re.match(r"sweep: units 0/1, configurations 0/2 done \((\d+)% of the work\)", said[0])
+
+
+def run_on_a_terminal(cmd, env):
+    """Run ``cmd`` with its stderr on a pseudo-terminal (stdout a pipe): (exit code,
+    stdout, stderr)."""
+    import pty
+    import threading
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL,
+                            env=env)
+    os.close(slave)
+    chunks = []
+
+    def read():
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:              # the other end closed (Linux: EIO)
+                return
+            if not data:
+                return
+            chunks.append(data)
+    reader = threading.Thread(target=read)
+    reader.start()
+    out = proc.stdout.read()
+    proc.wait(timeout=300)
+    reader.join()
+    os.close(master)
+    return proc.returncode, out.decode(), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+BAR = (r"sweep  \[[#-]{30}\] +(\d+)%  elapsed \d+:\d\d, ETA (?:\d+:\d\d|\?)(?: \(estimate\))?  "
+       r"units (\d)/2, configurations (\d)/4(?:; (.*))?")
+
+
+@pytest.mark.parametrize("jobs", [[], ["--jobs", "2"]])
+def test_sweep_draws_one_bar_on_a_terminal(tmp_path, jobs):
+    """On a terminal gmmdiff-sweep draws one bar (units, configurations, elapsed, ETA,
+    the unit in training) instead of the log lines; the parent of --jobs workers draws
+    it from the directory and prints its workers' lines above it."""
+    cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-sweep"), *SWEEP, *jobs,
+           "--steps", "200", "--checkpoint-every", "50", "--out", str(tmp_path / "sw")]
+    env = dict(os.environ, PYTHONPATH=ROOT, COLUMNS="250", GMMDIFF_PROGRESS_SECONDS="0")
+    code, out, err = run_on_a_terminal(cmd, env)
+    assert code == 0, err
+    first, rest = err.split("\n", 1)
+    assert "estimated" in first and "sweep: units" not in err          # no log lines
+    states = [s.strip() for s in rest.split("\r") if s.strip()]
+    matches = [re.fullmatch(BAR, s) for s in states]
+    assert all(matches), [s for s, m in zip(states, matches) if not m]
+    assert [m.groups()[:3] for m in matches][-1] == ("100", "2", "4")
+    assert rest.endswith("configurations 4/4\n")                       # the last state stays
+    running = [m.group(4) for m in matches if m.group(4)]
+    unit = r"N(8|10)-d3 (coarse|refinement) (step \d+/200|started)"
+    assert running and all(re.fullmatch((rf"training {unit}(, {unit})*" if jobs else unit), w)
+                           for w in running), running
+    assert "\r" not in out and "sweep: 4/4 configurations complete" in out or jobs
+    if jobs:
+        assert "[worker 0] " in out and "[worker" not in err and "2 workers done" in out
+
+
+def test_predict_fit_draws_a_bar_on_a_terminal(tmp_path):
+    import json
+    from gmmdiff.analysis.fit_files import SHIPPED
+    summary = json.load(open(os.path.join(SHIPPED, "summary.json")))
+    summary["configs"] = summary["configs"][:12]              # 6 settings: seconds, not tens
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    cmd = [sys.executable, os.path.join(ROOT, "bin", "gmmdiff-predict"), "--fit", str(tmp_path),
+           "--source", "simple", "--folds", "2"]
+    code, out, err = run_on_a_terminal(cmd, dict(os.environ, PYTHONPATH=ROOT, COLUMNS="120"))
+    assert code == 0, err
+    first, rest = err.split("\n", 1)
+    assert first.startswith("fitting source simple: ")
+    states = [s for s in rest.split("\r") if s]
+    assert [re.match(r"fitting simple  \[[#-]+\] +\d+%  elapsed \d+:\d\d, ETA \S+  (\d)/6 fits",
+                     s).group(1) for s in states] == [str(k) for k in range(7)]
+    assert rest.endswith("6/6 fits\n") and "saved" in out and "\r" not in out

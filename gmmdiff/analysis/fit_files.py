@@ -144,17 +144,20 @@ def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
     ``summary``: the sweep's summary, for the naive row of an "mc" source;
     ``recompute``: cross-validate the fit's own row here too (it then equals the fit's
     stored score, which the tests check). Returns a
-    dict with ``mse``, ``trivial_mse``, ``verdict``, ``n`` and ``how``, or None where
-    the error is not computed."""
-    from gmmdiff.analysis.verdict import paired_verdict
+    dict with ``mse``, ``trivial_mse``, ``verdict``, ``n`` and ``how`` (and ``why``
+    where there is no verdict: too few settings), or None where the error is not
+    computed."""
+    from gmmdiff.analysis.verdict import NO_VERDICT, no_verdict_reason, paired_verdict, stated_verdict
     if weighting not in ("naive", "fitted"):
         raise ValueError(f"unknown weighting {weighting!r}; accepted: naive, fitted")
     measured = np.asarray(fit["measured"], dtype=np.float64)
     n = int(measured.size)
     if weighting == "fitted" and source == fit["source"] and not recompute:
+        verdict = stated_verdict(fit["verdict"])
         return {"mse": float(fit["mse_test"]), "trivial_mse": float(fit["trivial_mse_test"]),
-                "verdict": fit["verdict"]["verdict"], "n": n,
-                "how": "the fit's cross-validation"}
+                "verdict": verdict, "n": n, "how": "the fit's cross-validation",
+                **({"why": no_verdict_reason(fit["verdict"]["settings"])}
+                   if verdict == NO_VERDICT else {})}
     if weighting == "fitted" and fit["source"] == "mc":
         return None         # refitting on the Monte Carlo curves takes minutes: not here
     curves = _source_curves(fit, source, summary)
@@ -188,4 +191,5 @@ def held_out_scores(fit, source, weighting, *, summary=None, recompute=False):
     groups = [tuple(g) for g in fit["settings"]]
     verdict = paired_verdict(sq, sq_trivial, groups, seed=int(fit.get("split_seed", 0)))
     return {"mse": float(np.mean(sq)), "trivial_mse": float(np.mean(sq_trivial)),
-            "verdict": verdict["verdict"], "n": n, "how": how}
+            "verdict": verdict["verdict"], "n": n, "how": how,
+            **({"why": verdict["why"]} if "why" in verdict else {})}

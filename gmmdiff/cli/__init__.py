@@ -2,7 +2,8 @@
 
 - :mod:`gmmdiff.cli.options`     -- shared click options and error handling;
 - :mod:`gmmdiff.cli.workers`     -- ``--jobs`` and ``--devices`` worker processes;
-- :mod:`gmmdiff.cli.progress`    -- progress bars and lines of runs and sweeps;
+- :mod:`gmmdiff.cli.progress`    -- progress bars and lines of runs, sweeps and fits;
+- :mod:`gmmdiff.cli.terminal`    -- the bar redrawn in place on a terminal;
 - :mod:`gmmdiff.cli.plotting`    -- figures of one run directory (1, 2, 5);
 - :mod:`gmmdiff.cli.sweep_plots` -- figures of a sweep (3, 7).
 - :mod:`gmmdiff.cli.slurm`       -- a sweep as a Slurm job array: the batch script of

@@ -116,6 +116,22 @@ def positive(minimum=1):
     return check
 
 
+class ExistingDirectory(click.Path):
+    """``click.Path(exists=True, file_okay=False)`` whose refusal of a file says what to
+    give instead: ``file_hint(path)`` completes "PATH is a file; ..." (click's own
+    message, "Directory 'PATH' is a file.", left a user who gave a fit file to --fit
+    guessing)."""
+
+    def __init__(self, file_hint):
+        super().__init__(exists=True, file_okay=False)
+        self.file_hint = file_hint
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+            self.fail(f"{os.fspath(value)} is a file; {self.file_hint(os.fspath(value))}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 D = TrainConfig()
 
 

@@ -120,17 +120,24 @@ class FitProgress:
     total)`` before the first fit (done 0) and after each.
 
     It prints ``first`` (what is fitted) when fitting starts -- after the sweep's
-    checks, so a refusal stays one line -- then ``label: k/n fits, elapsed, ETA`` at
-    most every ``interval`` seconds (default 5, or ``$GMMDIFF_PROGRESS_SECONDS`` where
-    set), and none after the last fit: the fit's own table follows. A fit of the Monte
-    Carlo source on a few configurations takes tens of seconds (SciPy's SLSQP on 26
-    weights, per fold), which without these lines passed in silence."""
+    checks, so a refusal stays one line. On a terminal (``tty``; default: whether
+    stderr is one) it then draws a bar (:class:`gmmdiff.cli.terminal.TerminalBar`:
+    ``label``, fits done, elapsed, ETA), left at its last state after the last fit;
+    elsewhere ``label: k/n fits, elapsed, ETA`` at most every ``interval`` seconds
+    (default 5, or ``$GMMDIFF_PROGRESS_SECONDS`` where set), and none after the last
+    fit: the fit's own table follows. A fit of the Monte Carlo source on a few
+    configurations takes tens of seconds (SciPy's SLSQP on 26 weights, per fold),
+    which without these lines passed in silence."""
 
-    def __init__(self, label, *, first=None, echo=None, interval=None):
+    def __init__(self, label, *, first=None, echo=None, interval=None, tty=None, stream=None,
+                 columns=None):
+        from gmmdiff.cli.terminal import TerminalBar
         self.label, self.first = label, first
         self.echo = echo or (lambda line: print(line, file=sys.stderr, flush=True))
         self.interval = (interval if interval is not None else
                          interval_seconds() if os.environ.get("GMMDIFF_PROGRESS_SECONDS") else 5.0)
+        tty = _isatty(stream if stream is not None else sys.stderr) if tty is None else tty
+        self.bar = TerminalBar(label, stream, columns=columns, min_interval=0.0) if tty else None
         self.start = self.last = time.monotonic()
 
     def __call__(self, done, total):
@@ -140,13 +147,27 @@ class FitProgress:
                 self.echo(self.first)
                 self.first = None
             self.start = self.last = now
+            if self.bar is not None:
+                self.bar.draw(0.0, duration(0), "?", f"0/{total} fits", force=True)
+            return
+        elapsed = now - self.start
+        eta = duration(elapsed / done * (total - done))
+        if self.bar is not None:
+            self.bar.draw(done / total, duration(elapsed), eta, f"{done}/{total} fits",
+                          force=done >= total)
+            if done >= total:
+                self.bar.close()
             return
         if done >= total or now - self.last < self.interval:
             return
         self.last = now
-        elapsed = now - self.start
-        self.echo(f"{self.label}: {done}/{total} fits, elapsed {duration(elapsed)}, "
-                  f"ETA {duration(elapsed / done * (total - done))}")
+        self.echo(f"{self.label}: {done}/{total} fits, elapsed {duration(elapsed)}, ETA {eta}")
+
+
+def _shown(text):
+    """Unit names as the bar shows them: without the '-shard0of1' of a one-process
+    sweep (the bar is one terminal line)."""
+    return text.replace("-shard0of1", "")
 
 
 def _isatty(stream):
@@ -226,15 +247,23 @@ class SweepProgress:
     """Progress of the units ``[(name, [configurations])]`` of a sweep command.
 
     :meth:`report` (from a training callback, or a thread of the parent of
-    ``--jobs`` workers, :meth:`watch`) prints, at most every ``interval`` seconds,
+    ``--jobs`` workers, :meth:`watching`) prints, at most every ``interval`` seconds,
     ``sweep: units u/U, configurations c/C done, elapsed, ETA``; ``done`` is counted
     from the sweep directory (a configuration's transition.json), so units finished
     by any process sharing the directory count. The ETA comes from the cost done in
     this command's lifetime (:func:`unit_cost`), or from ``estimate_s`` before any.
+    The parent of workers also reads from the directory which units are in training
+    and their last checkpoints (:func:`gmmdiff.experiments.sweep.units.unit_in_training`),
+    which count towards the cost done and are named.
+
+    ``tty``: draw all of it as one bar redrawn in place on ``stream``
+    (:class:`gmmdiff.cli.terminal.TerminalBar`, default stderr) instead of lines;
+    :meth:`around` keeps other printed lines above the bar, :meth:`close` ends it.
     """
 
     def __init__(self, units, sweep_dir, coarse_points, refine, *, estimate_s=None, echo=None,
-                 interval=None, clock=time.monotonic):
+                 interval=None, clock=time.monotonic, tty=False, stream=None, columns=None):
+        from gmmdiff.cli.terminal import TerminalBar
         from gmmdiff.experiments.sweep.plans import coarse_sizes
         self.units = [(name, cfgs, unit_cost(cfgs, coarse_sizes(cfgs[0].samples, coarse_points),
                                              refine)) for name, cfgs in units]
@@ -248,6 +277,8 @@ class SweepProgress:
         self.start = clock()
         self.last_line = None
         self.current = None             # (unit index, phase, last step) in this process
+        self.seen = {}                  # unit -> cost done in training, seen by the parent
+        self.bar = TerminalBar("sweep", stream, columns=columns, clock=clock) if tty else None
         self.start_fraction = self.fraction_done()[0]
 
     def fraction_done(self, inflight=0.0):
@@ -262,7 +293,8 @@ class SweepProgress:
                 cost += c + r
         return min(1.0, (cost + inflight) / self.total_cost), units, configs
 
-    def line(self, inflight=0.0):
+    def status(self, inflight=0.0):
+        """(fraction done, units done, configurations done, elapsed text, ETA text)."""
         now = self.clock()
         frac, units, configs = self.fraction_done(inflight)
         elapsed = now - self.start
@@ -275,15 +307,65 @@ class SweepProgress:
             eta = duration(self.estimate_s * (1.0 - frac) - elapsed) + " (estimate)"
         else:
             eta = "?"
+        return frac, units, configs, duration(elapsed), eta
+
+    def line(self, inflight=0.0):
+        frac, units, configs, elapsed, eta = self.status(inflight)
         return (f"sweep: units {units}/{len(self.units)}, configurations {configs}/"
                 f"{self.n_configs} done ({100 * frac:.0f}% of the work), elapsed "
-                f"{duration(elapsed)}, ETA {eta}")
+                f"{elapsed}, ETA {eta}")
 
-    def report(self, force=False, inflight=0.0):
+    def _draw(self, inflight, what, force):
+        """The bar's state now: counts, elapsed, ETA and ``what`` is running."""
+        frac, units, configs, elapsed, eta = self.status(inflight)
+        self.bar.draw(frac, elapsed, eta, f"units {units}/{len(self.units)}, configurations "
+                                          f"{configs}/{self.n_configs}" + (f"; {what}" if what else ""),
+                      force=force)
+
+    def _bar_due(self):
+        return self.bar.last is None or self.clock() - self.bar.last[0] >= self.bar.min_interval
+
+    def in_training(self):
+        """(cost done in the units other processes are training, 'training N20-d10
+        coarse step 3000/50000, ...') from the directory: the parent's view of its
+        workers. A unit's cost never goes back within this command (between its two
+        phases no checkpoint exists)."""
+        from gmmdiff.experiments.sweep.units import is_complete, unit_in_training
+        inflight, parts = 0.0, []
+        for name, cfgs, (c, r) in self.units:
+            if all(is_complete(self.sweep_dir, cfg) for cfg in cfgs):
+                self.seen.pop(name, None)
+                continue
+            where = unit_in_training(self.sweep_dir, name)
+            if where is None:
+                continue
+            phase, step = where
+            steps = cfgs[0].steps
+            done = c * (step or 0) / steps if phase == "coarse" else c + r * (step or 0) / steps
+            self.seen[name] = max(self.seen.get(name, 0.0), done)
+            inflight += self.seen[name]
+            parts.append(f"{_shown(name)} {'refinement' if phase == 'refine' else 'coarse'} "
+                         + (f"step {step}/{steps}" if step is not None else "started"))
+        return inflight, ("training " + ", ".join(parts) if parts else "")
+
+    def report(self, force=False, inflight=0.0, from_directory=False):
+        """Print the line (at most every ``interval`` seconds unless ``force``), or
+        redraw the bar; ``from_directory``: the units in training as the parent of
+        workers sees them (:meth:`in_training`), named after the line."""
         now = self.clock()
+        if self.bar is not None:
+            if force or self._bar_due():
+                what = ""
+                if from_directory:
+                    inflight, what = self.in_training()
+                self._draw(inflight, what, force)
+            return
         if force or self.last_line is None or now - self.last_line >= self.interval:
             self.last_line = now
-            self.echo(self.line(inflight))
+            what = ""
+            if from_directory:
+                inflight, what = self.in_training()
+            self.echo(self.line(inflight) + (f"; {what}" if what else ""))
 
     def training_callback(self, unit_name, label_echo=None):
         """A training callback for the unit ``unit_name`` trained by this process: its
@@ -300,18 +382,35 @@ class SweepProgress:
             steps = self.units[k][1][0].steps
             inflight = (c * step / steps if state["phase"] == 0 else c + r * step / steps)
             now = self.clock()
-            if self.last_line is None or now - self.last_line >= self.interval:
+            due = (self._bar_due() if self.bar is not None else
+                   self.last_line is None or now - self.last_line >= self.interval)
+            if due:
                 import numpy as np
+                what = (f"{unit_name} {'coarse' if state['phase'] == 0 else 'refinement'} step "
+                        f"{step}/{steps}")
+                if self.bar is not None:
+                    self._draw(inflight, _shown(what), False)
+                    return
+                what += f", mean loss {float(np.mean(losses)):.4g}"
                 self.last_line = now
-                self.echo(f"{self.line(inflight)}; {unit_name} "
-                          f"{'coarse' if state['phase'] == 0 else 'refinement'} step "
-                          f"{step}/{steps}, mean loss {float(np.mean(losses)):.4g}")
+                self.echo(f"{self.line(inflight)}; {what}")
         return callback
 
+    def around(self, echo):
+        """``echo`` keeping its lines above the bar (itself without one)."""
+        return echo if self.bar is None else self.bar.around(echo)
+
+    def close(self):
+        """End the bar's line (nothing without a bar)."""
+        if self.bar is not None:
+            self.bar.close()
+
     def watch(self, stop):
-        """Report until the threading.Event ``stop`` is set (the parent of workers)."""
-        while not stop.wait(min(1.0, self.interval) if self.interval > 0 else 1.0):
-            self.report()
+        """Report until the threading.Event ``stop`` is set (the parent of workers),
+        with the units in training read from the directory."""
+        wait = (min(1.0, self.interval) if self.interval > 0 else 1.0) if self.bar is None else 0.5
+        while not stop.wait(wait):
+            self.report(from_directory=True)
 
     def watching(self):
         """Context manager: :meth:`watch` in a daemon thread for the block's duration."""

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from gmmdiff.analysis.verdict import NO_VERDICT, stated_verdict
 from gmmdiff.cli.plotting import figure1, figure_path, pyplot, save_figure
 from gmmdiff.io.rundir import read_run
 
@@ -33,7 +34,7 @@ def figure3(fit, path, subtitle=""):
              dict(ms=7, mfc="none", mew=1.0, zorder=3))):
         pred = np.array(r["cv_predicted"])
         ax.errorbar(meas, pred, xerr=err, fmt=marker, color=color, lw=0.6, capsize=1.5,
-                    label=f"{label}: held-out MSE {r['mse_test']:.2g}, {r['verdict']['verdict']}",
+                    label=f"{label}: held-out MSE {r['mse_test']:.2g}, {stated_verdict(r['verdict'])}",
                     **style)
     values = np.concatenate([meas, fit["cv_predicted"], power["cv_predicted"], iv[np.isfinite(iv)],
                              [fit["trivial_prediction"]]])
@@ -78,7 +79,11 @@ def figure3_svar(result, path, *, weighting="simplex", subtitle=""):
             allv += [m["interval"][0], m["interval"][1], p["range"][0], p["range"][1]]
         ax.axhline(result["sources"][src]["trivial_prediction"], color="k", ls="--", lw=0.8,
                    label="trivial (s* = 1 mean)")
-        ax.set_title(f"{src}: {r['verdict']['verdict']}", fontsize=8)
+        verdict = stated_verdict(r["verdict"])
+        if verdict == NO_VERDICT:           # the errors say what there is to say
+            verdict = (f"MSE {r['mse']:.2g}, trivial {result['sources'][src]['trivial_mse']:.2g}\n"
+                       f"({r['verdict']['settings']} settings: no verdict)")
+        ax.set_title(f"{src}: {verdict}", fontsize=8)
         ax.set_xlabel("measured M_pt / N")
     lo, hi = min(allv) - 0.02, max(allv) + 0.02
     for ax in axes[0]:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 from gmmdiff.engine.threads import CORES_ENV, cpu_count
 
@@ -114,24 +115,46 @@ def _death_signal_setter():
     return set_death_signal
 
 
-def run_workers(command, envs):
+def run_workers(command, envs, relay=None):
     """Run ``command`` once per dict in ``envs`` (extra environment of each worker), all
     at once, and wait for every one. Worker k gets GMMDIFF_WORKER=k; when workers
     share the CPU (no device list), BLAS/OpenMP threads and the cores of each worker's
     training thread budget (:mod:`gmmdiff.engine.threads`) are capped at cores // workers
-    unless the caller set them. Returns the exit codes."""
-    procs = []
+    unless the caller set them. The workers print to the parent's stdout and stderr, or,
+    given ``relay``, each line they print is passed to ``relay(line, err)`` (``err``:
+    it came from stderr) as it comes -- so that a parent drawing a progress bar prints
+    them above it. Returns the exit codes."""
+    procs, readers = [], []
     preexec = _death_signal_setter()
     threads = str(max(1, (os.cpu_count() or 1) // len(envs)))
+    pipe = {} if relay is None else dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         errors="replace", bufsize=1)
     for k, extra in enumerate(envs):
         env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
         if "CUDA_VISIBLE_DEVICES" not in extra:
             for var in THREAD_VARIABLES + (CORES_ENV,):     # CORES_ENV: the training budget
                 env.setdefault(var, threads)
-        procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec))
+        if relay is not None:
+            env["PYTHONUNBUFFERED"] = "1"                   # each line as it is printed
+        procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec, **pipe))
+        if relay is not None:
+            for stream, err in ((procs[-1].stdout, False), (procs[-1].stderr, True)):
+                readers.append(threading.Thread(target=_relay_lines, args=(stream, err, relay),
+                                                daemon=True))
+                readers[-1].start()
     try:
-        return [p.wait() for p in procs]
+        codes = [p.wait() for p in procs]
     except BaseException:
         for p in procs:
             p.kill()
         raise
+    for t in readers:
+        t.join()
+    return codes
+
+
+def _relay_lines(stream, err, relay):
+    """Pass each line of ``stream`` (a worker's pipe) to ``relay`` until it closes."""
+    with stream:
+        for line in stream:
+            relay(line.rstrip("\n"), err)

@@ -116,7 +116,7 @@ SCHEMAS = {
             "folds?": [["int"]], "mse_train?": "num?", "mse_test?": "num?",
             "trivial_prediction?": "num?", "trivial_mse_train?": "num?", "trivial_mse_test?": "num?",
             "beats_trivial_on_test?": "bool", "range?": {}, "measured_interval?": [(2, "num?")],
-            "verdict?": {"verdict": "str", "interval": (2, "num"), "mean_difference": "num"},
+            "verdict?": {"verdict": "str", "interval": (2, "num?"), "mean_difference": "num"},
             "snr_power?": {"weights": ["num"], "cv_predicted": ["num"], "mse_test": "num",
                            "exponent": "num"}},
 }

@@ -12,6 +12,9 @@ every unit checkpoint is read and checked (:func:`check_configuration`,
 import os
 import signal
 import time
+import zipfile
+
+import numpy as np
 
 from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
 from gmmdiff.experiments.runs import identity as runs_identity
@@ -149,6 +152,24 @@ def shard_units(cfgs, *, group=True, shard_spec=(0, 1), array_task=None):
 def is_complete(sweep_dir, cfg):
     """Whether configuration ``cfg`` of the sweep is finished (its transition.json)."""
     return os.path.exists(os.path.join(sweep_dir, run_name(cfg), "transition.json"))
+
+
+def unit_in_training(sweep_dir, name):
+    """How far the unit ``name`` is, as another process sees it from the directory
+    (the parent of ``--jobs`` workers): None when no process holds its lock file,
+    otherwise (phase, step) of its latest checkpoint -- phase "coarse" or "refine",
+    step None before the first checkpoint. Reads, writes nothing; a checkpoint replaced
+    while it is read counts as none."""
+    if not os.path.exists(os.path.join(sweep_dir, f".lock-{name}")):
+        return None
+    for phase in ("refine", "coarse"):
+        path = os.path.join(sweep_dir, f"checkpoint-{name}-{phase}.npz")
+        try:
+            with np.load(path) as z:
+                return phase, int(z["step"])
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            continue
+    return "coarse", None
 
 
 def check_configuration(sweep_dir, cfg, spec, backend):
