@@ -520,13 +520,12 @@ def test_readme_results_are_the_outputs_the_docs_check():
 
 
 def test_readme_training_time_numbers_are_the_shipped_experiments():
-    """README's init and time-law tables are what the shipped summaries give
-    (compare_inits, time_law: the same functions gmmdiff-sweep --summary prints)."""
+    """README's init, time-law and size-law numbers are what the shipped summaries give
+    (compare_inits; protocol_laws over every N and over N >= 20; compare_protocols)."""
     import json
 
     from gmmdiff.analysis.fit_files import ASSETS
     from gmmdiff.analysis.inits import compare_inits
-    from gmmdiff.analysis.timelaw import time_law
     readme = open(os.path.join(ROOT, "README.rst"), encoding="utf-8").read()
     inits = compare_inits(json.load(open(os.path.join(ASSETS, "init_sweep", "summary.json"))))
     for init, m in inits["per_init"].items():
@@ -534,12 +533,23 @@ def test_readme_training_time_numbers_are_the_shipped_experiments():
         assert row in readme, row
     pair = inits["pairs"][0]
     assert f"{pair['mean']:+.3f} [{pair['interval'][0]:+.3f}, {pair['interval'][1]:+.3f}]" in readme
-    law = time_law(json.load(open(os.path.join(ASSETS, "time_sweep", "summary.json"))))
-    for r in law["ratios"]:
-        cells = [f"{f['exponent']:.2f} [{f['interval'][0]:.2f}, {f['interval'][1]:.2f}]"
-                 for f in (r["gamma"], r["beta"])]
-        assert re.search(rf"^{r['M_over_N']:g}\s+{re.escape(cells[0])}\s+{re.escape(cells[1])}$",
-                         readme, re.M), cells
+    from gmmdiff.analysis.protocols import compare_protocols, protocol_laws
+    names = ("time-adam", "time-sgd", "time-adam-b10", "time-momentum-b10")
+    sweeps = {n: json.load(open(os.path.join(ASSETS, "time_protocols", n, "summary.json")))
+              for n in names}
+    above10 = {n: dict(s, configs=[c for c in s["configs"] if c["N"] >= 20]) for n, s in sweeps.items()}
+
+    def cell(f):
+        return f"{f['exponent']:+.2f} [{f['interval'][0]:+.2f}, {f['interval'][1]:+.2f}]"
+
+    for every, late in zip(protocol_laws(sweeps)["rows"], protocol_laws(above10)["rows"]):
+        cells = [cell(every["gamma"]), cell(late["gamma"]), cell(every["beta"])]
+        row = re.search(r"^\S.*" + r"\s+".join(map(re.escape, cells)) + r"\s", readme, re.M)
+        assert row, (every["protocol"], cells)
+    size = compare_protocols({n: json.load(open(os.path.join(ASSETS, "size_protocols", n, "summary.json")))
+                              for n in ("size-adam", "size-sgd", "size-adam-b5")}, "size-adam")
+    for p in size["pairs"]:
+        assert f"{p['mean']:+.3f} [{p['interval'][0]:+.3f}, {p['interval'][1]:+.3f}]" in readme, p["other"]
 
 
 def test_every_module_is_in_the_module_index():

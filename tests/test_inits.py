@@ -102,3 +102,33 @@ def test_the_gap_along_training_follows_from_the_shipped_summary():
     # the prior's transition falls along training; pmem's has no crossing before training moves
     prior = [v for v in along["per_init"]["prior"]["fit_mean"] if v is not None]
     assert prior[0] > prior[-1] and along["per_init"]["pmem"]["fit_mean"][0] is None
+
+
+def test_the_two_extrapolation_models_recover_what_they_state():
+    """power_decay recovers the floor of gaps that level off (and its interval covers
+    it), log_trend the closing step of gaps that shrink linearly in log-step; each
+    model fits its own kind of curve better than the other does."""
+    from gmmdiff.analysis.inits import log_trend, power_decay
+    rng = np.random.default_rng(0)
+    steps = np.geomspace(2e4, 8e4, 8)
+    level = 0.8 + 50.0 * steps ** -0.6 + 0.01 * rng.standard_normal((6, steps.size))
+    fit = power_decay(steps, level, n_boot=200)
+    assert fit["g_inf"] == pytest.approx(0.8, abs=0.1)
+    assert fit["intervals"]["g_inf"][0] <= 0.8 <= fit["intervals"]["g_inf"][1] + 0.02
+    line = 3.0 - 0.2 * np.log(steps) + 0.005 * rng.standard_normal((6, steps.size))
+    trend = log_trend(steps, line, n_boot=200)
+    assert trend["b"] == pytest.approx(-0.2, abs=0.01)
+    assert trend["closing_step"] == pytest.approx(np.exp(15.0), rel=0.2)
+    lo, hi = trend["intervals"]["closing_step"]
+    assert lo < np.exp(15.0) < hi
+    assert log_trend(steps, -line)["closing_step"] == np.inf         # a growing gap never closes
+
+
+def test_paired_gaps_pair_configurations_by_name():
+    from gmmdiff.analysis.inits import paired_gaps
+    along = {"per_init": {"pmem": {"configs": ["N20-d10-K2-s0", "N20-d10-K2-s1"],
+                                   "fit": [[0.7, 0.8], [None, 0.75]]},
+                          "prior": {"configs": ["N20-d10-K2-iprior-s1", "N20-d10-K2-iprior-s0"],
+                                    "fit": [[1.9, 1.7], [1.8, 1.6]]}}}
+    g = paired_gaps(along)
+    np.testing.assert_allclose(g, [[np.nan, 1.7 - 0.75], [1.8 - 0.7, 1.6 - 0.8]])

@@ -174,21 +174,20 @@ def power_decay(steps, values, level=LEVEL, n_boot=400, seed=0, weights=None):
     from scipy.optimize import curve_fit
     t = np.asarray(steps, dtype=np.float64)
     V = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    keep = t > 0
+    keep = (t > 0) & np.all(np.isfinite(V), axis=0)       # steps every configuration measured
     t, V = t[keep], V[:, keep]
 
     def model(x, g, logA, alpha):
         return g + np.exp(logA) * x ** (-alpha)
 
     def fit(y):
-        ok = np.isfinite(y)
-        g0 = float(np.nanmin(y))
-        p0 = [g0 - 0.1 * abs(g0), np.log(max(np.nanmax(y) - g0, 1e-3)) + 2.0, 0.5]
-        p, _ = curve_fit(model, t[ok], y[ok], p0=p0, bounds=([-np.inf, -50, 1e-3], [np.inf, 50, 5]),
+        g0 = float(np.min(y))
+        p0 = [g0 - 0.1 * abs(g0), np.log(max(np.max(y) - g0, 1e-3)) + 2.0, 0.5]
+        p, _ = curve_fit(model, t, y, p0=p0, bounds=([-np.inf, -50, 1e-3], [np.inf, 50, 5]),
                          maxfev=20_000)
-        return p, float(np.std(y[ok] - model(t[ok], *p)))
+        return p, float(np.std(y - model(t, *p)))
 
-    (g, logA, alpha), sd = fit(np.nanmean(V, axis=0))
+    (g, logA, alpha), sd = fit(V.mean(axis=0))
     out = {"g_inf": float(g), "A": float(np.exp(logA)), "alpha": float(alpha), "residual_sd": sd,
            "intervals": None}
     if V.shape[0] >= 3:
@@ -197,7 +196,7 @@ def power_decay(steps, values, level=LEVEL, n_boot=400, seed=0, weights=None):
         for _ in range(n_boot):
             pick = rng.integers(0, V.shape[0], V.shape[0])
             try:
-                boot.append(fit(np.nanmean(V[pick], axis=0))[0])
+                boot.append(fit(V[pick].mean(axis=0))[0])
             except (RuntimeError, ValueError):
                 continue
         b = np.array(boot)
@@ -205,3 +204,52 @@ def power_decay(steps, values, level=LEVEL, n_boot=400, seed=0, weights=None):
         out["intervals"] = {"g_inf": np.percentile(b[:, 0], q).tolist(),
                             "alpha": np.percentile(b[:, 2], q).tolist()}
     return out
+
+
+def log_trend(steps, values, level=LEVEL, n_boot=2000, seed=0):
+    """Fit ``values ~ a + b log(step)`` (the other stated model of an extrapolation: a
+    gap that shrinks by the same amount every e-fold of training) and the step at which
+    it would reach 0, ``exp(-a / b)`` for b < 0. ``values``: (C, E) per configuration
+    (or (E,)), the interval a bootstrap over configurations (percentiles; a closing step
+    is infinite in a draw whose slope is not negative).
+
+    Returns a dict with ``a``, ``b`` (per e-fold of steps), ``closing_step`` and the
+    ``intervals`` of ``b`` and ``closing_step`` (None with fewer than 3 configurations)."""
+    t = np.asarray(steps, dtype=np.float64)
+    V = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    keep = (t > 0) & np.all(np.isfinite(V), axis=0)
+    x, V = np.log(t[keep]), V[:, keep]
+
+    def fit(rows):
+        b, a = np.polyfit(x, rows.mean(axis=0), 1)
+        return a, b, (float(np.exp(-a / b)) if b < 0 else np.inf)
+
+    a, b, close = fit(V)
+    out = {"a": float(a), "b": float(b), "closing_step": close, "intervals": None}
+    if V.shape[0] >= 3:
+        rng = np.random.default_rng(seed)
+        draws = np.array([fit(V[rng.integers(0, V.shape[0], V.shape[0])])[1:] for _ in range(n_boot)])
+        q = [(1 - level) / 2 * 100, (1 + level) / 2 * 100]
+        close = np.sort(draws[:, 1])                   # nearest rank: infinite draws allowed
+        out["intervals"] = {"b": np.percentile(draws[:, 0], q).tolist(),
+                            "closing_step": [float(close[int(round(p / 100 * (close.size - 1)))])
+                                             for p in q]}
+    return out
+
+
+def paired_gaps(along, estimator="fit"):
+    """(C, E) the gap (other start minus the first) of every pair of
+    :func:`transition_along_training`'s first pair of inits at each step (nan where
+    either has no crossing), matching configurations by name."""
+    ref, other = list(along["per_init"])[:2]
+    a, b = along["per_init"][ref], along["per_init"][other]
+    tag = "-i" + other
+    rows = []
+    for i, name in enumerate(b["configs"]):
+        base = name.replace(tag, "" if ref == "pmem" else "-i" + ref)
+        if base not in a["configs"]:
+            continue
+        j = a["configs"].index(base)
+        rows.append([np.nan if u is None or v is None else u - v
+                     for u, v in zip(b[estimator][i], a[estimator][j])])
+    return np.array(rows, dtype=np.float64)

@@ -212,7 +212,7 @@ def time_figures(sweep_dir, spec):
         tag = "" if len(spec.initializations()) == 1 else f"_{init}"
         paths.append(figure_time_phase_sweep(sweep_dir, part, _sweep_settings(spec) + f", init {init}",
                                              stem=f"fig_time_phase{tag}"))
-    if (spec.size_ratios is not None and spec.refine == 0
+    if (spec.size_ratios is not None and spec.refine == 0 and len(spec.samples) > 1
             and any("along" in c for c in summary["configs"])):
         paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))
     if len(spec.initializations()) > 1 and any("along" in c for c in summary["configs"]):

@@ -204,9 +204,11 @@ def figure_init_gap(sweep_dir, along, subtitle=""):
         band(ax1, p["two_point"]["mean"], p["two_point"]["interval"], f"C{i + 2}",
              f"{p['other']} - {p['reference']}: two-point rule", "--")
     ax1.axhline(0.0, color="k", lw=0.8, ls=":", label="the theory: no dependence on the start")
+    from matplotlib.ticker import NullFormatter
     for ax, title, ylabel in ((ax0, "the transition along training", "M_pt / N"),
                               (ax1, "the gap between the starts (paired)", "difference of M_pt / N")):
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())        # decades only: no crowded labels
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.set_title(title)

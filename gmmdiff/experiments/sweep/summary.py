@@ -101,7 +101,8 @@ def analyses(summary):
     """What else a sweep's design measures, from its summary: ``{"inits": ...}``
     (:func:`gmmdiff.analysis.inits.compare_inits`) for a sweep of several
     initializations, ``{"time_law": ...}`` (:func:`gmmdiff.analysis.timelaw.time_law`)
-    for a sweep of fixed size ratios (no refinement) with series along training. Each
+    for a sweep of fixed size ratios (no refinement) over several N with series along
+    training. Each
     value is
     ``(result dict, text)``."""
     from gmmdiff.analysis.inits import compare_inits, format_inits
@@ -110,7 +111,7 @@ def analyses(summary):
     if len(ident.get("inits", [])) > 1:
         result = compare_inits(summary)
         out["inits"] = (result, format_inits(result))
-    if ("size_ratios" in ident and ident["refine"] == 0
+    if ("size_ratios" in ident and ident["refine"] == 0 and len(ident["samples"]) > 1
             and any("along" in c for c in summary["configs"])):
         result = time_law(summary)
         out["time_law"] = (result, format_time_law(result))
