@@ -94,6 +94,7 @@ sphinx_gallery_conf = {
 # autodoc: signatures as written, members in source order
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
+autodoc_preserve_defaults = True    # xp=np, not xp=<module 'numpy' from '/.../numpy/__init__.py'>
 
 # numpydoc renders the docstrings' Parameters / Returns / Attributes sections; the
 # class member tables it adds would duplicate the members autodoc lists
