@@ -32,8 +32,10 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.50"],
         # the documentation site (docs/): Sphinx, numpydoc for the docstrings, sphinx-click
-        # for the four commands; CI builds it with warnings as errors
-        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-click>=5"],
+        # for the four commands, sphinx-gallery for the executed examples of examples/,
+        # the PyData theme; CI builds it with warnings as errors
+        "docs": ["sphinx>=7", "numpydoc>=1.6", "sphinx-click>=5", "sphinx-gallery>=0.17",
+                 "pydata-sphinx-theme>=0.15"],
         # NVRTC for tests/test_nvrtc.py (compiles the CUDA kernels without a GPU)
         "nvrtc": ["cupy-cuda12x", "nvidia-cuda-nvrtc-cu12"],
         # CuPy with the CUDA toolkit libraries as wheels ([ctk]: cuda-toolkit[cublas,

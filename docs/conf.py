@@ -7,6 +7,11 @@ Built in CI with warnings as errors (``.ci/run``)::
 The four commands of ``bin/`` are documented by sphinx-click from the click objects
 themselves; the scripts have no ``.py`` suffix, so they are loaded here into one
 module, ``gmmdiff_scripts``, that the ``.. click::`` directives name.
+
+The gallery (``docs/auto_examples``, generated and not committed) is built by
+sphinx-gallery from the scripts in ``examples/``, each executed at every build: its
+figures and printed output are what the scripts produce today. An example that trains
+does so in a temporary directory, in seconds (``examples/GALLERY_HEADER.rst``).
 """
 import importlib.machinery
 import importlib.util
@@ -45,20 +50,51 @@ extensions = [
     "sphinx.ext.mathjax",
     "numpydoc",
     "sphinx_click",
+    "sphinx_gallery.gen_gallery",
 ]
 
 exclude_patterns = ["_build"]
+GALLERY_DIR = "auto_examples"   # generated from ../examples by sphinx-gallery (.gitignore)
 root_doc = "index"
 default_role = "literal"        # `x` in a docstring is code, as in the click help texts
 smartquotes = False             # "--model" stays two hyphens, quotes stay straight
-html_theme = "alabaster"
-html_static_path = []
-html_theme_options = {"description": "memorization vs generalization in diffusion denoisers",
-                      "fixed_sidebar": False}
+html_theme = "pydata_sphinx_theme"
+html_static_path = ["_static"]
+html_css_files = ["gmmdiff.css"]
+html_title = f"gmmdiff {release}"
+html_theme_options = {
+    "navbar_align": "left",
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+    "secondary_sidebar_items": ["page-toc", "sourcelink"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+# the left sidebar lists a section's pages: pages without subpages get the full width
+html_sidebars = {page: [] for page in ("index", "getting_started", "files", "science", "performance",
+                                       "reliability", "cli", "api", "changelog")}
+
+# sphinx-gallery: every examples/plot_*.py runs at every build, in file-name order
+# (the numbers give the reading order); a failing example fails the build
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": GALLERY_DIR,
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "write_computation_times": False,
+    "show_memory": False,
+    "min_reported_time": 0,
+    "matplotlib_animations": False,
+    "reset_modules": ("matplotlib",),
+    "capture_repr": (),         # printed output only, not the value of a cell's last line
+}
 
 # autodoc: signatures as written, members in source order
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
+autodoc_preserve_defaults = True    # xp=np, not xp=<module 'numpy' from '/.../numpy/__init__.py'>
 
 # numpydoc renders the docstrings' Parameters / Returns / Attributes sections; the
 # class member tables it adds would duplicate the members autodoc lists

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from gmmdiff.analysis.transition import _link, _link_offset, crossing, fit_curve
+from gmmdiff.analysis.transition import _link, _link_offset, crossing, fit_curve, fitted_ratio
 
 
 def simulate(rng, n, *, tau=0.5, lam=0.0, N=30):
@@ -74,3 +74,22 @@ def test_noiseless_curves_of_either_link_give_their_crossing():
         fit = fit_curve(x * 1000, np.round(p * 10 ** 6), 10 ** 6, 1000, shape=lam)
         assert fit["value"] == pytest.approx(0.73, abs=2e-4)
         assert fit["slope"] == pytest.approx(14.0, rel=1e-2)
+
+
+def test_fitted_ratio_is_the_curve_the_fit_found():
+    """fitted_ratio (what the gallery draws through the measured ratios) against the
+    link's closed forms, written out here: the complementary log-log (lam = 0) and the
+    logistic (lam = 1), and on a noiseless curve the truth it was fitted to."""
+    x = np.linspace(0.0, 1.2, 25)
+    cloglog = 1 - np.exp(-np.exp(12.0 * (x - 0.8) + np.log(np.log(2.0))))
+    logistic = 1 / (1 + np.exp(-12.0 * (x - 0.8)))
+    for lam, truth in ((0.0, cloglog), (1.0, logistic)):
+        got = fitted_ratio(x, {"value": 0.8, "slope": 12.0, "link_shape": lam})
+        np.testing.assert_allclose(got, truth, rtol=1e-12, atol=1e-15)
+    M = np.arange(4, 31)
+    p = 1 - np.exp(-np.exp(10.0 * (M / 30 - 0.75) + np.log(np.log(2.0))))
+    fit = fit_curve(M, np.round(p * 10 ** 6), 10 ** 6, 30)
+    np.testing.assert_allclose(fitted_ratio(M / 30, fit), p, atol=1e-4)
+    assert fitted_ratio([fit["value"]], fit)[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no curve"):
+        fitted_ratio(x, fit_curve(M[:3], [0, 10, 50], 50, 30))

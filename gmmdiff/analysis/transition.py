@@ -260,3 +260,36 @@ def fit_curve(M, counts, n, N, *, shape=LINK_SHAPE, level=0.95):
     if not x[0] <= x_hat <= x[-1]:
         out["status"] = "outside sizes"
     return out
+
+
+def fitted_ratio(M_over_N, fit):
+    """The memorization ratio that a whole-curve fit (:func:`fit_curve`) gives at any
+    model size: F(b (x - x_half) + c), the curve whose 1/2 crossing is the fit's M_pt/N.
+
+    Parameters
+    ----------
+    M_over_N : (J,) array
+        Model sizes over N, where the curve is wanted (any values).
+    fit : dict
+        :func:`fit_curve`'s result, or the ``fit`` entry of a sweep summary's
+        configuration (``summary.json``, :attr:`gmmdiff.SweepResults.rows`): its
+        ``value`` (x_half), ``slope`` (b) and ``link_shape`` (lam) are used.
+
+    Returns
+    -------
+    (J,) float64 array
+        Ratios in [0, 1], increasing in ``M_over_N``; 1/2 at ``fit["value"]``.
+
+    Examples
+    --------
+    >>> from gmmdiff.analysis.transition import fitted_ratio
+    >>> fitted_ratio([0.5, 0.8, 1.0], {"value": 0.8, "slope": 10.0, "link_shape": 0.0}).round(3)
+    array([0.034, 0.5  , 0.994])
+    """
+    if fit.get("value") is None or fit.get("slope") is None:
+        raise ValueError(f"the fit has no curve (status {fit.get('status', 'unknown')!r}): "
+                         "value and slope are needed")
+    lam = float(fit.get("link_shape", LINK_SHAPE))
+    x = np.asarray(to_host(M_over_N), dtype=np.float64)
+    eta = float(fit["slope"]) * (x - float(fit["value"])) + _link_offset(lam)
+    return _link(eta, lam)[0]

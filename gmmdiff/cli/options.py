@@ -179,15 +179,17 @@ def optimization_options(defaults=D, notes=None):
                          callback=positive(1),
                          help=noted("noise draws per sample and step", "noise_draws", notes)),
             click.option("--eval-samples", type=int, default=defaults.eval_samples, show_default=True,
-                         callback=positive(1), help="generated samples for the memorization ratio and W2"),
+                         callback=positive(1),
+                         help=noted("generated samples for the memorization ratio and W2",
+                                    "eval_samples", notes)),
             click.option("--eval-noise-draws", type=int, default=defaults.eval_noise_draws,
                          show_default=True, callback=positive(1),
                          help="noise draws per sample for the per-time losses"),
             click.option("--eval-steps", default=defaults.eval_steps, show_default=True,
-                         help="steps at which every model is evaluated along training: "
-                              "'log:K' (step 0 and K log-spaced steps up to the last), a list "
-                              "such as '0,1000,50000' (the last step is always added), or "
-                              "'none'"),
+                         help=noted("steps at which every model is evaluated along training: "
+                                    "'log:K' (step 0 and K log-spaced steps up to the last), a "
+                                    "list such as '0,1000,50000' (the last step is always "
+                                    "added), or 'none'", "eval_steps", notes)),
             click.option("--track-noise-draws", type=int, default=defaults.track_noise_draws,
                          show_default=True, callback=positive(1),
                          help="noise draws per sample for the train and test losses along "
@@ -221,9 +223,11 @@ def optimization_options(defaults=D, notes=None):
             click.option("--lr", "lr_peak", type=float, default=defaults.lr_peak, show_default=True,
                          help=noted("peak learning rate", "lr_peak", notes)),
             click.option("--lr-final", type=float, default=defaults.lr_final, show_default=True,
-                         help="learning rate at the last step (linear decay after the warm-up)"),
+                         help=noted("learning rate at the last step (linear decay after the "
+                                    "warm-up)", "lr_final", notes)),
             click.option("--warmup", "warmup_frac", type=float, default=defaults.warmup_frac,
-                         show_default=True, help="fraction of steps of linear warm-up"),
+                         show_default=True,
+                         help=noted("fraction of steps of linear warm-up", "warmup_frac", notes)),
             click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=defaults.optimizer,
                          show_default=True,
                          help=noted("adam (the paper's), sgd (plain gradient descent) or "

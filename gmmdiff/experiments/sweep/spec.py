@@ -142,6 +142,18 @@ PRESETS = {
     "time": dict(samples="10,20,40,80", dims="10", components="2", seeds="0,1,2,3",
                  inits="prior", size_ratios="1,2", refine=0, noise_draws=10, steps=30_000,
                  lr_final=1e-3, warmup_frac=0.01, eval_steps="log:30"),
+    # "quick" shows the transition, its fits and figures 3 and 7 in about five minutes on
+    # 2 idle cores (--jobs 2; then --summary, gmmdiff-predict --fit, gmmdiff-plot): 8
+    # settings x 2 seeds at N 16-24, d 8-12, with settings that converge in 8,000 steps,
+    # the x0 target at a peak learning rate of 5e-3 (pilots at N = 24, d = 8: at 1e-2, 2
+    # of 4 sizes near the transition stayed "moving", their variance jittering by ~10% in
+    # the last 10% of steps; at 5e-3 none), 200 generated samples per size. Measured on
+    # the shared 2-core machine: 206 s of CPU training (two workers), 74 s fitting the
+    # four sources, 6 s of figures; 122 of the 128 sizes below N passed the convergence
+    # check, M_pt/N 0.76-0.83 with intervals about 0.05 wide.
+    "quick": dict(samples="16,24", dims="8,12", components="2,3", seeds="0,1", coarse=5,
+                  refine=4, noise_draws=10, eval_samples=200, steps=8000, target="x0",
+                  lr_peak=5e-3),
 }
 # The memorization-time law per training protocol (SPEC 12; gmmdiff.analysis.timelaw):
 # one laboratory -- d = 10, K = 2, the prior start, M/N = 2 (plateaus of the ratio well
