@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import gmmdiff
 from gmmdiff.cli.options import TEMPLATE_DEFAULTS
-from gmmdiff.experiments.sweep.spec import PRESETS
+from gmmdiff.experiments.sweep.presets import PRESETS
 
 from test_cli import ROOT, load_script
 

@@ -175,7 +175,7 @@ def test_the_shipped_data_variance_experiment_re_derives(shipped):
     """assets/svar_sweep/transfer.json (the README's s* table) follows from the shipped
     svar summary and the shipped CPU-sweep fits alone; the summary records which commit
     trained it and holds every s* of the preset."""
-    from gmmdiff.experiments.sweep.spec import PRESETS
+    from gmmdiff.experiments.sweep.presets import PRESETS
     from gmmdiff.experiments.sweep.summary import reanalyse_summary
     from gmmdiff.analysis.transfer import transfer
     _, fits = shipped

@@ -278,7 +278,7 @@ def test_the_shipped_protocol_laws_follow_from_their_summaries(name, optimizer, 
     import os
 
     from gmmdiff.analysis.fit_files import ASSETS
-    from gmmdiff.experiments.sweep.spec import PRESETS
+    from gmmdiff.experiments.sweep.presets import PRESETS
     here = os.path.join(ASSETS, "time_protocols", name)
     summary = json.load(open(os.path.join(here, "summary.json")))
     shipped = json.load(open(os.path.join(here, "time_law.json")))

@@ -1,7 +1,8 @@
 """Sweeps over configurations (N, d, K, data variance s*, seed), each a run directory
 of its own.
 
-- :mod:`gmmdiff.experiments.sweep.spec`    -- the grids, presets and ``sweep.json``;
+- :mod:`gmmdiff.experiments.sweep.spec`    -- the grids and ``sweep.json``;
+- :mod:`gmmdiff.experiments.sweep.presets` -- the named sweeps of ``--preset``;
 - :mod:`gmmdiff.experiments.sweep.plans`   -- the coarse and refinement sizes and
   ``plan.json``;
 - :mod:`gmmdiff.experiments.sweep.units`   -- units of work, shards, the sweep directory
