@@ -7,14 +7,17 @@ Slurm variables it reads; SIGTERM -- twice, at start-up, to a ``--jobs`` parent,
 Each test here failed on the code before the issue's changes (the probe behind the
 figures in docs/reliability.rst: ``benchmarks/cluster_probe.py``)."""
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
 
-from gmmdiff.cli import slurm_checks
+from gmmdiff.cli import slurm, slurm_checks
 from gmmdiff.experiments.sweep.spec import slurm_array_task
 
 from test_reliability import one_line_error, snapshot
@@ -248,3 +251,164 @@ def test_slurm_variables_are_checked_as_slurm_defines_them(variables, match, tmp
     assert match in one_line_error(result)
     assert not out.exists()
 
+
+# ---------------------------------------------------------------- signals
+
+TRAIN = os.path.join(ROOT, "bin", "gmmdiff-train")
+TRAIN_ARGS = ["--dim", "3", "--components", "2", "--samples", "10", "--model-sizes", "2,5,10",
+              "--steps", "1000", "--noise-draws", "2", "--eval-samples", "8",
+              "--eval-noise-draws", "2", "--checkpoint-every", "100"]
+PROGRESS = dict(os.environ, GMMDIFF_PROGRESS_SECONDS="0")     # a progress line every logged step
+
+
+def holds_sigterm(pid):
+    """Whether process ``pid`` has a handler for SIGTERM (SigCgt of /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as fh:
+        mask = next(int(ln.split()[1], 16) for ln in fh if ln.startswith("SigCgt:"))
+    return bool(mask >> (signal.SIGTERM - 1) & 1)
+
+
+def start(cmd, **kw):
+    return subprocess.Popen(cmd, env=PROGRESS, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, **kw)
+
+
+def wait_for(stream, text):
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if text in line:
+            return lines
+    raise AssertionError(f"{text!r} never came:\n{''.join(lines)}")
+
+
+def wait_for_step(stream, minimum):
+    """Read progress lines ('...: step 120/3000 ...') until one at ``minimum`` or later."""
+    lines = []
+    for line in stream:
+        lines.append(line)
+        m = re.search(r"step (\d+)/", line)
+        if m and int(m.group(1)) >= minimum:
+            return lines
+    raise AssertionError(f"step {minimum} never came:\n{''.join(lines)}")
+
+
+def last_line(proc):
+    out, err = proc.communicate()
+    return err.strip().splitlines()[-1], out + err
+
+
+from test_sbatch import plain_sweep, same_files  # noqa: E402,F401  (the fixture, for the re-runs)
+
+
+def test_sigterms_while_the_first_is_handled_still_end_with_75_and_resume(plain_sweep, tmp_path):
+    """SIGTERM at a training step, a second 50 ms later, a third once the command has
+    said it stopped (it is exiting): exit status 75 every time (it was -15 when a
+    signal came after the handler was put back), and the re-run gives the one-process
+    files."""
+    out = tmp_path / "sw"
+    proc = start([sys.executable, SWEEP, *[a for a in SMALL if a != "--quiet"], "--out", str(out)])
+    wait_for(proc.stderr, "coarse step")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    line = wait_for(proc.stderr, "gmmdiff-sweep: stopped by SIGTERM")[-1]
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait() == slurm.REQUEUE_EXIT, line
+    step = int(line.split("at step ")[1].split()[0])
+    assert (f"the checkpoint of unit N16-d3-shard0of1 (coarse) at step {step:,} of 2,000" in line
+            and "0 of 4 configurations finished" in line), line
+    done = subprocess.run([sys.executable, SWEEP, *SMALL, "--out", str(out)], capture_output=True)
+    assert done.returncode == 0, done.stderr
+    same_files(plain_sweep, out)
+
+
+def test_sigterm_during_start_up_ends_with_75(tmp_path):
+    """SIGTERM as soon as the command can hold it -- during its imports, about 0.1 s
+    after exec -- stops it before it trains, with status 75 and the line saying that
+    nothing is kept yet (it used to die of the signal: no handler until training)."""
+    out = tmp_path / "sw"
+    proc = start([sys.executable, SWEEP, *SMALL, "--out", str(out)])
+    deadline = time.monotonic() + 5
+    while not holds_sigterm(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGTERM)
+    line, everything = last_line(proc)
+    assert proc.returncode == slurm.REQUEUE_EXIT, everything
+    assert line.startswith("gmmdiff-sweep: stopped by SIGTERM before unit N16-d3-shard0of1; kept "
+                           f"in {out}: 0 of 4 configurations finished;"), line
+
+
+@pytest.mark.parametrize("to", ["parent", "group"])
+def test_sigterm_to_a_jobs_parent_or_its_group_saves_every_workers_work(to, plain_sweep, tmp_path):
+    """--jobs 2, both workers training: SIGTERM to the parent alone (passed on to the
+    workers) or to the whole process group: each worker saves its unit's checkpoint,
+    the parent exits 75 and says so (the parent used to die at once, its workers
+    killed with it); the re-run gives the one-process files."""
+    out = tmp_path / "sw"
+    proc = start([sys.executable, SWEEP, *SMALL, "--out", str(out), "--jobs", "2"],
+                 start_new_session=True)
+    ckpts = [out / f"checkpoint-N{n}-d3-shard0of1-coarse.npz" for n in (12, 16)]
+    deadline = time.monotonic() + 120
+    while not all(c.exists() for c in ckpts) and time.monotonic() < deadline:
+        time.sleep(0.01)                          # (--checkpoint-every: each worker is training)
+    if to == "parent":
+        proc.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(proc.pid, signal.SIGTERM)
+    line, everything = last_line(proc)
+    assert proc.returncode == slurm.REQUEUE_EXIT, everything
+    assert "stopped by SIGTERM: 2 of its 2 workers saved their work and stopped" in line, line
+    assert line.count("the checkpoint of unit") == 2, line
+    if to == "parent":
+        done = subprocess.run([sys.executable, SWEEP, *SMALL, "--out", str(out)], capture_output=True)
+        assert done.returncode == 0, done.stderr
+        same_files(plain_sweep, out)
+
+
+def test_gmmdiff_train_saves_its_checkpoint_on_sigterm_and_resumes_to_the_same_files(tmp_path):
+    """gmmdiff-train, SIGTERM during training: the checkpoint at that step, exit status
+    75 (it used to die of the signal, losing the steps since the last checkpoint), and
+    the same command ends with an uninterrupted run's files, bit for bit."""
+    ref = tmp_path / "ref"
+    subprocess.run([sys.executable, TRAIN, *TRAIN_ARGS, "--quiet", "--out", str(ref)], check=True,
+                   capture_output=True)
+    out = tmp_path / "run"
+    proc = start([sys.executable, TRAIN, *TRAIN_ARGS, "--out", str(out)])
+    wait_for_step(proc.stderr, 1)
+    proc.send_signal(signal.SIGTERM)
+    line, everything = last_line(proc)
+    assert proc.returncode == slurm.REQUEUE_EXIT, everything
+    step = int(line.split("at step ")[1].split()[0])
+    assert line == (f"gmmdiff-train: stopped by SIGTERM at step {step} of 1000; kept in {out}: the "
+                    f"checkpoint at step {step:,} of 1,000; the same command resumes (exit status 75)")
+    subprocess.run([sys.executable, TRAIN, *TRAIN_ARGS, "--quiet", "--out", str(out)], check=True,
+                   capture_output=True)
+    same_files(ref, out)
+
+
+def test_ctrl_c_says_exactly_what_was_kept(tmp_path):
+    """Ctrl-C (SIGINT) keeps what is on disk and says which: before the first checkpoint
+    nothing (it used to say 'completed model sizes are saved' regardless); later the
+    last periodic checkpoint, at the step the file holds."""
+    from gmmdiff.cli.stopping import checkpoint_step
+    out = tmp_path / "run"
+    proc = start([sys.executable, TRAIN, *TRAIN_ARGS, "--out", str(out)])
+    wait_for_step(proc.stderr, 1)
+    proc.send_signal(signal.SIGINT)
+    line, everything = last_line(proc)
+    assert proc.returncode == 130, everything
+    if (out / "checkpoint.npz").exists():       # (a loaded machine may pass step 100 first)
+        step = checkpoint_step(str(out / "checkpoint.npz"))
+        assert f"kept in {out}: the checkpoint at step {step:,} of 1,000" in line, line
+    else:
+        assert line == (f"interrupted; nothing kept in {out} (no size finished, no checkpoint "
+                        "written yet); re-run the same command to continue"), line
+    proc = start([sys.executable, TRAIN, *TRAIN_ARGS, "--out", str(out)])
+    wait_for_step(proc.stderr, 310)               # after the checkpoint at step 300
+    proc.send_signal(signal.SIGINT)
+    line, everything = last_line(proc)
+    step = checkpoint_step(str(out / "checkpoint.npz"))
+    assert step >= 300 and step % 100 == 0, everything
+    assert line == (f"interrupted; kept in {out}: the checkpoint at step {step:,} of 1,000; "
+                    "re-run the same command to continue"), line
