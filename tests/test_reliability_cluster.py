@@ -339,6 +339,20 @@ def test_sigterm_during_start_up_ends_with_75(tmp_path):
                            f"in {out}: 0 of 4 configurations finished;"), line
 
 
+def test_sigterm_pending_from_exec_is_delivered_once_held(tmp_path):
+    """A command started with SIGTERM blocked (as run_workers starts its workers) and
+    sent SIGTERM at once, before Python runs: the signal waits, is delivered when the
+    command holds it, and stops it with status 75 (it used to stay blocked: the sweep
+    ran to its end)."""
+    out = tmp_path / "sw"
+    block = lambda: signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # noqa: E731
+    proc = start([sys.executable, SWEEP, *SMALL, "--out", str(out)], preexec_fn=block)
+    proc.send_signal(signal.SIGTERM)
+    line, everything = last_line(proc)
+    assert proc.returncode == slurm.REQUEUE_EXIT, everything
+    assert "stopped by SIGTERM before unit N16-d3-shard0of1" in line, line
+
+
 @pytest.mark.parametrize("to", ["parent", "group"])
 def test_sigterm_to_a_jobs_parent_or_its_group_saves_every_workers_work(to, plain_sweep, tmp_path):
     """--jobs 2, both workers training: SIGTERM to the parent alone (passed on to the
