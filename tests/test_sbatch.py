@@ -347,3 +347,46 @@ def test_sigterm_stops_a_sweep_with_status_75_and_the_same_command_resumes(plain
     assert done.returncode == 0, done.stderr
     same_files(plain_sweep, out)
 
+
+def test_the_script_on_the_cluster_page_is_what_this_version_writes():
+    """docs/cluster.rst shows paper.sh as written on /home/me for /scratch/me/sweep: each
+    line shown is a line of the script this version writes for those paths ('...' stands
+    for any text, a line '# ...' for comment lines left out), its version included
+    (it said 0.5.0 when 0.6.0 shipped); dates are not compared."""
+    import re
+
+    import gmmdiff
+    with open(os.path.join(ROOT, "docs", "cluster.rst")) as fh:
+        page = fh.read()
+    start = page.index("    #!/bin/bash\n", page.index("The generated script"))
+    shown = []
+    for line in page[start:].splitlines():
+        if line and not line.startswith("    "):
+            break
+        shown.append(line[4:])
+    while not shown[-1]:
+        shown.pop()
+    written = slurm.batch_script(
+        python="/home/me/venv/bin/python3", sweep_script="/home/me/venv/bin/gmmdiff-sweep",
+        predict_script="/home/me/venv/bin/gmmdiff-predict",
+        sweep_args=["--preset", "paper", "--backend", "cupy", "--out", "/scratch/me/sweep"],
+        out="/scratch/me/sweep", logs="/scratch/me/sweep-logs", workdir="/home/me",
+        script_path="/scratch/me/paper.sh", n_tasks=16, n_units=16, n_configs=64,
+        time_s=12 * 3600, time_note="--time 12:00:00", parallel=8, gpu=True,
+        version=gmmdiff.__version__).splitlines()
+    date = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+    def same(s, w):
+        s, w = date.sub("DATE", s), date.sub("DATE", w)
+        return re.fullmatch(".*".join(map(re.escape, s.split("..."))), w) is not None
+
+    i = 0
+    for k, s in enumerate(shown):
+        if s == "# ...":
+            while written[i].startswith("#") and not same(shown[k + 1], written[i]):
+                i += 1
+            continue
+        assert same(s, written[i]), f"docs/cluster.rst shows {s!r}; this version writes {written[i]!r}"
+        i += 1
+    assert i == len(written), written[i:]
+    assert f"written by gmmdiff-sweep {gmmdiff.__version__} on" in "\n".join(shown)
