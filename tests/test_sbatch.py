@@ -156,7 +156,7 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
     assert "--dependency=\"afterok:$array\"" in text and "--kill-on-invalid-dep=yes" in summary
     assert "#SBATCH --partition=short" in summary and "#SBATCH --time=0-01:30:00" in summary
     assert f"--summary {out}" in summary and f"gmmdiff-predict --fit {out}" in summary
-    assert f"if [ $status -eq {slurm.REQUEUE_EXIT} ]" in text
+    assert f"[ $status -eq {slurm.REQUEUE_EXIT} ] || [ $status -eq {slurm.TERM_STATUS} ]" in text
     assert 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in text
     subprocess.run(["bash", "-n", str(path)], check=True)
     # the task's command is the one typed, with an absolute --out and --shard slurm
@@ -165,6 +165,32 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
                            "--coarse", "3", "--refine", "2", "--steps", "2000", "--noise-draws",
                            "2", "--eval-samples", "20", "--eval-noise-draws", "2", "--quiet",
                            "--out", str(out), "--shard", "slurm"]
+
+
+@pytest.mark.parametrize("status, cancelled, requeued", [
+    (75, False, True), (143, False, True), (0, False, False), (2, False, False),
+    (137, False, False), (75, True, False), (143, True, False)])
+def test_a_task_is_requeued_after_sigterm_only(status, cancelled, requeued, tmp_path):
+    """The task's shell, with a fake srun exiting ``status``: requeued (scontrol requeue,
+    exit 0) after 75 (stopped by SIGTERM, work saved) and 143 (ended by SIGTERM while
+    Python was starting, before gmmdiff-sweep held it: nothing written), never when the
+    batch shell itself got SIGTERM (scancel); any other status is the task's."""
+    result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), "--time", "10"], tmp_path)
+    assert result.exit_code == 0, result.output
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    kill_shell = 'kill -TERM "$PPID"; ' if cancelled else ""
+    (fake / "srun").write_text(f"#!/bin/bash\n{kill_shell}exit {status}\n")
+    (fake / "scontrol").write_text('#!/bin/bash\necho "$@" > "$(dirname "$0")/requeued"\n')
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", SLURM_JOB_ID="9",
+               SLURM_ARRAY_JOB_ID="9", SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_TASK_COUNT="2")
+    done = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True)
+    assert (fake / "requeued").exists() == requeued, done.stdout + done.stderr
+    assert done.returncode == (0 if requeued else status), done.stdout + done.stderr
+    if requeued:
+        assert (fake / "requeued").read_text() == "requeue 9_1\n"
 
 
 def test_the_gpu_script_asks_for_a_gpu_and_runs_the_cupy_backend(tmp_path):

@@ -15,6 +15,9 @@ command runs under ``srun``, so that Slurm's SIGTERM -- preemption, or
 gmmdiff-sweep then saves its checkpoint and exits with :data:`REQUEUE_EXIT`, upon which
 the script puts the task back into the queue (``scontrol requeue``; ``--requeue`` also lets
 Slurm requeue it after a node failure) and the requeued task resumes from the checkpoint.
+gmmdiff-sweep holds SIGTERM from its first lines (:func:`gmmdiff.training.interrupt.hold`);
+a SIGTERM in the ~0.1 s before, while Python itself starts, ends it with nothing written
+(srun's status :data:`TERM_STATUS`), and the script requeues that task too.
 
 The time limit of a task, unless given (``--time``), comes from the sweep's own estimate
 (:func:`gmmdiff.cli.progress.estimate_sweep_seconds`, a short timing on this machine):
@@ -43,6 +46,7 @@ from gmmdiff.engine.threads import CORES_ENV
 from gmmdiff.experiments.sweep.plans import coarse_sizes
 
 REQUEUE_EXIT = 75           # EX_TEMPFAIL: stopped by SIGTERM, work saved; run it again
+TERM_STATUS = 128 + 15      # srun's status for a task ended by SIGTERM (before it held it)
 SIGNAL_BEFORE_S = 120       # SIGTERM this long before the time limit (Slurm: up to 60 s more)
 MIN_TIME_S = 300            # shortest --time: the signal must not come at the start
 TIME_FACTOR = 2.0           # the estimate is a short timing on another machine
@@ -230,8 +234,11 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
         'restart ${SLURM_RESTART_COUNT:-0}"',
         "srun " + " ".join(map(q, task)),
         "status=$?",
-        f"if [ $status -eq {REQUEUE_EXIT} ] && [ -z \"$cancelled\" ]; then",
-        "    # stopped by SIGTERM before the time limit, work saved: back into the queue",
+        f"if {{ [ $status -eq {REQUEUE_EXIT} ] || [ $status -eq {TERM_STATUS} ]; }} && "
+        "[ -z \"$cancelled\" ]; then",
+        f"    # stopped by SIGTERM, work saved ({REQUEUE_EXIT}), or ended by it while Python was "
+        f"starting ({TERM_STATUS}:",
+        "    # before gmmdiff-sweep could hold the signal, nothing written): back into the queue",
         '    echo "$(date "+%F %T") task $SLURM_ARRAY_TASK_ID: stopped with its work saved, requeueing"',
         '    scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" && exit 0',
         '    echo "scontrol requeue failed: submit the script again, the sweep resumes" >&2',

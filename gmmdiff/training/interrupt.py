@@ -16,9 +16,12 @@ Outside :func:`stop_on` nothing is recorded and the signals keep their handlers 
 ends the process at once, as before) -- unless a script called :func:`hold`: the
 command-line scripts hold SIGTERM from their first lines to their exit, so that a signal
 at any moment -- during start-up, a second one while the first is handled, one during
-the exit -- is recorded, never the end of the process (Python itself starts in ~20-40 ms
-before that; a parent that starts gmmdiff, :func:`gmmdiff.cli.workers.run_workers`,
-blocks SIGTERM in its children until they hold it, so that none is lost).
+the exit -- is recorded, never the end of the process. Before that, for ~0.1 s, Python
+itself starts (0.04-0.36 s on a loaded 2-core machine) and SIGTERM ends it, having
+written nothing (the batch script requeues that task too,
+:data:`gmmdiff.cli.slurm.TERM_STATUS`); a parent that starts gmmdiff,
+:func:`gmmdiff.cli.workers.run_workers`, blocks SIGTERM in its children until they hold
+it, so that none is lost there.
 """
 import atexit
 import contextlib
