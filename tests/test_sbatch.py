@@ -114,10 +114,10 @@ def test_array_tasks_share_out_exactly_the_one_process_units():
 
 def test_array_tasks_run_outside_slurm_give_the_one_process_files(plain_sweep, tmp_path):
     """The script's task command, run once per task of a 3-task array (one more than
-    the units) with the variables Slurm sets: the files of the one-process sweep, bit
-    for bit; the third task has nothing to do and says so."""
-    result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), "--array-tasks", "3",
-                                   "--time", "10"], tmp_path)
+    the units: an array written by hand, --array-tasks refuses it) with the variables
+    Slurm sets: the files of the one-process sweep, bit for bit; the third task has
+    nothing to do and says so."""
+    result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), "--time", "10"], tmp_path)
     assert result.exit_code == 0, result.output
     command = task_command(path.read_text())
     assert command[-2:] == ["--shard", "slurm"] and command[:2] == [sys.executable, SWEEP]
@@ -143,7 +143,7 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
     assert result.exit_code == 0, result.output
     text = path.read_text()
     head = directives(text)
-    logs = str(tmp_path / "sweep-logs")
+    logs = str(tmp_path / "sw-logs")                          # beside the sweep directory
     for want in ("--array=0-1%1", "--ntasks=1", "--cpus-per-task=2", "--time=0-01:30:00",
                  f"--signal=TERM@{slurm.SIGNAL_BEFORE_S}", "--requeue", "--open-mode=append",
                  f"--output={logs}/task-%A_%a.out", f"--error={logs}/task-%A_%a.err",
@@ -156,7 +156,7 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
     assert "--dependency=\"afterok:$array\"" in text and "--kill-on-invalid-dep=yes" in summary
     assert "#SBATCH --partition=short" in summary and "#SBATCH --time=0-01:30:00" in summary
     assert f"--summary {out}" in summary and f"gmmdiff-predict --fit {out}" in summary
-    assert f"if [ $status -eq {slurm.REQUEUE_EXIT} ]" in text
+    assert f"[ $status -eq {slurm.REQUEUE_EXIT} ] || [ $status -eq {slurm.TERM_STATUS} ]" in text
     assert 'scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"' in text
     subprocess.run(["bash", "-n", str(path)], check=True)
     # the task's command is the one typed, with an absolute --out and --shard slurm
@@ -167,12 +167,38 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
                            "--out", str(out), "--shard", "slurm"]
 
 
+@pytest.mark.parametrize("status, cancelled, requeued", [
+    (75, False, True), (143, False, True), (0, False, False), (2, False, False),
+    (137, False, False), (75, True, False), (143, True, False)])
+def test_a_task_is_requeued_after_sigterm_only(status, cancelled, requeued, tmp_path):
+    """The task's shell, with a fake srun exiting ``status``: requeued (scontrol requeue,
+    exit 0) after 75 (stopped by SIGTERM, work saved) and 143 (ended by SIGTERM while
+    Python was starting, before gmmdiff-sweep held it: nothing written), never when the
+    batch shell itself got SIGTERM (scancel); any other status is the task's."""
+    result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), "--time", "10"], tmp_path)
+    assert result.exit_code == 0, result.output
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    kill_shell = 'kill -TERM "$PPID"; ' if cancelled else ""
+    (fake / "srun").write_text(f"#!/bin/bash\n{kill_shell}exit {status}\n")
+    (fake / "scontrol").write_text('#!/bin/bash\necho "$@" > "$(dirname "$0")/requeued"\n')
+    for f in fake.iterdir():
+        f.chmod(0o755)
+    env = dict(os.environ, PATH=f"{fake}{os.pathsep}{os.environ['PATH']}", SLURM_JOB_ID="9",
+               SLURM_ARRAY_JOB_ID="9", SLURM_ARRAY_TASK_ID="1", SLURM_ARRAY_TASK_COUNT="2")
+    done = subprocess.run(["bash", str(path)], env=env, capture_output=True, text=True)
+    assert (fake / "requeued").exists() == requeued, done.stdout + done.stderr
+    assert done.returncode == (0 if requeued else status), done.stdout + done.stderr
+    if requeued:
+        assert (fake / "requeued").read_text() == "requeue 9_1\n"
+
+
 def test_the_gpu_script_asks_for_a_gpu_and_runs_the_cupy_backend(tmp_path):
     result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), "--backend", "cupy",
-                                   "--time", "2-0", "--array-tasks", "6"], tmp_path)
+                                   "--time", "2-0", "--array-tasks", "1"], tmp_path)
     assert result.exit_code == 0, result.output
     head = directives(path.read_text())
-    assert "--gres=gpu:1" in head and "--array=0-5" in head and "--time=2-00:00:00" in head
+    assert "--gres=gpu:1" in head and "--array=0-0" in head and "--time=2-00:00:00" in head
     command = task_command(path.read_text())
     assert command[command.index("--backend") + 1] == "cupy"
 
@@ -200,7 +226,7 @@ def test_bad_script_options_are_one_line_and_write_nothing(args, match, tmp_path
     result, path = sbatch(SMALL + ["--out", str(tmp_path / "sw"), *args], tmp_path)
     assert result.exit_code == 2 and match in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1
-    assert not path.exists() and not (tmp_path / "sweep-logs").exists()
+    assert not path.exists() and not (tmp_path / "sw-logs").exists()
     assert not (tmp_path / "sw").exists()
 
 
@@ -346,3 +372,47 @@ def test_sigterm_stops_a_sweep_with_status_75_and_the_same_command_resumes(plain
     done = subprocess.run([*cmd, "--quiet"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     same_files(plain_sweep, out)
+
+
+def test_the_script_on_the_cluster_page_is_what_this_version_writes():
+    """docs/cluster.rst shows paper.sh as written on /home/me for /scratch/me/sweep: each
+    line shown is a line of the script this version writes for those paths ('...' stands
+    for any text, a line '# ...' for comment lines left out), its version included
+    (it said 0.5.0 when 0.6.0 shipped); dates are not compared."""
+    import re
+
+    import gmmdiff
+    with open(os.path.join(ROOT, "docs", "cluster.rst")) as fh:
+        page = fh.read()
+    start = page.index("    #!/bin/bash\n", page.index("The generated script"))
+    shown = []
+    for line in page[start:].splitlines():
+        if line and not line.startswith("    "):
+            break
+        shown.append(line[4:])
+    while not shown[-1]:
+        shown.pop()
+    written = slurm.batch_script(
+        python="/home/me/venv/bin/python3", sweep_script="/home/me/venv/bin/gmmdiff-sweep",
+        predict_script="/home/me/venv/bin/gmmdiff-predict",
+        sweep_args=["--preset", "paper", "--backend", "cupy", "--out", "/scratch/me/sweep"],
+        out="/scratch/me/sweep", logs="/scratch/me/sweep-logs", workdir="/home/me",
+        script_path="/scratch/me/paper.sh", n_tasks=16, n_units=16, n_configs=64,
+        time_s=12 * 3600, time_note="--time 12:00:00", parallel=8, gpu=True,
+        version=gmmdiff.__version__).splitlines()
+    date = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+    def same(s, w):
+        s, w = date.sub("DATE", s), date.sub("DATE", w)
+        return re.fullmatch(".*".join(map(re.escape, s.split("..."))), w) is not None
+
+    i = 0
+    for k, s in enumerate(shown):
+        if s == "# ...":
+            while written[i].startswith("#") and not same(shown[k + 1], written[i]):
+                i += 1
+            continue
+        assert same(s, written[i]), f"docs/cluster.rst shows {s!r}; this version writes {written[i]!r}"
+        i += 1
+    assert i == len(written), written[i:]
+    assert f"written by gmmdiff-sweep {gmmdiff.__version__} on" in "\n".join(shown)

@@ -5,11 +5,13 @@ surfaces as one line on stderr with exit code 2 (never a traceback).
 """
 import functools
 import os
+import signal
 import sys
 
 import click
 
 from gmmdiff.backend import BACKENDS, DTYPES, get_xp
+from gmmdiff.cli.stopping import KEPT
 from gmmdiff.model.process import PROCESSES, TRAIN_TARGETS
 from gmmdiff.training.config import INITS, MODELS, TrainConfig
 from gmmdiff.training.optim import OPTIMIZERS
@@ -92,7 +94,11 @@ def repeated_option(command, args):
 
 def handle_errors(func):
     """Turn library ValueErrors (bad input, foreign or corrupt run directories) into
-    :class:`UserError`, and an interrupt into a short message."""
+    :class:`UserError`, and an interrupt (Ctrl-C) into a short message: what the command
+    kept, where it says (``ctx.meta[gmmdiff.cli.stopping.KEPT]``, a function returning the
+    phrase of :func:`gmmdiff.cli.stopping.run_kept` or :func:`~gmmdiff.cli.stopping.
+    sweep_kept`), exit status 130; a worker of ``--jobs`` exits quietly (its parent says
+    it)."""
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
@@ -102,8 +108,14 @@ def handle_errors(func):
             sys.exit(0)
         except (ValueError, OSError) as exc:
             raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-        except KeyboardInterrupt:  # pragma: no cover - interactive
-            click.echo("interrupted; completed model sizes are saved, re-run to resume", err=True)
+        except KeyboardInterrupt:
+            before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
+            ctx = click.get_current_context(silent=True)
+            kept = ctx.meta.get(KEPT) if ctx is not None else None
+            if os.environ.get("GMMDIFF_WORKER") is None:
+                click.echo("interrupted" + (f"; {kept()}; re-run the same command to continue"
+                                            if kept is not None else ""), err=True)
+            signal.signal(signal.SIGINT, before)
             sys.exit(130)
     return wrapper
 

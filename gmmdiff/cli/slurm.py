@@ -15,6 +15,9 @@ command runs under ``srun``, so that Slurm's SIGTERM -- preemption, or
 gmmdiff-sweep then saves its checkpoint and exits with :data:`REQUEUE_EXIT`, upon which
 the script puts the task back into the queue (``scontrol requeue``; ``--requeue`` also lets
 Slurm requeue it after a node failure) and the requeued task resumes from the checkpoint.
+gmmdiff-sweep holds SIGTERM from its first lines (:func:`gmmdiff.training.interrupt.hold`);
+a SIGTERM in the ~0.1 s before, while Python itself starts, ends it with nothing written
+(srun's status :data:`TERM_STATUS`), and the script requeues that task too.
 
 The time limit of a task, unless given (``--time``), comes from the sweep's own estimate
 (:func:`gmmdiff.cli.progress.estimate_sweep_seconds`, a short timing on this machine):
@@ -30,39 +33,57 @@ import time
 import click
 
 from gmmdiff.cli.progress import duration, unit_cost
+from gmmdiff.cli.slurm_checks import (
+    MAX_CPUS_PER_TASK,
+    array_size,
+    check_carriable,
+    check_directive_value,
+    check_sbatch_options,
+    check_target,
+    directive_value,
+)
 from gmmdiff.engine.threads import CORES_ENV
 from gmmdiff.experiments.sweep.plans import coarse_sizes
 
 REQUEUE_EXIT = 75           # EX_TEMPFAIL: stopped by SIGTERM, work saved; run it again
+TERM_STATUS = 128 + 15      # srun's status for a task ended by SIGTERM (before it held it)
 SIGNAL_BEFORE_S = 120       # SIGTERM this long before the time limit (Slurm: up to 60 s more)
 MIN_TIME_S = 300            # shortest --time: the signal must not come at the start
 TIME_FACTOR = 2.0           # the estimate is a short timing on another machine
 TIME_MARGIN_S = 600         # start-up, evaluation (not estimated), the final checkpoint
+MAX_TIME_S = 365 * 86400    # longest --time: no partition allows a year (a typo)
 
 # the options of gmmdiff-sweep that shape the batch script, not the sweep command
 SCRIPT_OPTIONS = ("sbatch", "array_tasks", "array_parallel", "time_limit", "cpus_per_task",
-                  "sbatch_options")
+                  "sbatch_options", "logs")
 
-_TIME = re.compile(r"^(?:(\d+)-(\d+)(?::(\d+)(?::(\d+))?)?|(\d+)(?::(\d+)(?::(\d+))?)?)$")
+_TIME = re.compile(r"^(?:(\d{1,12})-(\d{1,2})(?::(\d{1,2})(?::(\d{1,2}))?)?|"
+                   r"(\d{1,12})(?::(\d{1,2})(?::(\d{1,2}))?)?)$", re.ASCII)
 
 
 def parse_time(text):
     """Seconds of a Slurm time limit: ``minutes``, ``minutes:seconds``,
     ``hours:minutes:seconds``, ``days-hours``, ``days-hours:minutes`` or
-    ``days-hours:minutes:seconds``; ValueError naming the value otherwise, or when it is
-    shorter than :data:`MIN_TIME_S`."""
+    ``days-hours:minutes:seconds`` (ASCII digits; hours below 24 after days, minutes and
+    seconds below 60 after a larger unit); ValueError naming the value otherwise, or
+    when it is shorter than :data:`MIN_TIME_S` or longer than :data:`MAX_TIME_S`."""
     m = _TIME.match(str(text).strip())
-    if not m:
+    d, dh, dm, ds, a, b, c = (int(g) if g else None for g in m.groups()) if m else [None] * 7
+    if m is None or (d is not None and dh > 23) or any(v is not None and v > 59
+                                                        for v in (dm, ds, b, c)):
         raise ValueError(f"--time {text!r} not understood; accepted: Slurm's formats minutes, "
                          "minutes:seconds, hours:minutes:seconds, days-hours, days-hours:minutes "
                          "or days-hours:minutes:seconds (e.g. 90, 4:00:00, 1-12)")
-    d, dh, dm, ds, a, b, c = (int(g) if g else None for g in m.groups())
     if d is not None:
         seconds = ((d * 24 + dh) * 60 + (dm or 0)) * 60 + (ds or 0)
     elif c is not None:
         seconds = (a * 60 + b) * 60 + c                     # hours:minutes:seconds
     else:
         seconds = a * 60 + (b or 0)                         # minutes[:seconds]
+    if seconds > MAX_TIME_S:
+        raise ValueError(f"--time {text} is longer than {MAX_TIME_S // 86400} days, more than any "
+                         "partition allows; give a task's time limit such as 4:00:00 or 2-0 "
+                         "(a requeued task resumes: a limit shorter than the sweep is fine)")
     if seconds < MIN_TIME_S:
         raise ValueError(f"--time {text} is shorter than {MIN_TIME_S // 60} minutes: a task gets "
                          f"SIGTERM {SIGNAL_BEFORE_S} s (Slurm: up to {SIGNAL_BEFORE_S + 60} s) "
@@ -149,8 +170,8 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
     q = shlex.quote
     limit = format_time(time_s)
     array = f"0-{n_tasks - 1}" + (f"%{parallel}" if parallel else "")
-    task_log = os.path.join(logs, "task-%A_%a")
-    common = [f"--time={limit}", f"--chdir={workdir}", *extra]
+    log = lambda name: directive_value(os.path.join(logs.replace("%", "%%"), name))  # noqa: E731
+    common = [f"--time={limit}", f"--chdir={directive_value(workdir)}", *extra]
     task = [python, sweep_script, *sweep_args, "--shard", "slurm"]
     lines = [
         "#!/bin/bash",
@@ -176,13 +197,13 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
         f"#SBATCH --signal=TERM@{SIGNAL_BEFORE_S}",
         "#SBATCH --requeue",
         "#SBATCH --open-mode=append",
-        f"#SBATCH --output={task_log}.out",
-        f"#SBATCH --error={task_log}.err",
+        f"#SBATCH --output={log('task-%A_%a.out')}",
+        f"#SBATCH --error={log('task-%A_%a.err')}",
         "",
         'if [ -z "${SLURM_JOB_ID:-}" ]; then',
         "    # run by bash, not by sbatch: submit the array, then the summary job after it",
-        f"    mkdir -p {q(logs)}",
-        '    array=$(sbatch --parsable "$0") || exit 1',
+        f"    mkdir -p -- {q(logs)}",
+        '    array=$(sbatch --parsable -- "$0") || exit 1',
         '    array=${array%%;*}',
         '    summary=$(sbatch --parsable --dependency="afterok:$array" <<\'SUMMARY\'',
         "#!/bin/bash",
@@ -191,7 +212,7 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
         "#SBATCH --ntasks=1",
         "#SBATCH --cpus-per-task=1",
         *(f"#SBATCH {opt}" for opt in common),
-        f"#SBATCH --output={os.path.join(logs, 'summary-%j.out')}",
+        f"#SBATCH --output={log('summary-%j.out')}",
         "set -e",
         " ".join(map(q, [python, sweep_script, "--summary", out])),
         " ".join(map(q, [python, predict_script, "--fit", out])),
@@ -213,8 +234,11 @@ def batch_script(*, python, sweep_script, predict_script, sweep_args, out, logs,
         'restart ${SLURM_RESTART_COUNT:-0}"',
         "srun " + " ".join(map(q, task)),
         "status=$?",
-        f"if [ $status -eq {REQUEUE_EXIT} ] && [ -z \"$cancelled\" ]; then",
-        "    # stopped by SIGTERM before the time limit, work saved: back into the queue",
+        f"if {{ [ $status -eq {REQUEUE_EXIT} ] || [ $status -eq {TERM_STATUS} ]; }} && "
+        "[ -z \"$cancelled\" ]; then",
+        f"    # stopped by SIGTERM, work saved ({REQUEUE_EXIT}), or ended by it while Python was "
+        f"starting ({TERM_STATUS}:",
+        "    # before gmmdiff-sweep could hold the signal, nothing written): back into the queue",
         '    echo "$(date "+%F %T") task $SLURM_ARRAY_TASK_ID: stopped with its work saved, requeueing"',
         '    scontrol requeue "${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}" && exit 0',
         '    echo "scontrol requeue failed: submit the script again, the sweep resumes" >&2',
@@ -229,16 +253,11 @@ def write_new_file(path, text):
     """Write ``text`` to ``path``, a new file (executable, as the umask allows); an
     existing file is refused (ValueError naming it), never replaced, and a failed write
     leaves nothing under ``path`` (a temporary file, linked to ``path`` once whole)."""
-    path = os.path.abspath(path)
-    if os.path.lexists(path):
-        raise ValueError(f"--sbatch {path} exists; give a new file name (nothing is overwritten)")
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise ValueError(f"--sbatch {path}: directory {directory} does not exist")
+    path = check_target(os.path.abspath(path), "--sbatch", directory=False)
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o777)
-        with os.fdopen(fd, "w") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -259,12 +278,16 @@ def describe_estimate(seconds_per_task, what):
 
 
 def write_array_script(ctx, spec, *, path, out, group, backend, sweep_script, n_tasks=None,
-                       parallel=None, time_limit_text=None, cpus_per_task=1, extra=()):
-    """``gmmdiff-sweep ... --sbatch PATH``: check the sweep (its settings, its directory,
-    created with ``sweep.json`` if new, as a task would), size the array (one task per
-    unit unless ``n_tasks``), set the time limit (``time_limit_text``, or estimated by a
-    short timing on this machine with ``cpus_per_task`` cores), write the batch script
-    to the new file ``path`` and its log directory ``<path without extension>-logs``;
+                       parallel=None, time_limit_text=None, cpus_per_task=1, extra=(), logs=None):
+    """``gmmdiff-sweep ... --sbatch PATH``: check every path and value the script will
+    hold (:func:`check_carriable`, :func:`check_directive_value`, :func:`check_target`:
+    the script a new file, its log directory ``logs`` -- default: beside the sweep
+    directory, ``<out>-logs`` -- and the sweep directory each in an existing writable
+    directory), the array's size (:func:`array_size`), the cores and the time limit
+    (``time_limit_text``, or estimated by a short timing on this machine with
+    ``cpus_per_task`` cores) and the sweep (its settings, and its directory, created with
+    ``sweep.json`` if new, as a task would) -- all before anything is written -- then
+    create the log directory and write the batch script to the new file ``path``;
     returns the lines to print. ``ctx``: the sweep command's click context (its options
     become every task's command)."""
     import sys
@@ -277,11 +300,30 @@ def write_array_script(ctx, spec, *, path, out, group, backend, sweep_script, n_
     from gmmdiff.version import __version__
 
     path, out = os.path.abspath(path), os.path.abspath(out)
-    if os.path.lexists(path):
-        raise ValueError(f"--sbatch {path} exists; give a new file name (nothing is overwritten)")
+    logs = os.path.abspath(logs) if logs is not None else out + "-logs"
+    workdir = os.getcwd()
+    predict = os.path.join(os.path.dirname(sweep_script), "gmmdiff-predict")
+    exclude = set(SCRIPT_OPTIONS) | {"out", "shard"}
+    sweep_args = [*command_line(ctx, exclude), "--out", out]
+    for value, what in [(path, "--sbatch"), (out, "--out"), (sys.executable, "the Python "
+                        "interpreter"), (sweep_script, "gmmdiff-sweep's path"),
+                        (predict, "gmmdiff-predict's path"), *((a, "the sweep option")
+                                                               for a in sweep_args),
+                        *((o, "--sbatch-option") for o in extra)]:
+        check_carriable(value, what)
+    check_directive_value(logs, "--logs" if ctx.params.get("logs") else "the log directory",
+                          "" if ctx.params.get("logs") else " (or give --logs elsewhere)")
+    check_directive_value(workdir, "the current directory",
+                          " (the jobs' --chdir: write the script from another directory)")
+    check_target(path, "--sbatch", directory=False)
+    check_target(logs, "--logs", directory=True)
+    check_target(out, "--out", directory=True)
+    if cpus_per_task > MAX_CPUS_PER_TASK:
+        raise ValueError(f"--cpus-per-task {cpus_per_task} is more cores than any node has; "
+                         f"accepted: 1 to {MAX_CPUS_PER_TASK}")
     units = shard_units(spec.configurations(), group=group)
-    n_tasks = n_tasks or len(units)
-    if parallel is not None and parallel > n_tasks:
+    n_tasks = array_size(n_tasks, len(units))
+    if parallel is not None and parallel >= n_tasks:
         parallel = None                              # (no limit is needed)
     seconds = parse_time(time_limit_text) if time_limit_text is not None else None
     if seconds is None:
@@ -298,48 +340,20 @@ def write_array_script(ctx, spec, *, path, out, group, backend, sweep_script, n_
     else:
         spec.validate(np if backend == "numpy" else None)
         note = f"--time {time_limit_text}"
-    open_sweep(out, spec, backend)
+    open_sweep(out, spec, backend)                   # checks, then creates (nothing if refused)
     for cfg in spec.configurations():
         check_configuration(out, cfg, spec, backend)
-    predict = os.path.join(os.path.dirname(sweep_script), "gmmdiff-predict")
-    logs = os.path.splitext(path)[0] + "-logs"
-    exclude = set(SCRIPT_OPTIONS) | {"out", "shard"}
     text = batch_script(
         python=sys.executable, sweep_script=sweep_script, predict_script=predict,
-        sweep_args=[*command_line(ctx, exclude), "--out", out], out=out, logs=logs,
-        workdir=os.getcwd(), script_path=path, n_tasks=n_tasks, n_units=len(units),
-        n_configs=len(spec.configurations()), time_s=seconds, time_note=note,
-        cpus_per_task=cpus_per_task, parallel=parallel, gpu=backend == "cupy", extra=extra,
-        version=__version__)
-    os.makedirs(logs, exist_ok=True)
+        sweep_args=sweep_args, out=out, logs=logs, workdir=workdir, script_path=path,
+        n_tasks=n_tasks, n_units=len(units), n_configs=len(spec.configurations()),
+        time_s=seconds, time_note=note, cpus_per_task=cpus_per_task, parallel=parallel,
+        gpu=backend == "cupy", extra=extra, version=__version__)
+    if not os.path.isdir(logs):
+        os.mkdir(logs)                               # (its parent checked: never makedirs)
     write_new_file(path, text)
     at_once = f" (at most {parallel} at once)" if parallel else ""
     return [f"wrote {path}: a Slurm array of {n_tasks} tasks{at_once} for the {len(units)} units "
             f"of {out}, time limit {format_time(seconds)} a task ({note}); logs in {logs}",
             f"submit the array and the summary job after it:  bash {shlex.quote(path)}",
             f"(or the array alone:  sbatch {shlex.quote(path)})"]
-
-
-# sbatch options the script sets itself: --sbatch-option may not give them again
-_OWN = {"array": "--array-tasks / --array-parallel", "time": "--time", "t": "--time",
-        "cpus-per-task": "--cpus-per-task", "c": "--cpus-per-task", "output": None, "o": None,
-        "error": None, "e": None, "signal": None, "open-mode": None, "chdir": None, "D": None,
-        "ntasks": None, "n": None, "dependency": None, "d": None, "requeue": None, "a": None}
-_OPTION = re.compile(r"^(--[A-Za-z][A-Za-z0-9-]*|-[A-Za-z])(=[^\n\r]*)?$")
-
-
-def check_sbatch_options(options):
-    """The ``--sbatch-option`` values, checked: each one sbatch option such as
-    ``--partition=gpu`` or ``--account=lab`` on one line, none that the script sets
-    itself; ValueError naming the first bad one."""
-    for opt in options:
-        m = _OPTION.match(opt)
-        if not m:
-            raise ValueError(f"--sbatch-option {opt!r} is not one sbatch option; accepted: "
-                             "'--name=value' or '--flag', such as --partition=gpu or --mem=16G")
-        name = m.group(1).lstrip("-")
-        if name in _OWN:
-            instead = _OWN[name]
-            raise ValueError(f"--sbatch-option {opt}: the script sets --{name} itself"
-                             + (f"; use gmmdiff-sweep's {instead}" if instead else ""))
-    return list(options)

@@ -2,7 +2,8 @@
 
 Each worker runs the same command with the same options (the sweep's units are shared
 through their lock files), its BLAS at the threads it is given, and dies with its
-parent (``PR_SET_PDEATHSIG`` where the platform has it).
+parent (``PR_SET_PDEATHSIG`` where the platform has it). SIGTERM to the parent reaches
+every worker, which saves its work (:mod:`gmmdiff.training.interrupt`); so does Ctrl-C.
 """
 import ctypes
 import os
@@ -109,10 +110,16 @@ def _death_signal_setter():
     parent = os.getpid()
 
     def set_death_signal():  # pragma: no cover - runs in the child
+        # SIGTERM stays pending until the worker holds it (interrupt.hold): none is lost,
+        # and none ends a worker that is still starting
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
         prctl(1, signal.SIGKILL)                                         # PR_SET_PDEATHSIG
         if os.getppid() != parent:                                       # died before prctl
             os._exit(1)
     return set_death_signal
+
+
+STOP_WAIT_S = 60            # Ctrl-C: how long the workers may take to save their work
 
 
 def run_workers(command, envs, relay=None):
@@ -123,31 +130,65 @@ def run_workers(command, envs, relay=None):
     unless the caller set them. The workers print to the parent's stdout and stderr, or,
     given ``relay``, each line they print is passed to ``relay(line, err)`` (``err``:
     it came from stderr) as it comes -- so that a parent drawing a progress bar prints
-    them above it. Returns the exit codes."""
+    them above it. Returns the exit codes.
+
+    SIGTERM to this process is passed on to every worker still running (and then to
+    the handler it had, which records it where the script holds it); each worker
+    starts with SIGTERM blocked until it holds it, so a signal during its start-up
+    waits instead of killing it. Ctrl-C (KeyboardInterrupt here) sends SIGTERM to the
+    workers, waits up to :data:`STOP_WAIT_S` seconds for them to save their work, kills
+    those still running, and raises on."""
     procs, readers = [], []
     preexec = _death_signal_setter()
     threads = str(max(1, (os.cpu_count() or 1) // len(envs)))
     pipe = {} if relay is None else dict(stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                          errors="replace", bufsize=1)
-    for k, extra in enumerate(envs):
-        env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
-        if "CUDA_VISIBLE_DEVICES" not in extra:
-            for var in THREAD_VARIABLES + (CORES_ENV,):     # CORES_ENV: the training budget
-                env.setdefault(var, threads)
-        if relay is not None:
-            env["PYTHONUNBUFFERED"] = "1"                   # each line as it is printed
-        procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec, **pipe))
-        if relay is not None:
-            for stream, err in ((procs[-1].stdout, False), (procs[-1].stderr, True)):
-                readers.append(threading.Thread(target=_relay_lines, args=(stream, err, relay),
-                                                daemon=True))
-                readers[-1].start()
+
+    def stop_workers(signum=signal.SIGTERM):
+        for p in procs:
+            if p.returncode is None:
+                try:
+                    p.send_signal(signum)
+                except OSError:      # (already gone)
+                    pass
+
+    before = signal.getsignal(signal.SIGTERM)
+
+    def pass_on(signum, frame):
+        stop_workers(signum)
+        if callable(before):
+            before(signum, frame)
+
+    signal.signal(signal.SIGTERM, pass_on)
     try:
+        for k, extra in enumerate(envs):
+            env = dict(os.environ, GMMDIFF_WORKER=str(k), **extra)
+            if "CUDA_VISIBLE_DEVICES" not in extra:
+                for var in THREAD_VARIABLES + (CORES_ENV,):     # CORES_ENV: the training budget
+                    env.setdefault(var, threads)
+            if relay is not None:
+                env["PYTHONUNBUFFERED"] = "1"                   # each line as it is printed
+            procs.append(subprocess.Popen(command, env=env, preexec_fn=preexec, **pipe))
+            if relay is not None:
+                for stream, err in ((procs[-1].stdout, False), (procs[-1].stderr, True)):
+                    readers.append(threading.Thread(target=_relay_lines,
+                                                    args=(stream, err, relay), daemon=True))
+                    readers[-1].start()
         codes = [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        stop_workers()
+        for p in procs:
+            try:
+                p.wait(timeout=STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        raise
     except BaseException:
         for p in procs:
             p.kill()
         raise
+    finally:
+        signal.signal(signal.SIGTERM, before)
     for t in readers:
         t.join()
     return codes

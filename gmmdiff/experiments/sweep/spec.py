@@ -11,6 +11,7 @@ for s* other than 1 and ``-i{init}`` for an initialization other than pmem. :dat
 import dataclasses
 import json
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,6 +70,21 @@ def shard(items, i, n):
 
 SLURM_ARRAY_VARIABLES = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX",
                          "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT")
+SLURM_MAX_TASK_ID = 4_000_000   # Slurm's largest MaxArraySize is 4000001: task ids 0 .. 4000000
+
+
+def _array_variable(environ, name, minimum=0):
+    """The value of the Slurm array variable ``name`` as Slurm sets it -- decimal digits,
+    ``minimum`` to :data:`SLURM_MAX_TASK_ID` -- or None where it is not set; anything
+    else is a ValueError naming the variable and its value."""
+    raw = environ.get(name)
+    if raw is None:
+        return None
+    if not (re.fullmatch(r"[0-9]{1,7}", raw) and minimum <= int(raw) <= SLURM_MAX_TASK_ID):
+        raise ValueError(f"--shard slurm: {name}={raw!r} is not what Slurm sets there (an integer "
+                         f"from {minimum} to {SLURM_MAX_TASK_ID:,}); run it as a task of a Slurm "
+                         "job array, or give --shard i/n")
+    return int(raw)
 
 
 def slurm_array_task(environ):
@@ -76,26 +92,33 @@ def slurm_array_task(environ):
     array, from the variables Slurm sets in every array task (``environ``, e.g.
     ``os.environ``): task ids MIN, MIN + STEP, ..., MAX are tasks 0 .. n-1 (``--array=0-63``,
     ``--array=1-64`` and ``--array=0-126:2`` all give n = 64). A requeued task keeps its
-    id. ValueError, naming the values, outside an array or for ids that are not evenly
-    spaced (``--array=1,4,9``: submit a new array instead, it takes what is left)."""
-    values = {k: environ.get(k, "").strip() for k in SLURM_ARRAY_VARIABLES}
-    if not values["SLURM_ARRAY_TASK_ID"]:
+    id. Every variable is checked as Slurm defines it: ``SLURM_ARRAY_TASK_ID``, ``_MIN``
+    and ``_MAX`` set, each an integer from 0 to :data:`SLURM_MAX_TASK_ID`; ``_STEP``
+    (default 1) and ``_COUNT`` (default: the ids' count), where set, integers >= 1; the id
+    within [MIN, MAX] on the step. ValueError, naming the variable and its value,
+    otherwise -- outside an array, or for ids that are not evenly spaced
+    (``--array=1,4,9``: submit a new array instead, it takes what is left)."""
+    if not environ.get("SLURM_ARRAY_TASK_ID"):
         raise ValueError("--shard slurm reads SLURM_ARRAY_TASK_ID, which is not set: run it as a "
                          "task of a Slurm job array (gmmdiff-sweep ... --sbatch FILE writes one), "
                          "or give --shard i/n")
-    shown = ", ".join(f"{k}={v!r}" for k, v in values.items() if v)
-    try:
-        task, low, high = (int(values[k] or values["SLURM_ARRAY_TASK_ID"]) for k in
-                           ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX"))
-        step = int(values["SLURM_ARRAY_TASK_STEP"] or 1)
-        count = int(values["SLURM_ARRAY_TASK_COUNT"] or (high - low) // step + 1)
-    except ValueError:
-        raise ValueError(f"--shard slurm: the Slurm array variables are not integers ({shown})") from None
-    if not (step >= 1 and low <= task <= high and (task - low) % step == 0
-            and (high - low) % step == 0 and (high - low) // step + 1 == count):
+    task, low, high = (_array_variable(environ, f"SLURM_ARRAY_TASK_{k}") for k in ("ID", "MIN", "MAX"))
+    step, count = (_array_variable(environ, f"SLURM_ARRAY_TASK_{k}", 1) for k in ("STEP", "COUNT"))
+    for name, value in (("MIN", low), ("MAX", high)):
+        if value is None:
+            raise ValueError(f"--shard slurm reads SLURM_ARRAY_TASK_{name}, which is not set (Slurm "
+                             f"sets it in every array task, with SLURM_ARRAY_TASK_ID={task}); "
+                             "run it as a task of a Slurm job array, or give --shard i/n")
+    step = 1 if step is None else step
+    shown = ", ".join(f"{k}={environ[k]!r}" for k in SLURM_ARRAY_VARIABLES if k in environ)
+    if not low <= task <= high:
+        raise ValueError(f"--shard slurm: SLURM_ARRAY_TASK_ID={task} is outside the array's ids "
+                         f"[SLURM_ARRAY_TASK_MIN, SLURM_ARRAY_TASK_MAX] = [{low}, {high}] ({shown})")
+    if (task - low) % step or (high - low) % step or (count is not None
+                                                      and (high - low) // step + 1 != count):
         raise ValueError(f"--shard slurm needs an array of evenly spaced task ids, such as "
                          f"--array=0-15; got {shown}")
-    return (task - low) // step, count
+    return (task - low) // step, (high - low) // step + 1
 
 
 MAX_POINTS = 1000           # model sizes per phase and configuration
