@@ -31,7 +31,8 @@ class Command(click.Command):
     refuse_repeated = False
 
     def parse_args(self, ctx, args):
-        repeated = repeated_option(self, args) if self.refuse_repeated else None
+        only = None if self.refuse_repeated is True else self.refuse_repeated
+        repeated = repeated_option(self, args, only) if self.refuse_repeated else None
         if repeated:
             raise click.UsageError(f"option {repeated} given more than once; give it once "
                                    "(a second value would silently replace the first)", ctx=ctx)
@@ -57,9 +58,17 @@ class StrictCommand(Command):
     refuse_repeated = True
 
 
-def repeated_option(command, args):
-    """The first option of ``command`` (not ``multiple``) that ``args`` give twice, by
-    any of its names ('--steps 5', '--steps=5', '-N 5', '-N5'), or None."""
+class PresetCommand(Command):
+    """A :class:`Command` that refuses ``--preset`` given twice (gmmdiff-sweep: the
+    second preset replaced the first silently); other options may be repeated, a later
+    value overriding."""
+    refuse_repeated = ("preset",)
+
+
+def repeated_option(command, args, only=None):
+    """The first option of ``command`` (not ``multiple``; among the parameter names
+    ``only`` when given) that ``args`` give twice, by any of its names ('--steps 5',
+    '--steps=5', '-N 5', '-N5'), or None."""
     names, seen = {}, {}
     for p in command.params:
         if isinstance(p, click.Option) and not p.multiple and not p.count:
@@ -80,7 +89,7 @@ def repeated_option(command, args):
                 p = None
         elif p is not None and not p.is_flag:
             k += 1                                       # its value
-        if p is None:
+        if p is None or (only is not None and p.name not in only):
             continue
         name = a.split("=", 1)[0] if a.startswith("--") else a[:2]
         if p.name in seen:
@@ -99,7 +108,7 @@ def handle_errors(func):
         except BrokenPipeError:             # the reader went away (`| head`): stop quietly
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, FloatingPointError) as exc:
             raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         except KeyboardInterrupt:  # pragma: no cover - interactive
             click.echo("interrupted; completed model sizes are saved, re-run to resume", err=True)
@@ -314,7 +323,10 @@ def config_rules(opts):
     some settings use: (names, applies, why) for :func:`refuse_without_effect`.
     (--fused-kernels without cupy is refused by :func:`gmmdiff.training.loop.check_fused`.)"""
     init, model = opts.get("init"), opts.get("model", "gmm")
+    tracked = str(opts.get("eval_steps", "")).strip() != "none"
     return [
+        (("track_noise_draws",), tracked, "with --eval-steps none (nothing is evaluated along "
+                                          "training)"),
         (("init_var",), init in ("pmem", "gaussian"),
          f"with --init {init} (the prior init takes the data variance)"),
         (("init_noise_var",), init == "pmem", f"with --init {init} (it perturbs pmem's means)"),

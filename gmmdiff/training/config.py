@@ -24,6 +24,11 @@ MAX_STEPS = 10**9           # optimizer steps (about a week at the fastest rates
 MAX_GRID_SIZE = 10_000      # times of the grid (the paper's is 26): each is a sampler step
                             # and a Monte Carlo evaluation of every model
 MAX_DRAWS = 10**6           # noise draws per sample (training, evaluation, figure 1)
+MAX_SHAPE = 2**53           # N, d, K and every other count: the largest integers float64
+                            # (and JSON readers) hold exactly; the memory check refuses far
+                            # smaller ones on a given machine, but a file is read on any
+MAX_SCALE = 1e8             # s*, the initial variances and scale: squared distances and
+                            # Adam's squared gradients overflow float64 near 1e300
 MODELS = families.MODELS
 SAMPLERS = ("ddim", "ddpm")
 
@@ -143,11 +148,24 @@ class TrainConfig:
     colors: int = 3
     common_noise: bool = False
 
+    def __post_init__(self):
+        # the canonical text of the evaluation steps ('0,5' for '5, 0'): one configuration,
+        # one identity (a malformed text stays as given, for validate to name)
+        try:
+            object.__setattr__(self, "eval_steps", eval_steps_text(self.eval_steps))
+        except ValueError:
+            pass
+
     def validate(self):
         """Raise ValueError naming the first bad setting."""
         check_positive_int("dim", self.dim)
         check_positive_int("components", self.components)
         check_positive_int("samples", self.samples, minimum=2)
+        for f in dataclasses.fields(self):          # every count (a seed is any integer)
+            v = getattr(self, f.name)
+            if type(f.default) is int and f.name != "seed" and isinstance(v, int) and v > MAX_SHAPE:
+                raise ValueError(f"{f.name} = {v} is above the limit of 2^53 (the largest "
+                                 "integer a float64 holds exactly)")
         check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("steps", self.steps)
         if self.steps > MAX_STEPS:
@@ -170,8 +188,9 @@ class TrainConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}")
         for name in ("init_var", "init_noise_var", "data_var", "gaussian_scale"):
             v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} = {v!r} must be finite and >= 0")
+            if not (np.isfinite(v) and 0 <= v <= MAX_SCALE):
+                raise ValueError(f"{name} = {v!r} must be finite, >= 0 and at most {MAX_SCALE:g} "
+                                 "(larger scales overflow the squared distances)")
         if self.data_var <= 0:
             raise ValueError(f"data_var = {self.data_var!r} must be > 0")
         check_positive_int("grid size", self.grid_size, minimum=2)
@@ -245,12 +264,38 @@ def eval_step_list(spec, steps):
             first = max(1.0, steps / 1000.0)
             points = {0} | {int(round(v)) for v in np.geomspace(first, steps, K)}
         else:
-            points = {int(p) for p in spec.split(",") if p.strip()}
-            if not points or min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
+            points = {int(p) for p in split_items(spec, "eval steps (--eval-steps)")}
+            if min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
                 raise ValueError
-    except ValueError:
+    except ValueError as exc:
+        if "has an empty item" in str(exc):
+            raise
         raise ValueError(f"eval steps (--eval-steps) {spec!r} not understood; {accepted}") from None
     return sorted(points | {int(round(0.9 * steps)), steps})
+
+
+def eval_steps_text(spec):
+    """The canonical text of an ``eval_steps`` spec, the one a run's identity records:
+    'none', 'log:K', or the listed steps sorted and distinct ('0,1000' for '1000, 0').
+    ValueError for a text :func:`eval_step_list` cannot read."""
+    spec = str(spec).strip()
+    if spec == "none":
+        return spec
+    if spec.startswith("log:"):
+        return f"log:{int(spec[4:])}"
+    return ",".join(str(p) for p in sorted({int(p) for p in split_items(spec, "eval steps")}))
+
+
+def split_items(spec, name):
+    """The comma-separated items of ``spec``, stripped; ValueError naming ``name`` for
+    an empty list or an empty item ('0,,5', a trailing comma), which would otherwise
+    vanish silently."""
+    items = [p.strip() for p in str(spec).split(",")]
+    if not all(items):
+        raise ValueError(f"{name} {str(spec)!r} " + ("is empty" if not any(items) else
+                                                     "has an empty item")
+                         + "; give a comma-separated list without empty items")
+    return items
 
 
 def check_draws(name, n):
@@ -300,9 +345,9 @@ def parse_model_sizes(spec, N):
                                  f"{MAX_SIZES} per run")
             sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(int(count))]
         else:
-            sizes = [int(p) for p in spec.split(",") if p.strip()]
+            sizes = [int(p) for p in split_items(spec, "model sizes (--model-sizes)")]
     except ValueError as exc:
-        if "at most" in str(exc):
+        if "at most" in str(exc) or "empty" in str(exc):
             raise
         raise ValueError(f"model sizes {spec!r} not understood; accepted: a list such as "
                          "'20,40,200' or fractions of N as 'start:stop:step' such as "

@@ -21,7 +21,7 @@ from gmmdiff.experiments.sweep.plans import coarse_sizes
 from gmmdiff.io.files import StorageError
 from gmmdiff.io.schemas import read_checked, schema_error
 from gmmdiff.model.data import check_positive_int
-from gmmdiff.training.config import INITS, TrainConfig, check_sizes
+from gmmdiff.training.config import INITS, TrainConfig, check_sizes, split_items
 from gmmdiff.training.memory import check_run_fits
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -29,8 +29,9 @@ SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 
 def parse_int_list(spec, name, minimum=1):
     """'50,100,150' -> [50, 100, 150] (sorted, distinct); ValueError names the value."""
+    items = split_items(spec, name)
     try:
-        values = sorted({int(p) for p in str(spec).split(",") if p.strip()})
+        values = sorted({int(p) for p in items})
     except ValueError:
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of integers") from None
     if not values or values[0] < minimum:
@@ -41,13 +42,20 @@ def parse_int_list(spec, name, minimum=1):
 def parse_float_list(spec, name):
     """'0.5,1,2' -> (0.5, 1.0, 2.0) (sorted, distinct, finite and > 0); ValueError names
     the value."""
+    items = split_items(spec, name)
     try:
-        values = sorted({float(p) for p in str(spec).split(",") if p.strip()})
+        values = sorted({float(p) for p in items})
     except ValueError:
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of numbers") from None
     if not values or not all(np.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{name} {spec!r} must be finite numbers > 0")
     return values
+
+
+def parse_inits(spec):
+    """'pmem,prior' -> ('pmem', 'prior') (in the order given, each once); ValueError
+    names an empty item (what :meth:`SweepSpec.validate` accepts is checked there)."""
+    return tuple(dict.fromkeys(split_items(spec, "inits (--inits)")))
 
 
 def parse_shard(spec):
@@ -145,6 +153,24 @@ PRESETS = {
 }
 
 
+def check_preset(name, given, settings):
+    """Raise ValueError when an option given explicitly (``given``: their names;
+    ``settings``: every option's value after the preset filled in the rest) removes what
+    preset ``name``'s result is made from: the time law (``time``) needs the series
+    along training at fixed ratios M/N (no refinement), the initialization experiment
+    (``init``) two starts or more."""
+    if name == "time" and "eval_steps" in given and str(settings["eval_steps"]).strip() == "none":
+        raise ValueError("--eval-steps none with --preset time: the time law is measured from "
+                         "the evaluations along training; leave --eval-steps out (the preset's "
+                         f"{PRESETS['time']['eval_steps']}) or give other steps")
+    if name == "time" and "refine" in given and settings["refine"] != 0:
+        raise ValueError(f"--refine {settings['refine']} with --preset time: the time law is "
+                         "measured at the fixed ratios M/N, without refinement; leave --refine out")
+    if name == "init" and "inits" in given and len(parse_inits(settings["inits"])) < 2:
+        raise ValueError(f"--inits {settings['inits']} with --preset init: the initialization "
+                         "experiment compares two starts or more, e.g. pmem,prior")
+
+
 MAX_POINTS = 1000           # model sizes per phase and configuration
 
 
@@ -214,9 +240,10 @@ class SweepSpec:
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
             raise ValueError(f"--coarse {self.coarse} / --refine {self.refine}: at most "
                              f"{MAX_POINTS} model sizes per phase")
-        if self.inits is not None and (not self.inits or set(self.inits) - set(INITS)):
+        if self.inits is not None and (not self.inits or set(self.inits) - set(INITS)
+                                       or len(set(self.inits)) != len(self.inits)):
             raise ValueError(f"inits (--inits) {','.join(map(str, self.inits))!r} not understood; "
-                             f"accepted: a list of {', '.join(INITS)}")
+                             f"accepted: a list of distinct {', '.join(INITS)}")
         if self.size_ratios is not None and not (
                 self.size_ratios and all(np.isfinite(r) and 0 < r <= 100 for r in self.size_ratios)):
             raise ValueError(f"size ratios (--size-ratios) {list(self.size_ratios)} must be numbers "
@@ -292,10 +319,12 @@ def run_name(cfg):
     return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{var_tag(cfg)}{init_tag(cfg)}-s{cfg.seed}"
 
 
-SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
-                             "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
-                             "backend": "str", "results_format": "int", "data_vars?": ["num"],
-                             "inits?": ["str"], "size_ratios?": ["num"]}}
+SWEEP_SCHEMA = {"identity": {"samples": ("+", "int>=2"), "dims": ("+", "int>=1"),
+                             "components": ("+", "int>=1"), "seeds": ("+", "int>=0"),
+                             "coarse": "int>=2", "refine": "int>=0", "base": {},
+                             "backend": "str", "results_format": "int>=1",
+                             "data_vars?": ("+", "num>0"), "inits?": ("+", "str"),
+                             "size_ratios?": ("+", "num>0")}}
 
 
 def read_sweep_file(path):
@@ -304,40 +333,50 @@ def read_sweep_file(path):
     (the stored identity dict, its :class:`SweepSpec`); StorageError naming the file."""
     advice = "it was not written by gmmdiff-sweep, or is damaged"
     ident = read_checked(path, SWEEP_SCHEMA, advice=advice)["identity"]
+    return ident, check_sweep_identity(ident, path, advice)
+
+
+def check_sweep_identity(ident, path, advice, where="identity"):
+    """The :class:`SweepSpec` of a sweep identity read from file ``path`` (sweep.json's,
+    or the copy a summary.json holds as ``where``), checked as :func:`read_sweep_file`
+    checks it -- what gmmdiff-sweep's command line accepts and nothing else;
+    StorageError naming the file, the value and ``advice`` otherwise."""
+    err = schema_error(ident, SWEEP_SCHEMA["identity"], where)
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in ident["base"].items():
         if key not in fields or key in SWEEP_FIELDS:
-            raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
+            raise StorageError(f"{path} is not a valid gmmdiff file: {where}.base.{key} is not "
                                f"a training setting; {advice}")
         sub = field_schema(fields[key])
-        err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
+        err = (None if value is None else schema_error(value, "str", f"{where}.base.{key}")) \
             if sub is None else schema_error(value, "num" if sub == "num" else sub,
-                                             f"identity.base.{key}")
+                                             f"{where}.base.{key}")
         if err:
             raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
     # what gmmdiff-sweep writes and nothing else, so that every command reading the file
     # (the sweep, --summary, plot, predict --fit) gives it one verdict
     for key, least in (("samples", 2), ("dims", 1), ("components", 1), ("seeds", 0),
-                       ("data_vars", None)):
+                       ("data_vars", None), ("size_ratios", None)):
         grid = ident.get(key, [1])
         if (not grid or any(a >= b for a, b in zip(grid, grid[1:]))
                 or (least is not None and grid[0] < least)):
             text = json.dumps(grid)
-            raise StorageError(f"{path} is not a valid gmmdiff file: identity.{key} is "
+            raise StorageError(f"{path} is not a valid gmmdiff file: {where}.{key} is "
                                f"{text if len(text) <= 40 else text[:37] + '...'}, expected "
                                f"distinct values{f' >= {least}' if least is not None else ''} "
                                f"in increasing order; {advice}")
     if not 1 <= ident["results_format"] <= RESULTS_FORMAT:
-        raise StorageError(f"{path} is not a valid gmmdiff file: identity.results_format is "
+        raise StorageError(f"{path} is not a valid gmmdiff file: {where}.results_format is "
                            f"{ident['results_format']}, this gmmdiff reads formats 1 to "
                            f"{RESULTS_FORMAT}; {advice}")
     try:
-        spec = spec_from_identity(ident).validate()
+        return spec_from_identity(ident).validate()
     except ValueError as exc:
         if isinstance(exc, StorageError):
             raise
         raise StorageError(f"{path} is not a valid gmmdiff file: {exc}; {advice}") from None
-    return ident, spec
 
 
 def read_sweep(sweep_dir):
