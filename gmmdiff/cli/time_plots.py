@@ -158,7 +158,11 @@ def figure_time_law(sweep_dir, law, subtitle=""):
         ax.set_xlabel("training samples N")
         ax.set_ylabel("training step")
         ax.set_title(f"{name} ({key})")
-        ax.legend(loc="best", fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=7)
+        else:                                   # (no series reached its onset)
+            ax.text(0.5, 0.5, f"no {key} measured", transform=ax.transAxes, ha="center",
+                    va="center")
     fig.suptitle(f"memorization onset: ratio reaches {law['threshold']:g}; generalization: "
                  f"smallest test loss; {subtitle}", fontsize=9)
     fig.tight_layout()
