@@ -72,8 +72,9 @@ def figure3_svar(result, path, *, weighting="simplex", subtitle=""):
         for v in result["data_vars"]:
             m, p = result["measured"][f"{v:g}"], r["per_data_var"][f"{v:g}"]
             lo, hi = (m["mean"] if b is None else b for b in m["interval"])  # (one configuration)
-            xerr = [[m["mean"] - lo], [hi - m["mean"]]]
-            yerr = [[p["mean"] - p["range"][0]], [p["range"][1] - p["mean"]]]
+            # (a mean of equal values can sit a rounding error outside their range)
+            xerr = np.maximum([[m["mean"] - lo], [hi - m["mean"]]], 0.0)
+            yerr = np.maximum([[p["mean"] - p["range"][0]], [p["range"][1] - p["mean"]]], 0.0)
             ax.errorbar([m["mean"]], [p["mean"]], xerr=xerr, yerr=yerr, fmt="o", color=colors[v],
                         capsize=2, label=f"s* = {v:g}")
             allv += [lo, hi, p["range"][0], p["range"][1]]

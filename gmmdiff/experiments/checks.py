@@ -21,7 +21,7 @@ from gmmdiff.backend import BACKENDS, available_bytes
 from gmmdiff.io.files import StorageError
 from gmmdiff.io.rundir import RunDir, completed_sizes, read_model_arrays, read_run, read_sizes
 from gmmdiff.io.schemas import SCHEMAS, read_checked, schema_error, short_repr
-from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.config import TrainConfig, eval_step_list
 from gmmdiff.training.memory import data_bytes
 from gmmdiff.training.state import TrainState, initial_state
 
@@ -187,5 +187,25 @@ def check_checkpoint(path, cfgs, names):
             sizes.append(state.sizes[j])
     if not idx:                             # none of these models: resuming ignores it
         return
-    fresh = initial_state([c.dataset(np) for c in cfgs], sizes, list(cfgs), np, owners=owners)
+    datasets = [c.dataset(np) for c in cfgs]
+    fresh = initial_state(datasets, sizes, list(cfgs), np, owners=owners)
     check_resumed(path, state.select(idx, owners, sizes), fresh, cfgs[0].steps)
+    _check_series(path, state, cfgs[owners[0]], datasets[owners[0]], sizes[0], fresh)
+
+
+def _check_series(path, state, cfg, dataset, M, fresh):
+    """Raise StorageError unless the checkpoint's evaluations along training are those
+    this run records: at its steps of ``cfg.eval_steps`` up to the checkpoint's step
+    (that step itself may be missing: resuming evaluates it first), of the metrics its
+    family's ``track`` gives (the first model's, at its start: one light evaluation)."""
+    steps = [s for s in eval_step_list(cfg.eval_steps, cfg.steps) if s <= state.step]
+    fam = cfg.family()
+    want = set()
+    if state.eval_steps and fam.track is not None:
+        params = {k: (v[0] if k == "std" else v[0, :M]) for k, v in fresh.params.items()}
+        want = set(fam.track(dataset, M, params, cfg, np))
+    done = state.eval_steps if fam.track is not None else state.eval_steps + [None]
+    if done not in (steps, [s for s in steps if s < state.step]) or set(state.evals) != want:
+        raise StorageError(f"checkpoint {path} is damaged: its evaluations along training (at "
+                           f"{len(state.eval_steps)} steps, of {', '.join(sorted(state.evals)) or 'nothing'})"
+                           " are not this run's; " + CHECKPOINT_ADVICE)

@@ -20,6 +20,9 @@ import numpy as np
 from gmmdiff.io.files import StorageError, read_json
 
 
+MAX_RATIO = 1000
+
+
 def _ok_number(v):
     return type(v) in (int, float) and bool(np.isfinite(v))
 
@@ -30,6 +33,13 @@ _TYPES = {
     "num?": (lambda v: v is None or v in ("inf", "-inf") or type(v) in (int, float),
              "a number or null"),
     "prob": (lambda v: _ok_number(v) and 0 <= v <= 1, "a number in [0, 1]"),
+    # M/N of a transition, measured or predicted (trained sizes reach 100 N at most)
+    "ratio": (lambda v: _ok_number(v) and 0 <= v <= MAX_RATIO, f"a ratio M/N in [0, {MAX_RATIO}]"),
+    "ratio?": (lambda v: v is None or _ok_number(v) and 0 <= v <= MAX_RATIO,
+               f"a ratio M/N in [0, {MAX_RATIO}] or null"),
+    # an end of its interval (a Wald interval may reach below 0)
+    "bound?": (lambda v: v is None or _ok_number(v) and abs(v) <= MAX_RATIO,
+               f"a number in [-{MAX_RATIO}, {MAX_RATIO}] or null"),
     "str": (lambda v: type(v) is str, "a string"),
     "bool": (lambda v: type(v) is bool, "true or false"),
     "any": (lambda v: True, "anything"),
@@ -144,18 +154,18 @@ SCHEMAS = {
     "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
                    "M": ("+", "num>=1"), "ratio": ["prob"]},
     "fit": {"weights": ("+", "num>=0"), "times": ("+", "prob"), "source": "str",
-            "configs?": ["str"], "settings?": [("+", "any")], "measured?": ["num"],
-            "measured_interval?": [(2, "num?")], "predicted?": ["num"], "cv_predicted?": ["num"],
-            "trivial_cv_predicted?": ["num"], "folds?": [["int>=0"]], "n_folds?": "int>=1",
+            "configs?": ["str"], "settings?": [("+", "any")], "measured?": ["ratio"],
+            "measured_interval?": [(2, "bound?")], "predicted?": ["ratio"],
+            "cv_predicted?": ["ratio"], "trivial_cv_predicted?": ["ratio"], "folds?": [["int>=0"]], "n_folds?": "int>=1",
             "split_seed?": "int>=0", "mse_train?": "num>=0", "mse_test?": "num>=0",
-            "trivial_prediction?": "num", "trivial_mse_train?": "num>=0",
+            "trivial_prediction?": "ratio", "trivial_mse_train?": "num>=0",
             "trivial_mse_test?": "num>=0", "beats_trivial_on_test?": "bool",
             "range?": {"N": (2, "int>=1"), "d": (2, "int>=1"), "K": (2, "int>=1")},
             "verdict?": VERDICT, "noise_floor?": {"value": "num?>=0", "interval": (2, "num?")},
             "trivial_at_noise_floor?": "bool", "data_var?": "num>0", "target?": "str",
             "process?": "str", "family?": "str", "held_out_by?": "str", "excluded?": ["any"],
             "provenance?": {},
-            "snr_power?": {"weights": ("+", "num>=0"), "cv_predicted": ["num"], "mse_test": "num>=0",
+            "snr_power?": {"weights": ("+", "num>=0"), "cv_predicted": ["ratio"], "mse_test": "num>=0",
                            "mse_train?": "num>=0", "exponent": "num", "verdict": VERDICT}},
 }
 
@@ -168,9 +178,9 @@ SCHEMAS["summary_config"] = {
     "data_var?": "num>0", "init?": "str", "status": "str", "complete?": "bool",
     "sizes?": ("+", "num>=1"), "ratios?": ["prob"], "counts?": ["int>=0"],
     "n_generated?": ["int>=1"], "mc?": {"M": ("+", "num>=1"), "gen": ["num"], "pmem": [["num"]]},
-    "M_pt_over_N?": "num?", "interval?": (2, "num?"), "se?": "num?>=0", "start_over_N?": "num?",
-    "end_over_N?": "num?", "fit?": {},
-    "two_point?": {"M_pt_over_N": "num?", "interval": (2, "num?"), "status": "str"},
+    "M_pt_over_N?": "ratio?", "interval?": (2, "bound?"), "se?": "num?>=0", "start_over_N?": "ratio?",
+    "end_over_N?": "ratio?", "fit?": {},
+    "two_point?": {"M_pt_over_N": "ratio?", "interval": (2, "bound?"), "status": "str"},
     "convergence?": ["str"],
     "along?": {"steps": ("+", "int>=0"), "counts": [["int>=0"]], "n": [["int>=1"]],
                "variance": [["num>=0"]], "train_loss": [LOSSES], "test_loss": [LOSSES]}}
@@ -266,8 +276,9 @@ def series_problem(series, where="along_training"):
             return f"{where}.count[{e}] is {k:g}, more than the {n:g} generated samples (n)"
         if "ratio" in series and "count" in series and abs(series["ratio"][e] - k / n) > 1e-9:
             return f"{where}.ratio[{e}] is {series['ratio'][e]:g}, not count / n = {k / n:g}"
-        if "ratio_lo" in series and not (series["ratio_lo"][e] <= series["ratio"][e] + 1e-12
-                                         and series["ratio"][e] <= series["ratio_hi"][e] + 1e-12):
+        if {"ratio", "ratio_lo", "ratio_hi"} <= set(series) and not (
+                series["ratio_lo"][e] <= series["ratio"][e] + 1e-12
+                and series["ratio"][e] <= series["ratio_hi"][e] + 1e-12):
             return f"{where}.ratio[{e}] lies outside its interval [ratio_lo, ratio_hi]"
     return None
 
@@ -298,6 +309,8 @@ def metrics_problem(m, M=None):
     logged = m.get("training_loss", {"steps": [], "loss": []})
     if len(logged["steps"]) != len(logged["loss"]):
         return "training_loss.steps and training_loss.loss differ in length"
+    if any(b <= a for a, b in zip(logged["steps"], logged["steps"][1:])):
+        return "training_loss.steps are not increasing"
     if "along_training" in m:
         err = series_problem(m["along_training"])
         if err:
@@ -321,15 +334,15 @@ def read_metrics(path, M=None):
     return m
 
 
-_PER_VAR = {"mean": "num", "range": (2, "num")}
+_PER_VAR = {"mean": "ratio", "range": (2, "ratio")}
 SCHEMAS["transfer"] = {
     "data_vars": ("+", "num>0"), "configs": ["str"], "measured": {},
     "measured_difference": {"value": "num", "interval": (2, "num"), "between": (2, "num>0")},
     "sources": {}, "fits_from?": {}, "provenance?": {}}
 SCHEMAS["transfer_source"] = {
-    "trivial_prediction": "num", "trivial_mse": "num>=0",
+    "trivial_prediction": "ratio", "trivial_mse": "num>=0",
     **{f"{w}{'?' if w == 'snr_power' else ''}": {
-        "predicted": ["num"], "per_data_var": {}, "mse": "num>=0", "difference": "num",
+        "predicted": ["ratio"], "per_data_var": {}, "mse": "num>=0", "difference": "num",
         "verdict": {"verdict": "str"}} for w in ("naive", "simplex", "snr_power")}}
 
 
@@ -342,8 +355,8 @@ def read_transfer(path):
     res = read_checked(path, SCHEMAS["transfer"], advice=advice)
     keys = [f"{v:g}" for v in res["data_vars"]]
     n = len(res["configs"])
-    err = next(filter(None, (schema_error(res["measured"].get(k), {"mean": "num", "interval": (
-        2, "num?"), "n": "int>=1"}, f"measured.{k}") for k in keys)), None)
+    err = next(filter(None, (schema_error(res["measured"].get(k), {"mean": "ratio", "interval": (
+        2, "bound?"), "n": "int>=1"}, f"measured.{k}") for k in keys)), None)
     for src, r in res["sources"].items():
         err = err or schema_error(r, SCHEMAS["transfer_source"], f"sources.{src}")
         for w in ("naive", "simplex", "snr_power"):

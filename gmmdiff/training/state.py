@@ -178,6 +178,13 @@ def _checkpoint_problem(z):
         return f"its losses {z['losses'].shape} do not match ({L}, {J})"
     if int(z["step"]) < 0 or int(z["opt_count"]) < 0:
         return "a negative step count"
+    if L and (np.any(np.diff(z["loss_steps"]) <= 0) or z["loss_steps"][0] < 0
+              or z["loss_steps"][-1] > int(z["step"])):
+        return "its logged loss steps are not increasing steps up to its step"
+    err = schema_error([None if np.isnan(v) else float(v) for v in z["losses"].ravel()],
+                       SCHEMAS["metrics"]["training_loss?"]["loss"], "losses (flattened)")
+    if err:                                 # (what the results' training_loss will hold)
+        return err
     E = z["eval_steps"].shape[0]
     if E and (np.any(np.diff(z["eval_steps"]) <= 0) or z["eval_steps"][0] < 0
               or z["eval_steps"][-1] > int(z["step"])):
@@ -212,8 +219,9 @@ def _checkpoint_problem(z):
             a = z[k]
             if name not in params or a.shape != params[name].shape or a.dtype.kind != "f":
                 return f"optimizer slot {k} does not match the parameters"
-            if not np.all(np.isfinite(a)):
-                return f"optimizer slot {k} holds NaN or infinite values"
+            with np.errstate(over="ignore"):
+                if not np.all(np.isfinite(a * a)):
+                    return f"optimizer slot {k} holds NaN, infinite or absurdly large values"
             if k.startswith("opt_nu_") and np.any(a < 0):
                 return f"optimizer slot {k} (a running mean of squares) holds negative values"
     return None
