@@ -28,6 +28,9 @@ TS = ["-N", "8", "-d", "3", "-K", "2", "--seeds", "0,1", "--inits", "pmem,prior"
 WITH_4 = [a if a != "2,8" else "2,4,8" for a in SMALL]
 TINY = ["-d", "3", "-N", "8", "-M", "2", "--steps", "20", "--noise-draws", "2",
         "--eval-samples", "6", "--quiet"]
+# a preset's grid and length overridden: where the preset were accepted, seconds, not an hour
+TINY_GRID = ["-N", "8", "-d", "3", "-K", "2", "--seeds", "0", "--steps", "20", "--noise-draws",
+             "2", "--eval-samples", "6", "--eval-noise-draws", "2", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -301,11 +304,13 @@ def test_fit_files_have_one_reader_for_transfer_and_prediction(work, change, mat
     (sweep_cli, ["-N", "8,,16", "-d", "3", "-K", "2", "--preset", "cpu"], "samples '8,,16' has an empty"),
     (train_cli, TINY + ["--eval-steps", "none", "--track-noise-draws", "3"],
      "--track-noise-draws has no effect with --eval-steps none"),
-    (sweep_cli, ["--preset", "time", "--eval-steps", "none"], "--eval-steps none with --preset time"),
-    (sweep_cli, ["--preset", "time", "--refine", "2"], "--refine 2 with --preset time"),
-    (sweep_cli, ["--preset", "init", "--inits", "pmem"], "--inits pmem with --preset init"),
-    (sweep_cli, ["--preset", "time", "--preset", "cpu"], "option --preset given more than once"),
-    (sweep_cli, ["--preset=time", "--preset", "time"], "option --preset given more than once"),
+    (sweep_cli, ["--preset", "time", "--eval-steps", "none"] + TINY_GRID,
+     "--eval-steps none with --preset time"),
+    (sweep_cli, ["--preset", "time", "--refine", "2"] + TINY_GRID, "--refine 2 with --preset time"),
+    (sweep_cli, ["--preset", "init", "--inits", "pmem"] + TINY_GRID, "--inits pmem with --preset init"),
+    (sweep_cli, ["--preset", "time", "--preset", "cpu"] + TINY_GRID,
+     "option --preset given more than once"),
+    (sweep_cli, ["--preset=time", "--preset", "time"] + TINY_GRID, "option --preset given more than once"),
     (train_cli, TINY + ["--data-var", "1e300"], "data_var = 1e+300 must be finite, >= 0 and at most 1e+08"),
     (train_cli, TINY + ["--init-var", "1e300"], "init_var = 1e+300"),
     (train_cli, TINY + ["--init", "gaussian", "--init-scale", "1e300"], "gaussian_scale = 1e+300"),
@@ -355,3 +360,62 @@ def test_plot_of_a_valid_inits_and_time_sweep_prints_no_warning(work):
     assert result.exit_code == 0, result.output
     assert [str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning)] == []
     assert "fig_time_law.png" in result.output
+
+
+def test_the_data_variance_figure_draws_predictions_that_do_not_vary(tmp_path):
+    """The fuzz test's undamaged fixtures found it: a transfer whose predictions are
+    equal (the simple source at one s*) has a mean a rounding error above its range,
+    and matplotlib refused the negative error bar ('yerr' must not contain negative
+    values): plot failed on a valid transfer.json."""
+    from gmmdiff.cli.sweep_plots import figure3_svar
+    mean = 0.1 + 0.2                                     # 0.30000000000000004
+    per_var = {"1": {"mean": mean, "range": [0.3, 0.3]}}
+    result = {"data_vars": [1.0], "measured": {"1": {"mean": 0.8, "interval": [0.7, 0.9], "n": 6}},
+              "sources": {"simple": {"trivial_prediction": 0.8,
+                                     "simplex": {"per_data_var": per_var,
+                                                 "verdict": {"verdict": "worse than trivial"}}}}}
+    path = figure3_svar(result, str(tmp_path / "fig.png"))
+    assert open(path, "rb").read(4) == b"\x89PNG"
+
+
+def test_summary_makes_every_result_and_checks_every_output_before_its_first_write(work):
+    """--summary wrote summary.csv, then the analyses and their files; an output that
+    cannot be written (here time_law.json a directory) left summary.csv rewritten."""
+    ts = work / "ts"
+    (ts / "summary.csv").unlink()
+    (ts / "time_law.json").unlink()
+    (ts / "time_law.json").mkdir()
+    before = snapshot(ts)
+    refused(CliRunner().invoke(sweep_cli, ["--summary", str(ts)]), ts, before, "time_law.json")
+    assert not (ts / "summary.csv").exists()
+
+
+def _drop_first_evaluation(z):
+    for k in [k for k in z if k.startswith("eval_")]:
+        z[k] = z[k][1:]
+
+
+@pytest.mark.parametrize("damage, match", [
+    (lambda z: z.update(loss_steps=-z["loss_steps"]), "logged loss steps are not increasing"),
+    (lambda z: z.update(losses=-z["losses"] - 1), "losses (flattened)[0] is -"),
+    (lambda z: z.update(opt_mu_means=z["opt_mu_means"] * 1e300), "opt_mu_means holds NaN, infinite or "
+                                                                 "absurdly large values"),
+    (lambda z: z.update(opt_nu_std=-1 - z["opt_nu_std"]), "opt_nu_std (a running mean of squares)"),
+    (lambda z: z.pop("eval_near_sample"), "evaluations along training (at"),
+    (_drop_first_evaluation, "evaluations along training (at"),
+])
+def test_a_checkpoint_that_would_end_in_refused_results_is_refused_before_training(work, damage, match):
+    """The fuzz test's findings: a checkpoint whose logged losses or steps are negative,
+    whose optimizer state overflows, or whose evaluations are not the run's trained to
+    the end and then refused the results it wrote (or stopped at a non-finite loss
+    naming no file); each is now refused first, by train with or without its size."""
+    from helpers import load_benchmark
+    run = work / "run"
+    load_benchmark("file_probe").checkpoint_of_size_4(str(run))
+    with np.load(run / "checkpoint.npz") as z:
+        arrays = dict(z)
+    damage(arrays)
+    np.savez(run / "checkpoint.npz", **arrays)
+    before = snapshot(run)
+    for args in (WITH_4, SMALL):
+        refused(CliRunner().invoke(train_cli, args + ["--out", str(run)]), run, before, match)
