@@ -419,3 +419,13 @@ def test_a_checkpoint_that_would_end_in_refused_results_is_refused_before_traini
     before = snapshot(run)
     for args in (WITH_4, SMALL):
         refused(CliRunner().invoke(train_cli, args + ["--out", str(run)]), run, before, match)
+
+
+def test_an_index_listing_a_size_without_results_names_the_index(work):
+    """The probe's finding: an index listing a size of no model file was refused as a
+    'missing file' of that size, naming neither the index nor what to do."""
+    run = work / "run"
+    edit(run / "index.json", lambda i: i.__setitem__("complete", [2, 8, 10**30]))
+    before = snapshot(run)
+    for args, cli in ((SMALL + ["--out", str(run)], train_cli), ([str(run)], plot_cli)):
+        refused(CliRunner().invoke(cli, args), run, before, "index.json lists model size 10000")

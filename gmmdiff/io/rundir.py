@@ -218,6 +218,9 @@ def read_sizes(run_dir, sizes, N=None, *, check_arrays=False):
     rows = []
     for M in sizes:
         stem = os.path.join(run_dir, RunDir.model_stem(M))
+        if not os.path.lexists(stem + ".json"):         # (the index is what is wrong)
+            raise StorageError(f"{os.path.join(run_dir, 'index.json')} lists model size {M}, whose "
+                               f"{os.path.basename(stem)}.json is missing; {METRICS_ADVICE}")
         m = read_metrics(stem + ".json", M)
         first = rows[0] if rows else m
         steps = [(r.get("along_training") or {}).get("steps") for r in (first, m)]
