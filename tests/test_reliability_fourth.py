@@ -429,3 +429,13 @@ def test_an_index_listing_a_size_without_results_names_the_index(work):
     before = snapshot(run)
     for args, cli in ((SMALL + ["--out", str(run)], train_cli), ([str(run)], plot_cli)):
         refused(CliRunner().invoke(cli, args), run, before, "index.json lists model size 10000")
+
+
+def test_a_transfer_of_a_sweep_without_a_measured_transition_is_one_line(work):
+    """The probe's undamaged fixtures found it: --transfer of a sweep none of whose
+    configurations has a measured transition ended in an IndexError traceback."""
+    ts, f = work / "ts", work / "F"
+    before = snapshot(ts)
+    refused(CliRunner().invoke(predict_cli, ["--transfer", str(ts), "--source", "simple",
+                                             "--fits-dir", str(f)]), ts, before,
+            "no configuration of the sweep has a measured transition")
