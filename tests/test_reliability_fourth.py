@@ -439,3 +439,21 @@ def test_a_transfer_of_a_sweep_without_a_measured_transition_is_one_line(work):
     refused(CliRunner().invoke(predict_cli, ["--transfer", str(ts), "--source", "simple",
                                              "--fits-dir", str(f)]), ts, before,
             "no configuration of the sweep has a measured transition")
+
+
+def test_values_no_figure_can_draw_and_a_sweep_of_no_backend_are_refused_by_their_readers(work):
+    """The probe's findings: a per-time loss of 1e300 (finite, so accepted) crashed
+    plot's log axes with a traceback; a sweep.json whose backend is "" was refused as
+    its run directories' other configuration, naming their config.json."""
+    run, ts = work / "run", work / "ts"
+    edit(run / "model_M00002.json", lambda m: m["per_time_losses"]["model_train"].__setitem__(0, 1e300))
+    before = snapshot(run)
+    for args, cli in ((SMALL + ["--out", str(run)], train_cli), ([str(run)], plot_cli)):
+        refused(CliRunner().invoke(cli, args), run, before,
+                "per_time_losses.model_train[0] is 1e+300, expected a number in [0, 1e100]")
+    edit(ts / "sweep.json", lambda s: s["identity"].__setitem__("backend", ""))
+    before = snapshot(ts)
+    for args, cli in ((["--summary", str(ts)], sweep_cli), ([str(ts)], plot_cli),
+                      (["--fit", str(ts)], predict_cli)):
+        refused(CliRunner().invoke(cli, args), ts, before, 'sweep.json is not a valid gmmdiff file: '
+                                                          'identity.backend is "", expected one of')

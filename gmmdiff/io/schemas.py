@@ -37,6 +37,12 @@ _TYPES = {
     "ratio": (lambda v: _ok_number(v) and 0 <= v <= MAX_RATIO, f"a ratio M/N in [0, {MAX_RATIO}]"),
     "ratio?": (lambda v: v is None or _ok_number(v) and 0 <= v <= MAX_RATIO,
                f"a ratio M/N in [0, {MAX_RATIO}] or null"),
+    # a loss or a variance: at most 1e100, far above any a run reaches (s* <= 1e8) and
+    # far below what squares, ratios and log axes of it overflow; null or "inf" where not
+    # finite
+    "scale?": (lambda v: v is None or v == "inf" or _ok_number(v) and 0 <= v <= 1e100,
+               'a number in [0, 1e100], null or "inf"'),
+    "scale": (lambda v: _ok_number(v) and 0 <= v <= 1e100, "a number in [0, 1e100]"),
     # an end of its interval (a Wald interval may reach below 0)
     "bound?": (lambda v: v is None or _ok_number(v) and abs(v) <= MAX_RATIO,
                f"a number in [-{MAX_RATIO}, {MAX_RATIO}] or null"),
@@ -126,7 +132,7 @@ def read_checked(path, schema, advice="remove it or choose another directory"):
 CROSSING = {"value": "num?", "interval": (2, "num?"), "status": "str"}
 
 
-LOSSES = ["num?>=0"]         # a mean squared error per grid time (null: not finite)
+LOSSES = ["scale?"]          # a mean squared error per grid time (null: not finite)
 VERDICT = {"verdict": "str", "interval": (2, "num"), "mean_difference": "num"}
 
 
@@ -136,8 +142,8 @@ SCHEMAS = {
     "metrics": {"M": "int>=1", "M_over_N": "num>0", "times": ("+", "prob"),
                 "memorization": {"ratio": "prob", "interval": (2, "prob"), "count?": "int>=0",
                                  "n?": "int>=1"},
-                "learned_variance": "num?>=0", "final_train_loss": "num?>=0",
-                "final_test_loss": "num?>=0",
+                "learned_variance": "scale?", "final_train_loss": "scale?",
+                "final_test_loss": "scale?",
                 "per_time_losses": {"generalizing_train": LOSSES, "generalizing_test": LOSSES,
                                     "memorizing_train": LOSSES, "memorizing_test": LOSSES,
                                     "pmem_train": LOSSES, "pmem_test": LOSSES,
@@ -148,7 +154,7 @@ SCHEMAS = {
                 "training_loss?": {"steps": ["int>=0"], "loss": LOSSES},
                 "along_training?": {"steps": ("+", "int>=0"), "ratio": ["prob"],
                                     "ratio_lo": ["prob"], "ratio_hi": ["prob"],
-                                    "count": ["num>=0"], "n": ["num>=1"], "variance": ["num>=0"],
+                                    "count": ["num>=0"], "n": ["num>=1"], "variance": ["scale"],
                                     "train_loss": LOSSES, "test_loss": LOSSES, "status": "str",
                                     "status_reason": "str"}},
     "transition": {"M_pt": CROSSING, "start": CROSSING, "end": CROSSING, "status": "str",
@@ -183,7 +189,7 @@ SCHEMAS["summary_config"] = {
     "two_point?": {"M_pt_over_N": "ratio?", "interval": (2, "bound?"), "status": "str"},
     "convergence?": ["str"],
     "along?": {"steps": ("+", "int>=0"), "counts": [["int>=0"]], "n": [["int>=1"]],
-               "variance": [["num>=0"]], "train_loss": [LOSSES], "test_loss": [LOSSES]}}
+               "variance": [["scale"]], "train_loss": [LOSSES], "test_loss": [LOSSES]}}
 
 
 SCHEMAS["summary"] = {"identity": {}, "times": "any", "configs": [SCHEMAS["summary_config"]],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gmmdiff.backend import BACKENDS
 from gmmdiff.experiments.checks import field_schema
 from gmmdiff.experiments.runs import RESULTS_FORMAT
 from gmmdiff.experiments.sweep.plans import coarse_sizes
@@ -367,6 +368,10 @@ def check_sweep_identity(ident, path, advice, where="identity"):
                                f"{text if len(text) <= 40 else text[:37] + '...'}, expected "
                                f"distinct values{f' >= {least}' if least is not None else ''} "
                                f"in increasing order; {advice}")
+    if ident["backend"] not in BACKENDS:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {where}.backend is "
+                           f"{json.dumps(ident['backend'])[:40]}, expected one of "
+                           f"{', '.join(BACKENDS)}; {advice}")
     if not 1 <= ident["results_format"] <= RESULTS_FORMAT:
         raise StorageError(f"{path} is not a valid gmmdiff file: {where}.results_format is "
                            f"{ident['results_format']}, this gmmdiff reads formats 1 to "
