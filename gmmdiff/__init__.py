@@ -51,7 +51,7 @@ _EXPORTS = {
     "compare_with_monte_carlo": "theory.approximations",
     "predicted_ratios": "analysis.predict", "shipped_fits": "analysis.fit_files",
     "read_fit": "analysis.fit_files",
-    "TrainConfig": "training.config", "parse_model_sizes": "training.config",
+    "TrainConfig": "training.config", "parse_model_sizes": "training.sizes",
     "run": "experiments.runs", "run_batch": "experiments.runs",
     "SweepSpec": "experiments.sweep.spec", "run_sweep": "experiments.sweep.running",
     "summarize": "experiments.sweep.summary", "fit_sweep": "experiments.sweep.summary",

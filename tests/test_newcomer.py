@@ -96,7 +96,7 @@ def test_sweep_rerun_with_other_steps_names_the_setting(tmp_path):
     assert first.exit_code == 0, first.output
     again = CliRunner().invoke(sweep_cli, TINY_SWEEP + ["--steps", "30", "--out", out])
     assert again.exit_code == 2, again.output
-    assert "differs in: base.steps (here 30, in the directory 20)" in again.output, again.output
+    assert "sweep.json differs in: base.steps (here 30, in the directory 20)" in again.output, again.output
 
 
 def test_identity_differences_follow_nested_settings():

@@ -162,7 +162,7 @@ def test_the_template_file_enters_the_run_by_its_content(tmp_path, monkeypatch):
     images = np.random.default_rng(1).integers(0, 255, (5, 6, 6)).astype(np.uint8)
     write_idx(str(good), images)                      # changed in place
     one_line_error(CliRunner().invoke(train_cli, args + ["--template-file", str(good)]),
-                   "differs in: template_file")
+                   "config.json differs in: template_file")
     before = listing(out)                             # figure 5 would show other templates:
     one_line_error(CliRunner().invoke(plot_cli, [str(out)]), "changed since the run")
     assert listing(out) == before                     # refused before figure 2 is written
@@ -356,9 +356,9 @@ predict_cli = load_script("gmmdiff-predict")
 
 
 @pytest.mark.parametrize("content, match", [
-    ("{}", "expected a JSON object with"), ("[]", "expected a JSON object"),
-    ('{"times": [], "source": "mc"}', "'weights'"),
-    ('{"weights": "abc", "times": [0.5], "source": "mc"}', "lists of numbers"),
+    ("{}", "weights is missing"), ("[]", "expected a JSON object"),
+    ('{"times": [], "source": "mc"}', "weights is missing"),
+    ('{"weights": "abc", "times": [0.5], "source": "mc"}', 'weights is "abc", expected a list'),
     ('{"weights": [1.0], "times": [0.5], "source": "mc"}', "another time grid"),
     ('{"weights": [1.0], "times": [0.5], "source": "magic"}', "unknown source"),
 ])
@@ -373,7 +373,8 @@ def test_fit_files_with_nan_or_negative_weights_are_refused(tmp_path):
     from gmmdiff.model.process import time_grid
     t = time_grid().tolist()
     for bad, match in (([float("nan")] + [1.0] * 25, "it holds NaN, which gmmdiff never writes"),
-                       ([-1.0] + [1.0] * 25, "finite numbers >= 0"), ([0.0] * 26, "finite numbers >= 0")):
+                       ([-1.0] + [1.0] * 25, "weights[0] is -1.0, expected a finite number >= 0"),
+                       ([0.0] * 26, "finite numbers >= 0, not all 0")):
         f = tmp_path / "fit.json"
         f.write_text(json.dumps({"weights": bad, "times": t, "source": "expected"}))
         one_line_error(CliRunner().invoke(predict_cli, ["-N", "12", "-d", "3", "-K", "2",
@@ -457,10 +458,11 @@ def test_a_sweep_resumed_after_its_last_result_trains_exactly_the_recorded_plan(
 
 @pytest.mark.parametrize("plan, match", [
     ({"coarse": [3, 6, 9]}, "records coarse sizes"),
-    ({"coarse": [3, 6, 9, 12], "refine": "abc"}, "not a gmmdiff plan"),
+    ({"coarse": [3, 6, 9, 12], "refine": "abc"}, 'refine is "abc", expected a list'),
     ({"coarse": [3, 6, 9, 12], "refine": [6]}, "not a gmmdiff plan"),
-    ({"coarse": [3, 6, 9, 12], "refine": [-3]}, "not a gmmdiff plan"),
-    ([], "not a gmmdiff file")])
+    ({"coarse": [3, 6, 9, 12], "refine": [-3]}, "refine[0] is -3, expected an integer >= 1"),
+    ({"coarse": [3.0, 6.0, 9.0, 12.0]}, "coarse[0] is 3.0, expected an integer >= 1"),
+    ([], "the file is [], expected a JSON object")])
 def test_a_damaged_plan_is_one_line_and_changes_nothing(tmp_path, plan, match):
     out = tmp_path / "sweep"
     args = REFINING_SWEEP + ["--steps", "20", "--out", str(out)]

@@ -15,7 +15,8 @@ from gmmdiff.model.data import make_dataset
 from gmmdiff.model.sampling import sample
 from gmmdiff.io.files import read_npz
 from gmmdiff.experiments.runs import run
-from gmmdiff.training.config import TrainConfig, parse_model_sizes
+from gmmdiff.training.config import TrainConfig
+from gmmdiff.training.sizes import parse_model_sizes
 from gmmdiff.training.loop import train
 from gmmdiff.training.state import initial_state
 

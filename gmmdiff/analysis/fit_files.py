@@ -12,7 +12,7 @@ from gmmdiff.analysis.fits import _fit_family
 from gmmdiff.analysis.predict import SOURCES, _Stack, approximation_curves, training_set
 
 
-def read_fit(path, times):
+def read_fit(path, times, required=()):
     """A fit file (``fit_<source>.json`` of ``gmmdiff-predict --fit``), checked.
 
     Parameters
@@ -21,34 +21,42 @@ def read_fit(path, times):
         The fit file.
     times : (T,) array
         The time grid the fit must have been made on.
+    required : tuple of str
+        Keys the caller uses beyond the weights (``"trivial_prediction"`` for
+        ``--transfer``), each required to be there and valid.
 
     Returns
     -------
     dict
         ``weights`` and ``times`` (T,) as lists, ``source`` and the scores
-        (:doc:`/files`); ValueError names the file and what is wrong with it.
+        (:doc:`/files`), each of the type and sign the fit writes; ValueError names the
+        file and what is wrong with it.
     """
-    from gmmdiff.io.files import StorageError, not_json_hint, read_record
+    from gmmdiff.io.files import StorageError, not_json_hint, read_json
+    from gmmdiff.io.schemas import SCHEMAS, fit_scores_problem, schema_error
     advice = "give a fit file written by `gmmdiff-predict --fit SWEEP_DIR` (SWEEP_DIR/fit_<source>.json)"
     try:
-        fit = read_record(path, ("weights", "times", "source"), advice=advice)
+        fit = read_json(path)
     except StorageError as exc:
         if "corrupt or truncated JSON file" not in str(exc):   # not JSON at all
             raise
         raise StorageError(f"{path} is not a fit file: expected the JSON file fit_<source>.json "
                            "that `gmmdiff-predict --fit SWEEP_DIR` writes into SWEEP_DIR (e.g. "
                            f"fit_mc.json){not_json_hint(path)}") from None
-    try:
-        w = np.asarray(fit["weights"], dtype=np.float64)
-        t = np.asarray(fit["times"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: weights and times must be lists of numbers") from None
+    schema = dict(SCHEMAS["fit"], **{k: SCHEMAS["fit"][k + "?"] for k in required})
+    err = schema_error(fit, schema) or fit_scores_problem(fit)
+    if err:
+        raise StorageError(f"{path} is not a valid fit file: {err}; {advice}")
+    w = np.asarray(fit["weights"], dtype=np.float64)
+    t = np.asarray(fit["times"], dtype=np.float64)
     if fit["source"] not in SOURCES:
         raise ValueError(f"{path}: unknown source {fit['source']!r}; accepted: {', '.join(SOURCES)}")
     if t.shape != np.shape(times) or not np.allclose(t, times):
         raise ValueError(f"{path} was fitted on another time grid ({t.size} times)")
-    if w.shape != t.shape or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+    if w.shape != t.shape or w.sum() <= 0:
         raise ValueError(f"{path}: the weights must be {t.size} finite numbers >= 0, not all 0")
+    if "snr_power" in fit and len(fit["snr_power"]["weights"]) != t.size:
+        raise ValueError(f"{path}: snr_power.weights must be {t.size} numbers, one per time")
     return fit
 
 
@@ -85,8 +93,8 @@ def shipped_transfer():
     svar`` then ``gmmdiff-predict --transfer``): how the shipped s* = 1 fits predict the
     transitions measured at s* = 0.5, 1 and 2 (:func:`gmmdiff.analysis.transfer.
     transfer`'s dict), or None when it does not ship."""
-    from gmmdiff.io.files import read_json
-    return read_json(SHIPPED_TRANSFER) if os.path.exists(SHIPPED_TRANSFER) else None
+    from gmmdiff.io.schemas import read_transfer
+    return read_transfer(SHIPPED_TRANSFER) if os.path.exists(SHIPPED_TRANSFER) else None
 
 
 def _fit_configs(fit):

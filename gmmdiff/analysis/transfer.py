@@ -45,6 +45,9 @@ def transfer(summary, fits, *, sources=SOURCES, seed=0):
     largest and the smallest s*.
     """
     configs = [c for c in summary["configs"] if c.get("M_pt_over_N") is not None]
+    if not configs:
+        raise ValueError("no configuration of the sweep has a measured transition (M_pt_over_N "
+                         "with status ok): there is nothing to predict against")
     base = summary["identity"]["base"]
     var_of = lambda c: float(c.get("data_var", base.get("data_var", 1.0)))  # noqa: E731
     data_vars = sorted({var_of(c) for c in configs})

@@ -251,7 +251,9 @@ def fit_curve(M, counts, n, N, *, shape=LINK_SHAPE, level=0.95):
         return out
     try:
         cov = np.linalg.inv(info)
-        se = float(np.sqrt(cov[0, 0]))
+        # an information matrix that is not positive definite (a curve the fit cannot
+        # bound) has no standard error: no interval, and no sqrt of a negative number
+        se = float(np.sqrt(cov[0, 0])) if cov[0, 0] > 0 else float("nan")
     except np.linalg.LinAlgError:
         se = float("nan")
     if np.isfinite(se):

@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from gmmdiff.backend import BACKENDS, DTYPES, get_xp
+from gmmdiff.backend import BACKENDS, DTYPES
 from gmmdiff.cli.stopping import KEPT
 from gmmdiff.model.process import PROCESSES, TRAIN_TARGETS
 from gmmdiff.training.config import INITS, MODELS, TrainConfig
@@ -34,7 +34,8 @@ class Command(click.Command):
     refuse_repeated = False
 
     def parse_args(self, ctx, args):
-        repeated = repeated_option(self, args) if self.refuse_repeated else None
+        only = None if self.refuse_repeated is True else self.refuse_repeated
+        repeated = repeated_option(self, args, only) if self.refuse_repeated else None
         if repeated:
             raise click.UsageError(f"option {repeated} given more than once; give it once "
                                    "(a second value would silently replace the first)", ctx=ctx)
@@ -60,9 +61,17 @@ class StrictCommand(Command):
     refuse_repeated = True
 
 
-def repeated_option(command, args):
-    """The first option of ``command`` (not ``multiple``) that ``args`` give twice, by
-    any of its names ('--steps 5', '--steps=5', '-N 5', '-N5'), or None."""
+class PresetCommand(Command):
+    """A :class:`Command` that refuses ``--preset`` given twice (gmmdiff-sweep: the
+    second preset replaced the first silently); other options may be repeated, a later
+    value overriding."""
+    refuse_repeated = ("preset",)
+
+
+def repeated_option(command, args, only=None):
+    """The first option of ``command`` (not ``multiple``; among the parameter names
+    ``only`` when given) that ``args`` give twice, by any of its names ('--steps 5',
+    '--steps=5', '-N 5', '-N5'), or None."""
     names, seen = {}, {}
     for p in command.params:
         if isinstance(p, click.Option) and not p.multiple and not p.count:
@@ -83,7 +92,7 @@ def repeated_option(command, args):
                 p = None
         elif p is not None and not p.is_flag:
             k += 1                                       # its value
-        if p is None:
+        if p is None or (only is not None and p.name not in only):
             continue
         name = a.split("=", 1)[0] if a.startswith("--") else a[:2]
         if p.name in seen:
@@ -106,7 +115,7 @@ def handle_errors(func):
         except BrokenPipeError:             # the reader went away (`| head`): stop quietly
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, FloatingPointError) as exc:
             raise UserError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
         except KeyboardInterrupt:
             before = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: no traceback
@@ -363,7 +372,10 @@ def config_rules(opts):
     some settings use: (names, applies, why) for :func:`refuse_without_effect`.
     (--fused-kernels without cupy is refused by :func:`gmmdiff.training.loop.check_fused`.)"""
     init, model = opts.get("init"), opts.get("model", "gmm")
+    tracked = str(opts.get("eval_steps", "")).strip() != "none"
     return [
+        (("track_noise_draws",), tracked, "with --eval-steps none (nothing is evaluated along "
+                                          "training)"),
         (("init_var",), init in ("pmem", "gaussian"),
          f"with --init {init} (the prior init takes the data variance)"),
         (("init_noise_var",), init == "pmem", f"with --init {init} (it perturbs pmem's means)"),
@@ -392,11 +404,6 @@ def config_from_options(opts):
     fields = {k: v for k, v in opts.items() if k in CONFIG_FIELDS}
     rest = {k: v for k, v in opts.items() if k not in CONFIG_FIELDS}
     return TrainConfig(**fields).validate(), rest
-
-
-def backend_from_name(name):
-    """The array module, or a UserError that says how to get CuPy."""
-    return get_xp(name)
 
 
 def progress_callback(steps, quiet, label):

@@ -13,7 +13,9 @@ Figure 2 of the paper, from one run directory:
 Every figure names its configuration (d, K, N, steps, noise draws, target, seed) in
 its title and every line in its legend. Files are written atomically next to the
 results, as PNG, PDF or SVG (:data:`FORMATS`; the format follows the file name's
-suffix) at the resolution set by :func:`figure_options` (default :data:`DPI`).
+suffix) at the resolution set by :func:`figure_options` (default :data:`DPI`); within
+:func:`all_or_none` (``gmmdiff-plot``) only once every figure is drawn, so a command
+that fails writes none.
 """
 import contextlib
 import io
@@ -21,7 +23,7 @@ import os
 
 import numpy as np
 
-from gmmdiff.io.files import atomic_write_bytes
+from gmmdiff.io.files import atomic_write_bytes, check_output_file
 from gmmdiff.io.rundir import read_run
 
 FORMATS = ("png", "pdf", "svg")
@@ -50,6 +52,30 @@ def figure_options(*, fmt="png", dpi=DPI):
         _OPTIONS.update(before)
 
 
+_PENDING = []              # [(path, bytes)] of the figures drawn within all_or_none
+_COLLECTING = []           # a flag per open all_or_none block
+
+
+@contextlib.contextmanager
+def all_or_none():
+    """Within the block, figures are drawn but not written; when the block ends without
+    an error, every figure's path is checked (:func:`gmmdiff.io.files.check_output_file`)
+    and then each is written atomically. A block that raises writes no figure."""
+    outer = bool(_COLLECTING)
+    _COLLECTING.append(True)
+    try:
+        yield
+        if not outer:
+            for path, _ in _PENDING:
+                check_output_file(path, "figure")
+            for path, data in _PENDING:
+                atomic_write_bytes(path, data)
+    finally:
+        _COLLECTING.pop()
+        if not outer:
+            _PENDING.clear()
+
+
 def figure_path(directory, stem):
     """``directory/stem.<current format>``."""
     return os.path.join(directory, f"{stem}.{_OPTIONS['format']}")
@@ -71,7 +97,10 @@ def save_figure(fig, path):
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):   # SVG text stays text (editable)
         fig.savefig(buf, format=fmt, dpi=_OPTIONS["dpi"], bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
+    if _COLLECTING:
+        _PENDING.append((path, buf.getvalue()))
+    else:
+        atomic_write_bytes(path, buf.getvalue())
 
 
 def describe(identity):

@@ -72,11 +72,13 @@ def figure3_svar(result, path, *, weighting="simplex", subtitle=""):
         r = result["sources"][src][weighting]
         for v in result["data_vars"]:
             m, p = result["measured"][f"{v:g}"], r["per_data_var"][f"{v:g}"]
-            xerr = [[m["mean"] - m["interval"][0]], [m["interval"][1] - m["mean"]]]
-            yerr = [[p["mean"] - p["range"][0]], [p["range"][1] - p["mean"]]]
+            lo, hi = (m["mean"] if b is None else b for b in m["interval"])  # (one configuration)
+            # (a mean of equal values can sit a rounding error outside their range)
+            xerr = np.maximum([[m["mean"] - lo], [hi - m["mean"]]], 0.0)
+            yerr = np.maximum([[p["mean"] - p["range"][0]], [p["range"][1] - p["mean"]]], 0.0)
             ax.errorbar([m["mean"]], [p["mean"]], xerr=xerr, yerr=yerr, fmt="o", color=colors[v],
                         capsize=2, label=f"s* = {v:g}")
-            allv += [m["interval"][0], m["interval"][1], p["range"][0], p["range"][1]]
+            allv += [lo, hi, p["range"][0], p["range"][1]]
         ax.axhline(result["sources"][src]["trivial_prediction"], color="k", ls="--", lw=0.8,
                    label="trivial (s* = 1 mean)")
         verdict = stated_verdict(r["verdict"])
@@ -160,14 +162,22 @@ def sweep_settings(spec):
 
 
 def sweep_figures(sweep_dir):
-    """Figures 1 (first complete configuration), 3 (each fit file) and 7 (settings with
-    several seeds) of a sweep directory; returns the paths written."""
+    """Figures 1 (first complete configuration), 3 (each fit file and the data-variance
+    experiment), 7 (settings with several seeds) and those of training time of a sweep
+    directory; returns the paths written. Every file they draw from is read and checked
+    (and the summary and time law computed) before the first figure is drawn."""
     from gmmdiff.experiments.sweep.spec import read_sweep, run_name
-    from gmmdiff.experiments.sweep.summary import check_sweep_files
-    from gmmdiff.io.files import read_json
-    from gmmdiff.io.schemas import read_fit_scores
+    from gmmdiff.experiments.sweep.summary import transition_summary
+    from gmmdiff.experiments.sweep.units import check_sweep_files
+    from gmmdiff.io.schemas import read_fit_scores, read_transfer
     check_sweep_files(sweep_dir)                    # every input checked, then drawn
     spec = read_sweep(sweep_dir)
+    summary = transition_summary(sweep_dir)
+    fits = {name: read_fit_scores(os.path.join(sweep_dir, name))
+            for name in sorted(os.listdir(sweep_dir)) if name.startswith("fit_") and name.endswith(".json")}
+    transfer_path = os.path.join(sweep_dir, "transfer.json")
+    transfer = read_transfer(transfer_path) if os.path.exists(transfer_path) else None
+    law, gap = _time_law(spec, summary), _init_gap(spec, summary)
     paths, by_setting = [], {}
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
@@ -179,14 +189,11 @@ def sweep_figures(sweep_dir):
         key = (cfg.samples, cfg.dim, cfg.components)
         by_setting.setdefault((cfg.data_var, cfg.init), {}).setdefault(key, []).append(
             (np.array([r["M_over_N"] for r in rows]), np.array([r["memorization"]["ratio"] for r in rows])))
-    for name in sorted(os.listdir(sweep_dir)):
-        if name.startswith("fit_") and name.endswith(".json"):
-            paths.append(figure3(read_fit_scores(os.path.join(sweep_dir, name)),
-                                 figure_path(sweep_dir, name[:-5].replace("fit_", "fig3_")),
-                                 sweep_settings(spec)))
-    if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
-        paths.append(figure3_svar(read_json(os.path.join(sweep_dir, "transfer.json")),
-                                  figure_path(sweep_dir, "fig3_data_variance"),
+    for name, fit in fits.items():
+        paths.append(figure3(fit, figure_path(sweep_dir, name[:-5].replace("fit_", "fig3_")),
+                             sweep_settings(spec)))
+    if transfer is not None:
+        paths.append(figure3_svar(transfer, figure_path(sweep_dir, "fig3_data_variance"),
                                   subtitle=sweep_settings(spec)))
     for (v, init), settings in sorted(by_setting.items()):  # one figure 7 per s* and init
         multi = {k: c for k, c in settings.items() if len(c) > 1}
@@ -194,30 +201,49 @@ def sweep_figures(sweep_dir):
             tag = ("" if v == 1.0 else f"_v{v:g}") + ("" if init == "pmem" else f"_{init}")
             paths.append(figure7(multi, figure_path(sweep_dir, f"fig7_seeds{tag}"),
                                  _sweep_settings(spec) + ("" if init == "pmem" else f", init {init}")))
-    paths += time_figures(sweep_dir, spec)
+    paths += time_figures(sweep_dir, spec, summary, law, gap)
     return paths
 
 
-def time_figures(sweep_dir, spec):
+def _time_law(spec, summary):
+    """The time law of a sweep of fixed size ratios with series along training (None for
+    another design: :func:`gmmdiff.experiments.sweep.summary.analyses`' rule)."""
+    from gmmdiff.analysis.timelaw import time_law
+    if (spec.size_ratios is not None and spec.refine == 0 and len(spec.samples) > 1
+            and any("along" in c for c in summary["configs"])):
+        return time_law(summary)
+    return None
+
+
+def _init_gap(spec, summary):
+    """The initialization gap along training of a sweep of several starts with series
+    along training (:func:`gmmdiff.analysis.inits.transition_along_training`), or None."""
+    from gmmdiff.analysis.inits import transition_along_training
+    if len(spec.initializations()) > 1 and any("along" in c for c in summary["configs"]):
+        return transition_along_training(summary)
+    return None
+
+
+def time_figures(sweep_dir, spec, summary=None, law=None, gap=None):
     """The figures of training time of a sweep: ``fig_time_phase`` where its
     configurations carry series along training, ``fig_time_law`` for a sweep of fixed
-    size ratios (:mod:`gmmdiff.cli.time_plots`); returns the paths written."""
+    size ratios over several N, ``fig_init_gap`` for a sweep of several starts
+    (:mod:`gmmdiff.cli.time_plots`); returns the paths written. ``summary``, ``law``
+    and ``gap``: the sweep's summary, time law and initialization gap, if already made."""
     from gmmdiff.cli.time_plots import figure_time_law, figure_time_phase_sweep
     from gmmdiff.experiments.sweep.summary import transition_summary
-    from gmmdiff.analysis.timelaw import time_law
-    summary = transition_summary(sweep_dir)
+    if summary is None:
+        summary = transition_summary(sweep_dir)
+        law, gap = _time_law(spec, summary), _init_gap(spec, summary)
     paths = []
     for init in spec.initializations():          # one phase diagram per start
         part = dict(summary, configs=[c for c in summary["configs"] if c.get("init", "pmem") == init])
         tag = "" if len(spec.initializations()) == 1 else f"_{init}"
         paths.append(figure_time_phase_sweep(sweep_dir, part, _sweep_settings(spec) + f", init {init}",
                                              stem=f"fig_time_phase{tag}"))
-    if (spec.size_ratios is not None and spec.refine == 0 and len(spec.samples) > 1
-            and any("along" in c for c in summary["configs"])):
-        paths.append(figure_time_law(sweep_dir, time_law(summary), _sweep_settings(spec)))
-    if len(spec.initializations()) > 1 and any("along" in c for c in summary["configs"]):
-        from gmmdiff.analysis.inits import transition_along_training
+    if law is not None:
+        paths.append(figure_time_law(sweep_dir, law, _sweep_settings(spec)))
+    if gap is not None:
         from gmmdiff.cli.time_plots import figure_init_gap
-        paths.append(figure_init_gap(sweep_dir, transition_along_training(summary),
-                                     _sweep_settings(spec)))
+        paths.append(figure_init_gap(sweep_dir, gap, _sweep_settings(spec)))
     return [p for p in paths if p is not None]

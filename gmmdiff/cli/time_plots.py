@@ -164,7 +164,11 @@ def figure_time_law(sweep_dir, law, subtitle=""):
         ax.set_xlabel("training samples N")
         ax.set_ylabel("training step")
         ax.set_title(f"{name} ({key})")
-        ax.legend(loc="best", fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", fontsize=7)
+        else:                                   # (no series reached its onset)
+            ax.text(0.5, 0.5, f"no {key} measured", transform=ax.transAxes, ha="center",
+                    va="center")
     fig.suptitle(f"memorization onset: ratio reaches {law['threshold']:g}; generalization: "
                  f"smallest test loss; {subtitle}", fontsize=9)
     fig.tight_layout()
@@ -205,10 +209,13 @@ def figure_init_gap(sweep_dir, along, subtitle=""):
              f"{p['other']} - {p['reference']}: two-point rule", "--")
     ax1.axhline(0.0, color="k", lw=0.8, ls=":", label="the theory: no dependence on the start")
     from matplotlib.ticker import NullFormatter
+    positive = steps[steps > 0]
     for ax, title, ylabel in ((ax0, "the transition along training", "M_pt / N"),
                               (ax1, "the gap between the starts (paired)", "difference of M_pt / N")):
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())        # decades only: no crowded labels
+        if positive.size:       # (limits from the steps: a sweep with no transition measured
+            ax.set_xscale("log")    # at any step draws no line for the log axis to scale by)
+            ax.set_xlim(positive.min() / 1.3, positive.max() * 1.3)
+            ax.xaxis.set_minor_formatter(NullFormatter())    # decades only: no crowded labels
         ax.set_xlabel("training step")
         ax.set_ylabel(ylabel)
         ax.set_title(title)

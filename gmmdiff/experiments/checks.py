@@ -6,7 +6,8 @@ is refused in one line naming it before anything is written:
   setting of the type and value a TrainConfig accepts;
 - :func:`check_model_arrays`: a model size's NPZ holding the arrays its family writes,
   in the shapes of its configuration (:func:`model_shapes`);
-- :func:`check_run`: both, for every completed size of a run directory, and
+- :func:`check_results` and :func:`check_run`: both, for every completed size of a
+  run directory (the sizes read together: one time grid, one series of steps), and
   :func:`check_run_dir`: the directory check of training with config.json read first;
 - :func:`check_resumed` and :func:`check_checkpoint`: a checkpoint that can continue
   the models it holds (their step count, sizes, parameter names, shapes and dtypes).
@@ -16,10 +17,12 @@ import os
 
 import numpy as np
 
+from gmmdiff.backend import BACKENDS, available_bytes
 from gmmdiff.io.files import StorageError
-from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes, read_model_arrays, read_run
-from gmmdiff.io.schemas import SCHEMAS, read_checked, schema_error
-from gmmdiff.training.config import TrainConfig
+from gmmdiff.io.rundir import RunDir, evaluated_sizes, read_model_arrays, read_run, read_sizes
+from gmmdiff.io.schemas import SCHEMAS, read_checked, schema_error, short_repr
+from gmmdiff.training.config import TrainConfig, eval_step_list
+from gmmdiff.training.memory import data_bytes
 from gmmdiff.training.state import TrainState, initial_state
 
 CONFIG_ADVICE = "restore it, or remove the run directory to retrain it"
@@ -42,13 +45,17 @@ def read_config(run_dir):
     """``run_dir/config.json`` checked: every setting it records that a
     :class:`TrainConfig` has must be of that field's JSON type and, together, pass
     :meth:`TrainConfig.validate` (settings it does not record take their defaults;
-    ones a TrainConfig does not have -- the backend, the results format, a newer
-    version's -- are left to the identity comparison). Returns (the file's dict, the
-    TrainConfig, its ``template_file`` the path recorded in meta); StorageError naming
-    the file and the first bad value otherwise."""
+    ones a TrainConfig does not have, a newer version's, are left to the identity
+    comparison) and the backend one of :data:`gmmdiff.backend.BACKENDS`. Returns (the
+    file's dict, the TrainConfig, its ``template_file`` the path recorded in meta);
+    StorageError naming the file and the first bad value otherwise."""
     path = os.path.join(run_dir, "config.json")
     cfg = read_checked(path, SCHEMAS["config"], advice=CONFIG_ADVICE)
     ident = cfg["identity"]
+    if ident["backend"] not in BACKENDS:
+        raise StorageError(f"{path} is not a valid gmmdiff file: identity.backend is "
+                           f"{short_repr(ident['backend'])}, expected one of {', '.join(BACKENDS)}; "
+                           f"{CONFIG_ADVICE}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key in sorted(ident):
         if key in fields:
@@ -93,16 +100,40 @@ def check_model_arrays(path, config, M, dataset=None):
     return arrays
 
 
+def check_results(run_dir, config, dataset=None):
+    """Every completed size of run directory ``run_dir`` of configuration ``config``,
+    read and checked as a resume, a summary or a figure reads it: the metrics together
+    (:func:`gmmdiff.io.rundir.read_sizes`) on the configuration's time grid, and the
+    arrays (:func:`check_model_arrays`). Returns the per-size metric dicts in increasing
+    M ([] when none is complete); StorageError naming the first damaged file."""
+    sizes = evaluated_sizes(run_dir)
+    rows = read_sizes(run_dir, sizes, config.samples)
+    grid = config.grid()
+    for M, r in zip(sizes, rows):
+        if len(r["times"]) != grid.size or not np.allclose(r["times"], grid, rtol=1e-12, atol=0):
+            raise StorageError(f"{os.path.join(run_dir, RunDir.model_stem(M))}.json is not a valid "
+                               "gmmdiff file: its times are not its configuration's time grid; "
+                               f"{ARRAYS_ADVICE}")
+    if dataset is None and sizes:
+        need, avail = data_bytes(config), available_bytes(np)
+        if avail is not None and need > avail:      # (a damaged size: numpy's error, no file)
+            raise StorageError(f"{os.path.join(run_dir, 'config.json')} records a data set of "
+                               f"about {need / 2**30:.3g} GiB, more than the {avail / 2**30:.3g} "
+                               f"GiB of memory available; {CONFIG_ADVICE}")
+    ds = dataset if dataset is not None or not sizes else config.dataset()
+    for M in sizes:
+        check_model_arrays(os.path.join(run_dir, RunDir.model_stem(M) + ".npz"), config, M, ds)
+    return rows
+
+
 def check_run(run_dir):
     """Read and check a run directory as its figures read it: its configuration
     (:func:`read_config`), every completed size's metrics and arrays
-    (:func:`check_model_arrays`). Returns (config dict, per-size metric dicts, the
+    (:func:`check_results`). Returns (config dict, per-size metric dicts, the
     TrainConfig)."""
     cfg_json, config = read_config(run_dir)
     rows = read_run(run_dir)[1]
-    ds = config.dataset()
-    for M in evaluated_sizes(run_dir):
-        check_model_arrays(os.path.join(run_dir, RunDir.model_stem(M) + ".npz"), config, M, ds)
+    check_results(run_dir, config)
     return cfg_json, rows, config
 
 
@@ -158,5 +189,25 @@ def check_checkpoint(path, cfgs, names):
             sizes.append(state.sizes[j])
     if not idx:                             # none of these models: resuming ignores it
         return
-    fresh = initial_state([c.dataset(np) for c in cfgs], sizes, list(cfgs), np, owners=owners)
+    datasets = [c.dataset(np) for c in cfgs]
+    fresh = initial_state(datasets, sizes, list(cfgs), np, owners=owners)
     check_resumed(path, state.select(idx, owners, sizes), fresh, cfgs[0].steps)
+    _check_series(path, state, cfgs[owners[0]], datasets[owners[0]], sizes[0], fresh)
+
+
+def _check_series(path, state, cfg, dataset, M, fresh):
+    """Raise StorageError unless the checkpoint's evaluations along training are those
+    this run records: at its steps of ``cfg.eval_steps`` up to the checkpoint's step
+    (that step itself may be missing: resuming evaluates it first), of the metrics its
+    family's ``track`` gives (the first model's, at its start: one light evaluation)."""
+    steps = [s for s in eval_step_list(cfg.eval_steps, cfg.steps) if s <= state.step]
+    fam = cfg.family()
+    want = set()
+    if state.eval_steps and fam.track is not None:
+        params = {k: (v[0] if k == "std" else v[0, :M]) for k, v in fresh.params.items()}
+        want = set(fam.track(dataset, M, params, cfg, np))
+    done = state.eval_steps if fam.track is not None else state.eval_steps + [None]
+    if done not in (steps, [s for s in steps if s < state.step]) or set(state.evals) != want:
+        raise StorageError(f"checkpoint {path} is damaged: its evaluations along training (at "
+                           f"{len(state.eval_steps)} steps, of {', '.join(sorted(state.evals)) or 'nothing'})"
+                           " are not this run's; " + CHECKPOINT_ADVICE)

@@ -7,17 +7,21 @@ one result per finished model size and, while a batch trains, its checkpoint.
 array program, each writing into its own run directory. A killed run resumes from its
 last checkpoint; finished sizes are never retrained.
 """
-import dataclasses
 import hashlib
 import os
 
 from gmmdiff.backend import backend_name, probe_cupy, to_host
 from gmmdiff.analysis import convergence
-from gmmdiff.experiments.checks import check_model_arrays, check_resumed, check_run_dir
+from gmmdiff.experiments.checks import (
+    check_checkpoint,
+    check_results,
+    check_resumed,
+    check_run_dir,
+)
 from gmmdiff.io.files import StorageError, check_regular_file
-from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes
+from gmmdiff.io.rundir import RunDir, completed_sizes
 from gmmdiff.training import interrupt
-from gmmdiff.training.config import check_batchable, check_sizes
+from gmmdiff.training.sizes import check_batchable, check_sizes
 from gmmdiff.training.loop import Diverged, check_fused, train
 from gmmdiff.training.memory import check_run_fits
 from gmmdiff.training.state import TrainState, initial_state
@@ -173,11 +177,11 @@ def run_batch(items, xp, *, checkpoint=None, checkpoint_every=0, callback=None, 
     if pending:
         check_run_fits(cfgs[0], pending, xp, n_configs=len(cfgs))
     datasets = [c.dataset(xp) for c in cfgs]
-    for c, (_, out, sz) in zip(cfgs, items):        # the finished sizes this returns
-        done = set(evaluated_sizes(out)) if os.path.isdir(out) else set()
-        host = c.dataset() if done & set(sz) else None
-        for M in (m for m in sz if m in done):
-            check_model_arrays(os.path.join(out, RunDir.model_stem(M) + ".npz"), c, M, host)
+    for c, (_, out, _) in zip(cfgs, items):     # every finished size: what writing reads
+        if os.path.isdir(out):
+            check_results(out, c)
+    check_checkpoint(checkpoint or os.path.join(items[0][1], "checkpoint.npz"), cfgs,
+                     [os.path.basename(os.path.abspath(out)) for _, out, _ in items])
     meta = [{"template_file": c.template_file} if c.template_file is not None else {} for c in cfgs]
     rds = []
     try:

@@ -374,7 +374,8 @@ def check_identity(path, identity, refusal, advice):
                            "remove it or choose another directory")
     if found != identity:
         diff = identity_differences(found, identity)
-        raise StorageError(f"{refusal} (differs in: {', '.join(diff) or 'format'}); {advice}")
+        raise StorageError(f"{refusal} ({os.path.basename(path)} differs in: "
+                           f"{', '.join(diff) or 'format'}); {advice}")
 
 
 _MISSING = object()

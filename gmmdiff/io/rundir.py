@@ -31,7 +31,14 @@ from gmmdiff.io.files import (
     write_json,
     write_npz,
 )
-from gmmdiff.io.schemas import SCHEMAS, read_checked, read_metrics, short_repr
+from gmmdiff.io.schemas import (
+    METRICS_ADVICE,
+    SCHEMAS,
+    metrics_problem,
+    read_checked,
+    read_metrics,
+    short_repr,
+)
 from gmmdiff.version import __version__
 
 
@@ -128,13 +135,26 @@ class RunDir:
         return completed_sizes(self.path)
 
     def write_result(self, M, metrics, arrays):
-        """Write one model size's parameters (NPZ), metrics (JSON), then the index.
-        ``arrays`` None: a diverged size's record (``metrics["status"] == "diverged"``),
-        JSON only, listed in the index's ``diverged`` too."""
+        """Write one model size's parameters (NPZ) and metrics (JSON), read both back,
+        then the index. ``arrays`` None: a diverged size's record (``metrics["status"]
+        == "diverged"``), JSON only, listed in the index's ``diverged`` too. Metrics or
+        arrays that their readers would refuse (:func:`gmmdiff.io.schemas.metrics_problem`,
+        :func:`read_model_arrays`) raise StorageError before anything is written, so the
+        index never lists a size the next command refuses (and a batch's checkpoint,
+        removed only after every result is written and read back, stays)."""
         stem = self.model_stem(M)
+        err = metrics_problem(jsonable(metrics), int(M)) or (None if arrays is None else arrays_problem(
+            {k: np.asarray(v) for k, v in arrays.items()}))
+        if err:
+            raise StorageError(f"the results of model size M = {M} in {self.path} are not "
+                               f"valid ({err}); nothing was written for it, the checkpoint is "
+                               "kept")
         if arrays is not None:
             write_npz(self.file(stem + ".npz"), arrays)
         write_json(self.file(stem + ".json"), metrics)
+        read_metrics(self.file(stem + ".json"), int(M))         # read back before the index
+        if arrays is not None:
+            read_model_arrays(self.file(stem + ".npz"))
         done = sorted(set(self.completed()) | {int(M)})
         diverged = set(diverged_sizes(self.path)) | ({int(M)} if arrays is None else set())
         index = {"complete": done}
@@ -184,22 +204,24 @@ def evaluated_sizes(run_dir):
     """Sorted complete model sizes of ``run_dir`` with results (not diverged)."""
     diverged = set(diverged_sizes(run_dir))
     return [M for M in completed_sizes(run_dir) if M not in diverged]
+def arrays_problem(arrays):
+    """What is wrong with a model size's arrays (a dict of numpy arrays), or None: they
+    hold "generated" samples, and every array is finite floating point."""
+    if "generated" not in arrays:
+        return "it has no 'generated' samples"
+    bad = next((k for k, a in arrays.items() if a.dtype.kind != "f" or not np.all(np.isfinite(a))),
+               None)
+    return None if bad is None else f"{bad} is not an array of finite numbers"
 
 
 def read_model_arrays(path):
     """One model size's arrays (``model_M00020.npz``: its parameters and "generated"
-    samples), checked to be finite floating-point arrays; StorageError naming the file."""
+    samples), checked by :func:`arrays_problem`; StorageError naming the file."""
     arrays = read_npz(path)
-    bad = ("generated" if "generated" not in arrays else
-           next((k for k, a in arrays.items() if a.dtype.kind != "f" or not np.all(np.isfinite(a))),
-                None))
-    if bad:
-        raise StorageError(f"{path} is not a valid gmmdiff file: "
-                           + ("it has no 'generated' samples" if bad == "generated" and
-                              "generated" not in arrays else
-                              f"{bad} is not an array of finite numbers")
-                           + "; remove the run directory's damaged size from index.json or the "
-                             "directory itself")
+    err = arrays_problem(arrays)
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; remove the run "
+                           "directory's damaged size from index.json or the directory itself")
     return arrays
 
 
@@ -213,12 +235,8 @@ def read_run(run_dir, *, check_arrays=False):
     if not os.path.isfile(cfg_path):
         raise StorageError(f"{run_dir} is not a gmmdiff run directory (no config.json)")
     cfg = read_checked(cfg_path, SCHEMAS["config"])
-    rows = []
-    for M in evaluated_sizes(run_dir):
-        stem = os.path.join(run_dir, RunDir.model_stem(M))
-        rows.append(read_metrics(stem + ".json", M))
-        if check_arrays:
-            read_model_arrays(stem + ".npz")
+    rows = read_sizes(run_dir, evaluated_sizes(run_dir), cfg["identity"].get("samples"),
+                      check_arrays=check_arrays)
     if not rows:
         diverged = diverged_sizes(run_dir)
         raise StorageError(f"{run_dir} holds no completed model sizes yet" if not diverged else
@@ -232,3 +250,32 @@ def read_diverged(run_dir):
     increasing M: dicts with ``M``, ``diverged_at`` (the step) and ``reason``."""
     return [read_metrics(os.path.join(run_dir, RunDir.model_stem(M) + ".json"), M)
             for M in diverged_sizes(run_dir)]
+def read_sizes(run_dir, sizes, N=None, *, check_arrays=False):
+    """The metrics of model sizes ``sizes`` of a run directory, each read by
+    :func:`gmmdiff.io.schemas.read_metrics`, and checked together: the same time grid,
+    M / N of the run's ``N`` (when given), and series along training at the same steps
+    in every size or in none (what the figures and summaries put side by side).
+    ``check_arrays``: each NPZ too. StorageError naming the first file that differs."""
+    rows = []
+    for M in sizes:
+        stem = os.path.join(run_dir, RunDir.model_stem(M))
+        if not os.path.lexists(stem + ".json"):         # (the index is what is wrong)
+            raise StorageError(f"{os.path.join(run_dir, 'index.json')} lists model size {M}, whose "
+                               f"{os.path.basename(stem)}.json is missing; {METRICS_ADVICE}")
+        m = read_metrics(stem + ".json", M)
+        first = rows[0] if rows else m
+        steps = [(r.get("along_training") or {}).get("steps") for r in (first, m)]
+        what = None
+        if m["times"] != first["times"]:
+            what = f"its time grid differs from model size {first['M']}'s"
+        elif isinstance(N, int) and N > 0 and abs(m["M_over_N"] * N - M) > 1e-6 * M:
+            what = f"M_over_N is {m['M_over_N']:g}, not M / N = {M / N:g}"
+        elif steps[0] != steps[1]:
+            what = (f"its evaluations along training are at other steps than model size "
+                    f"{first['M']}'s")
+        if what:
+            raise StorageError(f"{stem}.json is not a valid gmmdiff file: {what}; {METRICS_ADVICE}")
+        rows.append(m)
+        if check_arrays:
+            read_model_arrays(stem + ".npz")
+    return rows

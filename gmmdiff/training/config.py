@@ -1,11 +1,10 @@
-"""The settings of a training run: :class:`TrainConfig` and the model sizes.
+"""The settings of a training run: :class:`TrainConfig`.
 
 A :class:`TrainConfig` holds every setting that determines a run's results (model
-sizes aside: each size's result does not depend on the others); its defaults are the
-built-in CPU configuration of ``gmmdiff-train``. Model sizes are given separately,
-parsed by :func:`parse_model_sizes` and checked against the initialization by
-:func:`check_sizes`. The steps at which a run evaluates its models along training are
-``eval_steps`` (:func:`eval_step_list`).
+sizes aside: each size's result does not depend on the others, and they are given
+separately, :mod:`gmmdiff.training.sizes`); its defaults are the built-in CPU
+configuration of ``gmmdiff-train``. The steps at which a run evaluates its models along
+training are ``eval_steps`` (:func:`eval_step_list`).
 """
 import dataclasses
 from dataclasses import dataclass
@@ -19,11 +18,15 @@ from gmmdiff.model.process import TRAIN_TARGETS, check_process, check_target, ti
 from gmmdiff.training import optim
 
 INITS = ("pmem", "prior", "gaussian")
-MAX_SIZES = 10_000          # model sizes per run
 MAX_STEPS = 10**9           # optimizer steps (about a week at the fastest rates measured)
 MAX_GRID_SIZE = 10_000      # times of the grid (the paper's is 26): each is a sampler step
                             # and a Monte Carlo evaluation of every model
 MAX_DRAWS = 10**6           # noise draws per sample (training, evaluation, figure 1)
+MAX_SHAPE = 2**53           # N, d, K and every other count: the largest integers float64
+                            # (and JSON readers) hold exactly; the memory check refuses far
+                            # smaller ones on a given machine, but a file is read on any
+MAX_SCALE = 1e8             # s*, the initial variances and scale: squared distances and
+                            # Adam's squared gradients overflow float64 near 1e300
 MODELS = families.MODELS
 SAMPLERS = ("ddim", "ddpm")
 
@@ -159,11 +162,24 @@ class TrainConfig:
     nesterov: bool = False
     batch_size: int = None
 
+    def __post_init__(self):
+        # the canonical text of the evaluation steps ('0,5' for '5, 0'): one configuration,
+        # one identity (a malformed text stays as given, for validate to name)
+        try:
+            object.__setattr__(self, "eval_steps", eval_steps_text(self.eval_steps))
+        except ValueError:
+            pass
+
     def validate(self):
         """Raise ValueError naming the first bad setting."""
         check_positive_int("dim", self.dim)
         check_positive_int("components", self.components)
         check_positive_int("samples", self.samples, minimum=2)
+        for f in dataclasses.fields(self):          # every count (a seed is any integer)
+            v = getattr(self, f.name)
+            if type(f.default) is int and f.name != "seed" and isinstance(v, int) and v > MAX_SHAPE:
+                raise ValueError(f"{f.name} = {v} is above the limit of 2^53 (the largest "
+                                 "integer a float64 holds exactly)")
         check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("steps", self.steps)
         if self.steps > MAX_STEPS:
@@ -186,8 +202,9 @@ class TrainConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; accepted: {', '.join(SAMPLERS)}")
         for name in ("init_var", "init_noise_var", "data_var", "gaussian_scale"):
             v = getattr(self, name)
-            if not (np.isfinite(v) and v >= 0):
-                raise ValueError(f"{name} = {v!r} must be finite and >= 0")
+            if not (np.isfinite(v) and 0 <= v <= MAX_SCALE):
+                raise ValueError(f"{name} = {v!r} must be finite, >= 0 and at most {MAX_SCALE:g} "
+                                 "(larger scales overflow the squared distances)")
         if self.data_var <= 0:
             raise ValueError(f"data_var = {self.data_var!r} must be > 0")
         check_positive_int("grid size", self.grid_size, minimum=2)
@@ -315,12 +332,38 @@ def eval_step_list(spec, steps):
             first = max(1.0, steps / 1000.0)
             points = {0} | {int(round(v)) for v in np.geomspace(first, steps, K)}
         else:
-            points = {int(p) for p in spec.split(",") if p.strip()}
-            if not points or min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
+            points = {int(p) for p in split_items(spec, "eval steps (--eval-steps)")}
+            if min(points) < 0 or max(points) > steps or len(points) > MAX_EVAL_STEPS:
                 raise ValueError
-    except ValueError:
+    except ValueError as exc:
+        if "has an empty item" in str(exc):
+            raise
         raise ValueError(f"eval steps (--eval-steps) {spec!r} not understood; {accepted}") from None
     return sorted(points | {int(round(0.9 * steps)), steps})
+
+
+def eval_steps_text(spec):
+    """The canonical text of an ``eval_steps`` spec, the one a run's identity records:
+    'none', 'log:K', or the listed steps sorted and distinct ('0,1000' for '1000, 0').
+    ValueError for a text :func:`eval_step_list` cannot read."""
+    spec = str(spec).strip()
+    if spec == "none":
+        return spec
+    if spec.startswith("log:"):
+        return f"log:{int(spec[4:])}"
+    return ",".join(str(p) for p in sorted({int(p) for p in split_items(spec, "eval steps")}))
+
+
+def split_items(spec, name):
+    """The comma-separated items of ``spec``, stripped; ValueError naming ``name`` for
+    an empty list or an empty item ('0,,5', a trailing comma), which would otherwise
+    vanish silently."""
+    items = [p.strip() for p in str(spec).split(",")]
+    if not all(items):
+        raise ValueError(f"{name} {str(spec)!r} " + ("is empty" if not any(items) else
+                                                     "has an empty item")
+                         + "; give a comma-separated list without empty items")
+    return items
 
 
 def check_draws(name, n):
@@ -329,84 +372,3 @@ def check_draws(name, n):
     if n > MAX_DRAWS:
         raise ValueError(f"{name} {n} is above the limit of {MAX_DRAWS:.0e} draws per sample")
     return n
-
-
-def parse_model_sizes(spec, N):
-    """Model sizes from ``"20,40,200"`` (explicit) or ``"0.1:1.0:0.1"`` (fractions of N,
-    start:stop:step inclusive, rounded to the nearest integer).
-
-    Sizes above N are accepted here; :func:`gmmdiff.run` takes them up to 2N with the
-    pmem init (all N training points, then repeats) and any size with the prior or
-    gaussian init.
-
-    Parameters
-    ----------
-    spec : str
-        The sizes, as ``gmmdiff-train --model-sizes`` takes them.
-    N : int
-        The training-set size the fractions refer to.
-
-    Returns
-    -------
-    list of int
-        Sorted, distinct sizes >= 1.
-
-    Examples
-    --------
-    >>> import gmmdiff
-    >>> gmmdiff.parse_model_sizes("0.1:1.0:0.1", 20)
-    [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
-    """
-    spec = str(spec).strip()
-    try:
-        if ":" in spec:
-            parts = [float(p) for p in spec.split(":")]
-            if (len(parts) != 3 or not all(np.isfinite(parts)) or parts[2] <= 0
-                    or parts[0] <= 0 or parts[1] < parts[0]):
-                raise ValueError
-            count = np.floor((parts[1] - parts[0]) / parts[2] + 1e-9) + 1
-            if count > MAX_SIZES:
-                raise ValueError(f"model sizes {spec!r} give {count:.3g} sizes; at most "
-                                 f"{MAX_SIZES} per run")
-            sizes = [int(round(N * (parts[0] + k * parts[2]))) for k in range(int(count))]
-        else:
-            sizes = [int(p) for p in spec.split(",") if p.strip()]
-    except ValueError as exc:
-        if "at most" in str(exc):
-            raise
-        raise ValueError(f"model sizes {spec!r} not understood; accepted: a list such as "
-                         "'20,40,200' or fractions of N as 'start:stop:step' such as "
-                         "'0.1:1.0:0.1'") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"model sizes {spec!r} must all be integers >= 1")
-    sizes = sorted(set(sizes))
-    if len(sizes) > MAX_SIZES:
-        raise ValueError(f"model sizes {spec!r} give {len(sizes)} sizes; at most {MAX_SIZES} per run")
-    return sizes
-
-
-def check_sizes(sizes, N, init):
-    """Raise ValueError for a size the init cannot provide (prior/gaussian: any M)."""
-    for M in sizes:
-        check_positive_int("model size", M)
-    if init == "pmem":
-        # pmem repeats training points beyond N (SPEC 8), which only makes sense up to 2N
-        big = [M for M in sizes if M > 2 * N]
-        if big:
-            raise ValueError(f"model size M = {big[0]} is above 2N = {2 * N}: init 'pmem' "
-                             "takes training points (all N, then repeats); use init 'prior' "
-                             "or 'gaussian' for larger models")
-
-
-BATCH_FREE = ("seed", "components")
-
-
-def check_batchable(cfgs):
-    """Configurations can train in one array program when they differ only in seed and
-    K (N, d and every optimization setting shared). Raises ValueError otherwise."""
-    first = dataclasses.asdict(cfgs[0])
-    for c in cfgs[1:]:
-        diff = [k for k, v in dataclasses.asdict(c).items() if k not in BATCH_FREE and v != first[k]]
-        if diff:
-            raise ValueError(f"configurations differ in {', '.join(diff)}; one batch may differ "
-                             f"only in {', '.join(BATCH_FREE)}")

@@ -44,7 +44,8 @@ from gmmdiff.engine.buckets import BUCKET_OVERHEAD, bucketed, plan_buckets
 from gmmdiff.model.process import coefficients, loss_scale
 from gmmdiff.training import interrupt, optim
 from gmmdiff.training.batches import MiniBatches
-from gmmdiff.training.config import check_batchable, eval_step_list
+from gmmdiff.training.config import eval_step_list
+from gmmdiff.training.sizes import check_batchable
 from gmmdiff.training.draws import BatchDraws, noise_stream
 
 
@@ -109,7 +110,7 @@ def train(dataset, state, cfg, xp, *, callback=None, log_every=None, checkpoint=
     ----------
     dataset : the data set of ``cfg`` (:meth:`TrainConfig.dataset`, on backend ``xp``,
         dtype of cfg); for a multi-configuration batch, ``dataset`` and ``cfg`` are
-        lists (:func:`gmmdiff.training.config.check_batchable`)
+        lists (:func:`gmmdiff.training.sizes.check_batchable`)
     state : :class:`TrainState` (initial or loaded from a checkpoint)
     callback : called as ``callback(step, losses (J,) host array)`` at log intervals
     log_every : steps between logged losses (default: steps // 200, at least 1); the

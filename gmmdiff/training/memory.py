@@ -81,6 +81,13 @@ def check_run_fits(cfg, sizes, xp=np, n_configs=1, available=None):
     _check(need, options, f"this run's {stage}", xp, available)
 
 
+def data_bytes(cfg):
+    """Bytes of the data set of ``cfg`` (its training and held-out rows, the mixture's
+    means): what reading a run directory's arrays against its configuration builds."""
+    P = float(_row_size(cfg))
+    return ((cfg.samples + cfg.test_samples) * P + 3.0 * cfg.components * P) * 8.0
+
+
 def predict_bytes(cfg):
     """Estimated peak bytes of predicting the transition of ``cfg`` from the theory
     (gmmdiff-predict): the data set, and the "nearest" curve's working copy of the data

@@ -17,6 +17,7 @@ import numpy as np
 
 from gmmdiff.backend import array_namespace, get_dtype, to_host
 from gmmdiff.io.files import StorageError, read_npz, write_npz
+from gmmdiff.io.schemas import SCHEMAS, schema_error, series_problem
 from gmmdiff.training import optim
 
 CHECKPOINT_KEYS = ("mask", "sizes", "step", "opt_count", "loss_steps", "losses", "owners", "labels",
@@ -177,28 +178,52 @@ def _checkpoint_problem(z):
         return f"its losses {z['losses'].shape} do not match ({L}, {J})"
     if int(z["step"]) < 0 or int(z["opt_count"]) < 0:
         return "a negative step count"
+    if L and (np.any(np.diff(z["loss_steps"]) <= 0) or z["loss_steps"][0] < 0
+              or z["loss_steps"][-1] > int(z["step"])):
+        return "its logged loss steps are not increasing steps up to its step"
+    err = schema_error([None if np.isnan(v) else float(v) for v in z["losses"].ravel()],
+                       SCHEMAS["metrics"]["training_loss?"]["loss"], "losses (flattened)")
+    if err:                                 # (what the results' training_loss will hold)
+        return err
     E = z["eval_steps"].shape[0]
     if E and (np.any(np.diff(z["eval_steps"]) <= 0) or z["eval_steps"][0] < 0
               or z["eval_steps"][-1] > int(z["step"])):
         return "its evaluation steps are not increasing steps up to its step"
+    along = SCHEMAS["metrics"]["along_training?"]
     for k in z:
         if k.startswith("eval_") and k != "eval_steps":
             if z[k].dtype.kind != "f" or z[k].shape != (E, J):
                 return f"{k} {z[k].shape} does not match ({E}, {J})"
+            # the values the results will hold, checked as their reader checks them
+            err = schema_error([None if np.isnan(v) else float(v) for v in z[k].ravel()],
+                               along.get(k[5:], ["num?"]), k)
+            if err:
+                return err.replace(f"{k}[", f"{k} (flattened)[")
+    for j in range(J if E else 0):
+        err = series_problem({"steps": z["eval_steps"].tolist(),
+                              **{k[5:]: z[k][:, j].tolist() for k in z
+                                 if k.startswith("eval_") and k != "eval_steps"}},
+                             where=f"the evaluations of model {j}")
+        if err:
+            return err
     params = {k[6:]: z[k] for k in z if k.startswith("param_")}
     for name, a in params.items():
         if a.dtype.kind != "f" or a.shape[:1] != (J,) or (a.ndim > 1 and a.shape[1] != Mmax):
             return f"parameter {name} has shape {a.shape} (dtype {a.dtype})"
-        if not np.all(np.isfinite(a)):
-            return f"parameter {name} holds NaN or infinite values"
+        with np.errstate(over="ignore"):
+            if not np.all(np.isfinite(a * a)):     # (a square that overflows: no training)
+                return f"parameter {name} holds NaN, infinite or absurdly large values"
     for k in z:
         if k.startswith("opt_") and k != "opt_count":
             name = k[4:].partition("_")[2]
             a = z[k]
             if name not in params or a.shape != params[name].shape or a.dtype.kind != "f":
                 return f"optimizer slot {k} does not match the parameters"
-            if not np.all(np.isfinite(a)):
-                return f"optimizer slot {k} holds NaN or infinite values"
+            with np.errstate(over="ignore"):
+                if not np.all(np.isfinite(a * a)):
+                    return f"optimizer slot {k} holds NaN, infinite or absurdly large values"
+            if k.startswith("opt_nu_") and np.any(a < 0):
+                return f"optimizer slot {k} (a running mean of squares) holds negative values"
     return None
 
 

@@ -11,7 +11,8 @@ import os
 
 import numpy as np
 
-from gmmdiff.io.files import StorageError, read_record
+from gmmdiff.io.files import StorageError
+from gmmdiff.io.schemas import read_checked
 
 
 def coarse_sizes(N, points):
@@ -64,8 +65,8 @@ def read_plan(run_dir, cfg, coarse):
     path = os.path.join(run_dir, PLAN_FILE)
     if not os.path.exists(path):
         return None
-    plan = read_record(path, ("coarse",), advice="remove the configuration's directory to "
-                                                 "retrain it")
+    plan = read_checked(path, {"coarse": ("+", "int>=1"), "refine?": ["int>=1"]},
+                        advice="remove the configuration's directory to retrain it")
     expected = coarse_sizes(cfg.samples, coarse)
     if plan["coarse"] != expected:
         raise StorageError(f"{path} records coarse sizes {plan['coarse']!r}, the sweep's are "

@@ -111,3 +111,30 @@ PRESETS.update({
                       noise_draws=10, steps=80_000, lr_final=1e-3, warmup_frac=0.01,
                       eval_steps="log:30"),
 })
+
+
+def _parse_inits(text):
+    from gmmdiff.experiments.sweep.spec import parse_inits   # (spec reads no preset)
+    return parse_inits(text)
+
+
+def check_preset(name, given, settings):
+    """Raise ValueError when an option given explicitly (``given``: their names;
+    ``settings``: every option's value after the preset filled in the rest) removes what
+    preset ``name``'s result is made from: a preset measured along training (``time``,
+    ``time-*``, ``init-long``: evaluation steps at fixed ratios M/N) needs its
+    evaluations and no refinement, a preset of several starts (``init``, ``init-long``)
+    two starts or more."""
+    preset = PRESETS[name]
+    along = "eval_steps" in preset and preset.get("refine") == 0
+    if along and "eval_steps" in given and str(settings["eval_steps"]).strip() == "none":
+        raise ValueError(f"--eval-steps none with --preset {name}: its result is measured from "
+                         "the evaluations along training; leave --eval-steps out (the preset's "
+                         f"{preset['eval_steps']}) or give other steps")
+    if along and "refine" in given and settings["refine"] != 0:
+        raise ValueError(f"--refine {settings['refine']} with --preset {name}: its result is "
+                         "measured at the fixed ratios M/N, without refinement; leave --refine out")
+    several = "inits" in preset and len(_parse_inits(preset["inits"])) > 1
+    if several and "inits" in given and len(_parse_inits(settings["inits"])) < 2:
+        raise ValueError(f"--inits {settings['inits']} with --preset {name}: the initialization "
+                         "experiment compares two starts or more, e.g. pmem,prior")

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gmmdiff.backend import BACKENDS
 from gmmdiff.experiments.checks import field_schema
 from gmmdiff.experiments.runs import RESULTS_FORMAT
 from gmmdiff.experiments.sweep.plans import coarse_sizes
 from gmmdiff.io.files import StorageError
 from gmmdiff.io.schemas import read_checked, schema_error
 from gmmdiff.model.data import check_positive_int
-from gmmdiff.training.config import INITS, TrainConfig, check_sizes
+from gmmdiff.training.config import INITS, TrainConfig, split_items
+from gmmdiff.training.sizes import check_sizes
 from gmmdiff.training.memory import check_run_fits
 
 SWEEP_FIELDS = ("samples", "dim", "components", "seed")
@@ -30,8 +32,9 @@ SWEEP_FIELDS = ("samples", "dim", "components", "seed")
 
 def parse_int_list(spec, name, minimum=1):
     """'50,100,150' -> [50, 100, 150] (sorted, distinct); ValueError names the value."""
+    items = split_items(spec, name)
     try:
-        values = sorted({int(p) for p in str(spec).split(",") if p.strip()})
+        values = sorted({int(p) for p in items})
     except ValueError:
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of integers") from None
     if not values or values[0] < minimum:
@@ -42,13 +45,20 @@ def parse_int_list(spec, name, minimum=1):
 def parse_float_list(spec, name):
     """'0.5,1,2' -> (0.5, 1.0, 2.0) (sorted, distinct, finite and > 0); ValueError names
     the value."""
+    items = split_items(spec, name)
     try:
-        values = sorted({float(p) for p in str(spec).split(",") if p.strip()})
+        values = sorted({float(p) for p in items})
     except ValueError:
         raise ValueError(f"{name} {spec!r} must be a comma-separated list of numbers") from None
     if not values or not all(np.isfinite(v) and v > 0 for v in values):
         raise ValueError(f"{name} {spec!r} must be finite numbers > 0")
     return values
+
+
+def parse_inits(spec):
+    """'pmem,prior' -> ('pmem', 'prior') (in the order given, each once); ValueError
+    names an empty item (what :meth:`SweepSpec.validate` accepts is checked there)."""
+    return tuple(dict.fromkeys(split_items(spec, "inits (--inits)")))
 
 
 def parse_shard(spec):
@@ -190,9 +200,10 @@ class SweepSpec:
         if self.coarse > MAX_POINTS or self.refine > MAX_POINTS:
             raise ValueError(f"--coarse {self.coarse} / --refine {self.refine}: at most "
                              f"{MAX_POINTS} model sizes per phase")
-        if self.inits is not None and (not self.inits or set(self.inits) - set(INITS)):
+        if self.inits is not None and (not self.inits or set(self.inits) - set(INITS)
+                                       or len(set(self.inits)) != len(self.inits)):
             raise ValueError(f"inits (--inits) {','.join(map(str, self.inits))!r} not understood; "
-                             f"accepted: a list of {', '.join(INITS)}")
+                             f"accepted: a list of distinct {', '.join(INITS)}")
         if self.size_ratios is not None and not (
                 self.size_ratios and all(np.isfinite(r) and 0 < r <= 100 for r in self.size_ratios)):
             raise ValueError(f"size ratios (--size-ratios) {list(self.size_ratios)} must be numbers "
@@ -272,10 +283,12 @@ def run_name(cfg):
     return f"N{cfg.samples}-d{cfg.dim}-K{cfg.components}{var_tag(cfg)}{init_tag(cfg)}-s{cfg.seed}"
 
 
-SWEEP_SCHEMA = {"identity": {"samples": ["int"], "dims": ["int"], "components": ["int"],
-                             "seeds": ["int"], "coarse": "int", "refine": "int", "base": {},
-                             "backend": "str", "results_format": "int", "data_vars?": ["num"],
-                             "inits?": ["str"], "size_ratios?": ["num"]}}
+SWEEP_SCHEMA = {"identity": {"samples": ("+", "int>=2"), "dims": ("+", "int>=1"),
+                             "components": ("+", "int>=1"), "seeds": ("+", "int>=0"),
+                             "coarse": "int>=2", "refine": "int>=0", "base": {},
+                             "backend": "str", "results_format": "int>=1",
+                             "data_vars?": ("+", "num>0"), "inits?": ("+", "str"),
+                             "size_ratios?": ("+", "num>0")}}
 
 
 def read_sweep_file(path):
@@ -284,40 +297,54 @@ def read_sweep_file(path):
     (the stored identity dict, its :class:`SweepSpec`); StorageError naming the file."""
     advice = "it was not written by gmmdiff-sweep, or is damaged"
     ident = read_checked(path, SWEEP_SCHEMA, advice=advice)["identity"]
+    return ident, check_sweep_identity(ident, path, advice)
+
+
+def check_sweep_identity(ident, path, advice, where="identity"):
+    """The :class:`SweepSpec` of a sweep identity read from file ``path`` (sweep.json's,
+    or the copy a summary.json holds as ``where``), checked as :func:`read_sweep_file`
+    checks it -- what gmmdiff-sweep's command line accepts and nothing else;
+    StorageError naming the file, the value and ``advice`` otherwise."""
+    err = schema_error(ident, SWEEP_SCHEMA["identity"], where)
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     for key, value in ident["base"].items():
         if key not in fields or key in SWEEP_FIELDS:
-            raise StorageError(f"{path} is not a valid gmmdiff file: identity.base.{key} is not "
+            raise StorageError(f"{path} is not a valid gmmdiff file: {where}.base.{key} is not "
                                f"a training setting; {advice}")
         sub = field_schema(fields[key])
-        err = (None if value is None else schema_error(value, "str", f"identity.base.{key}")) \
+        err = (None if value is None else schema_error(value, "str", f"{where}.base.{key}")) \
             if sub is None else schema_error(value, "num" if sub == "num" else sub,
-                                             f"identity.base.{key}")
+                                             f"{where}.base.{key}")
         if err:
             raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {advice}")
     # what gmmdiff-sweep writes and nothing else, so that every command reading the file
     # (the sweep, --summary, plot, predict --fit) gives it one verdict
     for key, least in (("samples", 2), ("dims", 1), ("components", 1), ("seeds", 0),
-                       ("data_vars", None)):
+                       ("data_vars", None), ("size_ratios", None)):
         grid = ident.get(key, [1])
         if (not grid or any(a >= b for a, b in zip(grid, grid[1:]))
                 or (least is not None and grid[0] < least)):
             text = json.dumps(grid)
-            raise StorageError(f"{path} is not a valid gmmdiff file: identity.{key} is "
+            raise StorageError(f"{path} is not a valid gmmdiff file: {where}.{key} is "
                                f"{text if len(text) <= 40 else text[:37] + '...'}, expected "
                                f"distinct values{f' >= {least}' if least is not None else ''} "
                                f"in increasing order; {advice}")
+    if ident["backend"] not in BACKENDS:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {where}.backend is "
+                           f"{json.dumps(ident['backend'])[:40]}, expected one of "
+                           f"{', '.join(BACKENDS)}; {advice}")
     if not 1 <= ident["results_format"] <= RESULTS_FORMAT:
-        raise StorageError(f"{path} is not a valid gmmdiff file: identity.results_format is "
+        raise StorageError(f"{path} is not a valid gmmdiff file: {where}.results_format is "
                            f"{ident['results_format']}, this gmmdiff reads formats 1 to "
                            f"{RESULTS_FORMAT}; {advice}")
     try:
-        spec = spec_from_identity(ident).validate()
+        return spec_from_identity(ident).validate()
     except ValueError as exc:
         if isinstance(exc, StorageError):
             raise
         raise StorageError(f"{path} is not a valid gmmdiff file: {exc}; {advice}") from None
-    return ident, spec
 
 
 def read_sweep(sweep_dir):

@@ -22,11 +22,17 @@ from gmmdiff.analysis.predict import (
     predicted_ratio,
     training_set,
 )
-from gmmdiff.experiments.sweep.spec import read_sweep, read_sweep_file, run_name
+from gmmdiff.experiments.sweep.spec import (
+    check_sweep_identity,
+    read_sweep,
+    read_sweep_file,
+    run_name,
+)
+from gmmdiff.experiments.sweep.units import check_run_identity
 from gmmdiff.analysis.transition import MIN_SIZES, detect, fit_curve
 from gmmdiff.io.files import StorageError, atomic_write_bytes, check_output_file, write_json
 from gmmdiff.io.rundir import completed_sizes, read_run
-from gmmdiff.io.schemas import read_transition
+from gmmdiff.io.schemas import SCHEMAS, read_checked, read_transition, schema_error, short_repr
 from gmmdiff.model.data import check_positive_int
 
 SUMMARY_COLUMNS = (["N", "d", "K", "data_var", "init", "seed", "status", "M_pt_over_N", "M_pt_lo",
@@ -143,6 +149,7 @@ def transition_summary(sweep_dir, *, partial=False):
 
     from gmmdiff.version import __version__
     spec = read_sweep(sweep_dir)
+    ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     configs, times, trained_with = [], None, set()
     for cfg in spec.configurations():
         rd = os.path.join(sweep_dir, run_name(cfg))
@@ -154,8 +161,9 @@ def transition_summary(sweep_dir, *, partial=False):
                                  and len(completed_sizes(rd)) >= MIN_SIZES):
             configs.append(dict(entry, status="incomplete" if os.path.isdir(rd) else "missing"))
             continue
-        if complete:
-            read_transition(tpath)                 # (complete: its transition.json is valid)
+        check_run_identity(rd, cfg, ident["backend"])   # the configuration's, as resuming checks
+        if complete:        # (its transition.json valid, of the sizes its index lists)
+            read_transition(tpath, completed_sizes(rd))
         meta, rows = read_run(rd)
         trained_with.add(meta.get("meta", {}).get("gmmdiff_version", "?"))
         times = rows[0]["times"]
@@ -176,7 +184,6 @@ def transition_summary(sweep_dir, *, partial=False):
             entry["complete"] = False
             _mark_partial(entry)
         configs.append(entry)
-    ident = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))[0]
     return {"identity": ident, "times": times,
             "configs": configs,
             "provenance": {"gmmdiff_version": __version__, "trained_with": sorted(trained_with),
@@ -269,17 +276,87 @@ def reanalyse_summary(summary):
     return out
 
 
+SUMMARY_ADVICE = "it was not written by gmmdiff-sweep --summary or gmmdiff-predict --fit, or is damaged"
+
+
+def read_summary(path):
+    """A sweep's ``summary.json``, checked as every command that reads it needs it (the
+    fits of ``gmmdiff-predict --fit`` and ``--transfer`` on a directory holding only a
+    summary): its identity as ``sweep.json``'s
+    (:func:`gmmdiff.experiments.sweep.spec.check_sweep_identity`), each configuration
+    one of that sweep's, once, under its name, and for one with a curve: sizes
+    increasing, one ratio, count (at most its generated samples) and Monte Carlo loss
+    per size and grid time, series along training of steps x sizes with counts at most
+    n. Returns the dict; StorageError naming the file and the first bad value."""
+    obj = read_checked(path, SCHEMAS["summary"], advice=SUMMARY_ADVICE)
+    spec = check_sweep_identity(obj["identity"], path, SUMMARY_ADVICE)
+    err = _summary_problem(obj, spec)
+    if err:
+        raise StorageError(f"{path} is not a valid gmmdiff file: {err}; {SUMMARY_ADVICE}")
+    return obj
+
+
+def _summary_problem(obj, spec):
+    """What :func:`read_summary` refuses in a summary that matches its schema, or None."""
+    cfgs = {run_name(c): c for c in spec.configurations()}
+    seen = set()
+    curved = [c for c in obj["configs"] if "sizes" in c]
+    times = obj["times"]
+    if (times is None and curved) or (times is not None and schema_error(times, ("+", "prob"))):
+        return f"times is {short_repr(times)}, expected the time grid (a list of numbers in [0, 1])"
+    T = len(times or [])
+    for k, c in enumerate(obj["configs"]):
+        where = f"configs[{k}]"
+        cfg = cfgs.get(c["name"])
+        if cfg is None or c["name"] in seen:
+            return (f"{where}.name {c['name']!r} is "
+                    + ("given twice" if cfg else "not a configuration of the sweep"))
+        seen.add(c["name"])
+        own = (c["N"], c["d"], c["K"], c["seed"], c.get("data_var", cfg.data_var),
+               c.get("init", cfg.init))
+        if own != (cfg.samples, cfg.dim, cfg.components, cfg.seed, cfg.data_var, cfg.init):
+            return f"{where} does not hold the setting its name {c['name']} says"
+        if "sizes" not in c:
+            continue
+        J = len(c["sizes"])
+        if any(b <= a for a, b in zip(c["sizes"], c["sizes"][1:])):
+            return f"{where}.sizes are not increasing"
+        for key in ("ratios", "n_generated", "counts"):      # (counts: since format 3)
+            if (key in c or key != "counts") and len(c.get(key) or []) != J:
+                return f"{where}.{key} is missing or has not one entry per size ({J})"
+        if "mc" not in c:
+            return f"{where}.mc is missing"
+        mc, below = c["mc"], [m for m in c["sizes"] if m <= c["N"]]     # theta_pmem,M: M <= N
+        if (mc["M"] != below or len(mc["pmem"]) != len(below) or len(mc["gen"]) != T
+                or any(len(r) != T for r in mc["pmem"])):
+            return (f"{where}.mc does not hold the curves of its sizes up to N over the {T} "
+                    "grid times")
+        if "counts" in c and any(m > n or abs(r - m / n) > 1e-9 for m, n, r
+                                 in zip(c["counts"], c["n_generated"], c["ratios"])):
+            return f"{where}.counts do not give its ratios out of n_generated"
+        a = c.get("along")
+        if a is not None:
+            E = len(a["steps"])
+            if any(b <= s for s, b in zip(a["steps"], a["steps"][1:])):
+                return f"{where}.along.steps are not increasing"
+            for key in ("counts", "n", "variance", "train_loss", "test_loss"):
+                if len(a[key]) != E or any(len(row) != J for row in a[key]):
+                    return f"{where}.along.{key} is not steps x sizes ({E} x {J})"
+            if any(m > n for rk, rn in zip(a["counts"], a["n"]) for m, n in zip(rk, rn)):
+                return f"{where}.along.counts exceed their generated samples (n)"
+    return None
+
+
 def sweep_summary(sweep_dir):
     """The summary of a sweep directory: :func:`transition_summary` of its run
     directories, or, for a directory holding only a
     ``summary.json`` (a shipped sweep), that summary re-measured by
     :func:`reanalyse_summary`. Writes nothing (:func:`fit_sweep` writes it after a fit
     succeeded)."""
-    from gmmdiff.io.files import read_json
     if os.path.isfile(os.path.join(sweep_dir, "sweep.json")):
         return transition_summary(sweep_dir)
     if os.path.isfile(os.path.join(sweep_dir, "summary.json")):
-        return reanalyse_summary(read_json(os.path.join(sweep_dir, "summary.json")))
+        return reanalyse_summary(read_summary(os.path.join(sweep_dir, "summary.json")))
     raise StorageError(f"{sweep_dir} is not a gmmdiff sweep directory (no sweep.json or "
                        "summary.json)")
 
@@ -342,20 +419,3 @@ def fit_sweep(sweep_dir, source="mc", *, n_folds=None, seed=0, data_var=None, su
     write_json(outputs[0], summary)         # after a fit succeeded:
     write_json(outputs[1], result)          # a refusal writes none
     return result
-
-
-def check_sweep_files(sweep_dir):
-    """Read and check every file of a sweep that its figures use (sweep.json; per
-    finished configuration its transition, config, index, metrics and arrays; every
-    fit file) before a figure is written: StorageError naming the first damaged one."""
-    from gmmdiff.experiments.checks import check_run
-    from gmmdiff.io.schemas import read_fit_scores
-    spec = read_sweep(sweep_dir)
-    for cfg in spec.configurations():
-        rd = os.path.join(sweep_dir, run_name(cfg))
-        if os.path.exists(os.path.join(rd, "transition.json")):
-            read_transition(os.path.join(rd, "transition.json"))
-            check_run(rd)
-    for name in sorted(os.listdir(sweep_dir)):
-        if name.startswith("fit_") and name.endswith(".json"):
-            read_fit_scores(os.path.join(sweep_dir, name))

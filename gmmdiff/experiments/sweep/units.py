@@ -7,7 +7,8 @@ of T) units t, t + T, ... of the one-process sweep's (:func:`shard_units`). Each
 the sweep directory for as long as it trains, so identical commands on one directory
 share the work. Before anything is written, every configuration's run directory and
 every unit checkpoint is read and checked (:func:`check_configuration`,
-:func:`check_unit_checkpoints`).
+:func:`check_unit_checkpoints`); before a summary or a figure, every file they read
+(:func:`check_run_identity`, :func:`check_sweep_files`).
 """
 import os
 import signal
@@ -16,14 +17,20 @@ import zipfile
 
 import numpy as np
 
-from gmmdiff.experiments.checks import check_checkpoint, check_model_arrays, check_run_dir
+from gmmdiff.experiments.checks import (
+    check_checkpoint,
+    check_model_arrays,
+    check_run,
+    check_run_dir,
+    read_config,
+)
 from gmmdiff.experiments.runs import identity as runs_identity
 from gmmdiff.experiments.sweep.plans import check_refine, read_plan
 from gmmdiff.experiments.sweep.spec import init_tag, read_sweep_file, run_name, var_tag
 from gmmdiff.io import locks
 from gmmdiff.io.files import StorageError, check_identity, remove_temporaries, write_json
 from gmmdiff.io.rundir import RunDir, completed_sizes, evaluated_sizes, leftovers_only
-from gmmdiff.io.schemas import read_metrics, read_transition
+from gmmdiff.io.schemas import read_fit_scores, read_metrics, read_transfer, read_transition
 
 
 def crash_point(name):
@@ -187,8 +194,12 @@ def check_configuration(sweep_dir, cfg, spec, backend):
     locks.check_lock_path(os.path.join(rd, ".lock"))
     done = evaluated_sizes(rd)              # (a diverged size has no results to read)
     plan = read_plan(rd, cfg, spec.coarse_points)
-    if os.path.exists(os.path.join(rd, "transition.json")):
-        read_transition(os.path.join(rd, "transition.json"))
+    if os.path.exists(os.path.join(rd, "transition.json")):      # complete: what it measured
+        tr = read_transition(os.path.join(rd, "transition.json"), done)
+        if plan is not None and sorted(plan["coarse"] + plan.get("refine", [])) != tr["M"]:
+            raise StorageError(f"{os.path.join(rd, 'plan.json')} is not a valid gmmdiff file: "
+                               "its sizes are not those its configuration trained (transition.json); "
+                               "remove the configuration's directory to retrain it")
         return
     ds = cfg.dataset() if done else None
     ratios = {}
@@ -233,3 +244,33 @@ def hold_run_dirs(sweep_dir, cfgs):
             return f"{run_name(cfg)} is being trained by {lock.holder()}"
         held.append(lock)
     return held
+
+
+def check_run_identity(run_dir, cfg, backend):
+    """Raise StorageError (one line naming the file) unless ``run_dir/config.json`` is
+    valid (:func:`gmmdiff.experiments.checks.read_config`) and records configuration
+    ``cfg`` on ``backend``: a summary, a fit and a figure read a sweep's run directories
+    as resuming it does. Reads, writes nothing (a read-only sweep can be summarized)."""
+    read_config(run_dir)
+    check_identity(os.path.join(run_dir, "config.json"), runs_identity(cfg, backend),
+                   f"{run_dir} holds a run with a different configuration",
+                   "remove it or restore the sweep's run directory")
+
+
+def check_sweep_files(sweep_dir):
+    """Read and check every file of a sweep that its figures use (sweep.json; per
+    finished configuration its transition, config, index, metrics and arrays; every
+    fit file, transfer.json) before a figure is written: StorageError naming the first
+    damaged one or a run directory of another configuration."""
+    ident, spec = read_sweep_file(os.path.join(sweep_dir, "sweep.json"))
+    for cfg in spec.configurations():
+        rd = os.path.join(sweep_dir, run_name(cfg))
+        if os.path.exists(os.path.join(rd, "transition.json")):
+            check_run_identity(rd, cfg, ident["backend"])
+            read_transition(os.path.join(rd, "transition.json"), completed_sizes(rd))
+            check_run(rd)
+    for name in sorted(os.listdir(sweep_dir)):
+        if name.startswith("fit_") and name.endswith(".json"):
+            read_fit_scores(os.path.join(sweep_dir, name))
+    if os.path.exists(os.path.join(sweep_dir, "transfer.json")):
+        read_transfer(os.path.join(sweep_dir, "transfer.json"))
