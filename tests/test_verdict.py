@@ -117,6 +117,34 @@ def test_the_snr_power_family_recovers_its_exponent():
     assert res["mse_train"] < 1e-6
 
 
+def test_the_finite_difference_points_in_one_expression_are_the_single_values_bit_for_bit():
+    """fit_weights hands SLSQP's finite-difference points to one array expression
+    (_Stack.ratios_many, through SLSQP's workers): each row must be ratios() of its
+    weights to the bit, or the fitted weights and the shipped fits would drift; and the
+    fit must equal the one evaluating each point alone."""
+    from gmmdiff.analysis import fits
+    from gmmdiff.analysis.predict import _Stack
+    from test_sweep import synthetic
+    rng = np.random.default_rng(11)
+    true = rng.dirichlet(np.ones(4))
+    curves, _ = synthetic(12, true, seed=2)
+    stack = _Stack(curves)
+    W = np.vstack([rng.dirichlet(np.full(4, 0.5), size=30), np.eye(4), np.zeros((1, 4)),
+                   -np.ones((1, 4))])                         # crossings, clamps, degenerate
+    many = stack.ratios_many(W)
+    for w, row in zip(W, many):
+        assert np.array_equal(stack.ratios(w), row, equal_nan=True)
+    measured = stack.ratios(true) + 0.01 * rng.standard_normal(12)
+    vectorized = fits.fit_weights(curves, measured, n_restarts=2)
+    one_at_a_time = fits._slsqp_takes_workers
+    try:
+        fits._slsqp_takes_workers = lambda: False
+        single = fits.fit_weights(curves, measured, n_restarts=2)
+    finally:
+        fits._slsqp_takes_workers = one_at_a_time
+    assert np.array_equal(vectorized, single)
+
+
 # ---------------------------------------------------------------- too few settings
 
 def _settings(n, per_setting=2, shift=-0.001, seed=0):

@@ -10,7 +10,6 @@ against the trivial predictor "the mean of the training split";
 """
 
 import numpy as np
-from scipy.optimize import minimize
 
 from gmmdiff.analysis.predict import SOURCES, _Stack, approximation_curves, config_of, training_set
 
@@ -37,6 +36,7 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
     orders of magnitude over the grid) with SLSQP on the simplex from the uniform start
     and ``n_restarts`` seeded random starts; the best is kept.
     """
+    from scipy.optimize import minimize
     measured = np.asarray(measured, dtype=np.float64)
     if len(curves) != measured.size or measured.size == 0:
         raise ValueError("need one measured ratio per configuration, at least one")
@@ -50,13 +50,23 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
             return 1.0
         return float(np.mean((stack.ratios(lam) - measured) ** 2))
 
+    def losses(_, points):
+        """SLSQP's finite-difference points (``workers(fun, iterable)``), all in one
+        array expression: each value bit for bit ``loss`` of its point."""
+        lam = np.maximum(np.array(list(points)), 0.0)                    # (P, T)
+        sq = np.mean((stack.ratios_many(lam) - measured) ** 2, axis=1)   # (P,)
+        return [1.0 if s <= 0 else float(v) for s, v in zip(lam.sum(axis=1), sq)]
+
+    options = {"maxiter": 200, "ftol": 1e-12, "eps": 1e-4}
+    if _slsqp_takes_workers():
+        options["workers"] = losses
     rng = np.random.default_rng(seed)
     starts = [np.full(T, 1.0 / T)] + [rng.dirichlet(np.full(T, 0.5)) for _ in range(n_restarts)]
     best = None
     for x0 in starts:
         res = minimize(loss, x0, method="SLSQP", bounds=[(0.0, 1.0)] * T,
                        constraints=[{"type": "eq", "fun": lambda l: np.sum(l) - 1.0}],
-                       options={"maxiter": 200, "ftol": 1e-12, "eps": 1e-4})
+                       options=options)
         cand = np.maximum(res.x, 0.0)
         cand /= cand.sum()
         value = loss(cand)
@@ -64,6 +74,15 @@ def fit_weights(curves, measured, *, n_restarts=4, seed=0):
             best = (value, cand)
     lam = best[1] / scale
     return lam / lam.sum()
+
+
+def _slsqp_takes_workers():
+    """Whether SciPy's SLSQP evaluates its finite differences through a ``workers``
+    map (SciPy >= 1.16); before, one point at a time (the same values, slower)."""
+    import inspect
+
+    from scipy.optimize._slsqp_py import _minimize_slsqp
+    return "workers" in inspect.signature(_minimize_slsqp).parameters
 
 
 def fit_power(curves, measured, snr, *, bounds=(-2.0, 2.0)):

@@ -12,7 +12,6 @@ transition.fit_curve`), the mean paired difference over pairs with its t interva
 noise floor (the between-seed scatter of each init's M_pt/N) and a verdict.
 """
 import numpy as np
-from scipy import stats
 
 LEVEL = 0.95
 
@@ -67,6 +66,7 @@ def compare_inits(summary, level=LEVEL):
 
 
 def _mean_t(values, level):
+    from scipy import stats
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return {"mean": None, "interval": [None, None], "sd": None}

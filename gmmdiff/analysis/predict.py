@@ -200,3 +200,22 @@ class _Stack:
             crossed = (self.M[r, j - 1] + f * (self.M[r, j] - self.M[r, j - 1])) / self.N
         clamped = np.where(delta[:, 0] >= 0, self.M[:, 0] / self.N, 1.0)
         return np.where(hits.any(axis=1), crossed, clamped)
+
+    def ratios_many(self, weights):
+        """(P, C) predicted M*/N for P weight vectors ``weights`` (P, T) at once: row p
+        bit for bit ``ratios(weights[p])`` (each weighted sum over the T times is the
+        same contiguous reduction), for the P points of a finite-difference gradient."""
+        W = np.asarray(weights, dtype=np.float64)
+        # (C, J, P, T) summed over its last axis as ratios() sums (C, J, T): (P, C, J)
+        delta = np.moveaxis(np.sum(self.D[:, :, None, :] * W[None, None, :, :], axis=3), 2, 0)
+        with np.errstate(invalid="ignore"):
+            hits = (delta[..., :-1] < 0) & (delta[..., 1:] >= 0)             # (P, C, J - 1)
+        j = np.argmax(hits, axis=2) + 1                                     # (P, C)
+        r = self.rows[None, :]
+        d0 = np.take_along_axis(delta, (j - 1)[..., None], axis=2)[..., 0]
+        d1 = np.take_along_axis(delta, j[..., None], axis=2)[..., 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            f = -d0 / (d1 - d0)
+            crossed = (self.M[r, j - 1] + f * (self.M[r, j] - self.M[r, j - 1])) / self.N
+        clamped = np.where(delta[..., 0] >= 0, self.M[:, 0] / self.N, 1.0)
+        return np.where(hits.any(axis=2), crossed, clamped)

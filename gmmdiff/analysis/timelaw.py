@@ -30,7 +30,6 @@ A step is an optimizer step; with minibatches of B samples an epoch is N / B ste
 (the presets' ``--lr-final`` equal to ``--lr``) a step means the same thing at every N.
 """
 import numpy as np
-from scipy import stats
 
 THRESHOLD = 0.1             # tau_mem: the memorization ratio's threshold
 LEVEL = 0.95
@@ -97,6 +96,7 @@ def log_mean_interval(values, level=LEVEL):
     """(geometric mean, [lo, hi]) of positive ``values`` (S,): the mean of the logs with
     its t interval (S - 1 degrees of freedom), back on the original scale; the interval
     is [None, None] for fewer than two values."""
+    from scipy import stats
     v = np.log(np.asarray(values, dtype=np.float64))
     center = float(np.exp(v.mean()))
     if v.size < 2:
@@ -111,6 +111,7 @@ def power_law(N, tau, level=LEVEL):
     Returns a dict with ``exponent``, its t ``interval`` (n - 2 degrees of freedom),
     ``se``, ``prefactor`` c, ``df`` and ``residual_sd`` (of log tau); exponent None for
     fewer than 3 points or a single N."""
+    from scipy import stats
     x = np.log(np.asarray(N, dtype=np.float64))
     y = np.log(np.asarray(tau, dtype=np.float64))
     if x.size < 3 or np.ptp(x) == 0:
@@ -132,6 +133,7 @@ def _censored_nll(theta, x, y, kind):
     """Negative log-likelihood of log tau ~ Normal(a + g x, sd^2) and its gradient,
     theta = (a, g, log sd); ``kind`` per point: 0 observed at y, 1 right-censored
     (beyond y), -1 left-censored (before y)."""
+    from scipy import stats
     a, g, log_sd = theta
     sd = np.exp(log_sd)
     z = (y - a - g * x) / sd
@@ -159,6 +161,7 @@ def censored_power_law(N, tau, status, level=LEVEL):
     check its coverage with a third of the points censored). Returns :func:`power_law`'s
     dict (``residual_sd`` the fitted sd) with ``n_censored`` and ``method``; exponent
     None for fewer than 3 points, fewer than 2 uncensored ones, or one N."""
+    from scipy import stats
     from scipy.optimize import brentq, minimize
     x = np.log(np.asarray(N, dtype=np.float64))
     y = np.log(np.asarray(tau, dtype=np.float64))

@@ -11,7 +11,6 @@ paired verdict of the predictions against the trivial predictor (the fit's own m
 measured ratio at s* = 1, which predicts no change with s*).
 """
 import numpy as np
-from scipy import stats
 
 from gmmdiff.analysis.fits import setting_of, summary_curves
 from gmmdiff.analysis.predict import SOURCES, _Stack
@@ -19,6 +18,7 @@ from gmmdiff.analysis.verdict import paired_verdict
 
 
 def _mean_interval(values, level=0.95):
+    from scipy import stats
     v = np.asarray(values, dtype=np.float64)
     if v.size < 2:
         return float(v.mean()) if v.size else None, [None, None]
@@ -44,6 +44,7 @@ def transfer(summary, fits, *, sources=SOURCES, seed=0):
     prediction; and ``measured_difference`` / predicted ``difference`` between the
     largest and the smallest s*.
     """
+    from scipy import stats
     configs = [c for c in summary["configs"] if c.get("M_pt_over_N") is not None]
     if not configs:
         raise ValueError("no configuration of the sweep has a measured transition (M_pt_over_N "

@@ -19,7 +19,6 @@ paired comparison with a confidence interval.
   holds the true difference about half the time).
 """
 import numpy as np
-from scipy import stats
 
 VERDICTS = ("beats trivial", "indistinguishable from trivial", "worse than trivial")
 
@@ -37,6 +36,7 @@ def noise_floor(values, groups, *, level=0.95):
     chi-square interval on those degrees of freedom. Returns a dict with ``value``,
     ``interval``, ``df`` and ``settings`` (replicated settings); value None when no
     setting has two measurements."""
+    from scipy import stats
     values = np.asarray(values, dtype=np.float64)
     _, g = _group_index(list(groups))
     ss, df, reps = 0.0, 0, 0

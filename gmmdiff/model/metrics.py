@@ -1,9 +1,6 @@
 """Metrics of a trained model (SPEC 9). Inputs may be numpy or cupy; results are host
 Python values (these run at evaluation time, never inside the training step)."""
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial import cKDTree
-from scipy.stats import norm
 
 from gmmdiff.backend import to_host
 
@@ -17,6 +14,7 @@ def _two_nearest(A, B):
     A k-d tree over B (``scipy.spatial.cKDTree``, exact; distances from direct
     differences) instead of the dense (n, m, d) difference array: memory O((n + m) d),
     so the number of generated samples n can grow freely."""
+    from scipy.spatial import cKDTree
     A = np.asarray(to_host(A), dtype=np.float64)
     B = np.asarray(to_host(B), dtype=np.float64)
     if B.shape[0] == 1:
@@ -33,9 +31,10 @@ def wilson_interval(k, n, confidence=0.95):
     them): with z the normal quantile of (1 + confidence) / 2 and p = k / n,
     center = (k + z^2 / 2) / (n + z^2), half = z sqrt(n p (1 - p) + z^2 / 4) / (n + z^2),
     the interval center -/+ half, whose ends at k = 0 and k = n are 0 and 1 exactly."""
+    from scipy.special import ndtri      # (scipy.stats.norm.ppf's own function; a lighter import)
     if n <= 0:
         return (float("nan"), float("nan"))
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = float(ndtri(0.5 + confidence / 2))
     k, n = float(k), float(n)
     center = (k + z * z / 2) / (n + z * z)
     half = z * np.sqrt(k * (n - k) / n + z * z / 4) / (n + z * z)
@@ -101,6 +100,7 @@ def learned_means_stats(means, true_means, X):
 
 def wasserstein2(A, B):
     """Exact 2-Wasserstein distance between two equal-size point clouds (n, d)."""
+    from scipy.optimize import linear_sum_assignment
     A = np.asarray(to_host(A), dtype=np.float64)
     B = np.asarray(to_host(B), dtype=np.float64)
     if A.shape != B.shape:

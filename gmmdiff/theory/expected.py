@@ -7,7 +7,6 @@ per-M reference it replaced is kept for the tests and the benchmark.
 import functools
 
 import numpy as np
-from scipy import stats
 
 from gmmdiff.theory.nearest import BLOCK_BYTES, check_sizes
 
@@ -29,6 +28,7 @@ def _log_grid(d, lam, N, n_grid):
     analytically as the trapezoid's infinite left tail (g(0) u_0 h / expm1(h)), which keeps
     the rule spectrally accurate. lam : (Q,). Returns u (Q, G), weights (Q, G), and the
     weight of g(0) (Q,)."""
+    from scipy import stats
     hi = stats.ncx2.isf(1e-16, d, lam)                                   # (Q,)
     lo = np.maximum(stats.ncx2.ppf(1e-16 / N, d, lam), 1e-60 * hi)       # (Q,)
     h = (np.log(hi) - np.log(lo)) / (n_grid - 1)                         # (Q,)
@@ -47,6 +47,7 @@ def _expected_quadrature(d, var_star, N, K, n_nodes, n_grid):
     log((1 - p) / (1 - p F)) on the grid (Q, G), F = cdf of ncx2(d, lam); for m = 0
     (K > 1): log S of the shifted noncentrality lam + 2 d / s* on its own grid (Q, G).
     """
+    from scipy import stats
     xg, wg = np.polynomial.legendre.leggauss(n_nodes)
     lam = stats.chi2.ppf(0.5 * (xg + 1.0), d)                            # (Q,)
     p = 1.0 / K
@@ -146,6 +147,7 @@ def _expected_min_table(d, m_max, lam_shift, n_nodes=48, n_grid=3000):
     Legendre nodes in probability space for lam; trapezoid in u for
     E[min] = int_0^inf sf(u)^m du. Returns a read-only (m_max + 1,) array (cached).
     """
+    from scipy import stats
     xg, wg = np.polynomial.legendre.leggauss(n_nodes)
     p = 0.5 * (xg + 1.0)                                                 # (Q,) in (0, 1)
     lam = stats.chi2.ppf(p, d) + lam_shift                               # (Q,)
@@ -177,6 +179,7 @@ def _expected_nearest_excess_per_m(d, var_star, M, N, K, n_grid=3000):
     another cluster, approximated by an extra noncentrality of 2d / s* (the mean squared
     gap of means on the sphere of radius sqrt(d)).
     """
+    from scipy import stats
     if isinstance(K, bool) or int(K) != K or K < 1:
         raise ValueError(f"components K = {K!r} must be an integer >= 1")
     if M >= N:
