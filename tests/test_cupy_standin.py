@@ -675,7 +675,8 @@ def test_train_script_on_cupy(cp, tmp_path):
 
 SWEEP = ["-N", "8", "-d", "3", "-K", "2", "--seeds", "0,1", "--coarse", "4", "--refine", "0",
          "--steps", "300", "--noise-draws", "2", "--target", "x0", "--lr", "3e-2",
-         "--eval-samples", "20", "--eval-noise-draws", "2", "--quiet", "--backend", "cupy"]
+         "--eval-samples", "20", "--eval-noise-draws", "2", "--eval-steps", "log:4", "--quiet",
+         "--backend", "cupy"]
 
 
 @pytest.fixture(scope="module")

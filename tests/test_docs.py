@@ -292,9 +292,12 @@ def shown_block(page, prefix, *, whole=False):
     raise AssertionError(f"no command {prefix!r} in {page}")
 
 
+@pytest.mark.skipif(os.environ.get("GMMDIFF_DOCS_FULL") != "1",
+                    reason="the templates run takes about 50 s: GMMDIFF_DOCS_FULL=1 runs it")
 def test_templates_table_matches_a_fresh_run(tmp_path):
     """The templates table of the guide (README showed one 4 sizes of 8 stale, with
-    intervals of 50 samples) against the command run now: about 35 s of CPU."""
+    intervals of 50 samples) against the command run now: about 50 s, so like the
+    built-in job's table it runs with GMMDIFF_DOCS_FULL=1 (the suite's 10 minutes)."""
     cmd, shown = shown_block("docs/guide/templates.rst", "gmmdiff-train --model templates --model-sizes")
     r = run_command(cmd, str(tmp_path))
     compare_output(shown, r.stdout, "docs/guide/templates.rst")

@@ -257,7 +257,7 @@ def test_slurm_variables_are_checked_as_slurm_defines_them(variables, match, tmp
 TRAIN = os.path.join(ROOT, "bin", "gmmdiff-train")
 TRAIN_ARGS = ["--dim", "3", "--components", "2", "--samples", "10", "--model-sizes", "2,5,10",
               "--steps", "1000", "--noise-draws", "2", "--eval-samples", "8",
-              "--eval-noise-draws", "2", "--checkpoint-every", "100"]
+              "--eval-noise-draws", "2", "--eval-steps", "log:4", "--checkpoint-every", "100"]
 PROGRESS = dict(os.environ, GMMDIFF_PROGRESS_SECONDS="0")     # a progress line every logged step
 
 

@@ -30,7 +30,7 @@ SWEEP = os.path.join(ROOT, "bin", "gmmdiff-sweep")
 # 2,000 steps: long enough for a signal to land in training, about 4 s in all
 SMALL = ["-N", "12,16", "-d", "3", "-K", "2", "--seeds", "0,1", "--coarse", "3", "--refine", "2",
          "--steps", "2000", "--noise-draws", "2", "--eval-samples", "20", "--eval-noise-draws", "2",
-         "--quiet"]
+         "--eval-steps", "log:4", "--quiet"]
 
 
 def same_files(a, b):
@@ -163,8 +163,8 @@ def test_the_script_asks_slurm_for_the_array_the_time_the_requeue_and_the_logs(t
     command = task_command(text)
     assert command[2:] == ["--samples", "12,16", "--dims", "3", "--components", "2", "--seeds", "0,1",
                            "--coarse", "3", "--refine", "2", "--steps", "2000", "--noise-draws",
-                           "2", "--eval-samples", "20", "--eval-noise-draws", "2", "--quiet",
-                           "--out", str(out), "--shard", "slurm"]
+                           "2", "--eval-samples", "20", "--eval-noise-draws", "2", "--eval-steps",
+                           "log:4", "--quiet", "--out", str(out), "--shard", "slurm"]
 
 
 @pytest.mark.parametrize("status, cancelled, requeued", [

@@ -8,6 +8,7 @@ temporary directory; on another cluster set ``GMMDIFF_SLURM_TEST_DIR`` to a dire
 its nodes share with this machine. Skipped, with the reason, where no Slurm answers or
 no node is idle.
 """
+import functools
 import os
 import re
 import shlex
@@ -32,12 +33,14 @@ FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEM
 # configuration measures its transition, so the summary job can fit the time weights
 FOUR_UNITS = ["-N", "12,16", "-d", "3,4", "-K", "2", "--seeds", "0,1", "--coarse", "4",
               "--refine", "3", "--steps", "1500", "--noise-draws", "4", "--target", "x0", "--lr",
-              "1e-2", "--eval-samples", "40", "--eval-noise-draws", "4", "--quiet"]
+              "1e-2", "--eval-samples", "40", "--eval-noise-draws", "4", "--eval-steps", "log:4",
+              "--quiet"]
 # SMALL (2 units: N = 16 first, the larger) with a checkpoint every 100 steps and more
 # steps, so that a signal finds a task training
 LONGER = [a if a != "2000" else "3000" for a in SMALL] + ["--checkpoint-every", "100"]
 
 
+@functools.lru_cache(maxsize=None)
 def why_no_slurm():
     """None when a Slurm cluster answers and has an idle node for these tests, else
     the reason to skip."""

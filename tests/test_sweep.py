@@ -172,7 +172,7 @@ def test_data_var_and_data_vars_together_are_refused(tmp_path):
 
 TINY = ["-N", "12,16", "-d", "4", "-K", "2", "--seeds", "0,1", "--coarse", "4", "--refine", "3",
         "--steps", "3000", "--noise-draws", "4", "--target", "x0", "--lr", "1e-2",
-        "--eval-samples", "40", "--eval-noise-draws", "4", "--quiet"]
+        "--eval-samples", "40", "--eval-noise-draws", "4", "--eval-steps", "log:4", "--quiet"]
 
 
 @pytest.fixture(scope="module")
