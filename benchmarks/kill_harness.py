@@ -135,36 +135,50 @@ def aimed_kills(kind, ref, workdir, env, extra, per_point):
     ``per_point``), each on a fresh directory, resume it once and compare it with
     ``ref``. Returns {point: [kills landed, differing/leftover/unexpected files,
     failed resumes]} and the totals."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def at(point):                  # each point on its own directories: two at a time
+        return point, _aimed_at(point, kind, ref, workdir, env, extra, per_point)
+
     out, total = {}, {"kills": 0, "differing": 0, "leftovers": 0, "unexpected": 0, "failed": 0}
-    for point in POINTS:
-        landed, bad = 0, []
-        for n in range(1, per_point + 1):
-            target = os.path.join(workdir, f"{kind}-aimed-{point}-{n}")
-            cut = subprocess.run(command(kind, target, extra), capture_output=True,
-                                 env=dict(env, GMMDIFF_KILL_AT=f"{point}:{n}"))
-            if cut.returncode == 0:          # the sweep reaches this point fewer times
-                shutil.rmtree(target)
-                break
-            if cut.returncode != -signal.SIGKILL:
-                bad.append(f"{point}:{n}: exit {cut.returncode} before the kill")
-                total["failed"] += 1
-                continue
-            landed += 1
-            resumed = subprocess.run(command(kind, target, extra), env=env, capture_output=True,
-                                     text=True)
-            left, differing, unexpected = compare(ref, target)
-            if resumed.returncode:
-                bad.append(f"{point}:{n}: resume exit {resumed.returncode}: "
-                           f"{resumed.stderr.strip()[-200:]}")
-                total["failed"] += 1
-            bad += [f"{point}:{n}: {f}" for f in left + differing + unexpected]
-            total["differing"] += len(differing)
-            total["leftovers"] += len(left)
-            total["unexpected"] += len(unexpected)
-            shutil.rmtree(target)
-        total["kills"] += landed
-        out[point] = {"kills": landed, "problems": bad}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for point, (landed, bad, counts) in pool.map(at, POINTS):
+            for k, v in counts.items():
+                total[k] += v
+            total["kills"] += landed
+            out[point] = {"kills": landed, "problems": bad}
     return {"points": out, "total": total}
+
+
+def _aimed_at(point, kind, ref, workdir, env, extra, per_point):
+    """:func:`aimed_kills` at one point: (kills landed, problems, counts)."""
+    total = {"differing": 0, "leftovers": 0, "unexpected": 0, "failed": 0}
+    landed, bad = 0, []
+    for n in range(1, per_point + 1):
+        target = os.path.join(workdir, f"{kind}-aimed-{point}-{n}")
+        cut = subprocess.run(command(kind, target, extra), capture_output=True,
+                             env=dict(env, GMMDIFF_KILL_AT=f"{point}:{n}"))
+        if cut.returncode == 0:          # the sweep reaches this point fewer times
+            shutil.rmtree(target)
+            break
+        if cut.returncode != -signal.SIGKILL:
+            bad.append(f"{point}:{n}: exit {cut.returncode} before the kill")
+            total["failed"] += 1
+            continue
+        landed += 1
+        resumed = subprocess.run(command(kind, target, extra), env=env, capture_output=True,
+                                 text=True)
+        left, differing, unexpected = compare(ref, target)
+        if resumed.returncode:
+            bad.append(f"{point}:{n}: resume exit {resumed.returncode}: "
+                       f"{resumed.stderr.strip()[-200:]}")
+            total["failed"] += 1
+        bad += [f"{point}:{n}: {f}" for f in left + differing + unexpected]
+        total["differing"] += len(differing)
+        total["leftovers"] += len(left)
+        total["unexpected"] += len(unexpected)
+        shutil.rmtree(target)
+    return landed, bad, total
 
 
 def main():

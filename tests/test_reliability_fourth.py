@@ -83,17 +83,15 @@ def test_adding_a_size_to_a_run_with_a_damaged_finished_size_writes_nothing(work
 
 
 def _checkpoint_with_nan_series(run):
-    from gmmdiff.training.config import TrainConfig
-    from gmmdiff.training.state import initial_state
-    cfg = TrainConfig(dim=3, components=2, samples=8, steps=60, noise_draws=2, eval_samples=10)
-    ds = cfg.dataset()
-    state = initial_state(ds, [4], cfg, np, labels=["run:M=4"])
-    params = {k: (v[0] if k == "std" else v[0, :4]) for k, v in state.params.items()}
-    values = {k: np.asarray([v], dtype=np.float64)
-              for k, v in cfg.family().track(ds, 4, params, cfg, np).items()}
-    values["ratio"] = np.array([np.nan])
-    state.record_eval(0, values)
-    state.save(str(run / "checkpoint.npz"))
+    """A checkpoint whose first evaluation's ratio is NaN (benchmarks/file_probe.py's)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "file_probe", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                   "benchmarks", "file_probe.py"))
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert run.name == "run"
+    probe._nan_series_checkpoint(str(run.parent))
 
 
 def test_a_checkpoint_whose_series_holds_nan_is_refused_before_training(work):

@@ -285,3 +285,21 @@ def test_cli_prints_the_per_m_results():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("d, var_star, N, K", [(1, 1.0, 8, 1), (3, 0.5, 12, 2), (10, 1.0, 20, 3),
+                                               (50, 2.0, 200, 12), (300, 1.0, 24, 8)])
+def test_the_quadrature_without_scipy_stats_is_scipy_stats_bit_for_bit(monkeypatch, d, var_star, N, K):
+    """The expected approximation's tables call scipy.special's functions (importing
+    scipy.stats cost every training process a second): the same tables, to the bit, as
+    scipy.stats's chi2 and ncx2 methods give."""
+    from scipy import stats
+
+    from gmmdiff.theory import expected
+    light = expected._expected_quadrature.__wrapped__(d, var_star, N, K, 32, 200)
+    monkeypatch.setattr(expected, "_distributions", lambda: (
+        stats.chi2.ppf, stats.ncx2.cdf, stats.ncx2.sf, stats.ncx2.ppf, stats.ncx2.isf))
+    reference = expected._expected_quadrature.__wrapped__(d, var_star, N, K, 32, 200)
+    assert light.keys() == reference.keys()
+    for key in light:
+        assert np.array_equal(light[key], reference[key]), key

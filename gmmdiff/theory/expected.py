@@ -11,6 +11,23 @@ import numpy as np
 from gmmdiff.theory.nearest import BLOCK_BYTES, check_sizes
 
 
+
+def _distributions():
+    """(chi2_ppf, ncx2_cdf, ncx2_sf, ncx2_ppf, ncx2_isf): the functions scipy.stats's
+    chi2 and ncx2 (noncentrality > 0) call for arguments inside their support, from
+    scipy.special without importing scipy.stats (a second at every start of a training
+    process, which evaluates these quadratures). Bit for bit the stats methods there
+    (tests/test_theory_curves.py); where this SciPy has not the same functions, the
+    stats methods themselves."""
+    try:
+        from scipy.special import chndtr, chndtrix, gammaincinv
+        from scipy.special._ufuncs import _ncx2_isf, _ncx2_sf
+    except ImportError:                                     # (another SciPy's layout)
+        from scipy import stats
+        return (stats.chi2.ppf, stats.ncx2.cdf, stats.ncx2.sf, stats.ncx2.ppf, stats.ncx2.isf)
+    return (lambda p, d: 2 * gammaincinv(d / 2, p) * 1.0 + 0.0, chndtr, _ncx2_sf, chndtrix,
+            _ncx2_isf)
+
 def expected_nearest_excess(d, var_star, M, N, K):
     """Expectation of :func:`nearest_excess` under the data model, for one M (0 for
     M >= N). Python float; see :func:`expected_excess_curve`."""
@@ -28,9 +45,9 @@ def _log_grid(d, lam, N, n_grid):
     analytically as the trapezoid's infinite left tail (g(0) u_0 h / expm1(h)), which keeps
     the rule spectrally accurate. lam : (Q,). Returns u (Q, G), weights (Q, G), and the
     weight of g(0) (Q,)."""
-    from scipy import stats
-    hi = stats.ncx2.isf(1e-16, d, lam)                                   # (Q,)
-    lo = np.maximum(stats.ncx2.ppf(1e-16 / N, d, lam), 1e-60 * hi)       # (Q,)
+    *_, ncx2_ppf, ncx2_isf = _distributions()
+    hi = ncx2_isf(1e-16, d, lam) * 1.0 + 0.0                             # (Q,)
+    lo = np.maximum(ncx2_ppf(1e-16 / N, d, lam) * 1.0 + 0.0, 1e-60 * hi)  # (Q,)
     h = (np.log(hi) - np.log(lo)) / (n_grid - 1)                         # (Q,)
     u = np.exp(np.log(lo)[:, None] + h[:, None] * np.arange(n_grid))     # (Q, G)
     weights = u * h[:, None]                                             # (Q, G)
@@ -47,14 +64,14 @@ def _expected_quadrature(d, var_star, N, K, n_nodes, n_grid):
     log((1 - p) / (1 - p F)) on the grid (Q, G), F = cdf of ncx2(d, lam); for m = 0
     (K > 1): log S of the shifted noncentrality lam + 2 d / s* on its own grid (Q, G).
     """
-    from scipy import stats
+    chi2_ppf, ncx2_cdf, ncx2_sf, *_ = _distributions()
     xg, wg = np.polynomial.legendre.leggauss(n_nodes)
-    lam = stats.chi2.ppf(0.5 * (xg + 1.0), d)                            # (Q,)
+    lam = chi2_ppf(0.5 * (xg + 1.0), d)                                  # (Q,)
     p = 1.0 / K
     tables = {"wq": 0.5 * wg}
 
     def cdf_sf(u, lam_):
-        return stats.ncx2.cdf(u, d, lam_[:, None]), stats.ncx2.sf(u, d, lam_[:, None])
+        return ncx2_cdf(u, d, lam_[:, None]), ncx2_sf(u, d, lam_[:, None])
 
     u, tables["w"], tables["w0"] = _log_grid(d, lam, N, n_grid)
     F, S = cdf_sf(u, lam)                                                # (Q, G) each
