@@ -1,2 +1,2 @@
 """The package's version (one place: setup.py and every file gmmdiff writes read it here)."""
-__version__ = "0.6.0"
+__version__ = "0.7.0"
