@@ -30,7 +30,7 @@ Two seeds of one setting, from the command line::
     gmmdiff-sweep --summary runs/small-sweep
 
 ``gmmdiff-sweep --preset quick`` runs eight such settings (N 16, 24 x d 8, 12 x K 2, 3)
-with two seeds each, in about five minutes on 2 cores.
+with two seeds each, in about a minute and a half on 2 idle cores.
 """
 
 # %%

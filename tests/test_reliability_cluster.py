@@ -406,23 +406,63 @@ def test_ctrl_c_says_exactly_what_was_kept(tmp_path):
     nothing (it used to say 'completed model sizes are saved' regardless); later the
     last periodic checkpoint, at the step the file holds."""
     from gmmdiff.cli.stopping import checkpoint_step
+    # 20,000 steps (about 20 s): long enough that the signal always lands during training
+    # (at 1,000 an idle machine finished before the test had read its way to step 310)
+    args = [a if a != "1000" else "20000" for a in TRAIN_ARGS]
     out = tmp_path / "run"
-    proc = start([sys.executable, TRAIN, *TRAIN_ARGS, "--out", str(out)])
+    proc = start([sys.executable, TRAIN, *args, "--out", str(out)])
     wait_for_step(proc.stderr, 1)
     proc.send_signal(signal.SIGINT)
     line, everything = last_line(proc)
     assert proc.returncode == 130, everything
     if (out / "checkpoint.npz").exists():       # (a loaded machine may pass step 100 first)
         step = checkpoint_step(str(out / "checkpoint.npz"))
-        assert f"kept in {out}: the checkpoint at step {step:,} of 1,000" in line, line
+        assert f"kept in {out}: the checkpoint at step {step:,} of 20,000" in line, line
     else:
         assert line == (f"interrupted; nothing kept in {out} (no size finished, no checkpoint "
                         "written yet); re-run the same command to continue"), line
-    proc = start([sys.executable, TRAIN, *TRAIN_ARGS, "--out", str(out)])
+    proc = start([sys.executable, TRAIN, *args, "--out", str(out)])
     wait_for_step(proc.stderr, 310)               # after the checkpoint at step 300
     proc.send_signal(signal.SIGINT)
     line, everything = last_line(proc)
     step = checkpoint_step(str(out / "checkpoint.npz"))
     assert step >= 300 and step % 100 == 0, everything
-    assert line == (f"interrupted; kept in {out}: the checkpoint at step {step:,} of 1,000; "
+    assert line == (f"interrupted; kept in {out}: the checkpoint at step {step:,} of 20,000; "
                     "re-run the same command to continue"), line
+
+
+def test_an_error_raised_while_ctrl_c_unwinds_is_the_interrupt_not_a_traceback():
+    """Ctrl-C inside NumPy's savez once left zipfile half-built, and its cleanup raised
+    "AttributeError: 'ZipFile' object has no attribute '_writing'" in place of the
+    interrupt: a traceback and exit status 1 instead of the message and 130. Any error
+    whose context chain holds the KeyboardInterrupt is the interrupt; an error without
+    one is still an error."""
+    import click
+
+    from gmmdiff.cli.options import during_interrupt, handle_errors
+
+    def cleanup_fails_on_the_interrupt():
+        try:
+            raise KeyboardInterrupt
+        finally:
+            raise AttributeError("'ZipFile' object has no attribute '_writing'")
+
+    def plain_bug():
+        raise AttributeError("a bug")
+
+    for body, code, says in ((cleanup_fails_on_the_interrupt, 130, "interrupted\n"),
+                             (plain_bug, 1, "")):
+        @click.command()
+        @handle_errors
+        def command():
+            body()
+        r = CliRunner().invoke(command, [])
+        assert r.exit_code == code, (body.__name__, r.output, r.exception)
+        assert r.output == says, r.output
+        if code == 1:
+            assert isinstance(r.exception, AttributeError)
+    try:
+        cleanup_fails_on_the_interrupt()
+    except AttributeError as exc:
+        assert during_interrupt(exc)
+    assert not during_interrupt(ValueError("no interrupt here"))

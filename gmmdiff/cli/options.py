@@ -101,6 +101,21 @@ def repeated_option(command, args, only=None):
     return None
 
 
+def during_interrupt(exc):
+    """Whether ``exc`` was raised while a KeyboardInterrupt was being handled (in its
+    ``__context__`` chain): Ctrl-C can land inside library code whose cleanup then fails
+    on its half-built state -- NumPy's savez leaving zipfile's ZipFile without
+    ``_writing`` gave "AttributeError: 'ZipFile' object has no attribute '_writing'"
+    instead of the interrupt's message."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False
+
+
 def handle_errors(func):
     """Turn library ValueErrors (bad input, foreign or corrupt run directories) into
     :class:`UserError`, and an interrupt (Ctrl-C) into a short message: what the command
@@ -111,7 +126,12 @@ def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
-            return func(*args, **kwargs)
+            try:
+                return func(*args, **kwargs)
+            except Exception as exc:
+                if during_interrupt(exc):   # a library's cleanup failed on the interrupt
+                    raise KeyboardInterrupt from exc
+                raise
         except BrokenPipeError:             # the reader went away (`| head`): stop quietly
             sys.stdout = open(os.devnull, "w")
             sys.exit(0)

@@ -49,7 +49,7 @@ PRESETS = {
     "time": dict(samples="10,20,40,80", dims="10", components="2", seeds="0,1,2,3",
                  inits="prior", size_ratios="1,2", refine=0, noise_draws=10, steps=30_000,
                  lr_final=1e-3, warmup_frac=0.01, eval_steps="log:30"),
-    # "quick" shows the transition, its fits and figures 3 and 7 in about five minutes on
+    # "quick" shows the transition, its fits and figures 3 and 7 in about 90 seconds on
     # 2 idle cores (--jobs 2; then --summary, gmmdiff-predict --fit, gmmdiff-plot): 8
     # settings x 2 seeds at N 16-24, d 8-12, with settings that converge in 8,000 steps,
     # the x0 target at a peak learning rate of 5e-3 (pilots at N = 24, d = 8: at 1e-2, 2
