@@ -273,6 +273,13 @@ def start(cmd, **kw):
                             text=True, **kw)
 
 
+def default_sigint():
+    """In the child before exec: SIGINT's default action, so that Python installs its
+    KeyboardInterrupt handler (a suite started in the background by a shell inherits
+    SIGINT ignored, and Python then leaves it ignored: Ctrl-C would do nothing)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def wait_for(stream, text):
     lines = []
     for line in stream:
@@ -410,7 +417,7 @@ def test_ctrl_c_says_exactly_what_was_kept(tmp_path):
     # (at 1,000 an idle machine finished before the test had read its way to step 310)
     args = [a if a != "1000" else "20000" for a in TRAIN_ARGS]
     out = tmp_path / "run"
-    proc = start([sys.executable, TRAIN, *args, "--out", str(out)])
+    proc = start([sys.executable, TRAIN, *args, "--out", str(out)], preexec_fn=default_sigint)
     wait_for_step(proc.stderr, 1)
     proc.send_signal(signal.SIGINT)
     line, everything = last_line(proc)
@@ -421,7 +428,7 @@ def test_ctrl_c_says_exactly_what_was_kept(tmp_path):
     else:
         assert line == (f"interrupted; nothing kept in {out} (no size finished, no checkpoint "
                         "written yet); re-run the same command to continue"), line
-    proc = start([sys.executable, TRAIN, *args, "--out", str(out)])
+    proc = start([sys.executable, TRAIN, *args, "--out", str(out)], preexec_fn=default_sigint)
     wait_for_step(proc.stderr, 310)               # after the checkpoint at step 300
     proc.send_signal(signal.SIGINT)
     line, everything = last_line(proc)
@@ -439,7 +446,7 @@ def test_an_error_raised_while_ctrl_c_unwinds_is_the_interrupt_not_a_traceback()
     one is still an error."""
     import click
 
-    from gmmdiff.cli.options import during_interrupt, handle_errors
+    from gmmdiff.cli.errors import during_interrupt, handle_errors
 
     def cleanup_fails_on_the_interrupt():
         try:

@@ -1,6 +1,7 @@
 """What the click scripts of ``bin/`` share: options, worker processes, progress, figures.
 
-- :mod:`gmmdiff.cli.options`     -- shared click options and error handling;
+- :mod:`gmmdiff.cli.options`     -- shared click options;
+- :mod:`gmmdiff.cli.errors`      -- bad input as one line (exit 2), Ctrl-C as what was kept;
 - :mod:`gmmdiff.cli.workers`     -- ``--jobs`` and ``--devices`` worker processes;
 - :mod:`gmmdiff.cli.progress`    -- progress bars and lines of runs, sweeps and fits;
 - :mod:`gmmdiff.cli.terminal`    -- the bar redrawn in place on a terminal;
