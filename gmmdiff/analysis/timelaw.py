@@ -156,11 +156,12 @@ def censored_power_law(N, tau, status, level=LEVEL):
 
     The interval is the profile likelihood's: the exponents whose profiled
     log-likelihood lies within c / 2 of the maximum, c = n log(1 + t^2 / (n - 2)) with t
-    the t quantile of n - 2 degrees of freedom, which makes it exactly :func:`power_law`'s
-    t interval when nothing is censored (the simulations of ``tests/test_timelaw.py``
-    check its coverage with a third of the points censored). Returns :func:`power_law`'s
-    dict (``residual_sd`` the fitted sd) with ``n_censored`` and ``method``; exponent
-    None for fewer than 3 points, fewer than 2 uncensored ones, or one N."""
+    the t quantile of n - 2 degrees of freedom, which makes it exactly
+    :func:`~gmmdiff.analysis.timelaw.power_law`'s t interval when nothing is censored (the
+    simulations of ``tests/test_timelaw.py`` check its coverage with a third of the points
+    censored). Returns :func:`~gmmdiff.analysis.timelaw.power_law`'s dict (``residual_sd``
+    the fitted sd) with ``n_censored`` and ``method``; exponent None for fewer than 3
+    points, fewer than 2 uncensored ones, or one N."""
     from scipy import stats
     from scipy.optimize import brentq, minimize
     x = np.log(np.asarray(N, dtype=np.float64))
