@@ -31,7 +31,11 @@ each is loaded on first use, so ``import gmmdiff`` stays cheap.
 """
 import importlib
 
-from gmmdiff.version import __version__
+from gmmdiff import version as _version
+
+#: The installed version of gmmdiff, a string such as ``"0.7.0"``; every file a run or a
+#: sweep writes records it (``gmmdiff_version``).
+__version__ = _version.__version__
 
 # name -> module that defines it (see each function's docstring)
 _EXPORTS = {

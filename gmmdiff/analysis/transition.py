@@ -189,20 +189,29 @@ def fit_curve(M, counts, n, N, *, shape=LINK_SHAPE, level=0.95):
 
     Parameters
     ----------
-    M : (J,) increasing model sizes;  counts : (J,) memorized generated samples;
-    n : (J,) or scalar, generated samples per size;  N : training-set size
-    shape : lam of the link (0: complementary log-log, 1: logistic)
-    level : confidence level of the interval
+    M : (J,) array
+        Increasing model sizes.
+    counts : (J,) array
+        Memorized generated samples at each size.
+    n : (J,) array or int
+        Generated samples per size.
+    N : int
+        Training-set size.
+    shape : float
+        lam of the link (0: complementary log-log, 1: logistic).
+    level : float
+        Confidence level of the interval.
 
     Returns
     -------
-    dict with ``value`` (M_pt / N at the fitted 1/2 crossing), ``interval`` ([lo, hi]
-    of M_pt / N), ``se`` (its standard error), ``slope`` b, ``tau`` (the scatter of
-    sizes on the link scale), ``dispersion`` (Pearson chi^2 / (J - 2) of the binomial
-    fit), ``df`` (J - 3) and ``status``: "ok"; "too few sizes" (J < 4); "no rise"
-    (every ratio 0, or every ratio 1); "not sigmoid-like" (the best increasing curve is
-    flat: its slope at the lower bound); "outside sizes" (the fitted crossing outside
-    the trained sizes). Value, interval and se are None where no fit exists.
+    fit : dict
+        ``value`` (M_pt / N at the fitted 1/2 crossing), ``interval`` ([lo, hi] of M_pt / N),
+        ``se`` (its standard error), ``slope`` b, ``tau`` (the scatter of sizes on the
+        link scale), ``dispersion`` (Pearson chi^2 / (J - 2) of the binomial fit), ``df``
+        (J - 3) and ``status``: "ok"; "too few sizes" (J < 4); "no rise" (every ratio 0,
+        or every ratio 1); "not sigmoid-like" (the best increasing curve is flat: its
+        slope at the lower bound); "outside sizes" (the fitted crossing outside the
+        trained sizes). Value, interval and se are None where no fit exists.
     """
     from scipy import stats
     x = np.asarray(to_host(M), dtype=np.float64) / float(N)
