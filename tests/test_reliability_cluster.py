@@ -413,8 +413,8 @@ def test_ctrl_c_says_exactly_what_was_kept(tmp_path):
     nothing (it used to say 'completed model sizes are saved' regardless); later the
     last periodic checkpoint, at the step the file holds."""
     from gmmdiff.cli.stopping import checkpoint_step
-    # 20,000 steps (about 20 s): long enough that the signal always lands during training
-    # (at 1,000 an idle machine finished before the test had read its way to step 310)
+    # 20,000 steps (about 5 s to the end when idle; the signals stop it well before): at
+    # 1,000 an idle machine finished before the test had read its way to step 310
     args = [a if a != "1000" else "20000" for a in TRAIN_ARGS]
     out = tmp_path / "run"
     proc = start([sys.executable, TRAIN, *args, "--out", str(out)], preexec_fn=default_sigint)
